@@ -1,0 +1,495 @@
+//! One block <-> one `tar` + `zstd` stream.
+//!
+//! Packing reads each file of a block exactly once: the bytes go through a
+//! SHA-256 hasher into the tar stream, through a (multi-threaded) zstd
+//! encoder, through a second hasher that sees the archive as stored, and out
+//! in parts to the uploader. Nothing is staged on disk and memory is bounded
+//! by the part size and the upload channel, whatever the block size.
+//!
+//! Unpacking is the mirror image and trusts nothing: every tar entry must be
+//! a plain file or the `chunks` directory, its path must be a valid block path
+//! ([`crate::tsdb::validate_file_path`]) that the manifest lists, and every
+//! file's size and SHA-256 must match the manifest. Archives are deterministic
+//! (fixed owner, mode and time), so the same block always packs to the same
+//! bytes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+
+use crate::progress::Progress;
+use crate::repo::manifest::FileEntry;
+use crate::storage::BodyWriter;
+use crate::tsdb::{validate_file_path, Block};
+
+/// How to compress.
+#[derive(Clone, Copy, Debug)]
+pub struct PackOptions {
+    pub level: i32,
+    /// zstd worker threads; 0 compresses on the calling thread.
+    pub threads: u32,
+    /// Size of the chunks handed to the uploader.
+    pub chunk_size: usize,
+}
+
+/// What packing one block produced.
+#[derive(Debug)]
+pub struct Packed {
+    pub files: Vec<FileEntry>,
+    pub archive_size: u64,
+    pub archive_sha256: String,
+    pub bytes_read: u64,
+}
+
+/// Packs `block` into `out`. Runs on a blocking thread.
+pub fn pack(
+    block: &Block,
+    out: BodyWriter,
+    opts: PackOptions,
+    progress: &Arc<dyn Progress>,
+) -> Result<Packed> {
+    let sink = HashingWriter::new(ChunkWriter::new(out, opts.chunk_size));
+    let mut encoder = zstd::Encoder::new(sink, opts.level)?;
+    if opts.threads > 0 {
+        encoder.multithread(opts.threads)?;
+    }
+    let mut tar = tar::Builder::new(encoder);
+    let mut files = Vec::with_capacity(block.files.len());
+    let mut chunks_dir_done = false;
+    for f in &block.files {
+        if f.rel.starts_with("chunks/") && !chunks_dir_done {
+            tar.append(&dir_header("chunks/")?, io::empty())?;
+            chunks_dir_done = true;
+        }
+        files.push(append_file(
+            &mut tar,
+            &block.path,
+            &f.rel,
+            f.size,
+            progress,
+        )?);
+    }
+    let encoder = tar.into_inner()?;
+    let sink = encoder.finish()?;
+    let (chunks, size, sha) = sink.finish();
+    chunks.finish()?;
+    Ok(Packed {
+        bytes_read: files.iter().map(|f| f.size).sum(),
+        files,
+        archive_size: size,
+        archive_sha256: sha,
+    })
+}
+
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    block_dir: &Path,
+    rel: &str,
+    size: u64,
+    progress: &Arc<dyn Progress>,
+) -> Result<FileEntry> {
+    let path = block_dir.join(rel);
+    let file = File::open(&path).with_context(|| format!("could not open {}", path.display()))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_path(rel)?;
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut reader = HashingReader::new(file.take(size), Some(progress.clone()));
+    tar.append(&header, &mut reader)
+        .with_context(|| format!("could not pack {}", path.display()))?;
+    let (read, sha) = reader.finish();
+    if read != size {
+        // tar has already written a header with the old size: the archive is
+        // unusable, and the error makes sure it never becomes an object.
+        bail!(
+            "{} changed size while it was read ({size} -> {read} bytes); snapshot files must \
+             not change",
+            path.display()
+        );
+    }
+    Ok(FileEntry {
+        path: rel.to_string(),
+        size,
+        sha256: sha,
+    })
+}
+
+fn dir_header(path: &str) -> Result<tar::Header> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path)?;
+    h.set_size(0);
+    h.set_mode(0o755);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// What unpacking found about the archive as a whole.
+#[derive(Debug)]
+pub struct Unpacked {
+    pub archive_size: u64,
+    pub archive_sha256: String,
+}
+
+/// Unpacks an archive stream into `dest` (which must exist and be empty),
+/// checking every entry against `expected`. Runs on a blocking thread. On
+/// error `dest` may hold partial files: the caller removes it.
+pub fn unpack(input: impl Read, dest: &Path, expected: &[FileEntry]) -> Result<Unpacked> {
+    let mut wanted: HashMap<&str, &FileEntry> =
+        expected.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut hashed = HashingReader::new(input, None);
+    {
+        let decoder = zstd::Decoder::new(&mut hashed)?;
+        let mut archive = tar::Archive::new(decoder);
+        for entry in archive.entries().context("not a valid archive")? {
+            let mut entry = entry.context("not a valid archive")?;
+            let name = entry_path(&entry)?;
+            match entry.header().entry_type() {
+                tar::EntryType::Directory if name.trim_end_matches('/') == "chunks" => {
+                    std::fs::create_dir_all(dest.join("chunks"))?;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let want = wanted.remove(name.as_str()).with_context(|| {
+                        format!("archive entry {name:?} is not in the manifest (or appears twice)")
+                    })?;
+                    write_checked(&mut entry, dest, want)?;
+                }
+                other => bail!("archive entry {name:?} has unsupported type {other:?}"),
+            }
+        }
+        // Read the decoder dry so the archive hash covers every stored byte.
+        io::copy(&mut archive.into_inner(), &mut io::sink())?;
+    }
+    io::copy(&mut hashed, &mut io::sink())?;
+    if let Some(missing) = wanted.keys().next() {
+        bail!("the archive lacks {missing:?}, which the manifest lists");
+    }
+    let (size, sha) = hashed.finish();
+    Ok(Unpacked {
+        archive_size: size,
+        archive_sha256: sha,
+    })
+}
+
+fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
+    let raw = entry.path_bytes();
+    let name = std::str::from_utf8(&raw)
+        .map_err(|_| anyhow::anyhow!("archive entry name is not UTF-8: {:?}", raw))?
+        .to_string();
+    let check = name.strip_suffix('/').unwrap_or(&name);
+    if check != "chunks" {
+        validate_file_path(check).with_context(|| format!("refusing archive entry {name:?}"))?;
+    }
+    Ok(name)
+}
+
+fn write_checked(entry: &mut impl Read, dest: &Path, want: &FileEntry) -> Result<()> {
+    let path = dest.join(&want.path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut reader = HashingReader::new(entry, None);
+    io::copy(&mut reader, &mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let (size, sha) = reader.finish();
+    if size != want.size || sha != want.sha256 {
+        bail!(
+            "{} does not match the manifest: expected {} bytes with SHA-256 {}, found {} bytes \
+             with SHA-256 {}",
+            want.path,
+            want.size,
+            want.sha256,
+            size,
+            sha
+        );
+    }
+    Ok(())
+}
+
+/// Counts and hashes what is read through it, reporting progress.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R, progress: Option<Arc<dyn Progress>>) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            progress,
+        }
+    }
+
+    pub fn finish(self) -> (u64, String) {
+        (self.count, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if let Some(p) = &self.progress {
+            p.advance(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// Counts and hashes what is written through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    fn finish(self) -> (W, u64, String) {
+        (self.inner, self.count, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Cuts the compressed stream into chunks for the uploader.
+struct ChunkWriter {
+    out: BodyWriter,
+    buf: BytesMut,
+    chunk_size: usize,
+}
+
+impl ChunkWriter {
+    fn new(out: BodyWriter, chunk_size: usize) -> Self {
+        ChunkWriter {
+            out,
+            buf: BytesMut::with_capacity(chunk_size),
+            chunk_size,
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let chunk: Bytes = self.buf.split().freeze();
+        self.buf.reserve(self.chunk_size);
+        self.out
+            .blocking_send(chunk)
+            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))
+    }
+
+    /// Sends what is left and marks the body complete.
+    fn finish(mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.out.blocking_finish()
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.chunk_size - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= self.chunk_size {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+    use crate::storage::body;
+    use crate::tsdb;
+
+    /// A block-shaped directory with made-up content.
+    fn fake_block(root: &Path) -> Block {
+        let ulid = "01HQ3K6W2Z0000000000000000";
+        let dir = root.join(ulid);
+        std::fs::create_dir_all(dir.join("chunks")).unwrap();
+        let meta = format!(r#"{{"ulid":"{ulid}","minTime":0,"maxTime":7200000,"version":1}}"#);
+        std::fs::write(dir.join("meta.json"), meta).unwrap();
+        std::fs::write(dir.join("index"), vec![3u8; 5000]).unwrap();
+        std::fs::write(dir.join("tombstones"), b"tomb").unwrap();
+        let chunk: Vec<u8> = (0..300_000u32).map(|i| (i % 97) as u8).collect();
+        std::fs::write(dir.join("chunks/000001"), chunk).unwrap();
+        tsdb::read_block(&dir, tsdb::parse_ulid(ulid).unwrap()).unwrap()
+    }
+
+    /// Packs on a blocking thread, as the backup does, and collects the bytes.
+    async fn pack_to_vec(block: &Block) -> (Packed, Vec<u8>) {
+        let (writer, mut body) = body::channel(2);
+        let b = block.clone();
+        let opts = PackOptions {
+            level: 3,
+            threads: 2,
+            chunk_size: 64 * 1024,
+        };
+        let packer = tokio::task::spawn_blocking(move || {
+            let progress: Arc<dyn Progress> = Arc::new(Silent);
+            pack(&b, writer, opts, &progress)
+        });
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await.unwrap() {
+            bytes.extend_from_slice(&chunk);
+        }
+        (packer.await.unwrap().unwrap(), bytes)
+    }
+
+    #[tokio::test]
+    async fn pack_then_unpack_restores_identical_files() {
+        let src = tempfile::tempdir().unwrap();
+        let block = fake_block(src.path());
+        let (packed, bytes) = pack_to_vec(&block).await;
+        assert_eq!(packed.archive_size, bytes.len() as u64);
+        assert_eq!(packed.files.last().unwrap().path, "meta.json");
+        let dest = tempfile::tempdir().unwrap();
+        let un = unpack(&bytes[..], dest.path(), &packed.files).unwrap();
+        assert_eq!(un.archive_sha256, packed.archive_sha256);
+        for f in &block.files {
+            let a = std::fs::read(block.path.join(&f.rel)).unwrap();
+            let b = std::fs::read(dest.path().join(&f.rel)).unwrap();
+            assert_eq!(a, b, "{} differs", f.rel);
+        }
+        // Deterministic: the same block packs to the same bytes.
+        let (again, _) = pack_to_vec(&block).await;
+        assert_eq!(again.archive_sha256, packed.archive_sha256);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_differs_from_the_manifest_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        let block = fake_block(src.path());
+        let (packed, bytes) = pack_to_vec(&block).await;
+        let mut files = packed.files.clone();
+        files[0].sha256 = "0".repeat(64);
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&bytes[..], dest.path(), &files).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("does not match the manifest"),
+            "{err:#}"
+        );
+        let mut files = packed.files.clone();
+        files.push(FileEntry {
+            path: "chunks/000002".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+        });
+        let dest = tempfile::tempdir().unwrap();
+        let err = unpack(&bytes[..], dest.path(), &files).unwrap_err();
+        assert!(format!("{err:#}").contains("lacks"), "{err:#}");
+    }
+
+    /// Builds a tar.zst whose single entry has a raw, unvalidated name.
+    fn evil_archive(name: &[u8], kind: tar::EntryType, data: &[u8]) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        let field = &mut header.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        if kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, data).unwrap();
+        zstd::encode_all(&builder.into_inner().unwrap()[..], 1).unwrap()
+    }
+
+    #[test]
+    fn entries_escaping_the_block_are_refused() {
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("block");
+        std::fs::create_dir(&dest).unwrap();
+        let sha = hex::encode(Sha256::digest(b"evil"));
+        let cases: [(&[u8], tar::EntryType); 6] = [
+            (b"../escaped", tar::EntryType::Regular),
+            (b"chunks/../../escaped", tar::EntryType::Regular),
+            (b"/tmp/escaped-abs", tar::EntryType::Regular),
+            (b"index", tar::EntryType::Symlink),
+            (b"index", tar::EntryType::Link),
+            (b"unlisted", tar::EntryType::Regular),
+        ];
+        for (name, kind) in cases {
+            let archive = evil_archive(name, kind, b"evil");
+            let files = vec![FileEntry {
+                path: String::from_utf8_lossy(name).into_owned(),
+                size: 4,
+                sha256: sha.clone(),
+            }];
+            let listed = if name == b"unlisted" {
+                &[][..]
+            } else {
+                &files[..]
+            };
+            let result = unpack(&archive[..], &dest, listed);
+            assert!(
+                result.is_err(),
+                "{:?} {kind:?} accepted",
+                String::from_utf8_lossy(name)
+            );
+        }
+        assert!(!outer.path().join("escaped").exists());
+        assert!(!Path::new("/tmp/escaped-abs").exists());
+        assert_eq!(
+            std::fs::read_dir(&dest).unwrap().count(),
+            0,
+            "something was written"
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let dest = tempfile::tempdir().unwrap();
+        assert!(unpack(&b"not zstd at all"[..], dest.path(), &[]).is_err());
+        let truncated = &evil_archive(b"index", tar::EntryType::Regular, &[1; 4096])[..20];
+        assert!(unpack(truncated, dest.path(), &[]).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! The command line. Every `///` comment here is `--help` text, so it is
+//! written for the person reading `promsnap backup --help` at 3 a.m.
+//!
+//! clap resolves flags and their `PROMSNAP_*` environment variables (a flag
+//! wins over its variable); `settings.rs` then fills what is still unset from
+//! the configuration file, so all three sources meet in one place.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::storage::ChecksumMode;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 finished with problems, \
+130 interrupted.
+
+Examples:
+  promsnap backup --prometheus-url http://localhost:9090 --repo s3://backups/prometheus
+  promsnap list --repo s3://backups/prometheus
+  promsnap restore latest --repo s3://backups/prometheus --data-dir /var/lib/prometheus/restored";
+
+/// Back up and restore Prometheus TSDB data.
+///
+/// promsnap asks Prometheus for a snapshot through its admin API, stores each
+/// block as a compressed archive in S3-compatible object storage or a local
+/// directory (blocks already stored are not uploaded again), and restores
+/// any snapshot into a data directory with every byte checked.
+#[derive(Debug, Parser)]
+#[command(name = "promsnap", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file. Flags and PROMSNAP_* variables override it.
+    #[arg(long, global = true, env = "PROMSNAP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print nothing but errors (for cron and timers); the exit code tells the result.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot a running Prometheus and store its blocks in the repository.
+    ///
+    /// Calls POST /api/v1/admin/tsdb/snapshot (Prometheus must run with
+    /// --web.enable-admin-api), packs every block of the snapshot as tar + zstd,
+    /// uploads the blocks the repository does not have yet, writes the snapshot's
+    /// manifest last, and removes the local snapshot directory. An interrupted
+    /// backup leaves no snapshot behind; running it again uploads only what is
+    /// missing.
+    Backup(BackupArgs),
+
+    /// List the snapshots in a repository, oldest first.
+    List(ListArgs),
+
+    /// Restore a snapshot into a Prometheus data directory.
+    ///
+    /// Refuses a directory that a running Prometheus holds, and a non-empty one
+    /// unless --force. Every block is written under <ULID>.tmp-for-creation,
+    /// checked file by file against the manifest's SHA-256 sums, and renamed
+    /// into place only then. An interrupted restore can be rerun: it keeps the
+    /// blocks already complete and restores the rest.
+    Restore(RestoreArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// For bash: promsnap completions bash > /etc/bash_completion.d/promsnap
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RepoArgs {
+    /// Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path.
+    #[arg(long, env = "PROMSNAP_REPO", value_name = "REPO")]
+    pub repo: Option<String>,
+
+    /// S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...).
+    #[arg(long, env = "PROMSNAP_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region [default: $AWS_REGION or the AWS profile's, else us-east-1].
+    #[arg(long, env = "PROMSNAP_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+
+    /// Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most
+    /// self-hosted stores (MinIO, Garage, Ceph) need this.
+    #[arg(
+        long,
+        env = "PROMSNAP_S3_PATH_STYLE",
+        value_name = "BOOL",
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub s3_path_style: Option<bool>,
+
+    /// When to add CRC checksums to S3 requests. `when-required` works with
+    /// every S3-compatible store; `when-supported` suits AWS S3.
+    #[arg(long, env = "PROMSNAP_S3_CHECKSUMS", value_enum, value_name = "MODE")]
+    pub s3_checksums: Option<ChecksumMode>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PrometheusArgs {
+    /// Prometheus base URL [default: http://localhost:9090].
+    #[arg(long, env = "PROMSNAP_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
+
+    /// User name for basic authentication (Prometheus behind a web config).
+    #[arg(long, env = "PROMSNAP_PROMETHEUS_USERNAME", value_name = "USER")]
+    pub prometheus_username: Option<String>,
+
+    /// File holding the basic-authentication password.
+    #[arg(long, env = "PROMSNAP_PROMETHEUS_PASSWORD_FILE", value_name = "FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+
+    /// File holding a bearer token.
+    #[arg(
+        long,
+        env = "PROMSNAP_PROMETHEUS_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+
+    /// PEM file with the CA that signed Prometheus's TLS certificate.
+    #[arg(long, env = "PROMSNAP_PROMETHEUS_CA_CERT", value_name = "FILE")]
+    pub prometheus_ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+
+    /// Prometheus's data directory (its --storage.tsdb.path), on this machine.
+    /// [default: asked from Prometheus's /api/v1/status/flags]
+    #[arg(long, env = "PROMSNAP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Back up this directory instead of asking Prometheus for a snapshot: an
+    /// existing snapshot, or the data directory of a stopped Prometheus. Only
+    /// blocks are stored; wal/ and chunks_head/ are skipped.
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+
+    /// Name this Prometheus in the repository [default: the host name].
+    #[arg(long, env = "PROMSNAP_INSTANCE", value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Leave the in-memory head block out of the snapshot (faster; loses up
+    /// to the last 2-3 hours of data).
+    #[arg(long)]
+    pub skip_head: bool,
+
+    /// Keep the local snapshot directory after the backup instead of removing it.
+    #[arg(long)]
+    pub keep_local_snapshot: bool,
+
+    /// Blocks packed and uploaded at the same time [default: 2].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// zstd compression level, 1 (fastest) to 19 [default: 3].
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: Option<i32>,
+
+    /// zstd worker threads per block [default: number of CPUs]. With
+    /// `--concurrency 1 --zstd-threads 1` promsnap uses about one core.
+    #[arg(long, value_name = "N")]
+    pub zstd_threads: Option<u32>,
+
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Only snapshots of this instance.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Print the snapshots as one JSON array on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot to restore: its id (or a unique prefix of it), or `latest`.
+    #[arg(value_name = "SNAPSHOT_ID|latest")]
+    pub snapshot: String,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// The data directory to restore into. It must not be in use by a running
+    /// Prometheus, and must be empty unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Restore into a non-empty directory by first moving its content aside
+    /// into DIR.before-restore-<time> (nothing is deleted).
+    #[arg(long)]
+    pub force: bool,
+
+    /// With `latest` or an id prefix: only consider snapshots of this instance.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Blocks downloaded and unpacked at the same time [default: 4].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn path_style_takes_an_optional_value_without_eating_positionals() {
+        let cli = Cli::try_parse_from([
+            "promsnap",
+            "restore",
+            "--s3-path-style",
+            "latest",
+            "--data-dir",
+            "/d",
+            "--repo",
+            "r",
+        ])
+        .unwrap();
+        let Command::Restore(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.snapshot, "latest");
+        assert_eq!(args.repo.s3_path_style, Some(true));
+    }
+}

@@ -1,0 +1,134 @@
+//! `promsnap list`: the snapshots in a repository, oldest first.
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::cli::ListArgs;
+use crate::error::ExitStatus;
+use crate::output::{format_ms, table, Printer};
+use crate::repo::manifest::Manifest;
+use crate::settings::FileConfig;
+
+/// One row of `list --json`.
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    created: String,
+    instance: &'a str,
+    blocks: usize,
+    min_time: Option<i64>,
+    max_time: Option<i64>,
+    /// Bytes of all archives this snapshot needs.
+    stored_bytes: u64,
+    /// Bytes of archives no older snapshot referenced.
+    new_bytes: u64,
+    prometheus_version: Option<&'a str>,
+    source: &'a str,
+}
+
+pub async fn run(args: ListArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+    let repo = super::open_repo(&args.repo, file).await?;
+    let manifests = repo.manifests().await?;
+    let rows = rows(&manifests, args.instance.as_deref());
+    if args.json {
+        printer.json(&rows)?;
+    } else if rows.is_empty() {
+        printer.info(&format!("no snapshots in {}", repo.describe()));
+    } else {
+        printer.stdout(&render(&rows))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
+    // "New" is judged across all instances: a block object stored by an
+    // older snapshot costs nothing again, whoever stored it.
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut rows = Vec::new();
+    for m in manifests {
+        let new_bytes = m
+            .blocks
+            .iter()
+            .filter(|b| seen.insert(b.object.key.as_str()))
+            .map(|b| b.object.size)
+            .sum();
+        if instance.is_some_and(|i| i != m.instance) {
+            continue;
+        }
+        rows.push(Row {
+            id: &m.id,
+            created: m.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            instance: &m.instance,
+            blocks: m.blocks.len(),
+            min_time: m.min_time(),
+            max_time: m.max_time(),
+            stored_bytes: m.stored_bytes(),
+            new_bytes,
+            prometheus_version: m.source.prometheus_version.as_deref(),
+            source: &m.source.kind,
+        });
+    }
+    rows
+}
+
+fn render(rows: &[Row]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let range = match (r.min_time, r.max_time) {
+                (Some(a), Some(b)) => format!("{} .. {}", format_ms(a), format_ms(b)),
+                _ => "-".into(),
+            };
+            vec![
+                r.id.to_string(),
+                r.created
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_string(),
+                r.instance.to_string(),
+                r.blocks.to_string(),
+                range,
+                HumanBytes(r.stored_bytes).to_string(),
+                HumanBytes(r.new_bytes).to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "CREATED (UTC)",
+            "INSTANCE",
+            "BLOCKS",
+            "DATA RANGE (UTC)",
+            "STORED",
+            "NEW",
+        ],
+        &cells,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::manifest::tests::{sample_entry, sample_manifest};
+
+    #[test]
+    fn new_bytes_count_only_first_references() {
+        let first = sample_manifest();
+        let mut second = sample_manifest();
+        second.id = "20261126T063726Z-0000abcd".into();
+        second
+            .blocks
+            .push(sample_entry("01HQ3K6W2Z0000000000000001"));
+        second.blocks[1].object.size = 7;
+        let all = [first, second];
+        let r = rows(&all, None);
+        assert_eq!((r[0].new_bytes, r[0].stored_bytes), (100, 100));
+        assert_eq!((r[1].new_bytes, r[1].stored_bytes), (7, 107));
+        assert!(rows(&all, Some("other")).is_empty());
+        assert!(render(&r).lines().next().unwrap().starts_with("ID"));
+    }
+}

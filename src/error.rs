@@ -1,0 +1,147 @@
+//! Errors as the user sees them, and how the process ends.
+//!
+//! Everything below `commands/` returns `anyhow::Result`, adding context as the
+//! error travels up. Where we know what the user should do next, the error
+//! carries a [`Hinted`] layer: `main` prints the message, the chain of causes,
+//! then the hint, and takes the exit code from it. Exit codes are part of the
+//! interface (see the README), so they are chosen in exactly one place.
+
+use std::fmt;
+
+/// How a run of promsnap ends. The numbers are documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// The operation failed; nothing was half-done that a rerun cannot finish.
+    Failure,
+    /// Bad flags, configuration or input: fix the command line, not the system.
+    Usage,
+    /// Finished, but found problems (verify) or could not finish housekeeping.
+    Problems,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Problems => 3,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// An error that tells the user what to do about it.
+///
+/// Used either as the root error or as a context layer over the real cause,
+/// so the cause chain is still printed.
+#[derive(Debug)]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+    pub status: ExitStatus,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+impl Hinted {
+    /// A failure (exit 1) with a hint.
+    pub fn failure(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+            status: ExitStatus::Failure,
+        }
+    }
+
+    /// A usage or configuration error (exit 2) with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+            status: ExitStatus::Usage,
+        }
+    }
+}
+
+/// Shorthand for `Err(Hinted::failure(..).into())`.
+pub fn fail<T>(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Result<T> {
+    Err(Hinted::failure(message, hint).into())
+}
+
+/// Shorthand for `Err(Hinted::usage(..).into())`.
+pub fn usage<T>(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Result<T> {
+    Err(Hinted::usage(message, hint).into())
+}
+
+/// Marks an operation that stopped because the user interrupted it.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The exit status an error should end the process with.
+pub fn status_of(err: &anyhow::Error) -> ExitStatus {
+    if err.downcast_ref::<Interrupted>().is_some() {
+        return ExitStatus::Interrupted;
+    }
+    match err.downcast_ref::<Hinted>() {
+        Some(h) => h.status,
+        None => ExitStatus::Failure,
+    }
+}
+
+/// The hint to print under an error, if any layer of it carries one.
+pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
+    err.downcast_ref::<Hinted>().map(|h| h.hint.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn hint_and_status_survive_more_context() {
+        let inner: anyhow::Result<()> = Err(std::io::Error::other("connection refused").into());
+        let err = inner
+            .context(Hinted::usage("bad endpoint", "check --s3-endpoint"))
+            .context("could not list snapshots")
+            .unwrap_err();
+        assert_eq!(status_of(&err), ExitStatus::Usage);
+        assert_eq!(hint_of(&err), Some("check --s3-endpoint"));
+        let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+        assert_eq!(
+            chain,
+            [
+                "could not list snapshots",
+                "bad endpoint",
+                "connection refused"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_errors_are_failures_without_hint() {
+        let err = anyhow::anyhow!("boom");
+        assert_eq!(status_of(&err), ExitStatus::Failure);
+        assert_eq!(hint_of(&err), None);
+        assert_eq!(status_of(&Interrupted.into()), ExitStatus::Interrupted);
+    }
+}

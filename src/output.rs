@@ -1,0 +1,244 @@
+//! Everything promsnap prints, and where it goes.
+//!
+//! stdout carries results: a human summary or table, or exactly one JSON
+//! document with `--json`. stderr carries progress, notes and errors. The
+//! [`Printer`] decides how progress looks: an indicatif bar when stderr is a
+//! terminal, a plain timestamped line every few seconds when it is not (cron
+//! and systemd journals), nothing with `--quiet`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+
+use crate::error;
+use crate::progress::{Progress, Silent};
+
+/// How often the non-terminal progress line is printed.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Printer {
+    quiet: bool,
+    tty: bool,
+}
+
+impl Printer {
+    pub fn new(quiet: bool) -> Self {
+        Printer {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A line about what is happening (stderr; hidden by `--quiet`).
+    pub fn info(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{}", self.stamp(message));
+        }
+    }
+
+    /// Something the user should know even in `--quiet` mode.
+    pub fn warn(&self, message: &str) {
+        eprintln!("{}", self.stamp(&format!("warning: {message}")));
+    }
+
+    fn stamp(&self, message: &str) -> String {
+        if self.tty {
+            message.to_string()
+        } else {
+            format!(
+                "{} {message}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        }
+    }
+
+    /// Prints an error with its causes and hint.
+    pub fn error(&self, err: &anyhow::Error) {
+        let mut text = format!("error: {err}\n");
+        for cause in err.chain().skip(1) {
+            text.push_str(&format!("  caused by: {cause}\n"));
+        }
+        if let Some(hint) = error::hint_of(err) {
+            text.push_str(&format!("hint: {hint}\n"));
+        }
+        eprint!("{text}");
+    }
+
+    /// Progress reporting for work of a known byte size.
+    pub fn progress(&self, label: &str) -> Arc<dyn Progress> {
+        if self.quiet {
+            Arc::new(Silent)
+        } else if self.tty {
+            Arc::new(Bar::new(label))
+        } else {
+            Arc::new(LogLines::new(label))
+        }
+    }
+
+    /// Writes a result to stdout. A closed pipe (`promsnap list | head`) is
+    /// not an error.
+    pub fn stdout(&self, text: &str) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Writes one JSON document to stdout.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(value)?;
+        text.push('\n');
+        self.stdout(&text)
+    }
+
+    /// Whether a human summary should be printed (not with `--quiet`).
+    pub fn summaries(&self) -> bool {
+        !self.quiet
+    }
+}
+
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new(label: &str) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar { bar }
+    }
+}
+
+impl Progress for Bar {
+    fn set_total(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn note(&self, message: &str) {
+        self.bar.set_message(message.to_string());
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Progress as a log line every [`LOG_EVERY`], for cron and journals.
+struct LogLines {
+    label: String,
+    total: AtomicU64,
+    done: AtomicU64,
+    started: Instant,
+    last: Mutex<Instant>,
+}
+
+impl LogLines {
+    fn new(label: &str) -> Self {
+        LogLines {
+            label: label.to_string(),
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            started: Instant::now(),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Progress for LogLines {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    fn advance(&self, bytes: u64) {
+        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let Ok(mut last) = self.last.try_lock() else {
+            return;
+        };
+        if last.elapsed() < LOG_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let total = self.total.load(Ordering::Relaxed).max(1);
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        eprintln!(
+            "{} {}: {:.0}% ({} of {}, {}/s)",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+            self.label,
+            done as f64 * 100.0 / total as f64,
+            HumanBytes(done),
+            HumanBytes(total),
+            HumanBytes(rate as u64)
+        );
+    }
+
+    fn note(&self, _: &str) {}
+}
+
+/// Formats a Prometheus millisecond timestamp as UTC.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Lays out rows as left-aligned columns separated by two spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["ID", "N"],
+            &[
+                vec!["abc".into(), "1".into()],
+                vec!["a".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "ID   N\nabc  1\na    22\n");
+    }
+
+    #[test]
+    fn timestamps_are_utc() {
+        assert_eq!(format_ms(1_767_225_600_000), "2026-01-01 00:00");
+    }
+}

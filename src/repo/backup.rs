@@ -1,0 +1,235 @@
+//! Backing up a set of blocks into the repository.
+//!
+//! Two phases. First every block is classified, cheaply: its fingerprint was
+//! computed from two small files and a directory listing, and a block whose
+//! version is already stored (listed in the newest manifest, or with a
+//! completed entry from an interrupted run) is reused without reading a byte
+//! of its chunks or index. Then the new blocks are packed and uploaded, a few
+//! at a time, each as one streamed tar.zst object followed by its entry.
+//! The manifest is written last, and only if every block succeeded.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
+use super::Repository;
+use crate::archive::{self, PackOptions};
+use crate::progress::Progress;
+use crate::storage::{body, Key};
+use crate::tsdb::Block;
+
+pub struct BackupOptions {
+    /// Blocks packed and uploaded at the same time.
+    pub concurrency: usize,
+    pub pack: PackOptions,
+    pub instance: String,
+    pub source: Source,
+    pub now: DateTime<Utc>,
+}
+
+/// What a backup did; printed as the summary and as `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub snapshot_id: String,
+    pub instance: String,
+    pub repository: String,
+    pub blocks: usize,
+    pub blocks_new: usize,
+    pub blocks_reused: usize,
+    /// Block bytes read and packed (reused blocks are not read).
+    pub bytes_read: u64,
+    /// Archive bytes uploaded.
+    pub bytes_uploaded: u64,
+    /// Size of all the snapshot's blocks on disk.
+    pub bytes_total: u64,
+    /// bytes_read / bytes_uploaded for the new blocks.
+    pub compression_ratio: Option<f64>,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    pub duration_seconds: f64,
+}
+
+enum Plan {
+    Reuse(Box<BlockEntry>),
+    Upload(Block),
+}
+
+pub async fn run(
+    repo: &Repository,
+    blocks: Vec<Block>,
+    opts: BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let bytes_total = blocks.iter().map(Block::total_size).sum();
+    let plans = plan(repo, blocks).await?;
+    let to_upload: Vec<Block> = plans
+        .iter()
+        .filter_map(|p| match p {
+            Plan::Upload(b) => Some(b.clone()),
+            Plan::Reuse(_) => None,
+        })
+        .collect();
+    progress.set_total(to_upload.iter().map(Block::total_size).sum());
+    let uploaded: Vec<BlockEntry> = futures::stream::iter(to_upload)
+        .map(|block| upload_block(repo, block, opts.pack, progress.clone()))
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_collect()
+        .await?;
+    let new_keys: HashSet<&str> = uploaded.iter().map(|e| e.object.key.as_str()).collect();
+    let mut entries: Vec<BlockEntry> = plans
+        .iter()
+        .filter_map(|p| match p {
+            Plan::Reuse(e) => Some((**e).clone()),
+            Plan::Upload(_) => None,
+        })
+        .chain(uploaded.iter().cloned())
+        .collect();
+    entries.sort_by(|a, b| (a.min_time, &a.ulid).cmp(&(b.min_time, &b.ulid)));
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        id: manifest::new_id(opts.now),
+        created: opts.now,
+        instance: opts.instance,
+        promsnap_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: opts.source,
+        blocks: entries,
+    };
+    repo.write_manifest(&manifest).await?;
+
+    let bytes_read: u64 = uploaded.iter().map(BlockEntry::data_size).sum();
+    let bytes_uploaded: u64 = uploaded.iter().map(|e| e.object.size).sum();
+    Ok(BackupReport {
+        snapshot_id: manifest.id.clone(),
+        instance: manifest.instance.clone(),
+        repository: repo.describe(),
+        blocks: manifest.blocks.len(),
+        blocks_new: new_keys.len(),
+        blocks_reused: manifest.blocks.len() - new_keys.len(),
+        bytes_read,
+        bytes_uploaded,
+        bytes_total,
+        compression_ratio: (bytes_uploaded > 0).then(|| bytes_read as f64 / bytes_uploaded as f64),
+        min_time: manifest.min_time(),
+        max_time: manifest.max_time(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Decides, for every block, whether a stored copy can be reused.
+async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
+    let stored: HashSet<String> = repo
+        .storage()
+        .list("blocks/")
+        .await
+        .with_context(|| format!("could not list blocks in {}", repo.describe()))?
+        .into_iter()
+        .map(|o| o.key.as_str().to_string())
+        .collect();
+    let known = newest_entries(repo).await?;
+    let stored = &stored;
+    let known = &known;
+    futures::stream::iter(blocks)
+        .map(|block| async move {
+            let ulid = block.ulid.to_string();
+            let fp = block.fingerprint.clone();
+            let object = manifest::block_object_key(&ulid, &fp)?;
+            if !stored.contains(object.as_str()) {
+                return Ok(Plan::Upload(block));
+            }
+            if let Some(entry) = known.get(&(ulid.clone(), fp.clone())) {
+                return Ok(Plan::Reuse(Box::new(entry.clone())));
+            }
+            let entry_key = manifest::block_entry_key(&ulid, &fp)?;
+            if stored.contains(entry_key.as_str()) {
+                if let Some(entry) = repo.load_block_entry(&ulid, &fp).await? {
+                    return Ok(Plan::Reuse(Box::new(entry)));
+                }
+            }
+            Ok(Plan::Upload(block))
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// Block entries of the newest snapshot, which is where nightly backups find
+/// nearly all of their unchanged blocks with a single read.
+async fn newest_entries(repo: &Repository) -> Result<HashMap<(String, String), BlockEntry>> {
+    let ids = repo.snapshot_ids().await?;
+    let Some(newest) = ids.last() else {
+        return Ok(HashMap::new());
+    };
+    let manifest = repo.load_manifest(newest).await?;
+    Ok(manifest
+        .blocks
+        .into_iter()
+        .map(|e| ((e.ulid.clone(), e.fingerprint.clone()), e))
+        .collect())
+}
+
+/// Packs one block straight into an upload, then records its entry.
+async fn upload_block(
+    repo: &Repository,
+    block: Block,
+    pack: PackOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<BlockEntry> {
+    let ulid = block.ulid.to_string();
+    let key: Key = manifest::block_object_key(&ulid, &block.fingerprint)?;
+    let (writer, body) = body::channel(2);
+    let packer = {
+        let block = block.clone();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || archive::pack(&block, writer, pack, &progress))
+    };
+    let (stored, packed) = tokio::join!(repo.storage().put(&key, body), packer);
+    let packed = packed.context("the packing thread failed")?;
+    // When one side fails, the other only sees the channel close: report the
+    // side that failed first.
+    let (stored, packed) = match (stored, packed) {
+        (Ok(s), Ok(p)) => (s, p),
+        (_, Err(e)) if !is_abandoned(&e) => {
+            return Err(e.context(format!("could not back up block {ulid}")))
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(e),
+    };
+    anyhow::ensure!(
+        stored == packed.archive_size,
+        "block {ulid}: stored {stored} bytes but packed {}",
+        packed.archive_size
+    );
+    let entry = BlockEntry {
+        ulid: ulid.clone(),
+        min_time: block.meta.min_time,
+        max_time: block.meta.max_time,
+        compaction_level: block.meta.compaction.level,
+        stats: block.meta.stats.clone(),
+        fingerprint: block.fingerprint.clone(),
+        object: ObjectRef {
+            key: key.to_string(),
+            size: packed.archive_size,
+            sha256: packed.archive_sha256,
+        },
+        files: packed.files,
+    };
+    repo.write_block_entry(&entry).await?;
+    progress.note(&format!(
+        "block {ulid} stored ({} bytes)",
+        entry.object.size
+    ));
+    Ok(entry)
+}
+
+/// True when packing stopped only because the upload went away.
+fn is_abandoned(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("the upload was abandoned")
+}

@@ -1,0 +1,318 @@
+//! The repository's on-disk format: snapshot manifests and block entries.
+//!
+//! A manifest is one JSON document per snapshot, written last: a backup
+//! exists exactly when its manifest does. It lists every block the snapshot
+//! needs with the key of the object that holds it, the archive's size and
+//! SHA-256, and each file's path, size and SHA-256, so a restore can verify
+//! every byte without trusting the storage.
+//!
+//! Manifests come from storage, which we do not trust either: [`Manifest::validate`]
+//! rejects anything that could steer a restore outside its target (block
+//! names that are not ULIDs, file paths with `..`, object keys outside the
+//! block area) before any of it is used.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{bail, ensure, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::Key;
+use crate::tsdb::{self, BlockStats};
+
+/// Bumped when a change would make older promsnap versions misread a repository.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub id: String,
+    pub created: DateTime<Utc>,
+    pub instance: String,
+    pub promsnap_version: String,
+    /// What was backed up: the Prometheus server or a directory.
+    pub source: Source,
+    pub blocks: Vec<BlockEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// `api` (snapshot through the admin API) or `dir` (`--from-dir`).
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prometheus_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prometheus_version: Option<String>,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snapshot_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub directory: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockEntry {
+    pub ulid: String,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub compaction_level: u32,
+    pub stats: BlockStats,
+    pub fingerprint: String,
+    pub object: ObjectRef,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Where the object for a block with this fingerprint lives.
+pub fn block_object_key(ulid: &str, fingerprint: &str) -> Result<Key> {
+    Key::new(format!("blocks/{ulid}/{fingerprint}.tar.zst"))
+}
+
+/// Where the entry describing that object lives (written after the object).
+pub fn block_entry_key(ulid: &str, fingerprint: &str) -> Result<Key> {
+    Key::new(format!("blocks/{ulid}/{fingerprint}.json"))
+}
+
+pub fn manifest_key(id: &str) -> Result<Key> {
+    validate_id(id)?;
+    Key::new(format!("snapshots/{id}.json"))
+}
+
+/// A new snapshot id: UTC time to the second plus randomness, so ids sort by
+/// time and two backups in the same second do not collide.
+pub fn new_id(now: DateTime<Utc>) -> String {
+    format!(
+        "{}-{:08x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>()
+    )
+}
+
+pub fn validate_id(id: &str) -> Result<()> {
+    ensure!(
+        !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "{id:?} is not a valid snapshot id"
+    );
+    Ok(())
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl BlockEntry {
+    pub fn validate(&self) -> Result<()> {
+        ensure!(
+            tsdb::parse_ulid(&self.ulid).is_some(),
+            "block name {:?} is not a ULID",
+            self.ulid
+        );
+        ensure!(
+            is_hex(&self.fingerprint, 32),
+            "block {} has a malformed fingerprint",
+            self.ulid
+        );
+        let expected = block_object_key(&self.ulid, &self.fingerprint)?;
+        ensure!(
+            self.object.key == expected.as_str(),
+            "block {} points at object {:?}, expected {expected}",
+            self.ulid,
+            self.object.key
+        );
+        ensure!(
+            is_hex(&self.object.sha256, 64),
+            "block {} has a malformed SHA-256",
+            self.ulid
+        );
+        let mut seen = HashSet::new();
+        for f in &self.files {
+            tsdb::validate_file_path(&f.path).with_context(|| format!("in block {}", self.ulid))?;
+            ensure!(
+                seen.insert(&f.path),
+                "block {} lists {} twice",
+                self.ulid,
+                f.path
+            );
+            ensure!(
+                is_hex(&f.sha256, 64),
+                "{}/{} has a malformed SHA-256",
+                self.ulid,
+                f.path
+            );
+        }
+        ensure!(
+            seen.contains(&"meta.json".to_string()),
+            "block {} has no meta.json",
+            self.ulid
+        );
+        Ok(())
+    }
+
+    pub fn data_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        let probe: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
+        if let Some(v) = probe.get("format_version").and_then(|v| v.as_u64()) {
+            if v > FORMAT_VERSION as u64 {
+                bail!(
+                    "written by a newer promsnap (repository format {v}, this one reads up to \
+                     {FORMAT_VERSION}); upgrade promsnap"
+                );
+            }
+        }
+        let m: Manifest = serde_json::from_value(probe).context("not a promsnap manifest")?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        validate_id(&self.id)?;
+        let mut seen = HashSet::new();
+        for b in &self.blocks {
+            b.validate()?;
+            ensure!(seen.insert(&b.ulid), "block {} appears twice", b.ulid);
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifests serialize")
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        self.blocks.iter().map(|b| b.min_time).min()
+    }
+
+    pub fn max_time(&self) -> Option<i64> {
+        self.blocks.iter().map(|b| b.max_time).max()
+    }
+
+    /// Bytes of all the archives this snapshot references.
+    pub fn stored_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.object.size).sum()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample_entry(ulid: &str) -> BlockEntry {
+        let fp = "0123456789abcdef0123456789abcdef".to_string();
+        BlockEntry {
+            ulid: ulid.into(),
+            min_time: 0,
+            max_time: 7_200_000,
+            compaction_level: 1,
+            stats: BlockStats {
+                num_samples: 10,
+                num_series: 2,
+                num_chunks: 2,
+                num_tombstones: 0,
+            },
+            object: ObjectRef {
+                key: block_object_key(ulid, &fp).unwrap().to_string(),
+                size: 100,
+                sha256: "a".repeat(64),
+            },
+            fingerprint: fp,
+            files: vec![
+                FileEntry {
+                    path: "chunks/000001".into(),
+                    size: 60,
+                    sha256: "b".repeat(64),
+                },
+                FileEntry {
+                    path: "meta.json".into(),
+                    size: 40,
+                    sha256: "c".repeat(64),
+                },
+            ],
+        }
+    }
+
+    pub fn sample_manifest() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            id: "20261125T063726Z-0000abcd".into(),
+            created: "2026-11-25T06:37:26Z".parse().unwrap(),
+            instance: "prom-a".into(),
+            promsnap_version: "0.1.0".into(),
+            source: Source {
+                kind: "api".into(),
+                prometheus_url: Some("http://localhost:9090".into()),
+                prometheus_version: Some("2.42.0".into()),
+                external_labels: [("replica".to_string(), "a".to_string())].into(),
+                snapshot_name: Some("20261125T063726Z-79d77c8f84687a48".into()),
+                directory: None,
+            },
+            blocks: vec![sample_entry("01HQ3K6W2Z0000000000000000")],
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = sample_manifest();
+        assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
+    fn tampered_manifests_are_rejected() {
+        let mut m = sample_manifest();
+        m.blocks[0].ulid = "../../x".into();
+        let err = Manifest::parse(&m.to_json()).unwrap_err();
+        assert!(format!("{err:#}").contains("not a ULID"), "{err:#}");
+
+        let mut m = sample_manifest();
+        m.blocks[0].files[0].path = "../../../etc/cron.d/x".into();
+        assert!(Manifest::parse(&m.to_json()).is_err());
+
+        let mut m = sample_manifest();
+        m.blocks[0].object.key = "snapshots/other.json".into();
+        assert!(Manifest::parse(&m.to_json()).is_err());
+
+        let mut m = sample_manifest();
+        m.blocks.push(m.blocks[0].clone());
+        assert!(Manifest::parse(&m.to_json()).is_err());
+
+        let mut m = sample_manifest();
+        m.id = "../x".into();
+        assert!(Manifest::parse(&m.to_json()).is_err());
+    }
+
+    #[test]
+    fn newer_formats_ask_for_an_upgrade() {
+        let mut m = sample_manifest();
+        m.format_version = FORMAT_VERSION + 1;
+        let err = Manifest::parse(&m.to_json()).unwrap_err();
+        assert!(format!("{err}").contains("upgrade promsnap"));
+    }
+
+    #[test]
+    fn ids_sort_by_time() {
+        let a = new_id("2026-01-01T00:00:00Z".parse().unwrap());
+        let b = new_id("2026-01-01T00:00:01Z".parse().unwrap());
+        assert!(a < b);
+        validate_id(&a).unwrap();
+    }
+}

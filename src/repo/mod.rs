@@ -1,0 +1,187 @@
+//! The repository: what promsnap stores, where, and how it is read back.
+//!
+//! Layout below the repository root (a directory or `s3://bucket/prefix`):
+//!
+//! ```text
+//! snapshots/<id>.json                    one manifest per snapshot, written last
+//! blocks/<ULID>/<fingerprint>.tar.zst    one archive per block version
+//! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
+//! ```
+//!
+//! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
+//! so nightly snapshots share every block that did not change, and a block
+//! whose tombstones changed gets a new object without touching the old one,
+//! which older snapshots still reference.
+//!
+//! The order of writes is what makes a crash harmless: archive, then its
+//! entry, then (after every block) the manifest. A crash before the manifest
+//! leaves objects that no snapshot references; the next backup finds their
+//! entries and reuses them instead of uploading again.
+
+pub mod backup;
+pub mod manifest;
+pub mod restore;
+pub mod retention;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::Hinted;
+use crate::storage::{NotFound, Storage};
+use manifest::{manifest_key, BlockEntry, Manifest};
+
+/// How many small objects (manifests, entries) are fetched at once.
+const METADATA_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    storage: Arc<dyn Storage>,
+}
+
+impl Repository {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Repository { storage }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn describe(&self) -> String {
+        self.storage.describe()
+    }
+
+    /// Ids of every complete snapshot, oldest first.
+    pub async fn snapshot_ids(&self) -> Result<Vec<String>> {
+        let objects = self
+            .storage
+            .list("snapshots/")
+            .await
+            .with_context(|| format!("could not list snapshots in {}", self.describe()))?;
+        let mut ids: Vec<String> = objects
+            .iter()
+            .filter_map(|o| {
+                o.key
+                    .as_str()
+                    .strip_prefix("snapshots/")?
+                    .strip_suffix(".json")
+            })
+            .filter(|id| manifest::validate_id(id).is_ok())
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
+        let key = manifest_key(id)?;
+        let bytes = self.storage.get_bytes(&key).await?;
+        let manifest = Manifest::parse(&bytes).map_err(|e| {
+            e.context(Hinted::failure(
+                format!("manifest {key} in {} is invalid", self.describe()),
+                "it may be damaged or tampered with; `promsnap verify` checks the repository",
+            ))
+        })?;
+        if manifest.id != id {
+            return Err(Hinted::failure(
+                format!("manifest {key} claims to be snapshot {}", manifest.id),
+                "it may have been renamed or tampered with",
+            )
+            .into());
+        }
+        Ok(manifest)
+    }
+
+    /// Every manifest, oldest first (by creation time, then id).
+    pub async fn manifests(&self) -> Result<Vec<Manifest>> {
+        let ids = self.snapshot_ids().await?;
+        let mut all: Vec<Manifest> = futures::stream::iter(ids)
+            .map(|id| async move { self.load_manifest(&id).await })
+            .buffer_unordered(METADATA_CONCURRENCY)
+            .try_collect()
+            .await?;
+        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(all)
+    }
+
+    /// Finds the snapshot named by `spec`: `latest`, an id, or a unique id
+    /// prefix; `instance` narrows `latest` and prefixes to one instance.
+    pub async fn resolve(&self, spec: &str, instance: Option<&str>) -> Result<Manifest> {
+        let all = self.manifests().await?;
+        let candidates: Vec<&Manifest> = all
+            .iter()
+            .filter(|m| instance.is_none_or(|i| m.instance == i))
+            .collect();
+        let found: Vec<&Manifest> = if spec == "latest" {
+            candidates.last().into_iter().copied().collect()
+        } else if let Some(exact) = candidates.iter().find(|m| m.id == spec) {
+            vec![*exact]
+        } else {
+            candidates
+                .into_iter()
+                .filter(|m| m.id.starts_with(spec))
+                .collect()
+        };
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Hinted::usage(
+                match (spec, instance) {
+                    ("latest", Some(i)) => {
+                        format!("{} has no snapshot of instance {i:?}", self.describe())
+                    }
+                    ("latest", None) => format!("{} has no snapshots yet", self.describe()),
+                    _ => format!("no snapshot {spec:?} in {}", self.describe()),
+                },
+                "`promsnap list` shows the snapshots in a repository",
+            )
+            .into()),
+            many => Err(Hinted::usage(
+                format!("{spec:?} matches {} snapshots", many.len()),
+                "give more characters of the snapshot id",
+            )
+            .into()),
+        }
+    }
+
+    /// Writes a manifest: from this moment the snapshot exists.
+    pub async fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        m.validate()?;
+        let key = manifest_key(&m.id)?;
+        self.storage
+            .put_bytes(&key, Bytes::from(m.to_json()))
+            .await
+            .with_context(|| format!("could not write manifest {key}"))?;
+        Ok(())
+    }
+
+    /// The stored entry for a block version, if its archive was completed.
+    pub async fn load_block_entry(
+        &self,
+        ulid: &str,
+        fingerprint: &str,
+    ) -> Result<Option<BlockEntry>> {
+        let key = manifest::block_entry_key(ulid, fingerprint)?;
+        let bytes = match self.storage.get_bytes(&key).await {
+            Ok(b) => b,
+            Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // A damaged entry only costs a re-upload, never a wrong reuse.
+        match serde_json::from_slice::<BlockEntry>(&bytes) {
+            Ok(entry) if entry.validate().is_ok() && entry.fingerprint == fingerprint => {
+                Ok(Some(entry))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn write_block_entry(&self, entry: &BlockEntry) -> Result<()> {
+        let key = manifest::block_entry_key(&entry.ulid, &entry.fingerprint)?;
+        let json = serde_json::to_vec_pretty(entry).expect("entries serialize");
+        self.storage.put_bytes(&key, Bytes::from(json)).await?;
+        Ok(())
+    }
+}

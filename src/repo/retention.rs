@@ -1,0 +1,1333 @@
+//! Retention: which snapshots `forget` keeps, which it removes, and why.
+//!
+//! [`apply`] is a pure function of the snapshot list, the [`Policy`] and an
+//! explicit `now`. It reads no clock and touches no storage; it returns one
+//! [`Decision`] per snapshot together with the reasons behind it. Deleting
+//! backups is the most dangerous thing this tool does, so the decision is kept
+//! apart from the deleting: it can be printed (`--dry-run`, `--json`) before
+//! anything is removed, and it is tested with table rows and a fixed `now`.
+//!
+//! The semantics are restic's `forget`, applied to each group (one Prometheus
+//! instance) on its own, so every instance keeps its own N snapshots. A
+//! snapshot is kept when *any* rule keeps it. `keep_last N` keeps the N newest.
+//! `keep_hourly`/`daily`/`weekly`/`monthly`/`yearly N` walk the snapshots from
+//! newest to oldest and keep the newest snapshot of each period until N periods
+//! have been kept; periods without snapshots do not count. Like restic 0.17
+//! and later, a periodic rule that still has count left when the walk reaches
+//! the oldest snapshot keeps that one too ("oldest daily ..."), so a young
+//! repository is not trimmed to less history than the policy asks for.
+//! `keep_within D` keeps every snapshot strictly newer than D before the
+//! *newest snapshot* of its group, not before `now` (restic and rustic_core
+//! agree on this): an instance that stopped backing up keeps its final history
+//! instead of ageing to nothing. D is a [`CalendarDuration`]: years, months,
+//! weeks and days step on the calendar, hours are elapsed time.
+//!
+//! Periods and calendar steps use the policy's time zone, so "daily" means the
+//! operator's day, and a 23- or 25-hour DST day is one day. An hourly period
+//! also carries its UTC offset, so the hour that repeats when DST ends counts
+//! as two hours (restic buckets by wall clock and would merge them).
+//!
+//! Further choices of our own. Snapshots newer than `now` are kept with
+//! the reason "newer than now" and take no part in the rules: they use up no
+//! count and do not anchor `keep_within`, so a skewed clock cannot let a
+//! bogus future snapshot push out a real one. Snapshots with equal times are
+//! ordered by id, the greater id counting as newer (promsnap ids are ULIDs,
+//! which sort by creation). A policy without any rule (every count absent or
+//! 0, `keep_within` absent or zero) is an error rather than "remove
+//! everything", whatever the snapshots are.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Days, Months, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// The only reason given for a snapshot that is removed.
+pub const REASON_REMOVE: &str = "no rule keeps it";
+/// The reason given for a snapshot whose time is after `now`.
+pub const REASON_FUTURE: &str = "newer than now";
+
+/// A snapshot as retention sees it: identity, time and group, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// Snapshot id; also breaks ties between equal times.
+    pub id: String,
+    /// When the snapshot was taken.
+    pub time: DateTime<Utc>,
+    /// The Prometheus instance it belongs to; each group is judged on its own.
+    pub group: String,
+}
+
+/// The verdict on one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub group: String,
+    pub time: DateTime<Utc>,
+    pub keep: bool,
+    /// One entry per rule that keeps the snapshot, such as `"last 1"`,
+    /// `"daily 2026-11-24"` or `"within 30d"`; `["no rule keeps it"]` when
+    /// it is removed.
+    pub reasons: Vec<String>,
+}
+
+/// Which snapshots to keep. Counts of 0 and a zero `keep_within` are the
+/// same as absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub keep_within: Option<CalendarDuration>,
+    /// Zone in which hours, days, ISO weeks, months and years are counted.
+    pub timezone: Tz,
+}
+
+impl Policy {
+    /// True when no rule could keep anything, the policy `apply` refuses.
+    pub fn is_empty(&self) -> bool {
+        let counts = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ];
+        counts.iter().all(|count| count.unwrap_or(0) == 0)
+            && self.keep_within.is_none_or(|within| within.is_zero())
+    }
+}
+
+/// A restic-style duration such as `1y2m` or `30d`. Years, months, weeks and
+/// days are calendar steps in the policy's zone; hours are elapsed time. A
+/// month step that lands past the end of a month is clamped to its last day
+/// (one month before March 31 is February 28 or 29, where restic's Go
+/// arithmetic would overflow into early March). `w` is not in restic; it is
+/// seven days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CalendarDuration {
+    pub years: u32,
+    pub months: u32,
+    pub weeks: u32,
+    pub days: u32,
+    pub hours: u32,
+}
+
+impl CalendarDuration {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The instant this long before `t`, stepping the calendar of `tz`.
+    ///
+    /// Out-of-range results saturate to the earliest representable instant,
+    /// which keeps more snapshots, never fewer.
+    pub fn before(&self, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        self.checked_before(t, tz)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    fn checked_before(&self, t: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        let months = u64::from(self.years) * 12 + u64::from(self.months);
+        let days = u64::from(self.weeks) * 7 + u64::from(self.days);
+        // Without a calendar part, skip the round trip through local time:
+        // it could pick the other copy of a repeated DST hour.
+        let stepped = if months == 0 && days == 0 {
+            t
+        } else {
+            let local = t
+                .with_timezone(&tz)
+                .naive_local()
+                .checked_sub_months(Months::new(u32::try_from(months).ok()?))?
+                .checked_sub_days(Days::new(days))?;
+            resolve_local(tz, local)?
+        };
+        stepped.checked_sub_signed(TimeDelta::try_hours(i64::from(self.hours))?)
+    }
+}
+
+/// Maps a wall-clock time to an instant. When DST makes it ambiguous the
+/// earlier instant wins; when DST skips it, the time an hour before it is
+/// used. Both err towards an earlier cutoff, which keeps more.
+fn resolve_local(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let resolved = tz.from_local_datetime(&local).earliest().or_else(|| {
+        let before_gap = local.checked_sub_signed(TimeDelta::hours(1))?;
+        tz.from_local_datetime(&before_gap).earliest()
+    })?;
+    Some(resolved.with_timezone(&Utc))
+}
+
+impl fmt::Display for CalendarDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_zero() {
+            return f.write_str("0h");
+        }
+        let parts = [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.weeks, 'w'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ];
+        for (n, unit) in parts.into_iter().filter(|&(n, _)| n != 0) {
+            write!(f, "{n}{unit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for CalendarDuration {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_duration(s)
+    }
+}
+
+/// Why a policy or one of its values cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the retention policy has no rules, so it would remove every snapshot; refusing")]
+    Empty,
+    #[error("invalid duration {input:?}: {reason}")]
+    InvalidDuration { input: String, reason: String },
+}
+
+impl PolicyError {
+    /// The next step for the user, to print after the error.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::Empty => {
+                "set at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, \
+                 --keep-monthly, --keep-yearly or --keep-within (0 counts as unset)"
+            }
+            Self::InvalidDuration { .. } => {
+                "write numbers with units, e.g. 30d, 12h, 2w or 1y6m \
+                 (y years, m months, w weeks, d days, h hours)"
+            }
+        }
+    }
+}
+
+/// Parses a restic-style duration: numbers with units `y` (years), `m`
+/// (months, not minutes), `w` (weeks), `d` (days) and `h` (hours), in any
+/// order, each unit at most once, e.g. `30d`, `12h`, `2w`, `1y2m`.
+/// Surrounding whitespace is ignored; signs and fractions are refused.
+pub fn parse_duration(s: &str) -> Result<CalendarDuration, PolicyError> {
+    let invalid = |reason: String| PolicyError::InvalidDuration {
+        input: s.to_owned(),
+        reason,
+    };
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(invalid("it is empty".to_owned()));
+    }
+    let mut duration = CalendarDuration::default();
+    let mut seen = Vec::new();
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid(format!("expected a number at {rest:?}")));
+        }
+        let (number, tail) = rest.split_at(digits);
+        let n: u32 = number
+            .parse()
+            .map_err(|_| invalid(format!("{number} is too large")))?;
+        let mut chars = tail.chars();
+        let unit = chars
+            .next()
+            .ok_or_else(|| invalid(format!("no unit after {n}")))?;
+        if seen.contains(&unit) {
+            return Err(invalid(format!("unit '{unit}' given twice")));
+        }
+        seen.push(unit);
+        *match unit {
+            'y' => &mut duration.years,
+            'm' => &mut duration.months,
+            'w' => &mut duration.weeks,
+            'd' => &mut duration.days,
+            'h' => &mut duration.hours,
+            _ => return Err(invalid(format!("unknown unit '{unit}' after {n}"))),
+        } = n;
+        rest = chars.as_str();
+    }
+    Ok(duration)
+}
+
+/// Decides, for every snapshot, whether `policy` keeps it.
+///
+/// Returns the decisions grouped by [`SnapshotRef::group`] (groups in
+/// ascending order), newest first within each group. Fails only when the
+/// policy is empty.
+pub fn apply(
+    snapshots: &[SnapshotRef],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, PolicyError> {
+    if policy.is_empty() {
+        return Err(PolicyError::Empty);
+    }
+    let mut groups: BTreeMap<&str, Vec<&SnapshotRef>> = BTreeMap::new();
+    for snapshot in snapshots {
+        groups.entry(&snapshot.group).or_default().push(snapshot);
+    }
+    Ok(groups
+        .into_values()
+        .flat_map(|group| decide_group(group, policy, now))
+        .collect())
+}
+
+/// Applies the policy to the snapshots of one group.
+fn decide_group(
+    mut group: Vec<&SnapshotRef>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    group.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+    let (future, present) = group.split_at(group.partition_point(|s| s.time > now));
+
+    let mut decisions: Vec<Decision> = future
+        .iter()
+        .map(|snapshot| decision(snapshot, vec![REASON_FUTURE.to_owned()]))
+        .collect();
+    let mut rules = Rules::new(policy, present.first().map(|newest| newest.time));
+    for (rank, snapshot) in present.iter().enumerate() {
+        let oldest = rank + 1 == present.len();
+        decisions.push(decision(snapshot, rules.reasons(snapshot, rank, oldest)));
+    }
+    decisions
+}
+
+fn decision(snapshot: &SnapshotRef, reasons: Vec<String>) -> Decision {
+    let keep = !reasons.is_empty();
+    Decision {
+        id: snapshot.id.clone(),
+        group: snapshot.group.clone(),
+        time: snapshot.time,
+        keep,
+        reasons: if keep {
+            reasons
+        } else {
+            vec![REASON_REMOVE.to_owned()]
+        },
+    }
+}
+
+/// The state of one walk through a group, newest snapshot first.
+struct Rules {
+    timezone: Tz,
+    last: u32,
+    buckets: Vec<Bucket>,
+    /// The `keep_within` duration and the cutoff it yields for this group.
+    within: Option<(CalendarDuration, DateTime<Utc>)>,
+}
+
+impl Rules {
+    fn new(policy: &Policy, newest: Option<DateTime<Utc>>) -> Self {
+        let periodic = [
+            (Granularity::Hourly, policy.keep_hourly),
+            (Granularity::Daily, policy.keep_daily),
+            (Granularity::Weekly, policy.keep_weekly),
+            (Granularity::Monthly, policy.keep_monthly),
+            (Granularity::Yearly, policy.keep_yearly),
+        ];
+        let buckets = periodic
+            .into_iter()
+            .filter_map(|(granularity, count)| {
+                let remaining = count.filter(|&n| n > 0)?;
+                Some(Bucket {
+                    granularity,
+                    remaining,
+                    last_period: None,
+                })
+            })
+            .collect();
+        let within = policy
+            .keep_within
+            .filter(|within| !within.is_zero())
+            .zip(newest)
+            .map(|(within, newest)| (within, within.before(newest, policy.timezone)));
+        Rules {
+            timezone: policy.timezone,
+            last: policy.keep_last.unwrap_or(0),
+            buckets,
+            within,
+        }
+    }
+
+    /// The reasons to keep the snapshot at `rank` (0 = newest), in the
+    /// order last, hourly, daily, weekly, monthly, yearly, within.
+    fn reasons(&mut self, snapshot: &SnapshotRef, rank: usize, oldest: bool) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if u64::try_from(rank).is_ok_and(|rank| rank < u64::from(self.last)) {
+            reasons.push(format!("last {}", rank + 1));
+        }
+        let local = snapshot.time.with_timezone(&self.timezone);
+        for bucket in &mut self.buckets {
+            reasons.extend(bucket.offer(&local, oldest));
+        }
+        if let Some((within, cutoff)) = self.within {
+            if snapshot.time > cutoff {
+                reasons.push(format!("within {within}"));
+            }
+        }
+        reasons
+    }
+}
+
+/// One periodic rule: how many periods it may still keep, and the period of
+/// the snapshot it kept last.
+struct Bucket {
+    granularity: Granularity,
+    remaining: u32,
+    last_period: Option<String>,
+}
+
+impl Bucket {
+    /// Keeps the snapshot if it opens a new period, or if it is the oldest
+    /// snapshot and count is left (restic's "oldest" rule).
+    fn offer(&mut self, local: &DateTime<Tz>, oldest: bool) -> Option<String> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let period = self.granularity.period(local);
+        let repeated = self.last_period.as_deref() == Some(period.as_str());
+        if repeated && !oldest {
+            return None;
+        }
+        self.remaining -= 1;
+        let name = self.granularity.name();
+        let reason = if repeated {
+            format!("oldest {name} {period}")
+        } else {
+            format!("{name} {period}")
+        };
+        self.last_period = Some(period);
+        Some(reason)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Granularity {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl Granularity {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Hourly => "hourly",
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+            Self::Monthly => "monthly",
+            Self::Yearly => "yearly",
+        }
+    }
+
+    /// The period containing `local`, as a label that is also its identity.
+    /// Hours carry the UTC offset so that a repeated DST hour is two periods.
+    fn period(self, local: &DateTime<Tz>) -> String {
+        match self {
+            Self::Hourly => local.format("%Y-%m-%dT%H:00%:z").to_string(),
+            Self::Daily => local.format("%Y-%m-%d").to_string(),
+            Self::Weekly => {
+                let week = local.iso_week();
+                format!("{}-W{:02}", week.year(), week.week())
+            }
+            Self::Monthly => local.format("%Y-%m").to_string(),
+            Self::Yearly => local.format("%Y").to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: &str = "2026-11-25T12:00:00Z";
+    const GROUP: &str = "prom";
+    const NONE: Policy = Policy {
+        keep_last: None,
+        keep_hourly: None,
+        keep_daily: None,
+        keep_weekly: None,
+        keep_monthly: None,
+        keep_yearly: None,
+        keep_within: None,
+        timezone: Tz::UTC,
+    };
+    const BERLIN: Tz = chrono_tz::Europe::Berlin;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("bad test time {s:?}: {e}"))
+            .with_timezone(&Utc)
+    }
+
+    fn dur(s: &str) -> Option<CalendarDuration> {
+        Some(parse_duration(s).unwrap())
+    }
+
+    fn last(n: u32) -> Policy {
+        Policy {
+            keep_last: Some(n),
+            ..NONE
+        }
+    }
+
+    fn hourly(n: u32) -> Policy {
+        Policy {
+            keep_hourly: Some(n),
+            ..NONE
+        }
+    }
+
+    fn daily(n: u32) -> Policy {
+        Policy {
+            keep_daily: Some(n),
+            ..NONE
+        }
+    }
+
+    fn weekly(n: u32) -> Policy {
+        Policy {
+            keep_weekly: Some(n),
+            ..NONE
+        }
+    }
+
+    fn monthly(n: u32) -> Policy {
+        Policy {
+            keep_monthly: Some(n),
+            ..NONE
+        }
+    }
+
+    fn yearly(n: u32) -> Policy {
+        Policy {
+            keep_yearly: Some(n),
+            ..NONE
+        }
+    }
+
+    fn within(duration: &str) -> Policy {
+        Policy {
+            keep_within: dur(duration),
+            ..NONE
+        }
+    }
+
+    fn berlin(policy: Policy) -> Policy {
+        Policy {
+            timezone: BERLIN,
+            ..policy
+        }
+    }
+
+    fn in_group(group: &str, rows: &[(&str, &str)]) -> Vec<SnapshotRef> {
+        rows.iter()
+            .map(|&(id, time)| SnapshotRef {
+                id: id.to_owned(),
+                time: t(time),
+                group: group.to_owned(),
+            })
+            .collect()
+    }
+
+    fn snaps(rows: &[(&str, &str)]) -> Vec<SnapshotRef> {
+        in_group(GROUP, rows)
+    }
+
+    fn run(snapshots: &[SnapshotRef], policy: Policy) -> Vec<Decision> {
+        apply(snapshots, &policy, t(NOW)).expect("policy is not empty")
+    }
+
+    fn reasons_of<'a>(decisions: &'a [Decision], id: &str) -> &'a [String] {
+        let found = decisions.iter().find(|d| d.id == id);
+        &found
+            .unwrap_or_else(|| panic!("no decision for {id}"))
+            .reasons
+    }
+
+    struct Case {
+        name: &'static str,
+        policy: Policy,
+        snapshots: Vec<SnapshotRef>,
+        kept: &'static [&'static str],
+    }
+
+    fn case(
+        name: &'static str,
+        policy: Policy,
+        snapshots: Vec<SnapshotRef>,
+        kept: &'static [&'static str],
+    ) -> Case {
+        Case {
+            name,
+            policy,
+            snapshots,
+            kept,
+        }
+    }
+
+    fn basic_cases() -> Vec<Case> {
+        vec![
+            case("empty repository", last(3), vec![], &[]),
+            case(
+                "one snapshot, keep_daily 1",
+                daily(1),
+                snaps(&[("a", "2026-11-24T10:00:00Z")]),
+                &["a"],
+            ),
+            case(
+                "keep_last keeps the newest N whatever the input order",
+                last(2),
+                snaps(&[
+                    ("c", "2026-11-22T10:00:00Z"),
+                    ("a", "2026-11-24T10:00:00Z"),
+                    ("d", "2026-11-21T10:00:00Z"),
+                    ("b", "2026-11-23T10:00:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "keep_last larger than the count keeps all",
+                last(10),
+                snaps(&[
+                    ("a", "2026-11-24T10:00:00Z"),
+                    ("b", "2026-11-23T10:00:00Z"),
+                    ("c", "2026-11-22T10:00:00Z"),
+                ]),
+                &["a", "b", "c"],
+            ),
+            case(
+                "keep_last 0 is no rule; daily still applies",
+                Policy {
+                    keep_last: Some(0),
+                    keep_daily: Some(1),
+                    ..NONE
+                },
+                snaps(&[
+                    ("a", "2026-11-24T10:00:00Z"),
+                    ("b", "2026-11-24T09:00:00Z"),
+                    ("c", "2026-11-24T08:00:00Z"),
+                ]),
+                &["a"],
+            ),
+            case(
+                "equal times: the greater id counts as newer",
+                last(1),
+                snaps(&[
+                    ("snap-a", "2026-11-24T10:00:00Z"),
+                    ("snap-b", "2026-11-24T10:00:00Z"),
+                    ("snap-c", "2026-11-23T10:00:00Z"),
+                ]),
+                &["snap-b"],
+            ),
+            case(
+                "equal times: same answer with the input reversed",
+                last(1),
+                snaps(&[
+                    ("snap-c", "2026-11-23T10:00:00Z"),
+                    ("snap-b", "2026-11-24T10:00:00Z"),
+                    ("snap-a", "2026-11-24T10:00:00Z"),
+                ]),
+                &["snap-b"],
+            ),
+            case(
+                "equal times: daily keeps one of the pair",
+                daily(1),
+                snaps(&[("y", "2026-11-24T10:00:00Z"), ("x", "2026-11-24T10:00:00Z")]),
+                &["y"],
+            ),
+        ]
+    }
+
+    fn periodic_cases() -> Vec<Case> {
+        vec![
+            case(
+                "several in one day: daily keeps the newest of the day",
+                daily(1),
+                snaps(&[
+                    ("b", "2026-11-24T12:00:00Z"),
+                    ("a", "2026-11-24T23:00:00Z"),
+                    ("c", "2026-11-24T00:30:00Z"),
+                ]),
+                &["a"],
+            ),
+            case(
+                "several per day over three days, keep_daily 2",
+                daily(2),
+                snaps(&[
+                    ("a", "2026-11-24T20:00:00Z"),
+                    ("b", "2026-11-24T08:00:00Z"),
+                    ("c", "2026-11-23T22:00:00Z"),
+                    ("d", "2026-11-23T01:00:00Z"),
+                    ("e", "2026-11-22T12:00:00Z"),
+                ]),
+                &["a", "c"],
+            ),
+            case(
+                "days without snapshots do not count",
+                daily(3),
+                snaps(&[
+                    ("d24", "2026-11-24T12:00:00Z"),
+                    ("d22", "2026-11-22T12:00:00Z"),
+                    ("d21", "2026-11-21T12:00:00Z"),
+                    ("d18", "2026-11-18T12:00:00Z"),
+                    ("d17", "2026-11-17T12:00:00Z"),
+                ]),
+                &["d24", "d22", "d21"],
+            ),
+            case(
+                "count left at the oldest snapshot keeps it too",
+                daily(5),
+                snaps(&[
+                    ("a", "2026-11-24T10:00:00Z"),
+                    ("b", "2026-11-24T08:00:00Z"),
+                    ("c", "2026-11-23T10:00:00Z"),
+                    ("d", "2026-11-23T08:00:00Z"),
+                ]),
+                &["a", "c", "d"],
+            ),
+            case(
+                "hourly keeps the newest of each hour",
+                hourly(3),
+                snaps(&[
+                    ("a", "2026-11-25T11:50:00Z"),
+                    ("b", "2026-11-25T11:10:00Z"),
+                    ("c", "2026-11-25T10:30:00Z"),
+                    ("d", "2026-11-25T08:05:00Z"),
+                    ("e", "2026-11-25T08:01:00Z"),
+                ]),
+                &["a", "c", "d"],
+            ),
+            case(
+                "ISO week 1 of 2026 starts on 2025-12-29",
+                weekly(2),
+                snaps(&[
+                    ("jan02", "2026-01-02T12:00:00Z"),
+                    ("dec30", "2025-12-30T12:00:00Z"),
+                    ("dec27", "2025-12-27T12:00:00Z"),
+                    ("dec20", "2025-12-20T12:00:00Z"),
+                ]),
+                &["jan02", "dec27"],
+            ),
+            case(
+                "ISO week 53 of 2020 reaches into January 2021",
+                weekly(2),
+                snaps(&[
+                    ("jan04", "2021-01-04T12:00:00Z"),
+                    ("jan03", "2021-01-03T12:00:00Z"),
+                    ("dec31", "2020-12-31T12:00:00Z"),
+                    ("dec27", "2020-12-27T12:00:00Z"),
+                ]),
+                &["jan04", "jan03"],
+            ),
+            case(
+                "monthly across Dec 31 -> Jan 1",
+                monthly(2),
+                snaps(&[
+                    ("jan15", "2026-01-15T12:00:00Z"),
+                    ("jan01", "2026-01-01T00:30:00Z"),
+                    ("dec31", "2025-12-31T23:00:00Z"),
+                    ("dec15", "2025-12-15T12:00:00Z"),
+                    ("nov30", "2025-11-30T12:00:00Z"),
+                ]),
+                &["jan15", "dec31"],
+            ),
+            case(
+                "monthly skips months without snapshots",
+                monthly(3),
+                snaps(&[
+                    ("nov", "2026-11-10T12:00:00Z"),
+                    ("aug05", "2026-08-05T12:00:00Z"),
+                    ("aug01", "2026-08-01T12:00:00Z"),
+                    ("mar", "2026-03-01T12:00:00Z"),
+                    ("dec", "2025-12-01T12:00:00Z"),
+                ]),
+                &["nov", "aug05", "mar"],
+            ),
+            case(
+                "yearly across Dec 31 -> Jan 1",
+                yearly(2),
+                snaps(&[
+                    ("y26", "2026-01-01T00:30:00Z"),
+                    ("y25-dec", "2025-12-31T23:59:00Z"),
+                    ("y25-jun", "2025-06-01T12:00:00Z"),
+                    ("y24", "2024-03-01T12:00:00Z"),
+                ]),
+                &["y26", "y25-dec"],
+            ),
+            case(
+                "yearly with count left keeps the oldest",
+                yearly(3),
+                snaps(&[
+                    ("jun26", "2026-06-01T12:00:00Z"),
+                    ("jan26", "2026-01-10T12:00:00Z"),
+                    ("sep25", "2025-09-01T12:00:00Z"),
+                    ("feb25", "2025-02-01T12:00:00Z"),
+                ]),
+                &["jun26", "sep25", "feb25"],
+            ),
+            case(
+                "last 1 + daily 2",
+                Policy {
+                    keep_last: Some(1),
+                    keep_daily: Some(2),
+                    ..NONE
+                },
+                snaps(&[
+                    ("a", "2026-11-24T10:00:00Z"),
+                    ("b", "2026-11-24T08:00:00Z"),
+                    ("c", "2026-11-23T09:00:00Z"),
+                    ("d", "2026-11-22T09:00:00Z"),
+                ]),
+                &["a", "c"],
+            ),
+            case(
+                "daily 2 + weekly 2 + monthly 2",
+                Policy {
+                    keep_daily: Some(2),
+                    keep_weekly: Some(2),
+                    keep_monthly: Some(2),
+                    ..NONE
+                },
+                snaps(&[
+                    ("nov24", "2026-11-24T12:00:00Z"),
+                    ("nov23", "2026-11-23T12:00:00Z"),
+                    ("nov20", "2026-11-20T12:00:00Z"),
+                    ("nov16", "2026-11-16T12:00:00Z"),
+                    ("oct31", "2026-10-31T12:00:00Z"),
+                    ("oct10", "2026-10-10T12:00:00Z"),
+                ]),
+                &["nov24", "nov23", "nov20", "oct31"],
+            ),
+        ]
+    }
+
+    fn within_cases() -> Vec<Case> {
+        vec![
+            case(
+                "within 3d of the newest; the exact boundary is out",
+                within("3d"),
+                snaps(&[
+                    ("a", "2026-11-24T12:00:00Z"),
+                    ("b", "2026-11-22T12:00:00Z"),
+                    ("c", "2026-11-21T12:00:00Z"),
+                    ("d", "2026-11-21T11:00:00Z"),
+                    ("e", "2026-11-20T12:00:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "within is measured from the newest snapshot, not now",
+                within("2d"),
+                snaps(&[
+                    ("a", "2026-10-01T10:00:00Z"),
+                    ("b", "2026-09-30T12:00:00Z"),
+                    ("c", "2026-09-28T12:00:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "within 1m from March 31 reaches back to February 28",
+                within("1m"),
+                snaps(&[
+                    ("a", "2026-03-31T12:00:00Z"),
+                    ("b", "2026-02-28T13:00:00Z"),
+                    ("c", "2026-02-28T12:00:00Z"),
+                    ("d", "2026-02-27T12:00:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "within 12h is elapsed hours",
+                within("12h"),
+                snaps(&[
+                    ("a", "2026-11-24T20:00:00Z"),
+                    ("b", "2026-11-24T08:30:00Z"),
+                    ("c", "2026-11-24T08:00:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "within 1d over the DST end in Berlin spans 25 hours",
+                berlin(within("1d")),
+                snaps(&[
+                    ("a", "2026-10-25T12:00:00Z"),
+                    ("b", "2026-10-24T11:30:00Z"),
+                    ("c", "2026-10-24T10:30:00Z"),
+                ]),
+                &["a", "b"],
+            ),
+            case(
+                "within 1d in UTC is 24 hours",
+                within("1d"),
+                snaps(&[
+                    ("a", "2026-10-25T12:00:00Z"),
+                    ("b", "2026-10-24T11:30:00Z"),
+                    ("c", "2026-10-24T10:30:00Z"),
+                ]),
+                &["a"],
+            ),
+        ]
+    }
+
+    fn future_and_group_cases() -> Vec<Case> {
+        vec![
+            case(
+                "a future snapshot is kept and uses up no count",
+                last(1),
+                snaps(&[
+                    ("future", "2026-11-26T00:00:00Z"),
+                    ("a", "2026-11-25T11:00:00Z"),
+                    ("b", "2026-11-24T12:00:00Z"),
+                ]),
+                &["future", "a"],
+            ),
+            case(
+                "a future snapshot does not anchor keep_within",
+                within("7d"),
+                snaps(&[
+                    ("future", "2027-01-01T00:00:00Z"),
+                    ("a", "2026-11-25T10:00:00Z"),
+                    ("b", "2026-11-20T12:00:00Z"),
+                ]),
+                &["future", "a", "b"],
+            ),
+            case(
+                "only future snapshots: all kept",
+                last(1),
+                snaps(&[
+                    ("f1", "2026-12-01T00:00:00Z"),
+                    ("f2", "2026-11-30T00:00:00Z"),
+                ]),
+                &["f1", "f2"],
+            ),
+            case(
+                "a snapshot taken exactly at now is not in the future",
+                last(1),
+                snaps(&[("now", NOW), ("a", "2026-11-24T12:00:00Z")]),
+                &["now"],
+            ),
+            case(
+                "each group keeps its own N",
+                last(2),
+                [
+                    in_group(
+                        "beta",
+                        &[
+                            ("b3", "2026-11-18T12:00:00Z"),
+                            ("b1", "2026-11-20T12:00:00Z"),
+                            ("b2", "2026-11-19T12:00:00Z"),
+                        ],
+                    ),
+                    in_group(
+                        "alpha",
+                        &[
+                            ("a1", "2026-11-24T12:00:00Z"),
+                            ("a2", "2026-11-23T12:00:00Z"),
+                            ("a3", "2026-11-22T12:00:00Z"),
+                        ],
+                    ),
+                ]
+                .concat(),
+                &["a1", "a2", "b1", "b2"],
+            ),
+            case(
+                "each group anchors keep_within at its own newest",
+                within("1d"),
+                [
+                    in_group(
+                        "alpha",
+                        &[
+                            ("a1", "2026-11-24T12:00:00Z"),
+                            ("a2", "2026-11-23T13:00:00Z"),
+                            ("a3", "2026-11-22T12:00:00Z"),
+                        ],
+                    ),
+                    in_group(
+                        "beta",
+                        &[
+                            ("b1", "2026-01-01T12:00:00Z"),
+                            ("b2", "2025-12-31T13:00:00Z"),
+                            ("b3", "2025-12-30T12:00:00Z"),
+                        ],
+                    ),
+                ]
+                .concat(),
+                &["a1", "a2", "b1", "b2"],
+            ),
+        ]
+    }
+
+    fn timezone_cases() -> Vec<Case> {
+        let day_edge = || {
+            snaps(&[
+                ("a", "2026-11-24T23:30:00Z"), // Berlin: Nov 25 00:30
+                ("b", "2026-11-24T22:30:00Z"), // Berlin: Nov 24 23:30
+                ("c", "2026-11-24T10:00:00Z"),
+                ("d", "2026-11-23T12:00:00Z"),
+            ])
+        };
+        vec![
+            case("daily boundary in UTC", daily(2), day_edge(), &["a", "d"]),
+            case(
+                "daily boundary in Europe/Berlin",
+                berlin(daily(2)),
+                day_edge(),
+                &["a", "b"],
+            ),
+            case(
+                "DST end in Berlin: the repeated 02:00 hour is two hours",
+                berlin(hourly(2)),
+                snaps(&[
+                    ("a", "2026-10-25T01:50:00Z"), // 02:50 +01:00
+                    ("b", "2026-10-25T01:10:00Z"), // 02:10 +01:00
+                    ("c", "2026-10-25T00:50:00Z"), // 02:50 +02:00
+                    ("d", "2026-10-25T00:10:00Z"), // 02:10 +02:00
+                    ("e", "2026-10-24T23:30:00Z"), // 01:30 +02:00
+                ]),
+                &["a", "c"],
+            ),
+            case(
+                "DST start in Berlin: hours either side of the gap",
+                berlin(hourly(3)),
+                snaps(&[
+                    ("a", "2026-03-29T01:30:00Z"), // 03:30 +02:00
+                    ("b", "2026-03-29T01:10:00Z"), // 03:10 +02:00
+                    ("c", "2026-03-29T00:30:00Z"), // 01:30 +01:00
+                    ("d", "2026-03-28T23:59:00Z"), // 00:59 +01:00
+                ]),
+                &["a", "c", "d"],
+            ),
+            case(
+                "DST start in Berlin: the 23-hour day is one day",
+                berlin(daily(2)),
+                snaps(&[
+                    ("a", "2026-03-29T22:30:00Z"), // Mar 30 00:30
+                    ("b", "2026-03-29T21:30:00Z"), // Mar 29 23:30
+                    ("c", "2026-03-28T23:30:00Z"), // Mar 29 00:30
+                    ("d", "2026-03-28T12:00:00Z"), // Mar 28 13:00
+                ]),
+                &["a", "b"],
+            ),
+        ]
+    }
+
+    /// Properties every answer must have, whatever the policy.
+    fn check_invariants(name: &str, input: &[SnapshotRef], decisions: &[Decision]) {
+        assert_eq!(
+            decisions.len(),
+            input.len(),
+            "{name}: one decision per snapshot"
+        );
+        for pair in decisions.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            assert!(a.group <= b.group, "{name}: groups out of order");
+            if a.group == b.group {
+                assert!(
+                    (a.time, &a.id) > (b.time, &b.id),
+                    "{name}: not newest first"
+                );
+            }
+        }
+        for d in decisions {
+            assert_eq!(
+                d.keep,
+                d.reasons != [REASON_REMOVE],
+                "{name}: {} reasons",
+                d.id
+            );
+            assert!(!d.reasons.is_empty(), "{name}: {} has no reason", d.id);
+        }
+        let now = t(NOW);
+        let mut newest_present: BTreeMap<&str, &Decision> = BTreeMap::new();
+        for d in decisions.iter().filter(|d| d.time <= now) {
+            newest_present.entry(&d.group).or_insert(d);
+        }
+        for d in newest_present.values() {
+            assert!(d.keep, "{name}: newest snapshot of {} removed", d.group);
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: Vec<Case> = [
+            basic_cases(),
+            periodic_cases(),
+            within_cases(),
+            future_and_group_cases(),
+            timezone_cases(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        assert!(cases.len() >= 25, "only {} rows", cases.len());
+        for case in &cases {
+            let decisions = run(&case.snapshots, case.policy);
+            check_invariants(case.name, &case.snapshots, &decisions);
+            let kept: Vec<&str> = decisions
+                .iter()
+                .filter(|d| d.keep)
+                .map(|d| d.id.as_str())
+                .collect();
+            assert_eq!(kept, case.kept, "case {:?}", case.name);
+        }
+    }
+
+    #[test]
+    fn kept_by_two_rules_lists_both_reasons() {
+        let snapshots = snaps(&[
+            ("a", "2026-11-24T10:00:00Z"),
+            ("b", "2026-11-24T08:00:00Z"),
+            ("c", "2026-11-23T09:00:00Z"),
+        ]);
+        let policy = Policy {
+            keep_last: Some(1),
+            keep_daily: Some(2),
+            ..NONE
+        };
+        let decisions = run(&snapshots, policy);
+        assert_eq!(reasons_of(&decisions, "a"), ["last 1", "daily 2026-11-24"]);
+        assert_eq!(reasons_of(&decisions, "b"), [REASON_REMOVE]);
+        assert_eq!(reasons_of(&decisions, "c"), ["daily 2026-11-23"]);
+    }
+
+    #[test]
+    fn every_rule_names_its_period_in_a_fixed_order() {
+        let snapshots = snaps(&[("a", "2026-11-24T10:15:00Z")]);
+        let policy = Policy {
+            keep_last: Some(1),
+            keep_hourly: Some(1),
+            keep_daily: Some(1),
+            keep_weekly: Some(1),
+            keep_monthly: Some(1),
+            keep_yearly: Some(1),
+            keep_within: dur("1d"),
+            timezone: Tz::UTC,
+        };
+        let decisions = run(&snapshots, policy);
+        let expected = [
+            "last 1",
+            "hourly 2026-11-24T10:00+00:00",
+            "daily 2026-11-24",
+            "weekly 2026-W48",
+            "monthly 2026-11",
+            "yearly 2026",
+            "within 1d",
+        ];
+        assert_eq!(reasons_of(&decisions, "a"), expected);
+    }
+
+    #[test]
+    fn oldest_snapshot_reason_says_oldest() {
+        let snapshots = snaps(&[
+            ("a", "2026-11-24T10:00:00Z"),
+            ("b", "2026-11-24T08:00:00Z"),
+            ("c", "2026-11-23T10:00:00Z"),
+            ("d", "2026-11-23T08:00:00Z"),
+        ]);
+        let decisions = run(&snapshots, daily(5));
+        assert_eq!(reasons_of(&decisions, "c"), ["daily 2026-11-23"]);
+        assert_eq!(reasons_of(&decisions, "d"), ["oldest daily 2026-11-23"]);
+    }
+
+    #[test]
+    fn repeated_dst_hour_labels_carry_the_offset() {
+        let snapshots = snaps(&[("a", "2026-10-25T01:50:00Z"), ("c", "2026-10-25T00:50:00Z")]);
+        let policy = berlin(hourly(2));
+        let decisions = run(&snapshots, policy);
+        assert_eq!(
+            reasons_of(&decisions, "a"),
+            ["hourly 2026-10-25T02:00+01:00"]
+        );
+        assert_eq!(
+            reasons_of(&decisions, "c"),
+            ["hourly 2026-10-25T02:00+02:00"]
+        );
+    }
+
+    #[test]
+    fn within_and_future_reasons() {
+        let snapshots = snaps(&[
+            ("future", "2026-11-26T00:00:00Z"),
+            ("a", "2026-11-24T12:00:00Z"),
+            ("b", "2026-11-01T12:00:00Z"),
+        ]);
+        let decisions = run(&snapshots, within("30d"));
+        assert_eq!(reasons_of(&decisions, "future"), [REASON_FUTURE]);
+        assert_eq!(reasons_of(&decisions, "a"), ["within 30d"]);
+        assert_eq!(reasons_of(&decisions, "b"), ["within 30d"]);
+    }
+
+    #[test]
+    fn empty_policy_is_an_error_even_without_snapshots() {
+        let snapshots = snaps(&[("a", "2026-11-24T10:00:00Z")]);
+        let zero_within = Some(CalendarDuration::default());
+        let empty_policies = [
+            NONE,
+            Policy {
+                keep_last: Some(0),
+                keep_daily: Some(0),
+                ..NONE
+            },
+            Policy {
+                keep_within: zero_within,
+                timezone: BERLIN,
+                ..NONE
+            },
+        ];
+        for policy in empty_policies {
+            assert!(policy.is_empty(), "{policy:?}");
+            assert_eq!(apply(&snapshots, &policy, t(NOW)), Err(PolicyError::Empty));
+            assert_eq!(apply(&[], &policy, t(NOW)), Err(PolicyError::Empty));
+        }
+        let error = PolicyError::Empty;
+        assert!(error.to_string().contains("remove every snapshot"));
+        assert!(error.hint().contains("--keep-last"));
+    }
+
+    #[test]
+    fn any_single_rule_makes_a_policy_non_empty() {
+        let policies = [
+            last(1),
+            hourly(1),
+            daily(1),
+            weekly(1),
+            monthly(1),
+            yearly(1),
+            within("1h"),
+        ];
+        for policy in policies {
+            assert!(!policy.is_empty(), "{policy:?}");
+        }
+        assert_eq!(Policy::default(), NONE);
+    }
+
+    #[test]
+    fn parse_duration_accepts_restic_durations() {
+        let d = |years, months, weeks, days, hours| CalendarDuration {
+            years,
+            months,
+            weeks,
+            days,
+            hours,
+        };
+        let rows = [
+            ("30d", d(0, 0, 0, 30, 0)),
+            ("12h", d(0, 0, 0, 0, 12)),
+            ("2w", d(0, 0, 2, 0, 0)),
+            ("1y2m", d(1, 2, 0, 0, 0)),
+            ("1y2m3w4d5h", d(1, 2, 3, 4, 5)),
+            ("5h1y", d(1, 0, 0, 0, 5)),
+            ("  7d\n", d(0, 0, 0, 7, 0)),
+            ("0d", d(0, 0, 0, 0, 0)),
+            ("007d", d(0, 0, 0, 7, 0)),
+        ];
+        for (input, expected) in rows {
+            assert_eq!(parse_duration(input), Ok(expected), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_duration_rejects_malformed_input() {
+        let rows = [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("d", "expected a number"),
+            ("30", "no unit after 30"),
+            ("30x", "unknown unit 'x'"),
+            ("30M", "unknown unit 'M'"),
+            ("-1d", "expected a number"),
+            ("1.5d", "unknown unit '.'"),
+            ("1d1d", "given twice"),
+            ("1d 2h", "expected a number at \" 2h\""),
+            ("99999999999d", "too large"),
+        ];
+        for (input, expected) in rows {
+            let error = parse_duration(input).expect_err(input);
+            assert!(
+                error.to_string().contains(expected),
+                "{input:?}: {error} lacks {expected:?}"
+            );
+            assert!(error.hint().contains("30d"));
+        }
+    }
+
+    #[test]
+    fn duration_display_round_trips() {
+        for input in ["1y2m3w4d5h", "30d", "2w", "12h", "1y"] {
+            let parsed: CalendarDuration = input.parse().unwrap();
+            assert_eq!(parsed.to_string(), input);
+        }
+        assert_eq!(CalendarDuration::default().to_string(), "0h");
+    }
+
+    #[test]
+    fn calendar_steps_follow_the_zone() {
+        let newest = t("2026-10-25T12:00:00Z");
+        let day = dur("1d").unwrap();
+        assert_eq!(day.before(newest, Tz::UTC), t("2026-10-24T12:00:00Z"));
+        assert_eq!(day.before(newest, BERLIN), t("2026-10-24T11:00:00Z"));
+        let month = dur("1m").unwrap();
+        let leap = t("2028-03-31T12:00:00Z");
+        assert_eq!(month.before(leap, Tz::UTC), t("2028-02-29T12:00:00Z"));
+        // Hours alone are elapsed time, even from the second copy of a
+        // repeated DST hour (02:30 +01:00 here).
+        let repeated = t("2026-10-25T01:30:00Z");
+        let hour = dur("1h").unwrap();
+        assert_eq!(hour.before(repeated, BERLIN), t("2026-10-25T00:30:00Z"));
+        let huge = dur("4000000000y").unwrap();
+        assert_eq!(huge.before(newest, Tz::UTC), DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
+    fn calendar_step_into_the_dst_gap_errs_earlier() {
+        // 2026-03-30 02:30 Berlin minus one day is 02:30 on the 29th, which
+        // does not exist; 01:30 CET (00:30Z) is used instead.
+        let newest = t("2026-03-30T00:30:00Z");
+        assert_eq!(
+            dur("1d").unwrap().before(newest, BERLIN),
+            t("2026-03-29T00:30:00Z")
+        );
+    }
+
+    #[test]
+    fn calendar_step_into_the_repeated_dst_hour_takes_the_earlier_copy() {
+        // 2026-10-26 02:30 Berlin minus one day is 02:30 on the 25th, which
+        // happens twice; the first (+02:00, 00:30Z) keeps more.
+        let newest = t("2026-10-26T01:30:00Z");
+        assert_eq!(
+            dur("1d").unwrap().before(newest, BERLIN),
+            t("2026-10-25T00:30:00Z")
+        );
+    }
+
+    #[test]
+    fn decision_serialises_for_json_output() {
+        let snapshots = snaps(&[("a", "2026-11-24T10:00:00Z")]);
+        let decisions = run(&snapshots, last(1));
+        let json = serde_json::to_value(&decisions[0]).unwrap();
+        let expected = serde_json::json!({
+            "id": "a",
+            "group": GROUP,
+            "time": "2026-11-24T10:00:00Z",
+            "keep": true,
+            "reasons": ["last 1"],
+        });
+        assert_eq!(json, expected);
+    }
+}

@@ -1,0 +1,196 @@
+//! Settings, resolved once: flags > `PROMSNAP_*` environment > config file.
+//!
+//! clap already merged flags and environment variables; this module reads
+//! the optional TOML file and fills in whatever is still unset, then turns
+//! the result into the plain option structs the lower layers take. Unknown
+//! keys in the file are errors that name the key and the file, because a
+//! misspelt `s3_endpiont` silently ignored would send a backup elsewhere.
+//!
+//! Secrets are read from files (`*_file` keys and flags) and never printed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{PrometheusArgs, RepoArgs};
+use crate::error::Hinted;
+use crate::prometheus::PrometheusOptions;
+use crate::storage::{ChecksumMode, Location, S3Options};
+
+/// The configuration file, as written by the user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub repository: RepositoryConfig,
+    #[serde(default)]
+    pub prometheus: PrometheusConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub url: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_checksums: Option<ChecksumMode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    pub url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    pub instance: Option<String>,
+    pub concurrency: Option<usize>,
+    pub zstd_level: Option<i32>,
+    pub zstd_threads: Option<u32>,
+    pub skip_head: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads the file named by `--config` / `PROMSNAP_CONFIG`, if any.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::Error::new(e).context(Hinted::usage(
+                format!("could not read the configuration file {}", path.display()),
+                "check --config / PROMSNAP_CONFIG",
+            ))
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}", e.to_string().trim()).context(Hinted::usage(
+                format!("invalid configuration file {}", path.display()),
+                "see the README for every key the file accepts",
+            ))
+        })
+    }
+}
+
+/// Where the repository is and how to reach it.
+#[derive(Debug)]
+pub struct RepoSettings {
+    pub location: Location,
+    pub s3: S3Options,
+}
+
+pub fn repo_settings(args: &RepoArgs, file: &FileConfig) -> Result<RepoSettings> {
+    let f = &file.repository;
+    let Some(url) = args.repo.clone().or_else(|| f.url.clone()) else {
+        return Err(Hinted::usage(
+            "no repository given",
+            "pass --repo s3://BUCKET/PREFIX or --repo /path/to/dir, set PROMSNAP_REPO, or set \
+             repository.url in the configuration file",
+        )
+        .into());
+    };
+    let location = Location::parse(&url)?;
+    let s3 = S3Options {
+        endpoint: args.s3_endpoint.clone().or_else(|| f.s3_endpoint.clone()),
+        region: args.s3_region.clone().or_else(|| f.s3_region.clone()),
+        path_style: args.s3_path_style.or(f.s3_path_style).unwrap_or(false),
+        checksums: args.s3_checksums.or(f.s3_checksums).unwrap_or_default(),
+        ..S3Options::default()
+    };
+    Ok(RepoSettings { location, s3 })
+}
+
+pub fn prometheus_options(args: &PrometheusArgs, file: &FileConfig) -> Result<PrometheusOptions> {
+    let f = &file.prometheus;
+    let secret =
+        |flag: &Option<PathBuf>, key: &Option<PathBuf>, what: &str| -> Result<Option<String>> {
+            match flag.as_ref().or(key.as_ref()) {
+                None => Ok(None),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| {
+                        format!("could not read the {what} file {}", path.display())
+                    })?;
+                    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+                }
+            }
+        };
+    Ok(PrometheusOptions {
+        url: args
+            .prometheus_url
+            .clone()
+            .or_else(|| f.url.clone())
+            .unwrap_or_else(|| "http://localhost:9090".into()),
+        username: args
+            .prometheus_username
+            .clone()
+            .or_else(|| f.username.clone()),
+        password: secret(&args.prometheus_password_file, &f.password_file, "password")?,
+        bearer_token: secret(
+            &args.prometheus_bearer_token_file,
+            &f.bearer_token_file,
+            "bearer token",
+        )?,
+        ca_cert: args
+            .prometheus_ca_cert
+            .clone()
+            .or_else(|| f.ca_cert.clone()),
+        timeout: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<FileConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("promsnap.toml");
+        std::fs::write(&path, toml).unwrap();
+        FileConfig::load(Some(&path))
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = parse(
+            "[repository]\nurl = \"s3://from-file/x\"\ns3_region = \"eu\"\ns3_path_style = true\n",
+        )
+        .unwrap();
+        let args = RepoArgs {
+            repo: Some("/from/flag".into()),
+            ..RepoArgs::default()
+        };
+        let s = repo_settings(&args, &file).unwrap();
+        assert_eq!(s.location, Location::Local("/from/flag".into()));
+        assert_eq!(s.s3.region.as_deref(), Some("eu"));
+        assert!(s.s3.path_style);
+        let s = repo_settings(&RepoArgs::default(), &file).unwrap();
+        assert!(matches!(s.location, Location::S3 { ref bucket, .. } if bucket == "from-file"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_file() {
+        let err = parse("[repository]\ns3_endpiont = \"http://x\"\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("s3_endpiont"), "{text}");
+        assert!(text.contains("promsnap.toml"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_repository_is_a_usage_error() {
+        let err = repo_settings(&RepoArgs::default(), &FileConfig::default()).unwrap_err();
+        assert_eq!(
+            crate::error::status_of(&err),
+            crate::error::ExitStatus::Usage
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! The upload body: a bounded channel of chunks with an explicit end.
+//!
+//! A plain channel cannot tell "the producer finished" from "the producer
+//! failed and dropped its end". Confusing the two would let a truncated
+//! archive become a complete-looking object, so the producer must call
+//! [`BodyWriter::finish`]; a body that closes without it is an error and the
+//! backend discards what it received.
+
+use anyhow::Result;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+enum Msg {
+    Data(Bytes),
+    End,
+}
+
+/// The producer's end of an upload body.
+pub struct BodyWriter(mpsc::Sender<Msg>);
+
+/// The backend's end of an upload body.
+pub struct Body(mpsc::Receiver<Msg>);
+
+/// A body whose writer can run ahead of the backend by `capacity` chunks.
+pub fn channel(capacity: usize) -> (BodyWriter, Body) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (BodyWriter(tx), Body(rx))
+}
+
+fn upload_gone() -> anyhow::Error {
+    anyhow::anyhow!("the upload was abandoned")
+}
+
+impl BodyWriter {
+    pub async fn send(&self, data: Bytes) -> Result<()> {
+        self.0
+            .send(Msg::Data(data))
+            .await
+            .map_err(|_| upload_gone())
+    }
+
+    /// For producers on a blocking thread (tar and zstd run there).
+    pub fn blocking_send(&self, data: Bytes) -> Result<()> {
+        self.0
+            .blocking_send(Msg::Data(data))
+            .map_err(|_| upload_gone())
+    }
+
+    pub async fn finish(self) -> Result<()> {
+        self.0.send(Msg::End).await.map_err(|_| upload_gone())
+    }
+
+    pub fn blocking_finish(self) -> Result<()> {
+        self.0.blocking_send(Msg::End).map_err(|_| upload_gone())
+    }
+}
+
+impl Body {
+    /// A complete body holding `data`.
+    pub fn from_bytes(data: Bytes) -> Body {
+        let (tx, rx) = mpsc::channel(2);
+        tx.try_send(Msg::Data(data)).ok();
+        tx.try_send(Msg::End).ok();
+        Body(rx)
+    }
+
+    /// The next chunk, `Ok(None)` at a proper end, an error when the
+    /// producer went away without finishing.
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        match self.0.recv().await {
+            Some(Msg::Data(b)) => Ok(Some(b)),
+            Some(Msg::End) => Ok(None),
+            None => Err(anyhow::anyhow!(
+                "the producer stopped before the end of the object; nothing was stored"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dropped_writer_is_an_error_not_an_end() {
+        let (w, mut b) = channel(4);
+        w.send(Bytes::from_static(b"x")).await.unwrap();
+        drop(w);
+        assert_eq!(b.next().await.unwrap().unwrap(), Bytes::from_static(b"x"));
+        assert!(b.next().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn finish_ends_cleanly() {
+        let (w, mut b) = channel(4);
+        w.send(Bytes::from_static(b"x")).await.unwrap();
+        w.finish().await.unwrap();
+        assert!(b.next().await.unwrap().is_some());
+        assert!(b.next().await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,238 @@
+//! Where repository objects live: a small async trait and its backends.
+//!
+//! The repository layer (`repo/`) decides *what* is stored under which key;
+//! a [`Storage`] only knows how to put, get, stat, list and delete opaque
+//! objects below a root. That split (borrowed from `object_store`) keeps the
+//! on-disk format in one place and lets every backend be proven by one shared
+//! test suite ([`suite`]), run on the local directory and on a real S3 server.
+//!
+//! Keys are [`Key`]s, not paths: validated, relative, `/`-separated strings
+//! with no empty, `.` or `..` segment and no leading dot in any segment, so a
+//! key read from a manifest can never escape the repository root, and the
+//! local backend can use dot-names for its staging files.
+//!
+//! Uploads are streams: the producer sends [`Bytes`] chunks through a bounded
+//! channel and the backend writes them as they come (S3 multipart parts, or a
+//! staged local file renamed into place when complete). An object therefore
+//! either exists whole or not at all, and memory stays bounded by the channel.
+
+pub mod body;
+pub mod cleanup;
+mod local;
+mod s3;
+pub mod suite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+pub use body::{Body, BodyWriter};
+pub use local::LocalStorage;
+pub use s3::{ChecksumMode, S3Options, S3Storage};
+
+use crate::error::Hinted;
+
+/// A stream of object bytes, as returned by [`Storage::get`].
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// A validated object key, relative to the repository root.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(String);
+
+impl Key {
+    /// Validates `s` as a key: `a/b/c`, each segment non-empty, printable,
+    /// not starting with `.` and without `\`.
+    pub fn new(s: impl Into<String>) -> Result<Key> {
+        let s = s.into();
+        let valid = !s.is_empty()
+            && s.len() <= 1024
+            && s.split('/').all(|seg| {
+                !seg.is_empty()
+                    && !seg.starts_with('.')
+                    && seg
+                        .chars()
+                        .all(|c| !c.is_control() && c != '\\' && c != ':')
+            });
+        if !valid {
+            anyhow::bail!("invalid object key {s:?}");
+        }
+        Ok(Key(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a listing or a stat returns about one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: Key,
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// The error a backend returns from [`Storage::get`] when the object does not
+/// exist; callers test for it with `err.downcast_ref::<NotFound>()`.
+#[derive(Debug)]
+pub struct NotFound(pub Key);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "object {} does not exist", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// An object store below one root (a directory, or a bucket and prefix).
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Where this storage points, for messages (never includes credentials).
+    fn describe(&self) -> String;
+
+    /// Stores the bytes received from `body` under `key`, replacing any
+    /// object there. The object becomes visible only once the writer has
+    /// finished and every byte is stored; if the writer goes away without
+    /// finishing, or this future is dropped, nothing becomes visible.
+    /// Returns the number of bytes stored.
+    async fn put(&self, key: &Key, body: Body) -> Result<u64>;
+
+    /// Streams the object's bytes. A missing object is a [`NotFound`] error.
+    async fn get(&self, key: &Key) -> Result<ByteStream>;
+
+    /// Size and time of the object, or `None` when it does not exist.
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
+
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Removes the object; removing a missing object is not an error.
+    async fn delete(&self, key: &Key) -> Result<()>;
+
+    /// Stores a small object held in memory.
+    async fn put_bytes(&self, key: &Key, data: Bytes) -> Result<u64> {
+        self.put(key, Body::from_bytes(data)).await
+    }
+
+    /// Reads a whole (small) object into memory.
+    async fn get_bytes(&self, key: &Key) -> Result<Bytes> {
+        use futures::TryStreamExt;
+        let chunks: Vec<Bytes> = self.get(key).await?.try_collect().await?;
+        Ok(chunks.concat().into())
+    }
+}
+
+/// Where a repository lives, parsed from `--repo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Local(std::path::PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Location {
+    /// Parses `s3://bucket[/prefix]`, `file:///path` or a plain path.
+    pub fn parse(s: &str) -> Result<Location> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            if bucket.is_empty() || (!prefix.is_empty() && Key::new(prefix).is_err()) {
+                return Err(Hinted::usage(
+                    format!("invalid S3 repository {s:?}"),
+                    "write it as s3://BUCKET or s3://BUCKET/PREFIX",
+                )
+                .into());
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        if let Some(path) = s.strip_prefix("file://") {
+            return Ok(Location::Local(path.into()));
+        }
+        if s.contains("://") {
+            return Err(Hinted::usage(
+                format!("unsupported repository URL {s:?}"),
+                "use s3://BUCKET/PREFIX, file:///PATH or a plain directory path",
+            )
+            .into());
+        }
+        if s.is_empty() {
+            return Err(Hinted::usage("the repository is empty", "pass --repo").into());
+        }
+        Ok(Location::Local(s.into()))
+    }
+}
+
+/// Opens the storage a repository location points at.
+pub async fn open(location: &Location, s3: &S3Options) -> Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::Local(path) => Arc::new(LocalStorage::new(path.clone())),
+        Location::S3 { bucket, prefix } => {
+            Arc::new(S3Storage::new(bucket.clone(), prefix.clone(), s3).await?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_reject_escapes() {
+        for bad in [
+            "", "/a", "a/", "a//b", "..", "a/../b", "./a", ".hidden", "a\\b", "a\nb", "c:/x",
+        ] {
+            assert!(Key::new(bad).is_err(), "{bad:?} must be rejected");
+        }
+        for good in ["a", "blocks/01H/abc.tar.zst", "snapshots/2026-x.json"] {
+            assert_eq!(Key::new(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(
+            Location::parse("s3://b/some/prefix/").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "some/prefix".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///var/backups").unwrap(),
+            Location::Local("/var/backups".into())
+        );
+        assert_eq!(
+            Location::parse("./repo").unwrap(),
+            Location::Local("./repo".into())
+        );
+        assert!(Location::parse("gs://b").is_err());
+        assert!(Location::parse("s3:///x").is_err());
+        assert!(Location::parse("s3://b/../x").is_err());
+    }
+}

@@ -1,0 +1,462 @@
+//! A repository in an S3 bucket (AWS, or any S3-compatible store).
+//!
+//! Credentials come from the standard AWS chain (environment, shared profile,
+//! web identity, instance metadata): promsnap never sees or prints them.
+//!
+//! Uploads are streamed: a body that fits in one part becomes one PutObject;
+//! anything larger becomes a multipart upload whose parts are sent while the
+//! producer is still compressing, a few in parallel. The multipart upload is
+//! completed only after the producer finished its body, and aborted on any
+//! error or cancellation, so an object exists whole or not at all.
+//!
+//! Request checksums default to "when required" because many S3-compatible
+//! stores reject the CRC32 trailers that aws-sdk-s3 adds by default since
+//! 1.69 (see the README for which setting each provider needs).
+
+use std::fmt;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream as AwsStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+
+use super::{Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
+use crate::error::Hinted;
+
+/// How many parts of one object are uploaded at the same time.
+const PARALLEL_PARTS: usize = 3;
+
+/// Whether aws-sdk-s3 adds and checks CRC checksums on every request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumMode {
+    /// Only where the API requires one: works with every S3-compatible store.
+    #[default]
+    WhenRequired,
+    /// On every request that supports one (AWS S3 and stores that support
+    /// the flexible checksum headers).
+    WhenSupported,
+}
+
+/// How to reach the S3 endpoint, resolved from flags, env and config file.
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub checksums: ChecksumMode,
+    /// Size of a multipart part; also the largest object sent in one PUT.
+    pub part_size: usize,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            endpoint: None,
+            region: None,
+            path_style: false,
+            checksums: ChecksumMode::default(),
+            part_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    endpoint: Option<String>,
+    part_size: usize,
+}
+
+impl fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl S3Storage {
+    pub async fn new(bucket: String, prefix: String, opts: &S3Options) -> Result<Self> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let sdk = loader.load().await;
+        let (calc, validate) = match opts.checksums {
+            ChecksumMode::WhenRequired => (
+                RequestChecksumCalculation::WhenRequired,
+                ResponseChecksumValidation::WhenRequired,
+            ),
+            ChecksumMode::WhenSupported => (
+                RequestChecksumCalculation::WhenSupported,
+                ResponseChecksumValidation::WhenSupported,
+            ),
+        };
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(opts.path_style)
+            .request_checksum_calculation(calc)
+            .response_checksum_validation(validate);
+        if sdk.region().is_none() {
+            config = config.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &opts.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Ok(S3Storage {
+            client: Client::from_conf(config.build()),
+            bucket,
+            prefix,
+            endpoint: opts.endpoint.clone(),
+            part_size: opts.part_size.max(5 * 1024 * 1024),
+        })
+    }
+
+    fn full_key(&self, key: &Key) -> String {
+        if self.prefix.is_empty() {
+            key.as_str().to_string()
+        } else {
+            format!("{}/{}", self.prefix, key)
+        }
+    }
+
+    /// Collects the next part: `part_size` bytes or what is left.
+    /// Returns the part and whether the body has ended.
+    async fn next_part(&self, body: &mut Body) -> Result<(Bytes, bool)> {
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let mut len = 0;
+        while len < self.part_size {
+            match body.next().await? {
+                Some(b) => {
+                    len += b.len();
+                    pieces.push(b);
+                }
+                None => return Ok((concat(pieces, len), true)),
+            }
+        }
+        Ok((concat(pieces, len), false))
+    }
+
+    async fn put_multipart(&self, key: &Key, first: Bytes, body: &mut Body) -> Result<u64> {
+        let full = self.full_key(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.error(e, "start a multipart upload of", key))?;
+        let upload_id = created.upload_id().context("S3 returned no upload id")?;
+        let mut guard = AbortGuard {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: full.clone(),
+            upload_id: Some(upload_id.to_string()),
+        };
+        let mut in_flight = FuturesUnordered::new();
+        let mut parts = Vec::new();
+        let (mut part, mut ended, mut number, mut total) = (first, false, 1, 0u64);
+        loop {
+            if !part.is_empty() || number == 1 {
+                total += part.len() as u64;
+                in_flight.push(self.upload_part(&full, upload_id, number, part));
+                number += 1;
+            }
+            while in_flight.len() >= PARALLEL_PARTS || (ended && !in_flight.is_empty()) {
+                let done = in_flight.next().await.expect("non-empty");
+                parts.push(done.map_err(|e| self.error(e, "upload a part of", key))?);
+            }
+            if ended {
+                break;
+            }
+            (part, ended) = self.next_part(body).await?;
+        }
+        parts.sort_by_key(|p: &CompletedPart| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.error(e, "complete the upload of", key))?;
+        guard.upload_id = None;
+        Ok(total)
+    }
+
+    async fn upload_part(
+        &self,
+        full: &str,
+        upload_id: &str,
+        number: i32,
+        data: Bytes,
+    ) -> Result<CompletedPart, SdkError<aws_sdk_s3::operation::upload_part::UploadPartError>> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(AwsStream::from(data))
+            .send()
+            .await?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .build())
+    }
+
+    /// Turns an SDK error into one that says what failed and what to check.
+    fn error<E>(&self, err: SdkError<E, HttpResponse>, action: &str, key: &Key) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_string);
+        let detail = DisplayErrorContext(&err).to_string();
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let what = format!("could not {action} {key} in {}", self.describe());
+        let hinted = classify(code.as_deref(), status, &detail, &self.bucket, what);
+        anyhow::anyhow!(detail).context(hinted)
+    }
+}
+
+fn classify(
+    code: Option<&str>,
+    status: Option<u16>,
+    detail: &str,
+    bucket: &str,
+    what: String,
+) -> Hinted {
+    match (code, status) {
+        (Some("NoSuchBucket"), _) => Hinted::usage(
+            format!("{what}: bucket {bucket:?} does not exist"),
+            "create the bucket first, or check the bucket name in --repo and the --s3-endpoint",
+        ),
+        (Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied"), _)
+        | (_, Some(401 | 403)) => Hinted::usage(
+            format!("{what}: access denied"),
+            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); the key needs read, \
+             write, list and delete on the bucket",
+        ),
+        _ if detail.contains("credentials") && detail.contains("provider") => Hinted::usage(
+            format!("{what}: no S3 credentials found"),
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an \
+             instance role is available",
+        ),
+        (None, None) => Hinted::failure(
+            format!("{what}: the S3 endpoint did not answer"),
+            "check that --s3-endpoint / PROMSNAP_S3_ENDPOINT is right and reachable",
+        ),
+        _ => Hinted::failure(what, "see the cause above; rerun to retry, nothing was half-written"),
+    }
+}
+
+fn concat(pieces: Vec<Bytes>, len: usize) -> Bytes {
+    if pieces.len() == 1 {
+        return pieces.into_iter().next().expect("one piece");
+    }
+    let mut buf = BytesMut::with_capacity(len);
+    for p in pieces {
+        buf.extend_from_slice(&p);
+    }
+    buf.freeze()
+}
+
+/// Aborts a multipart upload unless it was completed. Runs on errors and when
+/// the upload future is dropped (Ctrl-C), so no invisible parts pile up.
+struct AbortGuard {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let req = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id);
+        super::cleanup::spawn(async move {
+            let _ = req.send().await;
+        });
+    }
+}
+
+fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    fn describe(&self) -> String {
+        let mut s = format!("s3://{}", self.bucket);
+        if !self.prefix.is_empty() {
+            s = format!("{s}/{}", self.prefix);
+        }
+        match &self.endpoint {
+            Some(e) => format!("{s} (endpoint {e})"),
+            None => s,
+        }
+    }
+
+    async fn put(&self, key: &Key, mut body: Body) -> Result<u64> {
+        let (first, ended) = self.next_part(&mut body).await?;
+        if !ended {
+            return self.put_multipart(key, first, &mut body).await;
+        }
+        let len = first.len() as u64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .body(AwsStream::from(first))
+            .send()
+            .await
+            .map_err(|e| self.error(e, "upload", key))?;
+        Ok(len)
+    }
+
+    async fn get(&self, key: &Key) -> Result<ByteStream> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(NotFound(key.clone()).into())
+            }
+            Err(e) => return Err(self.error(e, "download", key)),
+        };
+        let what = key.clone();
+        let stream = futures::stream::try_unfold(out.body, move |mut body| {
+            let what = what.clone();
+            async move {
+                let next = body
+                    .try_next()
+                    .await
+                    .with_context(|| format!("download of {what} broke off"))?;
+                Ok(next.map(|b| (b, body)))
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(Some(ObjectMeta {
+                key: key.clone(),
+                size: o.content_length().unwrap_or(0).max(0) as u64,
+                last_modified: o.last_modified().and_then(to_chrono),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(self.error(e, "stat", key)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let full_prefix = if self.prefix.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{}/{prefix}", self.prefix)
+        };
+        let strip = full_prefix.len() - prefix.len();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                let key = Key::new(prefix.trim_end_matches('/')).unwrap_or(Key("/".into()));
+                self.error(e, "list", &key)
+            })?;
+            for obj in page.contents() {
+                let Some(k) = obj.key().and_then(|k| k.get(strip..)) else {
+                    continue;
+                };
+                // Objects that are not valid keys were not written by us.
+                if let Ok(key) = Key::new(k) {
+                    out.push(ObjectMeta {
+                        key,
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                        last_modified: obj.last_modified().and_then(to_chrono),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.error(e, "delete", key))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_with_hints() {
+        let h = classify(Some("NoSuchBucket"), Some(404), "", "b", "x".into());
+        assert!(h.message.contains("does not exist") && h.hint.contains("create the bucket"));
+        let h = classify(Some("InvalidAccessKeyId"), Some(403), "", "b", "x".into());
+        assert!(h.hint.contains("AWS_ACCESS_KEY_ID"));
+        let h = classify(None, Some(403), "", "b", "x".into());
+        assert!(h.message.contains("access denied"));
+        let h = classify(
+            None,
+            None,
+            "dispatch failure: connection refused",
+            "b",
+            "x".into(),
+        );
+        assert!(h.hint.contains("--s3-endpoint"));
+    }
+}

@@ -1,0 +1,159 @@
+//! One behavioural test suite that every [`Storage`] backend must pass.
+//!
+//! The unit tests run it on the local backend; the integration tests run it
+//! on a real S3 server (Garage). It is public so that those tests can reach
+//! it, and it uses keys under a random prefix so runs never collide.
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{body, Key, NotFound, Storage};
+
+/// Runs every check against `storage`, failing with the first broken one.
+pub async fn run(storage: &dyn Storage) -> Result<()> {
+    let base = format!("suite-{:08x}", rand::random::<u32>());
+    let k = |s: &str| Key::new(format!("{base}/{s}")).unwrap();
+
+    missing_objects(storage, &k("missing"))
+        .await
+        .context("missing objects")?;
+    small_round_trip(storage, &k("small"))
+        .await
+        .context("small round trip")?;
+    empty_object(storage, &k("empty"))
+        .await
+        .context("empty object")?;
+    large_streamed(storage, &k("large"))
+        .await
+        .context("large streamed upload")?;
+    overwrite(storage, &k("small")).await.context("overwrite")?;
+    unfinished_upload(storage, &k("unfinished"))
+        .await
+        .context("unfinished upload")?;
+    listing(storage, &base).await.context("listing")?;
+    deletion(storage, &base).await.context("deletion")?;
+    Ok(())
+}
+
+async fn missing_objects(s: &dyn Storage, key: &Key) -> Result<()> {
+    ensure!(
+        s.head(key).await?.is_none(),
+        "head of a missing key is Some"
+    );
+    let err = match s.get(key).await {
+        Ok(_) => anyhow::bail!("get of a missing key succeeded"),
+        Err(e) => e,
+    };
+    ensure!(
+        err.downcast_ref::<NotFound>().is_some(),
+        "not a NotFound: {err:#}"
+    );
+    s.delete(key).await.context("deleting a missing key")?;
+    Ok(())
+}
+
+async fn small_round_trip(s: &dyn Storage, key: &Key) -> Result<()> {
+    let n = s.put_bytes(key, Bytes::from_static(b"hello")).await?;
+    ensure!(n == 5, "put returned {n}");
+    ensure!(s.get_bytes(key).await? == "hello", "content differs");
+    let meta = s.head(key).await?.context("head after put is None")?;
+    ensure!(meta.size == 5 && &meta.key == key, "head says {meta:?}");
+    Ok(())
+}
+
+async fn empty_object(s: &dyn Storage, key: &Key) -> Result<()> {
+    let (tx, rx) = body::channel(1);
+    tx.finish().await?;
+    ensure!(s.put(key, rx).await? == 0, "empty put size");
+    ensure!(s.get_bytes(key).await?.is_empty(), "empty object not empty");
+    ensure!(
+        s.head(key).await?.map(|m| m.size) == Some(0),
+        "empty head size"
+    );
+    Ok(())
+}
+
+/// Larger than one S3 multipart part, sent in uneven chunks.
+async fn large_streamed(s: &dyn Storage, key: &Key) -> Result<()> {
+    let total: usize = 21 * 1024 * 1024 + 12345;
+    let data: Vec<u8> = (0..total).map(|i| (i * 31 % 251) as u8).collect();
+    let expected = Sha256::digest(&data);
+    let (tx, rx) = body::channel(2);
+    let producer = async {
+        for chunk in data.chunks(700 * 1024 + 3) {
+            tx.send(Bytes::copy_from_slice(chunk)).await?;
+        }
+        tx.finish().await
+    };
+    let (stored, sent) = tokio::join!(s.put(key, rx), producer);
+    sent?;
+    ensure!(stored? == total as u64, "stored size differs");
+    ensure!(
+        Sha256::digest(s.get_bytes(key).await?) == expected,
+        "content differs"
+    );
+    ensure!(
+        s.head(key).await?.map(|m| m.size) == Some(total as u64),
+        "head size"
+    );
+    Ok(())
+}
+
+async fn overwrite(s: &dyn Storage, key: &Key) -> Result<()> {
+    s.put_bytes(key, Bytes::from_static(b"second version"))
+        .await?;
+    ensure!(s.get_bytes(key).await? == "second version", "not replaced");
+    Ok(())
+}
+
+async fn unfinished_upload(s: &dyn Storage, key: &Key) -> Result<()> {
+    let (tx, rx) = body::channel(4);
+    tx.send(Bytes::from(vec![7u8; 1024])).await?;
+    drop(tx);
+    ensure!(
+        s.put(key, rx).await.is_err(),
+        "an unfinished body was accepted"
+    );
+    ensure!(
+        s.head(key).await?.is_none(),
+        "an unfinished body became visible"
+    );
+    Ok(())
+}
+
+async fn listing(s: &dyn Storage, base: &str) -> Result<()> {
+    for name in ["dir/b", "dir/a", "dir/sub/c", "dirx/d"] {
+        s.put_bytes(
+            &Key::new(format!("{base}/{name}"))?,
+            Bytes::from_static(b"x"),
+        )
+        .await?;
+    }
+    let keys = |v: Vec<super::ObjectMeta>| -> Vec<String> {
+        v.into_iter()
+            .map(|m| m.key.as_str()[base.len() + 1..].to_string())
+            .collect()
+    };
+    let got = keys(s.list(&format!("{base}/dir/")).await?);
+    ensure!(
+        got == ["dir/a", "dir/b", "dir/sub/c"],
+        "list dir/ gave {got:?}"
+    );
+    let got = keys(s.list(&format!("{base}/dir")).await?);
+    ensure!(got.len() == 4, "list dir (no slash) gave {got:?}");
+    ensure!(
+        s.list(&format!("{base}/nothing/")).await?.is_empty(),
+        "phantom keys"
+    );
+    Ok(())
+}
+
+async fn deletion(s: &dyn Storage, base: &str) -> Result<()> {
+    for meta in s.list(&format!("{base}/")).await? {
+        s.delete(&meta.key).await?;
+    }
+    let left = s.list(&format!("{base}/")).await?;
+    ensure!(left.is_empty(), "objects left after delete: {left:?}");
+    Ok(())
+}
