@@ -156,7 +156,10 @@ pub fn unpack(input: impl Read, dest: &Path, expected: &[FileEntry]) -> Result<U
             let name = entry_path(&entry)?;
             match entry.header().entry_type() {
                 tar::EntryType::Directory if name.trim_end_matches('/') == "chunks" => {
-                    std::fs::create_dir_all(dest.join("chunks"))?;
+                    match std::fs::create_dir(dest.join("chunks")) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e.into()),
+                        _ => {}
+                    }
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let want = wanted.remove(name.as_str()).with_context(|| {
@@ -195,8 +198,13 @@ fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
 
 fn write_checked(entry: &mut impl Read, dest: &Path, want: &FileEntry) -> Result<()> {
     let path = dest.join(&want.path);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    if want.path.starts_with("chunks/") {
+        // create_dir, not create_dir_all: if `dest` was removed under us
+        // (a cancelled restore), fail rather than recreate it.
+        match std::fs::create_dir(dest.join("chunks")) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e.into()),
+            _ => {}
+        }
     }
     let file = File::options()
         .write(true)

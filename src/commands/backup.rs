@@ -164,7 +164,7 @@ fn snapshot_blocks(dir: &Path) -> Result<Vec<Block>> {
 }
 
 fn from_dir(dir: &Path, printer: &Printer) -> Result<(Vec<Block>, Source)> {
-    if tsdb::is_locked(dir) {
+    if tsdb::ensure_not_in_use(dir).is_err() {
         return Err(Hinted::usage(
             format!("{} belongs to a running Prometheus", dir.display()),
             "its blocks can be compacted away while they are read: omit --from-dir to back up \

@@ -117,9 +117,8 @@ struct Prepared {
 }
 
 fn prepare_target(dir: &Path, manifest: &Manifest, force: bool) -> Result<Prepared> {
-    if tsdb::is_locked(dir) {
-        // lock_data_dir says so with the right hint.
-        tsdb::lock_data_dir(dir)?;
+    if dir.exists() {
+        tsdb::ensure_not_in_use(dir)?;
     }
     let mut moved_aside = None;
     let mut complete = HashSet::new();
@@ -235,11 +234,10 @@ async fn restore_block(
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp)?;
-    let result = download_and_unpack(repo, entry, &tmp, progress.clone()).await;
-    if let Err(e) = result {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e.context(format!("could not restore block {}", entry.ulid)));
-    }
+    let mut guard = TmpDir(Some(tmp.clone()));
+    download_and_unpack(repo, entry, &tmp, progress.clone())
+        .await
+        .with_context(|| format!("could not restore block {}", entry.ulid))?;
     for d in [tmp.join("chunks"), tmp.clone()] {
         if d.is_dir() {
             sync_dir(&d)?;
@@ -247,6 +245,7 @@ async fn restore_block(
     }
     fs::rename(&tmp, &target)
         .with_context(|| format!("could not rename {} into place", tmp.display()))?;
+    guard.0 = None;
     progress.note(&format!("block {} restored", entry.ulid));
     Ok(())
 }
@@ -274,7 +273,16 @@ async fn download_and_unpack(
     };
     let unpacker = {
         let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
-        tokio::task::spawn_blocking(move || archive::unpack(ChannelReader::new(rx), &tmp, &files))
+        // The thread cleans up after itself: if this future is dropped (a
+        // sibling block failed, or Ctrl-C), the thread still runs to its
+        // error and must not leave a half-written directory behind.
+        tokio::task::spawn_blocking(move || {
+            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files);
+            if result.is_err() {
+                let _ = fs::remove_dir_all(&tmp);
+            }
+            result
+        })
     };
     let ((), unpacked) = tokio::join!(pump, unpacker);
     let unpacked = unpacked.context("the unpacking thread failed")??;
@@ -290,6 +298,18 @@ async fn download_and_unpack(
         );
     }
     Ok(())
+}
+
+/// Removes a block's temporary directory unless it was renamed into place:
+/// on errors, and when the restore is cancelled or a sibling block failed.
+struct TmpDir(Option<PathBuf>);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// A blocking `Read` over chunks arriving from an async download.

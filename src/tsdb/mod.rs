@@ -190,11 +190,73 @@ pub fn validate_file_path(rel: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to go on when a running Prometheus holds `dir/lock`.
+/// Refuses to go on when a running process uses `dir`.
 ///
-/// Prometheus takes `flock(LOCK_EX|LOCK_NB)` on that file for as long as it
-/// runs; if we can take it, nobody holds it. The returned guard keeps the
-/// lock, so Prometheus cannot start on the directory while we write to it.
+/// Two checks, because neither is enough alone: Prometheus takes
+/// `flock(LOCK_EX|LOCK_NB)` on `dir/lock` while it runs, but only when its
+/// lock file is enabled (Debian's 2.42 build makes it opt-in with
+/// `--storage.tsdb.use-lockfile`); and a running Prometheus always keeps its
+/// WAL segment and `queries.active` open, which `/proc/*/fd` shows.
+pub fn ensure_not_in_use(dir: &Path) -> Result<()> {
+    let users = if is_locked(dir) {
+        vec![format!("the holder of {}", dir.join("lock").display())]
+    } else {
+        processes_using(dir)
+    };
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Hinted::failure(
+        format!(
+            "{} is in use by a running process: {}",
+            dir.display(),
+            users.join(", ")
+        ),
+        "stop that Prometheus first (e.g. `systemctl stop prometheus`), or choose another \
+         --data-dir",
+    )
+    .into())
+}
+
+/// Processes (other than us) with a file below `dir` open, as `name (pid N)`.
+/// Reads `/proc`; processes we may not inspect are not seen.
+pub fn processes_using(dir: &Path) -> Vec<String> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for proc in procs.flatten() {
+        let Some(pid) = proc
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(proc.path().join("fd")) else {
+            continue;
+        };
+        let uses = fds
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(&dir)));
+        if uses {
+            let comm = fs::read_to_string(proc.path().join("comm")).unwrap_or_default();
+            found.push(format!("{} (pid {pid})", comm.trim()));
+        }
+    }
+    found
+}
+
+/// Takes the Prometheus lock on `dir` (creating `dir/lock`) and returns the
+/// guard that holds it, so a Prometheus started by mistake while we write
+/// refuses the directory (when its lock file is enabled).
 pub fn lock_data_dir(dir: &Path) -> Result<Option<File>> {
     let path = dir.join("lock");
     let file = match File::options()
@@ -210,16 +272,7 @@ pub fn lock_data_dir(dir: &Path) -> Result<Option<File>> {
     };
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(fs::TryLockError::WouldBlock) => Err(Hinted::failure(
-            format!(
-                "{} is locked by a running process (Prometheus holds {} while it runs)",
-                dir.display(),
-                path.display()
-            ),
-            "stop that Prometheus first (e.g. `systemctl stop prometheus`), or choose another \
-             --data-dir; to add blocks to a running server use --merge (coming soon)",
-        )
-        .into()),
+        Err(fs::TryLockError::WouldBlock) => ensure_not_in_use(dir).map(|_| None),
         Err(fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("could not lock {}", path.display()))
         }
@@ -297,6 +350,25 @@ mod tests {
     }
 
     #[test]
+    fn open_files_reveal_a_process_using_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdout(File::create(dir.path().join("out")).unwrap())
+            .spawn()
+            .unwrap();
+        let users = processes_using(dir.path());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            users.iter().any(|u| u.starts_with("sleep (pid")),
+            "{users:?}"
+        );
+        assert!(processes_using(dir.path()).is_empty());
+        ensure_not_in_use(dir.path()).unwrap();
+    }
+
+    #[test]
     fn a_held_lock_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!is_locked(dir.path()));
@@ -304,6 +376,8 @@ mod tests {
         held.lock().unwrap();
         assert!(is_locked(dir.path()));
         assert!(lock_data_dir(dir.path()).is_err());
+        let err = ensure_not_in_use(dir.path()).unwrap_err();
+        assert!(format!("{err}").contains("in use by a running process"));
         drop(held);
         let ours = lock_data_dir(dir.path()).unwrap();
         assert!(ours.is_some());

@@ -1,0 +1,133 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'promsnap'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'promsnap' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'promsnap;backup' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--prometheus-url', '--prometheus-url', [CompletionResultType]::ParameterName, 'Prometheus base URL [default: http://localhost:9090]')
+            [CompletionResult]::new('--prometheus-username', '--prometheus-username', [CompletionResultType]::ParameterName, 'User name for basic authentication (Prometheus behind a web config)')
+            [CompletionResult]::new('--prometheus-password-file', '--prometheus-password-file', [CompletionResultType]::ParameterName, 'File holding the basic-authentication password')
+            [CompletionResult]::new('--prometheus-bearer-token-file', '--prometheus-bearer-token-file', [CompletionResultType]::ParameterName, 'File holding a bearer token')
+            [CompletionResult]::new('--prometheus-ca-cert', '--prometheus-ca-cert', [CompletionResultType]::ParameterName, 'PEM file with the CA that signed Prometheus''s TLS certificate')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Prometheus''s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus''s /api/v1/status/flags]')
+            [CompletionResult]::new('--from-dir', '--from-dir', [CompletionResultType]::ParameterName, 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'Name this Prometheus in the repository [default: the host name]')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Blocks packed and uploaded at the same time [default: 2]')
+            [CompletionResult]::new('--zstd-level', '--zstd-level', [CompletionResultType]::ParameterName, 'zstd compression level, 1 (fastest) to 19 [default: 3]')
+            [CompletionResult]::new('--zstd-threads', '--zstd-threads', [CompletionResultType]::ParameterName, 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--skip-head', '--skip-head', [CompletionResultType]::ParameterName, 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)')
+            [CompletionResult]::new('--keep-local-snapshot', '--keep-local-snapshot', [CompletionResultType]::ParameterName, 'Keep the local snapshot directory after the backup instead of removing it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;list' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'Only snapshots of this instance')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the snapshots as one JSON array on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;restore' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'With `latest` or an id prefix: only consider snapshots of this instance')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Blocks downloaded and unpacked at the same time [default: 4]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time> (nothing is deleted)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;completions' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;help' {
+            [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'promsnap;help;backup' {
+            break
+        }
+        'promsnap;help;list' {
+            break
+        }
+        'promsnap;help;restore' {
+            break
+        }
+        'promsnap;help;completions' {
+            break
+        }
+        'promsnap;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,94 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_promsnap_global_optspecs
+    string join \n config= q/quiet h/help V/version
+end
+
+function __fish_promsnap_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_promsnap_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_promsnap_using_subcommand
+    set -l cmd (__fish_promsnap_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c promsnap -n "__fish_promsnap_needs_command" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_needs_command" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_needs_command" -s V -l version -d 'Print version'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l data-dir -d 'Prometheus\'s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus\'s /api/v1/status/flags]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d 'Name this Prometheus in the repository [default: the host name]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time [default: 2]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 3]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-threads -d 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l instance -d 'Only snapshots of this instance' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l json -d 'Print the snapshots as one JSON array on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'With `latest` or an id prefix: only consider snapshots of this instance' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time [default: 4]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time> (nothing is deleted)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,69 @@
+//! The command line as a user meets it: help that teaches, completions that
+//! are current, broken pipes that are not errors.
+
+use crate::cmd::bare;
+
+#[test]
+fn committed_completions_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    for (shell, file) in [
+        ("bash", "promsnap.bash"),
+        ("zsh", "_promsnap"),
+        ("fish", "promsnap.fish"),
+        ("elvish", "promsnap.elv"),
+        ("powershell", "_promsnap.ps1"),
+    ] {
+        let run = bare(&["completions", shell]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("restore"),
+            "{shell} completion lacks subcommands"
+        );
+        let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(
+            committed == run.stdout,
+            "completions/{file} is stale: run `cargo run -- completions {shell} > completions/{file}` \
+             (or scripts/update-completions.sh)"
+        );
+    }
+}
+
+#[test]
+fn help_explains_the_commands_and_exit_codes() {
+    let run = bare(&["--help"]);
+    assert_eq!(run.code, 0);
+    for needle in [
+        "backup",
+        "restore",
+        "list",
+        "Exit codes: 0 ok, 1 failed, 2 usage",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "--help lacks {needle:?}:\n{}",
+            run.stdout
+        );
+    }
+    let run = bare(&["backup", "--help"]);
+    for needle in [
+        "--web.enable-admin-api",
+        "--prometheus-url",
+        "--from-dir",
+        "PROMSNAP_REPO",
+        "--zstd-level",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "backup --help lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(bare(&["frobnicate"]).code, 2);
+    assert_eq!(
+        bare(&["backup", "--zstd-level", "99", "--repo", "x"]).code,
+        2
+    );
+}

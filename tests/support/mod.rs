@@ -1,0 +1,168 @@
+//! Test harness for the end-to-end tests: real Prometheus, real Garage (S3),
+//! the real `promsnap` binary and the TSDB fixtures in `fixtures/data`.
+//!
+//! Everything here is blocking on purpose: tests drive a binary and external
+//! servers, so plain `std::process` reads best. The few HTTP calls run on a
+//! throwaway current-thread tokio runtime, which means these helpers must not
+//! be called from inside an async test (`#[tokio::test]`).
+//!
+//! Policy: a missing Prometheus or Garage binary fails the test with a hint.
+//! Never skip silently: a green run must mean the tests really ran.
+
+// Each test module uses a different subset of the harness.
+#![allow(dead_code)]
+
+mod garage;
+mod prometheus;
+
+pub use garage::{garage, Garage};
+pub use prometheus::{Prometheus, StartOptions};
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// First sample of the fixture data: 2026-01-01T00:00:00Z, in unix seconds.
+pub const FIXTURE_START: i64 = 1_767_225_600;
+/// Last sample of the fixture data: 2026-01-01T05:59:45Z (15 s interval).
+pub const FIXTURE_END: i64 = 1_767_247_185;
+/// A timestamp inside the middle block (2026-01-01T03:00:00Z).
+pub const FIXTURE_MID: i64 = 1_767_236_400;
+/// Number of series in every fixture block (and in the whole data set).
+pub const FIXTURE_SERIES: usize = 38;
+/// Number of 2h blocks in `fixtures/data`.
+pub const FIXTURE_BLOCKS: usize = 3;
+
+/// Finds `name` on `PATH` or in `~/.cargo/bin` (where `cargo install` puts
+/// Garage), or fails the test with the way to install it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.iter()
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "required tool `{name}` was not found on PATH or in ~/.cargo/bin.\n\
+                 The end-to-end tests need real Prometheus and Garage binaries; \
+                 install them with `scripts/install-deps.sh` (Debian package \
+                 `prometheus`, `cargo install garage --locked`)."
+            )
+        })
+}
+
+/// A loopback port that was free a moment ago. Another process may grab it
+/// before the caller binds it; `Prometheus::start` retries for that reason.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("could not bind an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// `fixtures/` in the source tree.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The block directories of `fixtures/data`, sorted by ULID (= by time here).
+pub fn fixture_blocks() -> Vec<PathBuf> {
+    let data = fixtures_dir().join("data");
+    let mut blocks: Vec<PathBuf> = fs::read_dir(&data)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", data.display()))
+        .map(|entry| entry.expect("readdir").path())
+        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(is_ulid))
+        .collect();
+    blocks.sort();
+    assert_eq!(
+        blocks.len(),
+        FIXTURE_BLOCKS,
+        "fixtures/data should hold {FIXTURE_BLOCKS} blocks; run fixtures/regenerate.sh"
+    );
+    blocks
+}
+
+/// Copies the fixture blocks into `dst` (created if needed), as a fresh
+/// Prometheus data directory.
+pub fn fixture_data_dir(dst: &Path) {
+    for block in fixture_blocks() {
+        copy_dir(&block, &dst.join(block.file_name().unwrap()));
+    }
+}
+
+/// Whether `name` is a ULID the way Prometheus parses block dirs: 26 chars of
+/// Crockford base32.
+pub fn is_ulid(name: &str) -> bool {
+    name.len() == 26 && name.parse::<ulid::Ulid>().is_ok()
+}
+
+/// Recursive copy of regular files and directories (fixtures have no links).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("mkdir {}: {e}", dst.display()));
+    for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("readdir {}: {e}", src.display())) {
+        let entry = entry.expect("readdir entry");
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&from, &to);
+        } else {
+            fs::copy(&from, &to)
+                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+        }
+    }
+}
+
+/// The `promsnap` binary under test, with no `PROMSNAP_*` or `AWS_*`
+/// variables inherited: a developer's own S3 settings must never leak in.
+pub fn promsnap() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promsnap"));
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("PROMSNAP_") || key_str.starts_with("AWS_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// Last `lines` lines of a (log) file, for panic messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| format!("<cannot read log: {e}>"));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// GET `url`; returns (status, body). Errors only when no HTTP answer came.
+pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
+    http(reqwest::Method::GET, url)
+}
+
+/// POST to `url` with an empty body; returns (status, body).
+pub fn http_post(url: &str) -> anyhow::Result<(u16, String)> {
+    http(reqwest::Method::POST, url)
+}
+
+fn http(method: reqwest::Method, url: &str) -> anyhow::Result<(u16, String)> {
+    block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let resp = client.request(method, url).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
+    })
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("could not build a tokio runtime")
+        .block_on(future)
+}

@@ -1,0 +1,11 @@
+//! The single integration test binary (`autotests = false`): every
+//! end-to-end test module is listed here and shares `support`.
+
+mod support;
+
+mod cli;
+mod cmd;
+mod errors;
+mod harness_selftest;
+mod roundtrip;
+mod storage;
