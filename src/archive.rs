@@ -467,7 +467,7 @@ mod tests {
         ];
         for (name, kind) in cases {
             let archive = evil_archive(name, kind, b"evil");
-            let files = vec![FileEntry {
+            let files = [FileEntry {
                 path: String::from_utf8_lossy(name).into_owned(),
                 size: 4,
                 sha256: sha.clone(),

@@ -63,6 +63,9 @@ pub fn garage() -> &'static Garage {
 }
 
 impl Garage {
+    // The watchdog is never waited for: it must outlive this process to
+    // clean up after it (see the module docs).
+    #[allow(clippy::zombie_processes)]
     fn start() -> Garage {
         let bin = require_tool("garage");
         let dir = tempfile::Builder::new()

@@ -32,6 +32,9 @@ pub struct StartOptions {
     pub extra_args: Vec<String>,
     /// Contents of prometheus.yml; `None` means no scrape configs.
     pub config_yaml: Option<String>,
+    /// Contents of a `--web.config.file` (e.g. basic_auth_users); with one,
+    /// a 401 from `/-/ready` counts as up.
+    pub web_config_yaml: Option<String>,
 }
 
 impl Default for StartOptions {
@@ -40,6 +43,7 @@ impl Default for StartOptions {
             admin_api: true,
             extra_args: Vec::new(),
             config_yaml: None,
+            web_config_yaml: None,
         }
     }
 }
@@ -80,6 +84,13 @@ impl Prometheus {
         fs::write(&config, opts.config_yaml.as_deref().unwrap_or(EMPTY_CONFIG))
             .expect("write prometheus.yml");
         let log_path = workdir.path().join("prometheus.log");
+        let mut opts = opts;
+        if let Some(web) = opts.web_config_yaml.clone() {
+            let path = workdir.path().join("web.yml");
+            fs::write(&path, web).expect("write web.yml");
+            opts.extra_args
+                .push(format!("--web.config.file={}", path.display()));
+        }
 
         // free_port() is racy (the port is released before Prometheus binds
         // it), so retry a few times when the listen address is taken.
@@ -87,7 +98,7 @@ impl Prometheus {
             let port = free_port();
             let mut child = spawn(&bin, &config, data_dir, port, &opts, &log_path);
             let url = format!("http://127.0.0.1:{port}");
-            match wait_ready(&mut child, &url, &log_path) {
+            match wait_ready(&mut child, &url, &log_path, opts.web_config_yaml.is_some()) {
                 Startup::Ready => {
                     return Prometheus {
                         url,
@@ -231,7 +242,7 @@ fn spawn(
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
 }
 
-fn wait_ready(child: &mut Child, url: &str, log_path: &Path) -> Startup {
+fn wait_ready(child: &mut Child, url: &str, log_path: &Path, auth: bool) -> Startup {
     let deadline = Instant::now() + READY_TIMEOUT;
     let ready_url = format!("{url}/-/ready");
     while Instant::now() < deadline {
@@ -243,8 +254,10 @@ fn wait_ready(child: &mut Child, url: &str, log_path: &Path) -> Startup {
             return Startup::Failed(format!("exited early ({status})"));
         }
         // /-/ready answers 503 while the TSDB is still loading.
-        if let Ok((200, _)) = http_get(&ready_url) {
-            return Startup::Ready;
+        match http_get(&ready_url) {
+            Ok((200, _)) => return Startup::Ready,
+            Ok((401, _)) if auth => return Startup::Ready,
+            _ => {}
         }
         sleep(Duration::from_millis(100));
     }

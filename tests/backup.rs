@@ -1,0 +1,178 @@
+//! Backup behaviour an operator relies on: authentication, discovery of the
+//! data directory, silence under cron, and cheap nightly runs on big TSDBs.
+
+use std::fs;
+use std::path::Path;
+
+use crate::cmd::Target;
+use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS};
+
+const PASSWORD: &str = "hunter2-secret";
+/// bcrypt of PASSWORD (cost 4, fast for tests), for Prometheus's web config.
+const PASSWORD_BCRYPT: &str = "$2b$04$HleYlLUrVp6fgFZ9sO1Qf.fIq1Y198py/68bgge/MdQbxvVeSr0MG";
+
+#[test]
+fn prometheus_behind_basic_auth() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let web = format!("basic_auth_users:\n  backup: {PASSWORD_BCRYPT}\n");
+    let prom = Prometheus::start_with(
+        &data,
+        StartOptions {
+            web_config_yaml: Some(web),
+            ..Default::default()
+        },
+    );
+    let target = Target::local(&work.path().join("repo"));
+    let data_s = data.to_str().unwrap();
+
+    let denied = target.run(&[
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data_s,
+    ]);
+    denied.expect_failure(1, &["401", "hint: Prometheus wants credentials"]);
+
+    let wrong = work.path().join("wrong");
+    fs::write(&wrong, "not-the-password\n").unwrap();
+    let wrong_run = target.run(&[
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data_s,
+        "--prometheus-username",
+        "backup",
+        "--prometheus-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    wrong_run.expect_failure(1, &["401"]);
+    assert!(
+        !wrong_run.stderr.contains("not-the-password"),
+        "a secret was printed"
+    );
+
+    let secret = work.path().join("password");
+    fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    let ok = target.ok(&[
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data_s,
+        "--prometheus-username",
+        "backup",
+        "--prometheus-password-file",
+        secret.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(ok.json()["blocks_new"], FIXTURE_BLOCKS);
+    assert!(
+        !ok.stdout.contains(PASSWORD) && !ok.stderr.contains(PASSWORD),
+        "a secret was printed"
+    );
+}
+
+/// Without --data-dir, promsnap asks Prometheus where its TSDB lives.
+#[test]
+fn data_dir_is_discovered_from_prometheus() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    let target = Target::local(&work.path().join("repo"));
+    let run = target.ok(&["backup", "--prometheus-url", &prom.url, "--json"]);
+    let report = run.json();
+    assert_eq!(report["blocks_new"], FIXTURE_BLOCKS);
+    assert_eq!(
+        fs::read_dir(data.join("snapshots")).unwrap().count(),
+        0,
+        "snapshot left behind"
+    );
+}
+
+/// Under cron, success is silent: nothing on stdout or stderr, exit 0.
+#[test]
+fn quiet_backup_prints_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let target = Target::local(&work.path().join("repo"));
+    let run = target.ok(&["backup", "--from-dir", data.to_str().unwrap(), "--quiet"]);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    assert_eq!(
+        target
+            .ok(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Writes `n` small block directories (backup does not parse chunk or index
+/// content, so made-up bytes serve) and returns their ULIDs.
+fn synthetic_blocks(dir: &Path, n: usize) -> Vec<String> {
+    let mut ulids = Vec::new();
+    for i in 0..n {
+        let ulid = ulid::Ulid::from_parts(1_767_225_600_000 + i as u64, i as u128).to_string();
+        let block = dir.join(&ulid);
+        fs::create_dir_all(block.join("chunks")).unwrap();
+        let (min, max) = (i as i64 * 7_200_000, (i as i64 + 1) * 7_200_000);
+        let meta = format!(
+            r#"{{"ulid":"{ulid}","minTime":{min},"maxTime":{max},"stats":{{"numSamples":1,"numSeries":1,"numChunks":1}},"compaction":{{"level":1}},"version":1}}"#
+        );
+        fs::write(block.join("meta.json"), meta).unwrap();
+        fs::write(block.join("index"), vec![i as u8; 2048]).unwrap();
+        fs::write(block.join("chunks/000001"), vec![(i * 7) as u8; 4096]).unwrap();
+        fs::write(block.join("tombstones"), [0u8; 9]).unwrap();
+        ulids.push(ulid);
+    }
+    ulids
+}
+
+/// The nightly case: a TSDB of 1000 blocks, nothing changed since the last
+/// backup. Nothing is read or uploaded; the new snapshot reuses every block.
+#[test]
+fn unchanged_thousand_block_tsdb_reads_and_uploads_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    synthetic_blocks(&data, 1000);
+    let target = Target::local(&work.path().join("repo"));
+    let args = ["backup", "--from-dir", data.to_str().unwrap(), "--json"];
+    let first = target.ok(&args).json();
+    assert_eq!(first["blocks_new"], 1000);
+    let started = std::time::Instant::now();
+    let second = target.ok(&args).json();
+    eprintln!("unchanged 1000-block backup took {:?}", started.elapsed());
+    assert_eq!(second["blocks_reused"], 1000);
+    assert_eq!(second["blocks_new"], 0);
+    assert_eq!(second["bytes_read"], 0);
+    assert_eq!(second["bytes_uploaded"], 0);
+    // And it is a complete snapshot: restoring it gives every block back.
+    let restored = work.path().join("restored");
+    let report = target
+        .ok(&[
+            "restore",
+            "latest",
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "--json",
+        ])
+        .json();
+    assert_eq!(report["blocks_restored"], 1000);
+    let some = fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    assert_eq!(
+        fs::read(data.join(&some).join("index")).unwrap(),
+        fs::read(restored.join(&some).join("index")).unwrap()
+    );
+}
