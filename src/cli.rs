@@ -72,6 +72,23 @@ pub enum Command {
     /// blocks already complete and restores the rest.
     Restore(RestoreArgs),
 
+    /// Apply a retention policy: forget old snapshots, delete unused blocks.
+    ///
+    /// A snapshot is kept when any --keep-* rule keeps it (restic's `forget`
+    /// semantics, per instance). Block objects that no remaining snapshot uses
+    /// are deleted; objects no snapshot ever used (left by interrupted backups)
+    /// only once older than --grace. Use --dry-run first: it prints every
+    /// snapshot with keep/remove and the reason, and changes nothing. Rules not
+    /// given as flags come from the [prune] section of the configuration file.
+    Prune(PruneArgs),
+
+    /// Remove stale repository locks (left by crashed runs).
+    ///
+    /// Locks expire by themselves a few minutes after their holder stops
+    /// refreshing them, and locks of dead processes on this host are ignored,
+    /// so this is rarely needed.
+    Unlock(UnlockArgs),
+
     /// Print a shell completion script.
     ///
     /// For bash: promsnap completions bash > /etc/bash_completion.d/promsnap
@@ -186,9 +203,96 @@ pub struct BackupArgs {
     #[arg(long, value_name = "N")]
     pub zstd_threads: Option<u32>,
 
+    /// Record this as the snapshot's time (RFC 3339) instead of now, e.g. when
+    /// importing an old data directory with --from-dir.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<chrono::DateTime<chrono::FixedOffset>>,
+
+    /// After a successful backup, prune with the policy in the configuration
+    /// file's [prune] section. A failed prune exits 3: the backup is stored,
+    /// only the housekeeping failed.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// How long to wait for a prune that holds the repository [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot taken within DURATION of the newest one, e.g. 30d,
+    /// 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<crate::repo::retention::CalendarDuration>,
+    /// Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin
+    /// [default: UTC].
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<chrono_tz::Tz>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Only apply the policy to this instance's snapshots (by default every
+    /// instance keeps its own N).
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Show what would be removed and why; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Objects no snapshot references are deleted only when older than this,
+    /// since a running backup may be about to use them [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub grace: Option<std::time::Duration>,
+
+    /// How long to wait for running backups to finish [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+
+    /// Print the decisions and the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Remove every lock, also live ones. Only when you are sure no promsnap
+    /// is running against this repository.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

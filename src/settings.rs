@@ -9,13 +9,15 @@
 //! Secrets are read from files (`*_file` keys and flags) and never printed.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{PrometheusArgs, RepoArgs};
+use crate::cli::{PolicyArgs, PrometheusArgs, RepoArgs};
 use crate::error::Hinted;
 use crate::prometheus::PrometheusOptions;
+use crate::repo::retention::{Policy, PolicyError};
 use crate::storage::{ChecksumMode, Location, S3Options};
 
 /// The configuration file, as written by the user.
@@ -28,6 +30,25 @@ pub struct FileConfig {
     pub prometheus: PrometheusConfig,
     #[serde(default)]
     pub backup: BackupConfig,
+    #[serde(default)]
+    pub prune: PruneConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneConfig {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    /// Calendar duration such as "30d" or "1y6m".
+    pub keep_within: Option<String>,
+    /// IANA zone name, e.g. "Europe/Berlin".
+    pub timezone: Option<String>,
+    /// Duration such as "24h".
+    pub grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +129,57 @@ pub fn repo_settings(args: &RepoArgs, file: &FileConfig) -> Result<RepoSettings>
         ..S3Options::default()
     };
     Ok(RepoSettings { location, s3 })
+}
+
+/// The retention policy: flags, then the file's [prune] section, per rule.
+pub fn policy(args: &PolicyArgs, file: &FileConfig) -> Result<Policy> {
+    let f = &file.prune;
+    let bad = |key: &str, e: String| {
+        Hinted::usage(
+            format!("invalid prune.{key} in the configuration file: {e}"),
+            "see the README",
+        )
+    };
+    let within = match (&args.keep_within, &f.keep_within) {
+        (Some(d), _) => Some(*d),
+        (None, Some(text)) => Some(
+            text.parse()
+                .map_err(|e: PolicyError| bad("keep_within", e.to_string()))?,
+        ),
+        (None, None) => None,
+    };
+    let timezone = match (&args.timezone, &f.timezone) {
+        (Some(tz), _) => *tz,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e: chrono_tz::ParseError| bad("timezone", e.to_string()))?,
+        (None, None) => chrono_tz::Tz::UTC,
+    };
+    Ok(Policy {
+        keep_last: args.keep_last.or(f.keep_last),
+        keep_hourly: args.keep_hourly.or(f.keep_hourly),
+        keep_daily: args.keep_daily.or(f.keep_daily),
+        keep_weekly: args.keep_weekly.or(f.keep_weekly),
+        keep_monthly: args.keep_monthly.or(f.keep_monthly),
+        keep_yearly: args.keep_yearly.or(f.keep_yearly),
+        keep_within: within,
+        timezone,
+    })
+}
+
+/// The orphan grace period: flag, then `prune.grace`, else 24 hours.
+pub fn grace(flag: Option<Duration>, file: &FileConfig) -> Result<Duration> {
+    match (flag, &file.prune.grace) {
+        (Some(d), _) => Ok(d),
+        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| {
+            Hinted::usage(
+                format!("invalid prune.grace in the configuration file: {e}"),
+                "e.g. grace = \"24h\"",
+            )
+            .into()
+        }),
+        (None, None) => Ok(Duration::from_secs(24 * 3600)),
+    }
 }
 
 pub fn prometheus_options(args: &PrometheusArgs, file: &FileConfig) -> Result<PrometheusOptions> {

@@ -8,5 +8,6 @@ mod cli;
 mod cmd;
 mod errors;
 mod harness_selftest;
+mod prune;
 mod roundtrip;
 mod storage;

@@ -6,31 +6,50 @@ use anyhow::{Context, Result};
 use indicatif::{HumanBytes, HumanDuration};
 
 use crate::archive::PackOptions;
-use crate::cli::BackupArgs;
+use crate::cli::{BackupArgs, PolicyArgs};
 use crate::error::{ExitStatus, Hinted};
 use crate::output::{format_ms, Printer};
 use crate::prometheus::Prometheus;
 use crate::repo::backup::{self, BackupOptions, BackupReport};
+use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::manifest::Source;
+use crate::repo::prune::PruneOptions;
 use crate::settings::{self, FileConfig};
 use crate::tsdb::{self, Block};
 
 /// Size of the chunks handed from the compressor to the uploader.
 const CHUNK_SIZE: usize = 8 * 1024 * 1024;
 
+const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+    // Check everything that can be checked before touching Prometheus.
+    let prune_policy = if args.prune {
+        let policy = settings::policy(&PolicyArgs::default(), file)?;
+        if policy.is_empty() {
+            return Err(Hinted::usage(
+                "--prune needs a retention policy in the configuration file",
+                "add a [prune] section with keep_daily = 7 or similar (see the README), or run \
+                 `promsnap prune` with --keep-* flags",
+            )
+            .into());
+        }
+        Some((policy, settings::grace(None, file)?))
+    } else {
+        None
+    };
     let repo = super::open_repo(&args.repo, file).await?;
     let opts = options(&args, file)?;
+    let lock_wait = args.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT);
+    let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
+    let lock = repo
+        .lock(LockKind::Shared, "backup", lock_wait, &waiting)
+        .await?;
     let report = match &args.from_dir {
         Some(dir) => {
             let (blocks, source) = from_dir(dir, printer)?;
-            backup::run(
-                &repo,
-                blocks,
-                BackupOptions { source, ..opts },
-                printer.progress("backup"),
-            )
-            .await?
+            let opts = BackupOptions { source, ..opts };
+            backup::run(&repo, blocks, opts, printer.progress("backup"), &lock).await?
         }
         None => {
             let prom = Prometheus::new(settings::prometheus_options(&args.prometheus, file)?)?;
@@ -48,17 +67,35 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
                 snap_dir.display()
             ));
             let blocks = snapshot_blocks(&snap_dir)?;
-            backup::run(
-                &repo,
-                blocks,
-                BackupOptions { source, ..opts },
-                printer.progress("backup"),
-            )
-            .await?
+            let opts = BackupOptions { source, ..opts };
+            backup::run(&repo, blocks, opts, printer.progress("backup"), &lock).await?
         }
     };
+    lock.release().await?;
     print_report(&report, args.json, printer)?;
-    Ok(ExitStatus::Success)
+    let Some((policy, grace)) = prune_policy else {
+        return Ok(ExitStatus::Success);
+    };
+    let opts = PruneOptions {
+        policy,
+        instance: Some(report.instance.clone()),
+        dry_run: false,
+        grace: chrono::Duration::from_std(grace)?,
+        now: chrono::Utc::now(),
+    };
+    match super::prune::prune_locked(&repo, &opts, lock_wait, printer).await {
+        Ok(r) => {
+            printer.info(&format!(
+                "pruned {} snapshots and {} objects",
+                r.snapshots_removed, r.objects_deleted
+            ));
+            Ok(ExitStatus::Success)
+        }
+        Err(e) => {
+            printer.error(&e.context("the backup is stored, but pruning afterwards failed"));
+            Ok(ExitStatus::Problems)
+        }
+    }
 }
 
 fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
@@ -92,7 +129,9 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
             snapshot_name: None,
             directory: None,
         },
-        now: chrono::Utc::now(),
+        now: args
+            .time
+            .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc)),
     })
 }
 

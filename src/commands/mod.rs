@@ -6,7 +6,9 @@
 mod backup;
 mod completions;
 mod list;
+pub(crate) mod prune;
 mod restore;
+mod unlock;
 
 use anyhow::Result;
 
@@ -23,6 +25,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Command::Backup(args) => backup::run(args, &file, printer).await,
         Command::List(args) => list::run(args, &file, printer).await,
         Command::Restore(args) => restore::run(args, &file, printer).await,
+        Command::Prune(args) => prune::run(args, &file, printer).await,
+        Command::Unlock(args) => unlock::run(args, &file, printer).await,
         Command::Completions { shell } => completions::run(shell, printer),
     }
 }

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
 use super::Repository;
 use crate::archive::{self, PackOptions};
@@ -60,11 +61,14 @@ enum Plan {
     Upload(Block),
 }
 
+/// Backs up `blocks`. The caller holds the repository's shared `lock` from
+/// before this call until after it (see `lock.rs` for why).
 pub async fn run(
     repo: &Repository,
     blocks: Vec<Block>,
     opts: BackupOptions,
     progress: Arc<dyn Progress>,
+    lock: &RepoLock,
 ) -> Result<BackupReport> {
     let started = Instant::now();
     let bytes_total = blocks.iter().map(Block::total_size).sum();
@@ -102,6 +106,8 @@ pub async fn run(
         source: opts.source,
         blocks: entries,
     };
+    // Only while our lock is valid may we reference the blocks we reused.
+    lock.check()?;
     repo.write_manifest(&manifest).await?;
 
     let bytes_read: u64 = uploaded.iter().map(BlockEntry::data_size).sum();

@@ -19,7 +19,9 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod lock;
 pub mod manifest;
+pub mod prune;
 pub mod restore;
 pub mod retention;
 

@@ -119,6 +119,11 @@ impl Storage for LocalStorage {
         tokio::task::spawn_blocking(move || list_blocking(&root, &prefix)).await?
     }
 
+    async fn abort_incomplete(&self, before: DateTime<Utc>, dry_run: bool) -> Result<u64> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_staging(&root, before, dry_run)).await?
+    }
+
     async fn delete(&self, key: &Key) -> Result<()> {
         match tokio::fs::remove_file(self.path(key)).await {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -133,6 +138,33 @@ async fn sync_dir(dir: &Path) -> Result<()> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await??;
     Ok(())
+}
+
+/// Removes staging files (`.<name>.tmp-<random>`) older than `before`.
+fn remove_staging(root: &Path, before: DateTime<Utc>, dry_run: bool) -> Result<u64> {
+    let mut count = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if name.starts_with('.') && name.contains(".tmp-") {
+                let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or(before);
+                if modified < before {
+                    count += 1;
+                    if !dry_run {
+                        std::fs::remove_file(entry.path())?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// Walks the directory that holds `prefix` and keeps keys that start with it.

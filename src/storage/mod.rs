@@ -126,6 +126,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Removes the object; removing a missing object is not an error.
     async fn delete(&self, key: &Key) -> Result<()>;
 
+    /// Cleans up uploads that never completed (S3 multipart uploads, local
+    /// staging files) started before `before`; with `dry_run` only counts
+    /// them. Returns how many there were.
+    async fn abort_incomplete(&self, before: DateTime<Utc>, dry_run: bool) -> Result<u64>;
+
     /// Stores a small object held in memory.
     async fn put_bytes(&self, key: &Key, data: Bytes) -> Result<u64> {
         self.put(key, Body::from_bytes(data)).await

@@ -426,6 +426,57 @@ impl Storage for S3Storage {
         Ok(out)
     }
 
+    async fn abort_incomplete(&self, before: DateTime<Utc>, dry_run: bool) -> Result<u64> {
+        let prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        let mut count = 0;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    self.error(e, "list incomplete uploads under", &Key("uploads".into()))
+                })?;
+            for upload in page.uploads() {
+                let started = upload.initiated().and_then(to_chrono);
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                if started.is_none_or(|t| t >= before) {
+                    continue;
+                }
+                count += 1;
+                if !dry_run {
+                    self.client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            self.error(e, "abort an incomplete upload of", &Key("upload".into()))
+                        })?;
+                }
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(count);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+        }
+    }
+
     async fn delete(&self, key: &Key) -> Result<()> {
         self.client
             .delete_object()

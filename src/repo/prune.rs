@@ -1,0 +1,231 @@
+//! Pruning: forget the snapshots the retention policy no longer keeps, then
+//! collect the block objects nothing references any more.
+//!
+//! The decision is [`retention::apply`], a pure function; this module only
+//! carries it out, in an order that keeps every crash harmless: manifests
+//! first (a snapshot is gone the moment its manifest is), then the objects
+//! only the removed snapshots used. A crash in between leaves orphans that
+//! the next prune collects.
+//!
+//! Objects no manifest ever referenced ("orphans": an interrupted backup's
+//! blocks, which the next backup would reuse) are deleted only once older
+//! than a grace period, because a backup that is still running may be about
+//! to reference them. Prune holds the repository's exclusive lock, so no
+//! backup runs meanwhile; the grace period is a second line of defence (and
+//! covers repositories shared with older promsnap versions or clock trouble).
+//! Incomplete multipart uploads are aborted after the same grace period.
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::lock::RepoLock;
+use super::manifest::Manifest;
+use super::retention::{self, Decision, Policy, SnapshotRef};
+use super::Repository;
+use crate::error::Hinted;
+use crate::storage::{Key, ObjectMeta};
+
+pub struct PruneOptions {
+    pub policy: Policy,
+    /// Only judge this instance's snapshots (others are kept untouched).
+    pub instance: Option<String>,
+    pub dry_run: bool,
+    /// Orphans and incomplete uploads younger than this are kept.
+    pub grace: chrono::Duration,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub decisions: Vec<Decision>,
+    pub snapshots_kept: usize,
+    pub snapshots_removed: usize,
+    /// Objects (archives and their entries) deleted, or to delete in a dry run.
+    pub objects_deleted: usize,
+    pub bytes_freed: u64,
+    /// Of those, objects no snapshot ever referenced.
+    pub orphans_deleted: usize,
+    /// Orphans kept because they are younger than the grace period.
+    pub orphans_in_grace: usize,
+    pub uploads_aborted: u64,
+}
+
+pub async fn run(
+    repo: &Repository,
+    opts: &PruneOptions,
+    lock: Option<&RepoLock>,
+) -> Result<PruneReport> {
+    let manifests = repo.manifests().await?;
+    let decisions = decide(&manifests, opts)?;
+    let removed: HashSet<&str> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.as_str())
+        .collect();
+    let objects = repo.storage().list("blocks/").await?;
+    let plan = collect(&manifests, &removed, &objects, opts.now - opts.grace);
+
+    if !opts.dry_run {
+        for id in &removed {
+            check(lock)?;
+            repo.storage()
+                .delete(&super::manifest::manifest_key(id)?)
+                .await?;
+        }
+        // Entries before archives: an entry must never outlive its archive.
+        let mut doomed: Vec<&ObjectMeta> = plan.delete.clone();
+        doomed.sort_by_key(|o| !o.key.as_str().ends_with(".json"));
+        for object in doomed {
+            check(lock)?;
+            repo.storage().delete(&object.key).await?;
+        }
+    }
+    let uploads_aborted = repo
+        .storage()
+        .abort_incomplete(opts.now - opts.grace, opts.dry_run)
+        .await?;
+    Ok(PruneReport {
+        dry_run: opts.dry_run,
+        snapshots_kept: decisions.iter().filter(|d| d.keep).count(),
+        snapshots_removed: removed.len(),
+        objects_deleted: plan.delete.len(),
+        bytes_freed: plan.delete.iter().map(|o| o.size).sum(),
+        orphans_deleted: plan.orphans_deleted,
+        orphans_in_grace: plan.orphans_in_grace,
+        uploads_aborted,
+        decisions,
+    })
+}
+
+fn check(lock: Option<&RepoLock>) -> Result<()> {
+    lock.map_or(Ok(()), RepoLock::check)
+}
+
+fn decide(manifests: &[Manifest], opts: &PruneOptions) -> Result<Vec<Decision>> {
+    let refs: Vec<SnapshotRef> = manifests
+        .iter()
+        .filter(|m| opts.instance.as_ref().is_none_or(|i| *i == m.instance))
+        .map(|m| SnapshotRef {
+            id: m.id.clone(),
+            time: m.created,
+            group: m.instance.clone(),
+        })
+        .collect();
+    retention::apply(&refs, &opts.policy, opts.now)
+        .map_err(|e| Hinted::usage(e.to_string(), e.hint()).into())
+}
+
+struct Collection<'a> {
+    delete: Vec<&'a ObjectMeta>,
+    orphans_deleted: usize,
+    orphans_in_grace: usize,
+}
+
+/// `blocks/<ULID>/<fingerprint>` without the extension: an archive and its
+/// entry live and die together.
+fn stem(key: &Key) -> &str {
+    let k = key.as_str();
+    k.strip_suffix(".tar.zst")
+        .or_else(|| k.strip_suffix(".json"))
+        .unwrap_or(k)
+}
+
+/// Which stored objects go: those only removed snapshots referenced, and
+/// orphans older than `orphan_cutoff`.
+fn collect<'a>(
+    manifests: &[Manifest],
+    removed: &HashSet<&str>,
+    objects: &'a [ObjectMeta],
+    orphan_cutoff: DateTime<Utc>,
+) -> Collection<'a> {
+    let stems = |keep: bool| -> HashSet<String> {
+        manifests
+            .iter()
+            .filter(|m| removed.contains(m.id.as_str()) != keep)
+            .flat_map(|m| &m.blocks)
+            .filter_map(|b| Key::new(b.object.key.clone()).ok())
+            .map(|k| stem(&k).to_string())
+            .collect()
+    };
+    let (kept, dropped) = (stems(true), stems(false));
+    let mut c = Collection {
+        delete: Vec::new(),
+        orphans_deleted: 0,
+        orphans_in_grace: 0,
+    };
+    for object in objects {
+        let s = stem(&object.key);
+        if kept.contains(s) {
+            continue;
+        }
+        if dropped.contains(s) {
+            c.delete.push(object);
+        } else if object.last_modified.is_some_and(|t| t < orphan_cutoff) {
+            c.delete.push(object);
+            c.orphans_deleted += 1;
+        } else {
+            c.orphans_in_grace += 1;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::manifest::tests::{sample_entry, sample_manifest};
+
+    fn object(key: &str, age_hours: i64, now: DateTime<Utc>) -> ObjectMeta {
+        ObjectMeta {
+            key: Key::new(key).unwrap(),
+            size: 10,
+            last_modified: Some(now - chrono::Duration::hours(age_hours)),
+        }
+    }
+
+    #[test]
+    fn objects_go_only_when_nothing_kept_uses_them() {
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let a = "01HQ3K6W2Z0000000000000000";
+        let b = "01HQ3K6W2Z0000000000000001";
+        let mut old = sample_manifest();
+        old.id = "old".into();
+        old.blocks = vec![sample_entry(a), sample_entry(b)];
+        let mut new = sample_manifest();
+        new.id = "new".into();
+        new.blocks = vec![sample_entry(b)];
+        let fp = &old.blocks[0].fingerprint;
+        let objects = vec![
+            object(&format!("blocks/{a}/{fp}.tar.zst"), 100, now),
+            object(&format!("blocks/{a}/{fp}.json"), 100, now),
+            object(&format!("blocks/{b}/{fp}.tar.zst"), 100, now),
+            object(&format!("blocks/{b}/{fp}.json"), 100, now),
+            object("blocks/01HQ3K6W2Z0000000000000009/x.tar.zst", 48, now),
+            object("blocks/01HQ3K6W2Z0000000000000008/y.tar.zst", 1, now),
+        ];
+        let removed: HashSet<&str> = ["old"].into();
+        let c = collect(
+            &[old, new],
+            &removed,
+            &objects,
+            now - chrono::Duration::hours(24),
+        );
+        let deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(deleted.len(), 3, "{deleted:?}");
+        assert!(deleted.iter().all(|k| k.contains(a) || k.contains("09")));
+        assert_eq!((c.orphans_deleted, c.orphans_in_grace), (1, 1));
+
+        // Nothing removed: only the old orphan goes.
+        let c = collect(
+            &[],
+            &HashSet::new(),
+            &objects[4..],
+            now - chrono::Duration::hours(24),
+        );
+        assert_eq!(c.delete.len(), 1);
+    }
+}

@@ -1,0 +1,467 @@
+//! Retention and garbage collection end to end: what prune removes, what it
+//! must never remove, and backups and prunes racing on a real S3 server.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use serde_json::Value;
+
+use crate::cmd::Target;
+use crate::support;
+
+/// A data directory holding the fixture blocks with these indexes.
+fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
+    let dir = work.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    let all = support::fixture_blocks();
+    for &i in blocks {
+        support::copy_dir(&all[i], &dir.join(all[i].file_name().unwrap()));
+    }
+    dir
+}
+
+fn backup_at(target: &Target, dir: &Path, time: &str) -> Value {
+    target
+        .ok(&[
+            "backup",
+            "--from-dir",
+            dir.to_str().unwrap(),
+            "--instance",
+            "p",
+            "--time",
+            time,
+            "--json",
+        ])
+        .json()
+}
+
+fn ids(target: &Target) -> Vec<String> {
+    let list = target.ok(&["list", "--json"]).json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every file below a local repository, with its size.
+fn listing(repo: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(
+                    e.path().strip_prefix(repo).unwrap().display().to_string(),
+                    e.metadata().unwrap().len(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Three nightly snapshots whose blocks were compacted away one by one.
+fn three_nights(target: &Target, work: &Path) -> Vec<Value> {
+    let days = [
+        "2026-11-22T03:00:00Z",
+        "2026-11-23T03:00:00Z",
+        "2026-11-24T03:00:00Z",
+    ];
+    (0..3)
+        .map(|i| {
+            backup_at(
+                target,
+                &data_with(work, &format!("night{i}"), &[i]),
+                days[i],
+            )
+        })
+        .collect()
+}
+
+fn prune_removes_old_snapshots_and_their_blocks(target: Target) {
+    let work = tempfile::tempdir().unwrap();
+    let nights = three_nights(&target, work.path());
+    let dry = target
+        .ok(&["prune", "--keep-daily", "2", "--dry-run", "--json"])
+        .json();
+    assert_eq!(dry["snapshots_removed"], 1);
+    assert_eq!(ids(&target).len(), 3, "a dry run removed something");
+
+    let report = target.ok(&["prune", "--keep-daily", "2", "--json"]).json();
+    let removed: Vec<&Value> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == false)
+        .collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["id"], nights[0]["snapshot_id"]);
+    assert_eq!(removed[0]["reasons"][0], "no rule keeps it");
+    // The block only night 0 used is gone: its archive and its entry.
+    assert_eq!(report["objects_deleted"], 2);
+    assert_eq!(
+        report["bytes_freed"].as_u64().unwrap() > nights[0]["bytes_uploaded"].as_u64().unwrap(),
+        true
+    );
+    assert_eq!(
+        ids(&target),
+        [
+            nights[1]["snapshot_id"].as_str().unwrap(),
+            nights[2]["snapshot_id"].as_str().unwrap()
+        ]
+    );
+
+    let report = target.ok(&["prune", "--keep-last", "1", "--json"]).json();
+    assert_eq!(
+        (
+            report["snapshots_removed"].as_u64(),
+            report["objects_deleted"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    // What is left still restores completely.
+    let restored = work.path().join("restored");
+    let r = target
+        .ok(&[
+            "restore",
+            "latest",
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "--json",
+        ])
+        .json();
+    assert_eq!(r["blocks_restored"], 1);
+    // Pruning again has nothing to do.
+    let again = target.ok(&["prune", "--keep-last", "1", "--json"]).json();
+    assert_eq!(
+        (
+            again["snapshots_removed"].as_u64(),
+            again["objects_deleted"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn prune_on_a_local_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    prune_removes_old_snapshots_and_their_blocks(Target::local(&repo.path().join("repo")));
+}
+
+#[test]
+fn prune_on_garage() {
+    prune_removes_old_snapshots_and_their_blocks(Target::garage(support::garage(), "prune"));
+}
+
+#[test]
+fn dry_run_changes_nothing_and_explains_every_decision() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    three_nights(&target, work.path());
+    let before = listing(&repo);
+    let run = target.ok(&["prune", "--keep-last", "1", "--dry-run"]);
+    assert_eq!(listing(&repo), before, "--dry-run changed the repository");
+    let removals = run.stdout.lines().filter(|l| l.contains("  remove  ")).count();
+    assert_eq!(removals, 2, "{}", run.stdout);
+    assert!(run.stdout.contains("would remove 2 of 3 snapshots"), "{}", run.stdout);
+    assert!(run.stdout.contains("last 1"), "{}", run.stdout);
+    assert!(run.stdout.contains("no rule keeps it"));
+    assert!(run.stdout.contains("dry run: nothing was changed"));
+}
+
+#[test]
+fn an_empty_policy_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    three_nights(&target, work.path());
+    target
+        .run(&["prune"])
+        .expect_failure(2, &["no retention rule", "--keep-last"]);
+    assert_eq!(ids(&target).len(), 3);
+}
+
+/// Objects of an interrupted backup are kept through the grace period (the
+/// backup may still be running), and collected after it.
+#[test]
+fn orphans_are_collected_only_after_the_grace_period() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = data_with(work.path(), "data", &[0, 1, 2]);
+    // Interrupt a backup: the last block cannot be stored.
+    let last = support::fixture_blocks().pop().unwrap();
+    fs::create_dir_all(repo.join("blocks")).unwrap();
+    fs::write(
+        repo.join("blocks").join(last.file_name().unwrap()),
+        b"in the way",
+    )
+    .unwrap();
+    target
+        .run(&[
+            "backup",
+            "--from-dir",
+            data.to_str().unwrap(),
+            "--concurrency",
+            "1",
+        ])
+        .expect_failure(1, &[]);
+    fs::remove_file(repo.join("blocks").join(last.file_name().unwrap())).unwrap();
+    assert!(ids(&target).is_empty());
+    let stored_before = listing(&repo).len();
+    assert_eq!(
+        stored_before, 4,
+        "two blocks (archive + entry each) should be stored"
+    );
+
+    let kept = target.ok(&["prune", "--keep-last", "1", "--json"]).json();
+    assert_eq!(
+        (
+            kept["orphans_in_grace"].as_u64(),
+            kept["objects_deleted"].as_u64()
+        ),
+        (Some(4), Some(0))
+    );
+    assert_eq!(listing(&repo).len(), stored_before);
+
+    let collected = target
+        .ok(&["prune", "--keep-last", "1", "--grace", "0s", "--json"])
+        .json();
+    assert_eq!(collected["orphans_deleted"], 4);
+    assert!(listing(&repo).is_empty(), "{:?}", listing(&repo));
+}
+
+/// A lock object as another host would write it.
+fn foreign_lock(repo: &Path, kind: &str, command: &str, expires_in_secs: i64) {
+    let now = chrono::Utc::now();
+    let id = format!("{}-foreign{kind}", now.format("%Y%m%dT%H%M%SZ"));
+    let lock = serde_json::json!({
+        "id": id, "kind": kind, "command": command, "host": "other-host", "pid": 4242,
+        "created": now, "expires": now + chrono::Duration::seconds(expires_in_secs),
+    });
+    fs::create_dir_all(repo.join("locks")).unwrap();
+    fs::write(
+        repo.join("locks").join(format!("{id}.json")),
+        serde_json::to_vec(&lock).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn locks_block_what_they_must_and_stale_ones_do_not() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = data_with(work.path(), "data", &[0]);
+    let backup = [
+        "backup",
+        "--from-dir",
+        data.to_str().unwrap(),
+        "--lock-wait",
+        "1s",
+    ];
+
+    foreign_lock(&repo, "exclusive", "prune", -60); // crashed an hour ago: stale
+    target.ok(&backup);
+
+    foreign_lock(&repo, "exclusive", "prune", 600);
+    target.run(&backup).expect_failure(
+        1,
+        &[
+            "is locked by prune (pid 4242) on other-host",
+            "promsnap unlock",
+        ],
+    );
+    let unlock = target.ok(&["unlock"]);
+    assert!(
+        unlock.stderr.contains("kept live lock"),
+        "{}",
+        unlock.stderr
+    );
+    target.run(&backup).expect_failure(1, &["locked by prune"]);
+    target.ok(&["unlock", "--all"]);
+    target.ok(&backup);
+    assert_eq!(ids(&target).len(), 2);
+}
+
+/// `backup --prune` prunes with the configuration file's policy; when only
+/// the pruning fails, the exit code is 3 and the backup is kept.
+#[test]
+fn backup_then_prune_from_the_configuration_file() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let config = work.path().join("promsnap.toml");
+    fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n\n[prune]\nkeep_last = 1\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let data = data_with(work.path(), "data", &[0, 1]);
+    let run = |extra: &[&str]| {
+        let mut cmd = support::promsnap();
+        cmd.args([
+            "--config",
+            config.to_str().unwrap(),
+            "backup",
+            "--from-dir",
+            data.to_str().unwrap(),
+        ])
+        .args(extra);
+        cmd.output().unwrap()
+    };
+    assert!(run(&[]).status.success());
+    assert!(run(&["--prune"]).status.success());
+    let target = Target::local(&repo);
+    assert_eq!(ids(&target).len(), 1, "--prune did not apply keep_last = 1");
+
+    foreign_lock(&repo, "shared", "backup", 600); // a backup elsewhere holds on
+    let out = run(&["--prune", "--lock-wait", "1s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the backup is stored, but pruning afterwards failed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ids(&target).len(),
+        2,
+        "the backup must be stored even though pruning failed"
+    );
+
+    fs::write(
+        &config,
+        format!("[repository]\nurl = \"{}\"\n", repo.display()),
+    )
+    .unwrap();
+    let out = run(&["--prune"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--prune without a policy is a usage error"
+    );
+}
+
+/// Many rounds of backups and prunes racing against Garage. However they
+/// interleave, every snapshot that `list` shows must restore completely.
+#[test]
+fn racing_backups_and_prunes_never_lose_a_referenced_block() {
+    let target = Target::garage(support::garage(), "race");
+    let work = tempfile::tempdir().unwrap();
+    let sets: Vec<PathBuf> = (0..3)
+        .map(|i| data_with(work.path(), &format!("set{i}"), &[i, (i + 1) % 3]))
+        .collect();
+    for round in 0..6 {
+        let handles: Vec<_> = (0..3)
+            .map(|k| {
+                let (target, dir) = (target.clone(), sets[(round + k) % 3].clone());
+                thread::spawn(move || {
+                    if k == 2 {
+                        // Aggressive: keep one snapshot, collect orphans at once.
+                        target.ok(&["prune", "--keep-last", "1", "--grace", "0s"]);
+                    } else {
+                        target.ok(&[
+                            "backup",
+                            "--from-dir",
+                            dir.to_str().unwrap(),
+                            "--concurrency",
+                            "2",
+                        ]);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a racing command failed");
+        }
+    }
+    let snapshots = ids(&target);
+    assert!(!snapshots.is_empty());
+    for (i, id) in snapshots.iter().enumerate() {
+        let dest = work.path().join(format!("restore{i}"));
+        let r = target
+            .ok(&[
+                "restore",
+                id,
+                "--data-dir",
+                dest.to_str().unwrap(),
+                "--json",
+            ])
+            .json();
+        assert_eq!(r["blocks_restored"], 2, "snapshot {id}");
+    }
+}
+
+/// Multipart uploads left by a crashed backup are aborted after the grace period.
+#[test]
+fn abandoned_multipart_uploads_are_aborted() {
+    let garage = support::garage();
+    let target = Target::garage(garage, "multipart");
+    let bucket = target
+        .repo
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let client = s3_client(garage);
+    let open_uploads = |client: &aws_sdk_s3::Client| {
+        support::block_on(async {
+            let out = client
+                .list_multipart_uploads()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap();
+            out.uploads().len()
+        })
+    };
+    support::block_on(async {
+        client
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key("prom/blocks/x/crashed.tar.zst")
+            .send()
+            .await
+            .unwrap();
+    });
+    assert_eq!(open_uploads(&client), 1);
+    let work = tempfile::tempdir().unwrap();
+    three_nights(&target, work.path());
+    let young = target.ok(&["prune", "--keep-last", "5", "--json"]).json();
+    assert_eq!(
+        young["uploads_aborted"], 0,
+        "an upload within the grace period was aborted"
+    );
+    let old = target
+        .ok(&["prune", "--keep-last", "5", "--grace", "0s", "--json"])
+        .json();
+    assert_eq!(old["uploads_aborted"], 1);
+    assert_eq!(open_uploads(&client), 0);
+}
+
+fn s3_client(garage: &support::Garage) -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new(
+        &garage.access_key,
+        &garage.secret_key,
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(garage.region.clone()))
+        .endpoint_url(&garage.endpoint)
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
