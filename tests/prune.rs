@@ -105,10 +105,9 @@ fn prune_removes_old_snapshots_and_their_blocks(target: Target) {
     assert_eq!(removed[0]["reasons"][0], "no rule keeps it");
     // The block only night 0 used is gone: its archive and its entry.
     assert_eq!(report["objects_deleted"], 2);
-    assert_eq!(
-        report["bytes_freed"].as_u64().unwrap() > nights[0]["bytes_uploaded"].as_u64().unwrap(),
-        true
-    );
+    // Its archive, plus its small entry.
+    let freed = report["bytes_freed"].as_u64().unwrap();
+    assert!(freed > nights[0]["bytes_uploaded"].as_u64().unwrap(), "{freed}");
     assert_eq!(
         ids(&target),
         [
