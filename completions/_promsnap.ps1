@@ -31,6 +31,10 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Apply a retention policy: forget old snapshots, delete unused blocks')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that backups are whole and would restore (for CI and incidents)')
+            [CompletionResult]::new('check-dir', 'check-dir', [CompletionResultType]::ParameterValue, 'Check the TSDB structure of the blocks in a local directory')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -52,9 +56,12 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Blocks packed and uploaded at the same time [default: 2]')
             [CompletionResult]::new('--zstd-level', '--zstd-level', [CompletionResultType]::ParameterName, 'zstd compression level, 1 (fastest) to 19 [default: 3]')
             [CompletionResult]::new('--zstd-threads', '--zstd-threads', [CompletionResultType]::ParameterName, 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core')
+            [CompletionResult]::new('--time', '--time', [CompletionResultType]::ParameterName, 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir')
+            [CompletionResult]::new('--lock-wait', '--lock-wait', [CompletionResultType]::ParameterName, 'How long to wait for a prune that holds the repository [default: 10m]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
             [CompletionResult]::new('--skip-head', '--skip-head', [CompletionResultType]::ParameterName, 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)')
             [CompletionResult]::new('--keep-local-snapshot', '--keep-local-snapshot', [CompletionResultType]::ParameterName, 'Keep the local snapshot directory after the backup instead of removing it')
+            [CompletionResult]::new('--prune', '--prune', [CompletionResultType]::ParameterName, 'After a successful backup, prune with the policy in the configuration file''s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
@@ -95,6 +102,78 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'promsnap;prune' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--keep-last', '--keep-last', [CompletionResultType]::ParameterName, 'Keep the N newest snapshots')
+            [CompletionResult]::new('--keep-hourly', '--keep-hourly', [CompletionResultType]::ParameterName, 'Keep the newest snapshot of each of the last N hours that have one')
+            [CompletionResult]::new('--keep-daily', '--keep-daily', [CompletionResultType]::ParameterName, 'Keep the newest snapshot of each of the last N days that have one')
+            [CompletionResult]::new('--keep-weekly', '--keep-weekly', [CompletionResultType]::ParameterName, 'Keep the newest snapshot of each of the last N ISO weeks that have one')
+            [CompletionResult]::new('--keep-monthly', '--keep-monthly', [CompletionResultType]::ParameterName, 'Keep the newest snapshot of each of the last N months that have one')
+            [CompletionResult]::new('--keep-yearly', '--keep-yearly', [CompletionResultType]::ParameterName, 'Keep the newest snapshot of each of the last N years that have one')
+            [CompletionResult]::new('--keep-within', '--keep-within', [CompletionResultType]::ParameterName, 'Keep every snapshot taken within DURATION of the newest one, e.g. 30d, 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours)')
+            [CompletionResult]::new('--timezone', '--timezone', [CompletionResultType]::ParameterName, 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'Only apply the policy to this instance''s snapshots (by default every instance keeps its own N)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]')
+            [CompletionResult]::new('--lock-wait', '--lock-wait', [CompletionResultType]::ParameterName, 'How long to wait for running backups to finish [default: 10m]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be removed and why; change nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the decisions and the result as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;verify' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--read-data-subset', '--read-data-subset', [CompletionResultType]::ParameterName, 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)')
+            [CompletionResult]::new('--promtool', '--promtool', [CompletionResultType]::ParameterName, 'promtool to use for --restore-test [default: promtool on PATH]')
+            [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'With `latest`: only consider snapshots of this instance')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Objects checked at the same time [default: 4]')
+            [CompletionResult]::new('--scratch-dir', '--scratch-dir', [CompletionResultType]::ParameterName, 'Scratch space for --deep and --restore-test [default: the system temp dir]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Verify every snapshot (the default when no snapshot is named)')
+            [CompletionResult]::new('--quick', '--quick', [CompletionResultType]::ParameterName, 'Only check that manifests parse and objects exist with the right size')
+            [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also unpack every block and check its files and TSDB structure')
+            [CompletionResult]::new('--restore-test', '--restore-test', [CompletionResultType]::ParameterName, 'Also restore the snapshot(s) into a scratch directory and, when promtool is available, require `promtool tsdb list` to load every block')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;check-dir' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'promsnap;unlock' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Remove every lock, also live ones. Only when you are sure no promsnap is running against this repository')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'promsnap;completions' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
@@ -107,6 +186,10 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Apply a retention policy: forget old snapshots, delete unused blocks')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that backups are whole and would restore (for CI and incidents)')
+            [CompletionResult]::new('check-dir', 'check-dir', [CompletionResultType]::ParameterValue, 'Check the TSDB structure of the blocks in a local directory')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -118,6 +201,18 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             break
         }
         'promsnap;help;restore' {
+            break
+        }
+        'promsnap;help;prune' {
+            break
+        }
+        'promsnap;help;verify' {
+            break
+        }
+        'promsnap;help;check-dir' {
+            break
+        }
+        'promsnap;help;unlock' {
             break
         }
         'promsnap;help;completions' {

@@ -28,6 +28,10 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand backup 'Snapshot a running Prometheus and store its blocks in the repository'
             cand list 'List the snapshots in a repository, oldest first'
             cand restore 'Restore a snapshot into a Prometheus data directory'
+            cand prune 'Apply a retention policy: forget old snapshots, delete unused blocks'
+            cand verify 'Check that backups are whole and would restore (for CI and incidents)'
+            cand check-dir 'Check the TSDB structure of the blocks in a local directory'
+            cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -48,9 +52,12 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --concurrency 'Blocks packed and uploaded at the same time [default: 2]'
             cand --zstd-level 'zstd compression level, 1 (fastest) to 19 [default: 3]'
             cand --zstd-threads 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core'
+            cand --time 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir'
+            cand --lock-wait 'How long to wait for a prune that holds the repository [default: 10m]'
             cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
             cand --skip-head 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
             cand --keep-local-snapshot 'Keep the local snapshot directory after the backup instead of removing it'
+            cand --prune 'After a successful backup, prune with the policy in the configuration file''s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
             cand --json 'Print the result as one JSON object on stdout'
             cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
             cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
@@ -88,6 +95,74 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'promsnap;prune'= {
+            cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
+            cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'
+            cand --s3-region 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]'
+            cand --s3-path-style 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this'
+            cand --s3-checksums 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3'
+            cand --keep-last 'Keep the N newest snapshots'
+            cand --keep-hourly 'Keep the newest snapshot of each of the last N hours that have one'
+            cand --keep-daily 'Keep the newest snapshot of each of the last N days that have one'
+            cand --keep-weekly 'Keep the newest snapshot of each of the last N ISO weeks that have one'
+            cand --keep-monthly 'Keep the newest snapshot of each of the last N months that have one'
+            cand --keep-yearly 'Keep the newest snapshot of each of the last N years that have one'
+            cand --keep-within 'Keep every snapshot taken within DURATION of the newest one, e.g. 30d, 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours)'
+            cand --timezone 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]'
+            cand --instance 'Only apply the policy to this instance''s snapshots (by default every instance keeps its own N)'
+            cand --grace 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]'
+            cand --lock-wait 'How long to wait for running backups to finish [default: 10m]'
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --dry-run 'Show what would be removed and why; change nothing'
+            cand --json 'Print the decisions and the result as one JSON object on stdout'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'promsnap;verify'= {
+            cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
+            cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'
+            cand --s3-region 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]'
+            cand --s3-path-style 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this'
+            cand --s3-checksums 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3'
+            cand --read-data-subset 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)'
+            cand --promtool 'promtool to use for --restore-test [default: promtool on PATH]'
+            cand --instance 'With `latest`: only consider snapshots of this instance'
+            cand --concurrency 'Objects checked at the same time [default: 4]'
+            cand --scratch-dir 'Scratch space for --deep and --restore-test [default: the system temp dir]'
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --all 'Verify every snapshot (the default when no snapshot is named)'
+            cand --quick 'Only check that manifests parse and objects exist with the right size'
+            cand --deep 'Also unpack every block and check its files and TSDB structure'
+            cand --restore-test 'Also restore the snapshot(s) into a scratch directory and, when promtool is available, require `promtool tsdb list` to load every block'
+            cand --json 'Print the report as one JSON object on stdout'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'promsnap;check-dir'= {
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --json 'Print the report as one JSON object on stdout'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'promsnap;unlock'= {
+            cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
+            cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'
+            cand --s3-region 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]'
+            cand --s3-path-style 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this'
+            cand --s3-checksums 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3'
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --all 'Remove every lock, also live ones. Only when you are sure no promsnap is running against this repository'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'promsnap;completions'= {
             cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
             cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
@@ -99,6 +174,10 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand backup 'Snapshot a running Prometheus and store its blocks in the repository'
             cand list 'List the snapshots in a repository, oldest first'
             cand restore 'Restore a snapshot into a Prometheus data directory'
+            cand prune 'Apply a retention policy: forget old snapshots, delete unused blocks'
+            cand verify 'Check that backups are whole and would restore (for CI and incidents)'
+            cand check-dir 'Check the TSDB structure of the blocks in a local directory'
+            cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -107,6 +186,14 @@ set edit:completion:arg-completer[promsnap] = {|@words|
         &'promsnap;help;list'= {
         }
         &'promsnap;help;restore'= {
+        }
+        &'promsnap;help;prune'= {
+        }
+        &'promsnap;help;verify'= {
+        }
+        &'promsnap;help;check-dir'= {
+        }
+        &'promsnap;help;unlock'= {
         }
         &'promsnap;help;completions'= {
         }

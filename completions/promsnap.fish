@@ -31,6 +31,10 @@ complete -c promsnap -n "__fish_promsnap_needs_command" -s V -l version -d 'Prin
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "list" -d 'List the snapshots in a repository, oldest first'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -51,9 +55,12 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time [default: 2]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 3]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-threads -d 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prune -d 'After a successful backup, prune with the policy in the configuration file\'s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l json -d 'Print the result as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -84,11 +91,73 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d '
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-last -d 'Keep the N newest snapshots' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-hourly -d 'Keep the newest snapshot of each of the last N hours that have one' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-daily -d 'Keep the newest snapshot of each of the last N days that have one' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-weekly -d 'Keep the newest snapshot of each of the last N ISO weeks that have one' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-monthly -d 'Keep the newest snapshot of each of the last N months that have one' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-yearly -d 'Keep the newest snapshot of each of the last N years that have one' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-within -d 'Keep every snapshot taken within DURATION of the newest one, e.g. 30d, 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timezone -d 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 'Only apply the policy to this instance\'s snapshots (by default every instance keeps its own N)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l grace -d 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-wait -d 'How long to wait for running backups to finish [default: 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l dry-run -d 'Show what would be removed and why; change nothing'
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l json -d 'Print the decisions and the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-subset -d 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'With `latest`: only consider snapshots of this instance' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time [default: 4]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space for --deep and --restore-test [default: the system temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l all -d 'Verify every snapshot (the default when no snapshot is named)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l quick -d 'Only check that manifests parse and objects exist with the right size'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also unpack every block and check its files and TSDB structure'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l restore-test -d 'Also restore the snapshot(s) into a scratch directory and, when promtool is available, require `promtool tsdb list` to load every block'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Print the report as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l json -d 'Print the report as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l all -d 'Remove every lock, also live ones. Only when you are sure no promsnap is running against this repository'
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -82,6 +82,23 @@ pub enum Command {
     /// given as flags come from the [prune] section of the configuration file.
     Prune(PruneArgs),
 
+    /// Check that backups are whole and would restore (for CI and incidents).
+    ///
+    /// --quick: manifests parse and every object exists with its size.
+    /// Default: also download every object and check its SHA-256.
+    /// --deep: also unpack every block and check each file's SHA-256 and the
+    /// TSDB structure (index, chunks, tombstones, CRCs) with promsnap's own
+    /// reader. --restore-test: also restore and let promtool load the blocks.
+    /// Exits 0 when everything holds, 3 when problems were found, 1 when
+    /// verify itself could not run.
+    Verify(VerifyArgs),
+
+    /// Check the TSDB structure of the blocks in a local directory.
+    ///
+    /// The same checks as `verify --deep`, on a data directory, a snapshot,
+    /// or a restored directory: before a backup, or after a restore.
+    CheckDir(CheckDirArgs),
+
     /// Remove stale repository locks (left by crashed runs).
     ///
     /// Locks expire by themselves a few minutes after their holder stops
@@ -280,6 +297,70 @@ pub struct PruneArgs {
     pub lock_wait: Option<std::time::Duration>,
 
     /// Print the decisions and the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The snapshot to verify: an id (or unique prefix) or `latest`
+    /// [default: every snapshot].
+    #[arg(value_name = "SNAPSHOT_ID|latest", conflicts_with = "all")]
+    pub snapshot: Option<String>,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Verify every snapshot (the default when no snapshot is named).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Only check that manifests parse and objects exist with the right size.
+    #[arg(long, conflicts_with = "deep")]
+    pub quick: bool,
+
+    /// Also unpack every block and check its files and TSDB structure.
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Download only part of the objects: N% (random), or n/m (the n-th of m
+    /// fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything).
+    #[arg(long, value_name = "N%|n/m")]
+    pub read_data_subset: Option<crate::repo::verify::Subset>,
+
+    /// Also restore the snapshot(s) into a scratch directory and, when
+    /// promtool is available, require `promtool tsdb list` to load every block.
+    #[arg(long)]
+    pub restore_test: bool,
+
+    /// promtool to use for --restore-test [default: promtool on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub promtool: Option<PathBuf>,
+
+    /// With `latest`: only consider snapshots of this instance.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+
+    /// Objects checked at the same time [default: 4].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Scratch space for --deep and --restore-test [default: the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckDirArgs {
+    /// A Prometheus data directory, snapshot directory or single block.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

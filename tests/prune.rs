@@ -107,7 +107,10 @@ fn prune_removes_old_snapshots_and_their_blocks(target: Target) {
     assert_eq!(report["objects_deleted"], 2);
     // Its archive, plus its small entry.
     let freed = report["bytes_freed"].as_u64().unwrap();
-    assert!(freed > nights[0]["bytes_uploaded"].as_u64().unwrap(), "{freed}");
+    assert!(
+        freed > nights[0]["bytes_uploaded"].as_u64().unwrap(),
+        "{freed}"
+    );
     assert_eq!(
         ids(&target),
         [
@@ -167,9 +170,17 @@ fn dry_run_changes_nothing_and_explains_every_decision() {
     let before = listing(&repo);
     let run = target.ok(&["prune", "--keep-last", "1", "--dry-run"]);
     assert_eq!(listing(&repo), before, "--dry-run changed the repository");
-    let removals = run.stdout.lines().filter(|l| l.contains("  remove  ")).count();
+    let removals = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("  remove  "))
+        .count();
     assert_eq!(removals, 2, "{}", run.stdout);
-    assert!(run.stdout.contains("would remove 2 of 3 snapshots"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("would remove 2 of 3 snapshots"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("last 1"), "{}", run.stdout);
     assert!(run.stdout.contains("no rule keeps it"));
     assert!(run.stdout.contains("dry run: nothing was changed"));

@@ -11,3 +11,4 @@ mod harness_selftest;
 mod prune;
 mod roundtrip;
 mod storage;
+mod verify;

@@ -4,11 +4,13 @@
 //! process.
 
 mod backup;
+mod check_dir;
 mod completions;
 mod list;
 pub(crate) mod prune;
 mod restore;
 mod unlock;
+mod verify;
 
 use anyhow::Result;
 
@@ -27,6 +29,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus> {
         Command::Restore(args) => restore::run(args, &file, printer).await,
         Command::Prune(args) => prune::run(args, &file, printer).await,
         Command::Unlock(args) => unlock::run(args, &file, printer).await,
+        Command::Verify(args) => verify::run(args, &file, printer).await,
+        Command::CheckDir(args) => check_dir::run(args, printer).await,
         Command::Completions { shell } => completions::run(shell, printer),
     }
 }

@@ -19,11 +19,13 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod download;
 pub mod lock;
 pub mod manifest;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod verify;
 
 use std::sync::Arc;
 

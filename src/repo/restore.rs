@@ -19,24 +19,20 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
+use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
 use super::Repository;
-use crate::archive;
 use crate::error::Hinted;
 use crate::progress::Progress;
-use crate::storage::Key;
 use crate::tsdb;
 
 /// Records an unfinished restore inside the target directory.
@@ -235,7 +231,7 @@ async fn restore_block(
     }
     fs::create_dir(&tmp)?;
     let mut guard = TmpDir(Some(tmp.clone()));
-    download_and_unpack(repo, entry, &tmp, progress.clone())
+    download::unpack_object(repo, entry, &tmp, progress.clone())
         .await
         .with_context(|| format!("could not restore block {}", entry.ulid))?;
     for d in [tmp.join("chunks"), tmp.clone()] {
@@ -248,97 +244,6 @@ async fn restore_block(
     guard.0 = None;
     progress.note(&format!("block {} restored", entry.ulid));
     Ok(())
-}
-
-async fn download_and_unpack(
-    repo: &Repository,
-    entry: &BlockEntry,
-    tmp: &Path,
-    progress: Arc<dyn Progress>,
-) -> Result<()> {
-    let key = Key::new(entry.object.key.clone())?;
-    let mut stream = repo.storage().get(&key).await?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let pump = async move {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| io::Error::other(format!("{e:#}")));
-            if let Ok(c) = &chunk {
-                progress.advance(c.len() as u64);
-            }
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break; // the unpacker stopped, or the download broke
-            }
-        }
-    };
-    let unpacker = {
-        let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
-        // The thread cleans up after itself: if this future is dropped (a
-        // sibling block failed, or Ctrl-C), the thread still runs to its
-        // error and must not leave a half-written directory behind.
-        tokio::task::spawn_blocking(move || {
-            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files);
-            if result.is_err() {
-                let _ = fs::remove_dir_all(&tmp);
-            }
-            result
-        })
-    };
-    let ((), unpacked) = tokio::join!(pump, unpacker);
-    let unpacked = unpacked.context("the unpacking thread failed")??;
-    if unpacked.archive_size != entry.object.size || unpacked.archive_sha256 != entry.object.sha256
-    {
-        bail!(
-            "object {} is damaged: expected {} bytes with SHA-256 {}, got {} bytes with SHA-256 {}",
-            entry.object.key,
-            entry.object.size,
-            entry.object.sha256,
-            unpacked.archive_size,
-            unpacked.archive_sha256
-        );
-    }
-    Ok(())
-}
-
-/// Removes a block's temporary directory unless it was renamed into place:
-/// on errors, and when the restore is cancelled or a sibling block failed.
-struct TmpDir(Option<PathBuf>);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// A blocking `Read` over chunks arriving from an async download.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {

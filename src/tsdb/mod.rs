@@ -10,6 +10,7 @@
 //! of the (large, immutable) index and chunk files: telling whether a stored
 //! copy is still current then costs two small reads, never a scan.
 
+pub mod check;
 pub mod meta;
 
 use std::fs::{self, File};

@@ -242,7 +242,7 @@ fn non_zero_padding_is_trailing_garbage() {
     let len = uvarint_len(&index[entry..]);
     let end = entry + len + SliceDecoder::new(&index[entry..]).uvarint().expect("len") as usize + 4;
     assert!(
-        end % 16 != 0,
+        !end.is_multiple_of(16),
         "fixture's first series entry happens to need no padding"
     );
     b.flip("index", end as u64, 0x20);

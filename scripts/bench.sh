@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Benchmark promsnap backup/restore against restic, an rclone script and the
+# raw read/compression limits, on a realistic Prometheus TSDB (issue 6).
+#
+# What it does:
+#   1. installs missing tools (zstd, restic, rclone via apt; prometheus and
+#      garage through scripts/install-deps.sh) and builds promsnap --release;
+#   2. builds the benchmark TSDB once and caches it (scripts/bench/dataset.py:
+#      OpenMetrics -> promtool 2h blocks -> compaction by a real Prometheus ->
+#      admin-API snapshots "snap-base" and, after one more day, "snap-next");
+#   3. starts its own Garage on loopback (free ports, temp dir; stopped and
+#      removed on exit by a trap);
+#   4. runs the cases --runs times each (scripts/bench/run.py), prints a
+#      markdown report with PASS/FAIL against the issue's targets, and writes
+#      the JSON (and the markdown) to --out.
+#
+# Numbers are only comparable between runs on the same machine; on a machine
+# shared with other work they are noisy (the report records the load average).
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/bench.sh [options]
+
+Options:
+  --size small|large   data set: small ~35 MB (1 host), large ~1 GB (25 hosts);
+                       both 14 days + 1 held-back day [default: large]
+  --runs N             measured runs per case [default: 3]
+  --data DIR           cache for the generated data [default: ~/.cache/promsnap-bench]
+  --out FILE           JSON results (markdown next to it as .md)
+                       [default: DIR/SIZE/bench-results.json]
+  --only NAME[,NAME]   run a subset: groups ref, local, garage, restic, rclone, or
+                       cases such as garage-full, garage-restore, restic-full
+                       (prerequisites such as the full backup still run, unmeasured)
+  --no-drop-caches     keep the page cache warm (default: drop it before every
+                       measured command when /proc/sys/vm/drop_caches is writable)
+  --regenerate         rebuild the cached data set first
+  -h, --help           this help
+
+Cases: ref-tar ref-zstd | local-full local-incr-same local-incr-day local-restore
+local-full-z1 | garage-full garage-incr-same garage-incr-day garage-restore |
+restic-full restic-incr-same restic-incr-day restic-restore | rclone-full
+rclone-restore | local-verify garage-verify (only once `promsnap verify` exists)
+EOF
+}
+
+log() { echo "bench: $*" >&2; }
+die() {
+    log "FAILED: $*"
+    exit 1
+}
+
+size=large runs=3 data="$HOME/.cache/promsnap-bench" out="" only="" drop=() regenerate=false
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --size) size=${2:?--size needs a value} && shift ;;
+    --runs) runs=${2:?--runs needs a value} && shift ;;
+    --data) data=${2:?--data needs a value} && shift ;;
+    --out) out=${2:?--out needs a value} && shift ;;
+    --only) only=${2:?--only needs a value} && shift ;;
+    --no-drop-caches) drop=(--no-drop-caches) ;;
+    --regenerate) regenerate=true ;;
+    -h | --help) usage && exit 0 ;;
+    *) usage >&2 && exit 2 ;;
+    esac
+    shift
+done
+[[ $size == small || $size == large ]] || die "--size must be small or large"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+bench_py=scripts/bench
+
+# -- 1. tools and the promsnap binary -----------------------------------------
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+missing=()
+for tool in zstd:zstd restic:restic rclone:rclone tar:tar python3:python3; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v garage >/dev/null; then
+    bash scripts/install-deps.sh
+fi
+
+log "building promsnap (release)"
+cargo build --release --locked --quiet
+promsnap=$PWD/target/release/promsnap
+
+# -- 2. the data set (cached) ---------------------------------------------------
+gen_args=(--size "$size" --data "$data")
+$regenerate && gen_args+=(--force)
+python3 "$bench_py/dataset.py" "${gen_args[@]}" >&2
+
+# -- 3. Garage on loopback ---------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/promsnap-bench.XXXXXX")
+garage_pid=""
+cleanup() {
+    if [[ -n $garage_pid ]]; then
+        kill "$garage_pid" 2>/dev/null || true
+        wait "$garage_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+s3_port=$(free_port) rpc_port=$(free_port) admin_port=$(free_port)
+# Fixed credentials: this Garage lives on loopback in a temp dir for one run.
+key_id=GK70726f6d736e61702d62656e
+secret=62656e6368206f6e6c792c206e6f7420612072656164206b657920617420616c
+conf=$work/garage.toml
+cat >"$conf" <<EOF
+metadata_dir = "$work/garage/meta"
+data_dir = "$work/garage/data"
+db_engine = "lmdb"
+replication_factor = 1
+# Store objects as sent, like AWS S3: stored bytes are what the tools upload.
+compression_level = "none"
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(printf '5eed%.0s' {1..16})"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3_port"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin_port"
+EOF
+garage_cli() { env -u GARAGE_RPC_HOST -u GARAGE_RPC_SECRET garage -c "$conf" "$@"; }
+
+log "starting Garage on 127.0.0.1:$s3_port"
+RUST_LOG=garage=warn garage -c "$conf" server >"$work/garage.log" 2>&1 &
+garage_pid=$!
+for _ in $(seq 240); do
+    garage_cli status >/dev/null 2>&1 && break
+    kill -0 "$garage_pid" 2>/dev/null || { tail -n 30 "$work/garage.log" >&2; die "garage exited"; }
+    sleep 0.25
+done
+node_id=$(garage_cli node id -q 2>/dev/null) || { tail -n 30 "$work/garage.log" >&2; die "garage did not come up"; }
+garage_cli layout assign -z dc1 -c 100G "${node_id%%@*}" >/dev/null
+garage_cli layout apply --version 1 >/dev/null
+garage_cli key import --yes -n promsnap-bench "$key_id" "$secret" >/dev/null
+for _ in $(seq 240); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
+    sleep 0.25
+done
+
+# -- 4. measure ------------------------------------------------------------------
+run_args=(--size "$size" --runs "$runs" --data "$data" --only "$only" "${drop[@]}"
+    --promsnap "$promsnap" --work "$work"
+    --garage-bin "$(command -v garage)" --garage-config "$conf" --garage-pid "$garage_pid"
+    --garage-endpoint "http://127.0.0.1:$s3_port" --garage-key-id "$key_id" --garage-secret "$secret")
+[[ -n $out ]] && run_args+=(--out "$out")
+python3 "$bench_py/run.py" "${run_args[@]}"

@@ -1,0 +1,509 @@
+#!/usr/bin/env python3
+"""Measure promsnap against its references; print markdown, write JSON.
+
+Started by scripts/bench.sh, which has built promsnap, built or found the
+cached data set (dataset.py) and started a Garage on loopback (this script
+only creates buckets in it). See `scripts/bench.sh --help` for the options.
+
+Every case is one command whose resources are taken from `os.wait4` on that
+child: wall time, user+sys CPU (including the children a shell pipeline
+waited for), and peak RSS (the largest single process of the command). The
+Garage server's own CPU time during the case is read from /proc and reported
+separately: on 2 cores it competes with the client. Before every measured
+command the page cache is dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`)
+when that file is writable, so every case starts cold; otherwise all runs are
+warm and the report says so.
+
+Each run starts from empty repositories: a fresh local dir, and fresh Garage
+buckets for promsnap, restic and the rclone script. Runs are interleaved
+(run 1 of every case, then run 2, ...) so that load from other work on the
+machine spreads over all cases instead of hitting one.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import die, log, run, tree_bytes  # noqa: E402
+import dataset  # noqa: E402
+
+# case -> (group, what it does, which snapshot's bytes count for MB/s)
+CASES = {
+    "ref-tar": ("ref", "tar -cf - . | cat > /dev/null (read limit)", "base"),
+    "ref-zstd": ("ref", "tar -cf - . | zstd -1 -T0 | wc -c (compression limit)", "base"),
+    "local-full": ("local", "promsnap backup, empty local repo", "base"),
+    "local-incr-same": ("local", "promsnap backup again, nothing new", "base"),
+    "local-incr-day": ("local", "promsnap backup after one more day + compaction", "next"),
+    "local-restore": ("local", "promsnap restore from local repo", "base"),
+    "local-full-z1": ("local", "promsnap backup --zstd-level 1, empty local repo (info)", "base"),
+    "local-verify": ("local", "promsnap verify (hook, only if the command exists)", "base"),
+    "garage-full": ("garage", "promsnap backup, empty bucket", "base"),
+    "garage-incr-same": ("garage", "promsnap backup again, nothing new", "base"),
+    "garage-incr-day": ("garage", "promsnap backup after one more day + compaction", "next"),
+    "garage-restore": ("garage", "promsnap restore from Garage", "base"),
+    "garage-verify": ("garage", "promsnap verify (hook, only if the command exists)", "base"),
+    "restic-full": ("restic", "restic backup, fresh repo in Garage", "base"),
+    "restic-incr-same": ("restic", "restic backup again, nothing new", "base"),
+    "restic-incr-day": ("restic", "restic backup of the next snapshot dir (new path)", "next"),
+    "restic-restore": ("restic", "restic restore from Garage", "base"),
+    "rclone-full": ("rclone", "tar | zstd -1 -T0 | rclone rcat to Garage", "base"),
+    "rclone-restore": ("rclone", "rclone cat | zstd -d | tar -x (info)", "base"),
+}
+GROUPS = ["ref", "local", "garage", "restic", "rclone"]
+VERIFY_CASES = ("local-verify", "garage-verify")
+
+
+class Bench:
+    def __init__(self, args, info):
+        self.args = args
+        self.info = info
+        self.snap = {"base": info["snap_base"]["path"], "next": info["snap_next"]["path"]}
+        self.bytes = {"base": info["snap_base"]["bytes"], "next": info["snap_next"]["bytes"]}
+        self.work = args.work
+        self.results = {name: [] for name in CASES}
+        self.selected = select(args.only)
+        self.verify = self._verify_available()
+        if not self.verify:
+            self.selected -= set(VERIFY_CASES)
+        self.cold = self._can_drop_caches()
+        self.clk = os.sysconf("SC_CLK_TCK")
+        g = args.garage_endpoint
+        self.s3_env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": args.garage_key_id,
+            "AWS_SECRET_ACCESS_KEY": args.garage_secret,
+            "PROMSNAP_S3_ENDPOINT": g,
+            "PROMSNAP_S3_REGION": "garage",
+            "PROMSNAP_S3_PATH_STYLE": "true",
+            "RESTIC_PASSWORD": "promsnap-bench-only",
+            "RESTIC_CACHE_DIR": os.path.join(self.work, "restic-cache"),
+            "RCLONE_CONFIG": os.path.join(self.work, "rclone.conf"),  # empty: remotes come from env
+            "RCLONE_CONFIG_GARAGE_TYPE": "s3",
+            "RCLONE_CONFIG_GARAGE_PROVIDER": "Other",
+            "RCLONE_CONFIG_GARAGE_ENDPOINT": g,
+            "RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID": args.garage_key_id,
+            "RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY": args.garage_secret,
+            "RCLONE_CONFIG_GARAGE_REGION": "garage",
+            "RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE": "true",
+        }
+        open(self.s3_env["RCLONE_CONFIG"], "w").close()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _verify_available(self):
+        # HOOK(verify): `promsnap verify` does not exist yet. Once it does, its
+        # cases run automatically; adjust VERIFY_ARGS in verify_args() if its
+        # command line differs from `promsnap verify --repo REPO --json`.
+        p = subprocess.run([self.args.promsnap, "verify", "--help"], capture_output=True)
+        return p.returncode == 0
+
+    def _can_drop_caches(self):
+        if self.args.no_drop_caches:
+            return False
+        try:
+            self._drop_caches()
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _drop_caches():
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+
+    def garage_cpu(self):
+        """user+sys CPU seconds the Garage server has used so far."""
+        try:
+            with open(f"/proc/{self.args.garage_pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / self.clk
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def step(self, name, cmd, snap="base", env=None, cwd=None, check=True):
+        """Runs one command; records its measurements if `name` is selected.
+
+        Unselected steps still run when a selected one depends on them (e.g.
+        the full backup before a restore), but are not measured or recorded.
+        Returns (record, stdout).
+        """
+        measured = name in self.selected
+        if measured and self.cold:
+            self._drop_caches()
+        if isinstance(cmd, str):  # a shell pipeline
+            cmd = ["bash", "-o", "pipefail", "-c", cmd]
+        out_path = os.path.join(self.work, "step.out")
+        err_path = os.path.join(self.work, "step.err")
+        server0 = self.garage_cpu()
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    env=env or self.s3_env, cwd=cwd)
+            _, status, ru = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 already
+        with open(out_path, errors="replace") as f:
+            stdout = f.read()
+        if proc.returncode != 0:
+            with open(err_path, errors="replace") as f:
+                tail = f.read()[-3000:]
+            if check:
+                die(f"{name}: `{' '.join(cmd)}` exited {proc.returncode}:\n{tail}")
+            log(f"{name}: exited {proc.returncode} (not fatal): {tail.strip()[-300:]}")
+        rec = {
+            "wall_s": round(wall, 3),
+            "user_s": round(ru.ru_utime, 3),
+            "sys_s": round(ru.ru_stime, 3),
+            "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+            "server_cpu_s": round(self.garage_cpu() - server0, 3),
+            "peak_rss_mb": round(ru.ru_maxrss * 1024 / 1e6, 1),  # ru_maxrss is in KiB
+            "mb_per_s": round(self.bytes[snap] / 1e6 / wall, 1),
+            "exit_code": proc.returncode,
+        }
+        if measured:
+            self.results[name].append(rec)
+            log(f"  {name:17} {wall:7.2f}s  cpu {rec['cpu_s']:6.2f}s  rss {rec['peak_rss_mb']:6.1f} MB"
+                f"  {rec['mb_per_s']:7.1f} MB/s")
+        return rec, stdout
+
+    def want(self, *names):
+        return any(n in self.selected for n in names)
+
+    def garage(self, *args):
+        return run([self.args.garage_bin, "-c", self.args.garage_config, *args])
+
+    def bucket(self, name):
+        self.garage("bucket", "create", name)
+        self.garage("bucket", "allow", "--read", "--write", "--owner", name, "--key", self.args.garage_key_id)
+        return name
+
+    def bucket_bytes(self, bucket):
+        """Sum of object sizes in a bucket (exact, via rclone's listing)."""
+        out = run(["rclone", "size", "--json", f"garage:{bucket}"], env=self.s3_env)
+        return json.loads(out)["bytes"]
+
+    # -- the cases ----------------------------------------------------------
+
+    def promsnap(self, *args):
+        return [self.args.promsnap, *args]
+
+    def refs(self):
+        base = self.snap["base"]
+        if self.want("ref-tar"):
+            # Through cat: GNU tar does not read file contents when writing to /dev/null.
+            self.step("ref-tar", "tar -cf - . | cat > /dev/null", cwd=base)
+        if self.want("ref-zstd"):
+            rec, out = self.step("ref-zstd", "tar -cf - . | zstd -1 -T0 | wc -c", cwd=base)
+            rec["stored_bytes"] = int(out.strip())
+
+    def promsnap_group(self, kind, r):
+        """local-* or garage-*: full, incremental (same, +1 day), restore, verify."""
+        names = [f"{kind}-{c}" for c in ("full", "incr-same", "incr-day", "restore", "verify")]
+        if kind == "local":
+            repo_dir = os.path.join(self.work, f"local-repo-{r}")
+            repo = repo_dir
+            stored = lambda: tree_bytes(repo_dir)  # noqa: E731
+        else:
+            bucket = self.bucket(f"promsnap-{r}")
+            repo = f"s3://{bucket}/prometheus"
+            stored = lambda: self.bucket_bytes(bucket)  # noqa: E731
+        if self.want(*names):
+            backup = self.promsnap("backup", "--repo", repo, "--instance", "bench", "--json")
+            rec, out = self.step(names[0], [*backup, "--from-dir", self.snap["base"]])
+            full = json.loads(out)
+            rec.update(promsnap=full, stored_bytes=stored())
+            if self.want(names[1]):
+                rec, out = self.step(names[1], [*backup, "--from-dir", self.snap["base"]])
+                rec.update(promsnap=json.loads(out), stored_bytes=stored())
+            if self.want(names[2]):
+                before = stored()
+                rec, out = self.step(names[2], [*backup, "--from-dir", self.snap["next"]], snap="next")
+                after = stored()
+                rec.update(promsnap=json.loads(out), stored_bytes=after, stored_added_bytes=after - before)
+            if self.want(names[3]):
+                target = os.path.join(self.work, f"{kind}-restore-{r}")
+                rec, out = self.step(names[3], self.promsnap("restore", full["snapshot_id"], "--repo", repo,
+                                                             "--data-dir", target, "--json"))
+                rec.update(promsnap=json.loads(out), restored_bytes=tree_bytes(target))
+                if rec["restored_bytes"] != self.bytes["base"]:
+                    log(f"WARNING: {names[3]} restored {rec['restored_bytes']} bytes, "
+                        f"snapshot has {self.bytes['base']}")
+                shutil.rmtree(target)
+            if self.want(names[4]):
+                # HOOK(verify): the assumed command line of the future `promsnap verify`.
+                self.step(names[4], self.promsnap("verify", "--repo", repo, "--json"), check=False)
+        if kind == "local":
+            shutil.rmtree(repo_dir, ignore_errors=True)
+            if self.want("local-full-z1"):
+                repo_z1 = os.path.join(self.work, f"local-repo-z1-{r}")
+                rec, out = self.step("local-full-z1", self.promsnap(
+                    "backup", "--repo", repo_z1, "--instance", "bench", "--json", "--zstd-level", "1",
+                    "--from-dir", self.snap["base"]))
+                rec.update(promsnap=json.loads(out), stored_bytes=tree_bytes(repo_z1))
+                shutil.rmtree(repo_z1)
+
+    def restic_group(self, r):
+        names = ("restic-full", "restic-incr-same", "restic-incr-day", "restic-restore")
+        if not self.want(*names):
+            return
+        bucket = self.bucket(f"restic-{r}")
+        opts = ["-r", f"s3:{self.args.garage_endpoint}/{bucket}", "-o", "s3.region=garage",
+                "-o", "s3.bucket-lookup=path"]
+        shutil.rmtree(self.s3_env["RESTIC_CACHE_DIR"], ignore_errors=True)
+        run(["restic", *opts, "init"], env=self.s3_env)
+        backup = ["restic", *opts, "backup", "--host", "bench", "--json"]
+
+        def summary(out):
+            docs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            return next(d for d in reversed(docs) if d.get("message_type") == "summary")
+
+        rec, out = self.step("restic-full", [*backup, self.snap["base"]])
+        full = summary(out)
+        rec.update(restic=full, stored_bytes=self.bucket_bytes(bucket))
+        if self.want("restic-incr-same"):
+            rec, out = self.step("restic-incr-same", [*backup, self.snap["base"]])
+            rec.update(restic=summary(out), stored_bytes=self.bucket_bytes(bucket))
+        if self.want("restic-incr-day"):
+            # A new snapshot dir is a new path to restic: no parent snapshot, so it
+            # reads every file (and stores only chunks it has not seen).
+            before = self.bucket_bytes(bucket)
+            rec, out = self.step("restic-incr-day", [*backup, self.snap["next"]], snap="next")
+            after = self.bucket_bytes(bucket)
+            rec.update(restic=summary(out), stored_bytes=after, stored_added_bytes=after - before)
+        if self.want("restic-restore"):
+            target = os.path.join(self.work, f"restic-restore-{r}")
+            rec, _ = self.step("restic-restore", ["restic", *opts, "restore", full["snapshot_id"],
+                                                  "--target", target])
+            rec["restored_bytes"] = tree_bytes(target)
+            shutil.rmtree(target)
+
+    def rclone_group(self, r):
+        if not self.want("rclone-full", "rclone-restore"):
+            return
+        bucket = self.bucket(f"rclone-{r}")
+        rec, _ = self.step("rclone-full", f"tar -cf - . | zstd -1 -T0 | rclone rcat garage:{bucket}/x.tar.zst",
+                           cwd=self.snap["base"])
+        rec["stored_bytes"] = self.bucket_bytes(bucket)
+        if self.want("rclone-restore"):
+            target = os.path.join(self.work, f"rclone-restore-{r}")
+            os.makedirs(target)
+            rec, _ = self.step("rclone-restore",
+                               f"rclone cat garage:{bucket}/x.tar.zst | zstd -d | tar -xf - -C {target}")
+            rec["restored_bytes"] = tree_bytes(target)
+            shutil.rmtree(target)
+
+    def run_all(self):
+        for r in range(1, self.args.runs + 1):
+            log(f"run {r}/{self.args.runs}")
+            self.refs()
+            self.promsnap_group("local", r)
+            self.promsnap_group("garage", r)
+            self.restic_group(r)
+            self.rclone_group(r)
+
+
+def select(only):
+    """Case names from --only (case names or group names; empty = all)."""
+    if not only:
+        return set(CASES)
+    chosen = set()
+    for item in filter(None, (s.strip() for s in only.split(","))):
+        if item in GROUPS:
+            chosen |= {n for n, c in CASES.items() if c[0] == item}
+        elif item in CASES:
+            chosen.add(item)
+        else:
+            die(f"--only: unknown case or group {item!r}; known: {', '.join(GROUPS + list(CASES))}")
+    return chosen
+
+
+# -- summary and report -----------------------------------------------------------
+
+
+def summarise(records):
+    """median/min/max of every numeric field present in all runs."""
+    out = {}
+    for key in records[0]:
+        vals = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+        if len(vals) == len(records):
+            out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    return out
+
+
+def targets(summary):
+    """The issue's targets as rows: (target, lhs case/field, rhs, ratio or value, goal, pass)."""
+    def med(case, field="wall_s"):
+        return summary.get(case, {}).get(field, {}).get("median")
+
+    rows = []
+
+    def ratio(label, a, b, limit, field="wall_s"):
+        x, y = med(a, field), med(b, field)
+        if x is None or y is None or y == 0:
+            return
+        rows.append({"target": label, "promsnap": f"{a} {x:.2f}" if field == "wall_s" else f"{a} {x / 1e6:.0f} MB",
+                     "reference": f"{b} {y:.2f}" if field == "wall_s" else f"{b} {y / 1e6:.0f} MB",
+                     "value": round(x / y, 3), "goal": f"<= {limit}x", "pass": x / y <= limit})
+
+    def absolute(label, case, field, limit, unit, scale=1):
+        vals = [med(c, field) for c in case]
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            return
+        worst = max(vals)
+        rows.append({"target": label, "promsnap": ", ".join(f"{c} {med(c, field) * scale:.2f}"
+                                                             for c in case if med(c, field) is not None),
+                     "reference": "-", "value": round(worst * scale, 3), "goal": f"< {limit} {unit}",
+                     "pass": worst * scale < limit})
+
+    ratio("full backup to Garage vs restic backup", "garage-full", "restic-full", 0.5)
+    ratio("full backup to Garage vs tar|zstd|rclone rcat", "garage-full", "rclone-full", 0.9)
+    ratio("full backup local vs compression limit", "local-full", "ref-zstd", 1.25)
+    ratio("stored bytes (Garage, full) vs restic's", "garage-full", "restic-full", 1.0, field="stored_bytes")
+    absolute("incremental, nothing new (wall)", ["local-incr-same", "garage-incr-same"], "wall_s", 2, "s")
+    ratio("restore from Garage vs restic restore", "garage-restore", "restic-restore", 0.8)
+    promsnap_cases = [c for c in CASES if c.startswith(("local-", "garage-")) and c in summary]
+    if promsnap_cases:
+        worst = max(promsnap_cases, key=lambda c: summary[c]["peak_rss_mb"]["max"])
+        v = summary[worst]["peak_rss_mb"]["max"]
+        rows.append({"target": "peak RSS of promsnap (max over all cases and runs)",
+                     "promsnap": f"{worst} {v:.0f} MB", "reference": "-", "value": v,
+                     "goal": "< 200 MB", "pass": v < 200})
+    return rows
+
+
+def fmt_range(s, field, fmt="{:.2f}", scale=1.0):
+    if field not in s:
+        return "-"
+    m, lo, hi = (s[field][k] * scale for k in ("median", "min", "max"))
+    if lo == hi:
+        return fmt.format(m)
+    return f"{fmt.format(m)} ({fmt.format(lo)}-{fmt.format(hi)})"
+
+
+def markdown(report):
+    meta, summary = report["meta"], report["summary"]
+    ds = meta["dataset"]
+    out = [f"## promsnap benchmark: {meta['size']} data set, {meta['runs']} run(s), {meta['date']}", ""]
+    out.append(f"- Data: {ds['series']} series, {ds['samples'] / 1e6:.0f} M samples generated; "
+               f"snap-base {ds['base_bytes'] / 1e6:.0f} MB in {ds['base_blocks']} blocks "
+               f"({ds['base_hours']} h), snap-next {ds['next_bytes'] / 1e6:.0f} MB in {ds['next_blocks']} blocks.")
+    out.append(f"- Machine: {meta['cpus']} CPUs, {meta['mem_gib']} GiB; load average {meta['load_before']} before, "
+               f"{meta['load_after']} after (shared machine: numbers are noisy). Page cache: {meta['cache']}.")
+    out.append(f"- Versions: {'; '.join(f'{k} {v}' for k, v in meta['versions'].items())}.")
+    out.append("- Median (min-max) over runs. MB = 10^6 bytes; MB/s = TSDB bytes / wall time. CPU = user+sys "
+               "of the command incl. its pipeline; Garage CPU = the S3 server's CPU during the case.")
+    out.append("")
+    out.append("| case | what | wall s | MB/s | CPU s | Garage CPU s | peak RSS MB | stored MB |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for name, s in summary.items():
+        stored = fmt_range(s, "stored_bytes", "{:.0f}", 1e-6)
+        if "stored_added_bytes" in s:
+            stored += " (+" + fmt_range(s, "stored_added_bytes", "{:.0f}", 1e-6) + ")"
+        out.append(f"| {name} | {CASES[name][1]} | {fmt_range(s, 'wall_s')} | {fmt_range(s, 'mb_per_s', '{:.0f}')} | "
+                   f"{fmt_range(s, 'cpu_s', '{:.1f}')} | {fmt_range(s, 'server_cpu_s', '{:.1f}')} | "
+                   f"{fmt_range(s, 'peak_rss_mb', '{:.0f}')} | {stored} |")
+    out.append("")
+    if report["targets"]:
+        out.append("| target | promsnap | reference | ratio / value | goal | result |")
+        out.append("|---|---|---|---|---|---|")
+        for t in report["targets"]:
+            out.append(f"| {t['target']} | {t['promsnap']} | {t['reference']} | {t['value']:.2f} | {t['goal']} | "
+                       f"{'PASS' if t['pass'] else '**FAIL**'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def versions(promsnap):
+    def first_line(cmd):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    return {
+        "promsnap": first_line([promsnap, "--version"]),
+        "restic": first_line(["restic", "version"]),
+        "rclone": first_line(["rclone", "version"]),
+        "zstd": first_line(["zstd", "--version"]),
+        "garage": first_line(["garage", "--version"]),
+        "prometheus": first_line(["prometheus", "--version"]),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description="promsnap benchmark runner (use scripts/bench.sh)")
+    ap.add_argument("--size", choices=sorted(dataset.SIZES), default="large")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data", default="~/.cache/promsnap-bench")
+    ap.add_argument("--out")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--no-drop-caches", action="store_true")
+    ap.add_argument("--promsnap", required=True)
+    ap.add_argument("--work", required=True, help="scratch dir (removed by bench.sh)")
+    ap.add_argument("--garage-bin", required=True)
+    ap.add_argument("--garage-config", required=True)
+    ap.add_argument("--garage-pid", type=int, required=True)
+    ap.add_argument("--garage-endpoint", required=True)
+    ap.add_argument("--garage-key-id", required=True)
+    ap.add_argument("--garage-secret", required=True)
+    args = ap.parse_args()
+    if args.runs < 1:
+        die("--runs must be at least 1")
+
+    info = dataset.ensure(args.size, args.data)
+    out = args.out or os.path.join(os.path.expanduser(args.data), args.size, "bench-results.json")
+    bench = Bench(args, info)
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    log(f"page cache: {'dropped before every measured command' if bench.cold else 'warm'}; "
+        f"cases: {', '.join(n for n in CASES if n in bench.selected)}")
+    t0 = time.monotonic()
+    bench.run_all()
+
+    summary = {n: summarise(recs) for n, recs in bench.results.items() if recs}
+    base_blocks = info["snap_base"]["blocks"]
+    report = {
+        "meta": {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "size": args.size, "runs": args.runs, "only": args.only or "all",
+            "seconds": round(time.monotonic() - t0, 1),
+            "cache": "cold (drop_caches before every measured command)" if bench.cold else "warm (could not drop caches)",
+            "cpus": os.cpu_count(), "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+            "kernel": platform.release(),
+            "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "versions": versions(args.promsnap),
+            "verify_available": bench.verify,
+            "dataset": {
+                "series": info["generate"]["series"], "samples": info["generate"]["samples"],
+                "base_bytes": info["snap_base"]["bytes"], "base_blocks": len(base_blocks),
+                "base_hours": " ".join(f"{b['hours']:g}" for b in base_blocks),
+                "next_bytes": info["snap_next"]["bytes"], "next_blocks": len(info["snap_next"]["blocks"]),
+                "generation_seconds": info["total_seconds"],
+            },
+        },
+        "summary": summary,
+        "targets": targets(summary),
+        "runs": {n: recs for n, recs in bench.results.items() if recs},
+        "dataset": info,
+    }
+    md = markdown(report)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        f.write(md + "\n")
+    print(md)
+    log(f"wrote {out} and {os.path.splitext(out)[0]}.md ({report['meta']['seconds']:.0f}s of measuring)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+//! `promsnap verify`: integrity checks with an exit code for CI.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::cli::VerifyArgs;
+use crate::error::{ExitStatus, Hinted};
+use crate::output::Printer;
+use crate::repo::restore::{self, RestoreOptions};
+use crate::repo::verify::{self, Level, Problem, VerifyOptions, VerifyReport};
+use crate::repo::Repository;
+use crate::settings::FileConfig;
+
+#[derive(Serialize)]
+struct Output<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a VerifyReport,
+    restore_test: Vec<RestoreTest>,
+}
+
+/// What `--restore-test` found for one snapshot.
+#[derive(Serialize)]
+struct RestoreTest {
+    snapshot: String,
+    restored_blocks: usize,
+    /// `None` when promtool was not available.
+    promtool_loaded_blocks: Option<usize>,
+    problem: Option<String>,
+}
+
+pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+    let repo = super::open_repo(&args.repo, file).await?;
+    let ids = match &args.snapshot {
+        Some(spec) => vec![repo.resolve(spec, args.instance.as_deref()).await?.id],
+        None => repo.snapshot_ids().await?,
+    };
+    let level = if args.quick {
+        Level::Quick
+    } else if args.deep {
+        Level::Deep
+    } else {
+        Level::Read
+    };
+    let scratch = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let opts = VerifyOptions {
+        level,
+        subset: args.read_data_subset,
+        concurrency: args.concurrency.unwrap_or(4),
+        scratch: scratch.clone(),
+    };
+    let report = verify::run(&repo, &ids, &opts, printer.progress("verify")).await?;
+    let mut tests = Vec::new();
+    if args.restore_test {
+        let promtool = find_promtool(args.promtool.as_deref(), printer)?;
+        for id in &ids {
+            tests.push(restore_test(&repo, id, &scratch, promtool.as_deref(), printer).await?);
+        }
+    }
+    let ok = report.problems.is_empty() && tests.iter().all(|t| t.problem.is_none());
+    if args.json {
+        printer.json(&Output {
+            ok,
+            report: &report,
+            restore_test: tests,
+        })?;
+    } else {
+        printer.stdout(&render(&report, &tests))?;
+    }
+    Ok(if ok {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Problems
+    })
+}
+
+fn find_promtool(flag: Option<&Path>, printer: &Printer) -> Result<Option<PathBuf>> {
+    if let Some(p) = flag {
+        if !p.is_file() {
+            return Err(Hinted::usage(
+                format!("--promtool {} does not exist", p.display()),
+                "point it at the promtool binary",
+            )
+            .into());
+        }
+        return Ok(Some(p.to_path_buf()));
+    }
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("promtool"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        printer.warn("promtool not found: --restore-test restores and checks hashes, but cannot ask Prometheus code to load the blocks (use --promtool PATH)");
+    }
+    Ok(found)
+}
+
+async fn restore_test(
+    repo: &Repository,
+    id: &str,
+    scratch: &Path,
+    promtool: Option<&Path>,
+    printer: &Printer,
+) -> Result<RestoreTest> {
+    std::fs::create_dir_all(scratch)?;
+    let dir = tempfile::Builder::new()
+        .prefix("promsnap-restore-test-")
+        .tempdir_in(scratch)?;
+    let target = dir.path().join("data");
+    let manifest = repo.load_manifest(id).await?;
+    let opts = RestoreOptions {
+        concurrency: 4,
+        force: false,
+    };
+    let mut test = RestoreTest {
+        snapshot: id.to_string(),
+        restored_blocks: 0,
+        promtool_loaded_blocks: None,
+        problem: None,
+    };
+    if let Err(e) = restore::run(
+        repo,
+        &manifest,
+        &target,
+        opts,
+        printer.progress("restore test"),
+    )
+    .await
+    {
+        test.problem = Some(format!("restore failed: {e:#}"));
+        return Ok(test);
+    }
+    test.restored_blocks = manifest.blocks.len();
+    let Some(promtool) = promtool else {
+        return Ok(test);
+    };
+    let out = tokio::process::Command::new(promtool)
+        .arg("tsdb")
+        .arg("list")
+        .arg(&target)
+        .output()
+        .await
+        .with_context(|| format!("could not run {}", promtool.display()))?;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = manifest
+        .blocks
+        .iter()
+        .map(|b| b.ulid.as_str())
+        .filter(|u| !listed.contains(u))
+        .collect();
+    test.promtool_loaded_blocks = Some(manifest.blocks.len() - missing.len());
+    if !out.status.success() || !missing.is_empty() {
+        test.problem = Some(format!(
+            "promtool tsdb list failed to load {} of {} blocks{}: {}",
+            missing.len(),
+            manifest.blocks.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", missing.join(", "))
+            },
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(test)
+}
+
+fn locate(p: &Problem) -> String {
+    let mut at = format!("snapshot {}", p.snapshots.join(","));
+    if let Some(b) = &p.block {
+        at.push_str(&format!(" block {b}"));
+    }
+    match (&p.file, p.offset) {
+        (Some(f), Some(o)) => at.push_str(&format!(" file {f} @{o}")),
+        (Some(f), None) => at.push_str(&format!(" file {f}")),
+        (None, _) => {
+            if let Some(o) = &p.object {
+                at.push_str(&format!(" object {o}"));
+            }
+        }
+    }
+    at
+}
+
+fn render(r: &VerifyReport, tests: &[RestoreTest]) -> String {
+    let mut out = String::new();
+    for p in &r.problems {
+        out.push_str(&format!(
+            "PROBLEM {}: {}: {}\n",
+            locate(p),
+            p.kind,
+            p.message
+        ));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note {}: {}: {}\n", locate(n), n.kind, n.message));
+    }
+    for t in tests {
+        match (&t.problem, t.promtool_loaded_blocks) {
+            (Some(p), _) => out.push_str(&format!(
+                "PROBLEM snapshot {}: restore test: {p}\n",
+                t.snapshot
+            )),
+            (None, Some(n)) => out.push_str(&format!(
+                "restore test of {}: {} blocks restored, promtool loaded {n}\n",
+                t.snapshot, t.restored_blocks
+            )),
+            (None, None) => out.push_str(&format!(
+                "restore test of {}: {} blocks restored and verified\n",
+                t.snapshot, t.restored_blocks
+            )),
+        }
+    }
+    let problems = r.problems.len() + tests.iter().filter(|t| t.problem.is_some()).count();
+    let level = match r.level {
+        Level::Quick => "quick",
+        Level::Read => "read",
+        Level::Deep => "deep",
+    };
+    let verdict = if problems == 0 {
+        "no problems".to_string()
+    } else {
+        format!("{problems} PROBLEMS FOUND")
+    };
+    out.push_str(&format!(
+        "verify ({level}): {} snapshots, {} blocks, {} objects, {} downloaded ({}): {verdict}\n",
+        r.snapshots,
+        r.blocks,
+        r.objects,
+        r.objects_read,
+        HumanBytes(r.bytes_read),
+    ));
+    out
+}

@@ -1,0 +1,135 @@
+//! Streaming objects out of the repository, for restore and verify.
+//!
+//! Downloads are async, tar and zstd are blocking: a download task pumps
+//! chunks through a small bounded channel to a blocking thread that reads
+//! them through [`ChannelReader`]. Memory stays at a few chunks per object
+//! however large the block is, and hashing, decompression and unpacking run
+//! while the next bytes arrive.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::manifest::BlockEntry;
+use super::Repository;
+use crate::archive;
+use crate::progress::Progress;
+use crate::storage::Key;
+
+/// Downloads a block's archive and unpacks it into `tmp` (an empty
+/// directory), checking every file and the archive itself against `entry`.
+pub async fn unpack_object(
+    repo: &Repository,
+    entry: &BlockEntry,
+    tmp: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<()> {
+    let key = Key::new(entry.object.key.clone())?;
+    let mut stream = repo.storage().get(&key).await?;
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let pump = async move {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| io::Error::other(format!("{e:#}")));
+            if let Ok(c) = &chunk {
+                progress.advance(c.len() as u64);
+            }
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break; // the unpacker stopped, or the download broke
+            }
+        }
+    };
+    let unpacker = {
+        let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
+        // The thread cleans up after itself: if this future is dropped (a
+        // sibling block failed, or Ctrl-C), the thread still runs to its
+        // error and must not leave a half-written directory behind.
+        tokio::task::spawn_blocking(move || {
+            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files);
+            if result.is_err() {
+                let _ = fs::remove_dir_all(&tmp);
+            }
+            result
+        })
+    };
+    let ((), unpacked) = tokio::join!(pump, unpacker);
+    let unpacked = unpacked.context("the unpacking thread failed")??;
+    if unpacked.archive_size != entry.object.size || unpacked.archive_sha256 != entry.object.sha256
+    {
+        bail!(
+            "object {} is damaged: expected {} bytes with SHA-256 {}, got {} bytes with SHA-256 {}",
+            entry.object.key,
+            entry.object.size,
+            entry.object.sha256,
+            unpacked.archive_size,
+            unpacked.archive_sha256
+        );
+    }
+    Ok(())
+}
+
+/// Removes a temporary directory unless disarmed (a restored block renamed
+/// into place): on errors, and when the work is cancelled or a sibling failed.
+pub struct TmpDir(pub Option<PathBuf>);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A blocking `Read` over chunks arriving from an async download.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Downloads an object and returns its size and SHA-256.
+pub async fn hash_object(
+    repo: &Repository,
+    key: &Key,
+    progress: &Arc<dyn Progress>,
+) -> Result<(u64, String)> {
+    let mut stream = repo.storage().get(key).await?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        progress.advance(chunk.len() as u64);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
