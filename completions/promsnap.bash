@@ -95,7 +95,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__backup)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --time --prune --lock-wait --json --config --quiet --help"
+            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --ha-group --replica-label --min-interval --time --prune --lock-wait --json --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -162,6 +162,18 @@ _promsnap() {
                     return 0
                     ;;
                 --zstd-threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ha-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replica-label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,7 +44,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-path-sty
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
@@ -55,6 +55,9 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time [default: 2]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 3]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-threads -d 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l ha-group -d 'Prometheus high availability: replicas of one group that all run this backup store one snapshot per --min-interval between them. NAME names the group; `auto` derives it from the external labels minus the replica label(s). A replica that finds a recent snapshot of its group (or another replica storing one) skips, exits 0 and says why' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l replica-label -d 'External label(s) that tell HA replicas apart, for `--ha-group auto` [default: replica and prometheus_replica]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l min-interval -d 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F

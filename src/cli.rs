@@ -150,9 +150,16 @@ pub struct RepoArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct PrometheusArgs {
-    /// Prometheus base URL [default: http://localhost:9090].
-    #[arg(long, env = "PROMSNAP_PROMETHEUS_URL", value_name = "URL")]
-    pub prometheus_url: Option<String>,
+    /// Prometheus base URL [default: http://localhost:9090]. Repeat it (or
+    /// separate with commas) for replicas that share one data directory: the
+    /// first that is ready (/-/ready) is used.
+    #[arg(
+        long,
+        env = "PROMSNAP_PROMETHEUS_URL",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub prometheus_url: Vec<String>,
 
     /// User name for basic authentication (Prometheus behind a web config).
     #[arg(long, env = "PROMSNAP_PROMETHEUS_USERNAME", value_name = "USER")]
@@ -219,6 +226,24 @@ pub struct BackupArgs {
     /// `--concurrency 1 --zstd-threads 1` promsnap uses about one core.
     #[arg(long, value_name = "N")]
     pub zstd_threads: Option<u32>,
+
+    /// Prometheus high availability: replicas of one group that all run this
+    /// backup store one snapshot per --min-interval between them. NAME names
+    /// the group; `auto` derives it from the external labels minus the
+    /// replica label(s). A replica that finds a recent snapshot of its group
+    /// (or another replica storing one) skips, exits 0 and says why.
+    #[arg(long, env = "PROMSNAP_HA_GROUP", value_name = "NAME|auto")]
+    pub ha_group: Option<String>,
+
+    /// External label(s) that tell HA replicas apart, for `--ha-group auto`
+    /// [default: replica and prometheus_replica].
+    #[arg(long, value_name = "LABEL")]
+    pub replica_label: Vec<String>,
+
+    /// With --ha-group: skip when the group has a snapshot younger than this
+    /// [default: 12h].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_interval: Option<std::time::Duration>,
 
     /// Record this as the snapshot's time (RFC 3339) instead of now, e.g. when
     /// importing an old data directory with --from-dir.

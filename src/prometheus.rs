@@ -116,6 +116,37 @@ impl Prometheus {
             .with_context(|| format!("{url} answered success without data"))
     }
 
+    /// Succeeds when `/-/ready` says the server is up and its TSDB loaded.
+    pub async fn ready(&self) -> Result<()> {
+        let url = format!("{}/-/ready", self.base);
+        let resp = self
+            .request(reqwest::Method::GET, "/-/ready")
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::Error::new(e).context(Hinted::failure(
+                    format!("could not reach Prometheus at {url}"),
+                    "check --prometheus-url and that Prometheus is running and reachable from here",
+                ))
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        if status.as_u16() == 503 {
+            return Err(
+                anyhow::anyhow!("HTTP 503: {}", String::from_utf8_lossy(&body).trim()).context(
+                    Hinted::failure(
+                        format!("Prometheus at {} is not ready yet", self.base),
+                        "it is probably still replaying its WAL; try again in a few minutes",
+                    ),
+                ),
+            );
+        }
+        Err(non_json_error(&url, status, &body))
+    }
+
     /// Asks Prometheus for a snapshot; returns its directory name below
     /// `<data-dir>/snapshots/`.
     pub async fn snapshot(&self, skip_head: bool) -> Result<String> {

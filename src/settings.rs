@@ -182,6 +182,18 @@ pub fn grace(flag: Option<Duration>, file: &FileConfig) -> Result<Duration> {
     }
 }
 
+/// Every Prometheus URL to try, in order (never empty).
+pub fn prometheus_urls(args: &PrometheusArgs, file: &FileConfig) -> Vec<String> {
+    if !args.prometheus_url.is_empty() {
+        return args.prometheus_url.clone();
+    }
+    vec![file
+        .prometheus
+        .url
+        .clone()
+        .unwrap_or_else(|| "http://localhost:9090".into())]
+}
+
 pub fn prometheus_options(args: &PrometheusArgs, file: &FileConfig) -> Result<PrometheusOptions> {
     let f = &file.prometheus;
     let secret =
@@ -197,11 +209,7 @@ pub fn prometheus_options(args: &PrometheusArgs, file: &FileConfig) -> Result<Pr
             }
         };
     Ok(PrometheusOptions {
-        url: args
-            .prometheus_url
-            .clone()
-            .or_else(|| f.url.clone())
-            .unwrap_or_else(|| "http://localhost:9090".into()),
+        url: prometheus_urls(args, file).swap_remove(0),
         username: args
             .prometheus_username
             .clone()

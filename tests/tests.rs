@@ -7,6 +7,7 @@ mod backup;
 mod cli;
 mod cmd;
 mod errors;
+mod ha;
 mod harness_selftest;
 mod prune;
 mod roundtrip;

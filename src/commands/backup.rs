@@ -14,6 +14,7 @@ use crate::repo::backup::{self, BackupOptions, BackupReport};
 use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::manifest::Source;
 use crate::repo::prune::PruneOptions;
+use crate::repo::Repository;
 use crate::settings::{self, FileConfig};
 use crate::tsdb::{self, Block};
 
@@ -41,20 +42,36 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
     let repo = super::open_repo(&args.repo, file).await?;
     let opts = options(&args, file)?;
     let lock_wait = args.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT);
+    // Which server, and what it says about itself: its external labels may
+    // name the HA group, which decides whether this replica backs up at all.
+    let server = match &args.from_dir {
+        Some(_) => None,
+        None => Some(connect(&args, file, printer).await?),
+    };
+    let ha_group = ha_group(&args, server.as_ref().map(|s| &s.1))?;
+    let ha_lock = match &ha_group {
+        None => None,
+        Some(group) => match ha::claim(&repo, group, &args, lock_wait, printer).await? {
+            ha::Claim::Held(lock) => Some(lock),
+            ha::Claim::Skip(reason) => {
+                print_skip(group, &reason, args.json, printer)?;
+                return Ok(ExitStatus::Success);
+            }
+        },
+    };
+    let opts = BackupOptions { ha_group, ..opts };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let lock = repo
         .lock(LockKind::Shared, "backup", lock_wait, &waiting)
         .await?;
-    let report = match &args.from_dir {
-        Some(dir) => {
+    let report = match (&args.from_dir, server) {
+        (Some(dir), _) => {
             let (blocks, source) = from_dir(dir, printer)?;
             let opts = BackupOptions { source, ..opts };
             backup::run(&repo, blocks, opts, printer.progress("backup"), &lock).await?
         }
-        None => {
-            let prom = Prometheus::new(settings::prometheus_options(&args.prometheus, file)?)?;
+        (None, Some((prom, mut source))) => {
             let data_dir = data_dir(&prom, &args, file).await?;
-            let mut source = describe_server(&prom, printer).await;
             let name = prom.snapshot(args.skip_head).await?;
             source.snapshot_name = Some(name.clone());
             let snap_dir = data_dir.join("snapshots").join(&name);
@@ -70,8 +87,12 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
             let opts = BackupOptions { source, ..opts };
             backup::run(&repo, blocks, opts, printer.progress("backup"), &lock).await?
         }
+        (None, None) => unreachable!("a server is connected unless --from-dir"),
     };
     lock.release().await?;
+    if let Some(l) = ha_lock {
+        l.release().await?;
+    }
     print_report(&report, args.json, printer)?;
     let Some((policy, grace)) = prune_policy else {
         return Ok(ExitStatus::Success);
@@ -121,6 +142,7 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
             chunk_size: CHUNK_SIZE,
         },
         instance,
+        ha_group: None,
         source: Source {
             kind: String::new(),
             prometheus_url: None,
@@ -133,6 +155,99 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
             .time
             .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc)),
     })
+}
+
+/// The first of the `--prometheus-url`s that is ready, and what it says
+/// about itself.
+async fn connect(
+    args: &BackupArgs,
+    file: &FileConfig,
+    printer: &Printer,
+) -> Result<(Prometheus, Source)> {
+    let base = settings::prometheus_options(&args.prometheus, file)?;
+    let urls = settings::prometheus_urls(&args.prometheus, file);
+    let mut failures = Vec::new();
+    for url in &urls {
+        let prom = Prometheus::new(crate::prometheus::PrometheusOptions {
+            url: url.clone(),
+            ..base.clone()
+        })?;
+        match prom.ready().await {
+            Ok(()) => {
+                if !failures.is_empty() {
+                    printer.info(&format!("using {url}; not ready: {}", failures.join("; ")));
+                }
+                let source = describe_server(&prom, printer).await;
+                return Ok((prom, source));
+            }
+            Err(e) if urls.len() == 1 => return Err(e),
+            Err(e) => failures.push(format!(
+                "{url}: {}",
+                e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+            )),
+        }
+    }
+    Err(Hinted::failure(
+        format!(
+            "none of the {} Prometheus servers is ready: {}",
+            urls.len(),
+            failures.join("; ")
+        ),
+        "check that at least one --prometheus-url is running and reachable",
+    )
+    .into())
+}
+
+/// The HA group this backup belongs to, if any.
+fn ha_group(args: &BackupArgs, source: Option<&Source>) -> Result<Option<String>> {
+    let Some(spec) = args.ha_group.as_deref() else {
+        return Ok(None);
+    };
+    if spec != "auto" {
+        if spec.is_empty() || spec.len() > 256 || spec.chars().any(char::is_control) {
+            return Err(Hinted::usage(
+                format!("invalid --ha-group {spec:?}"),
+                "use a short printable name, or `auto`",
+            )
+            .into());
+        }
+        return Ok(Some(spec.to_string()));
+    }
+    let Some(source) = source else {
+        return Err(Hinted::usage(
+            "--ha-group auto needs the external labels that Prometheus reports",
+            "with --from-dir, name the group: --ha-group NAME",
+        )
+        .into());
+    };
+    let replica: Vec<&str> = if args.replica_label.is_empty() {
+        vec!["replica", "prometheus_replica"]
+    } else {
+        args.replica_label.iter().map(String::as_str).collect()
+    };
+    let group: Vec<String> = source
+        .external_labels
+        .iter()
+        .filter(|(k, _)| !replica.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if group.is_empty() {
+        return Err(Hinted::usage(
+            "--ha-group auto: Prometheus has no external labels besides the replica label",
+            "name the group with --ha-group NAME, or set external_labels (e.g. cluster) in prometheus.yml",
+        )
+        .into());
+    }
+    Ok(Some(group.join(",")))
+}
+
+fn print_skip(group: &str, reason: &str, json: bool, printer: &Printer) -> Result<()> {
+    if json {
+        return printer
+            .json(&serde_json::json!({ "skipped": true, "ha_group": group, "reason": reason }));
+    }
+    printer.info(&format!("skipped: {reason}"));
+    Ok(())
 }
 
 /// `--data-dir`, or Prometheus's own `storage.tsdb.path` when it is absolute
@@ -233,6 +348,91 @@ fn from_dir(dir: &Path, printer: &Printer) -> Result<(Vec<Block>, Source)> {
         directory: Some(dir.display().to_string()),
     };
     Ok((blocks, source))
+}
+
+/// One backup per HA group and period.
+mod ha {
+    use super::*;
+    use crate::repo::lock::{Locked, RepoLock};
+    use crate::repo::manifest::Manifest;
+
+    pub enum Claim {
+        /// This replica stores the group's backup, holding the group lock.
+        Held(RepoLock),
+        /// Another replica has done it, or is doing it: why.
+        Skip(String),
+    }
+
+    /// Takes the group's lock, then looks for a recent snapshot of the group.
+    /// Two replicas starting at the same moment cannot both get the lock
+    /// (see `repo/lock.rs`), and the second one to get it sees the first
+    /// one's manifest, so the group stores one backup.
+    pub async fn claim(
+        repo: &Repository,
+        group: &str,
+        args: &BackupArgs,
+        wait: std::time::Duration,
+        printer: &Printer,
+    ) -> Result<Claim> {
+        let waiting =
+            |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
+        let lock = match repo
+            .lock_group(LockKind::Ha, Some(group), "backup", wait, &waiting)
+            .await
+        {
+            Ok(lock) => lock,
+            Err(e) => match e.downcast_ref::<Locked>() {
+                Some(Locked(holder)) => {
+                    return Ok(Claim::Skip(format!(
+                        "another replica of HA group {group} is storing its backup right now: {}",
+                        holder.describe()
+                    )))
+                }
+                None => return Err(e),
+            },
+        };
+        let min = args
+            .min_interval
+            .unwrap_or(std::time::Duration::from_secs(12 * 3600));
+        if let Some(m) = recent(repo, group, min).await? {
+            lock.release().await?;
+            return Ok(Claim::Skip(format!(
+                "replica {} already stored snapshot {} of HA group {group} at {} (less than {} ago)",
+                m.instance,
+                m.id,
+                m.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                humantime::format_duration(min)
+            )));
+        }
+        Ok(Claim::Held(lock))
+    }
+
+    /// The newest snapshot of `group` younger than `min`. Snapshot ids start
+    /// with their UTC time, so only recent manifests are read.
+    async fn recent(
+        repo: &Repository,
+        group: &str,
+        min: std::time::Duration,
+    ) -> Result<Option<Manifest>> {
+        let since = chrono::Utc::now() - chrono::Duration::from_std(min)?;
+        let mut newest: Option<Manifest> = None;
+        for id in repo.snapshot_ids().await? {
+            let stamp = id
+                .get(..16)
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok());
+            if stamp.is_some_and(|t| t.and_utc() < since - chrono::Duration::seconds(1)) {
+                continue;
+            }
+            let m = repo.load_manifest(&id).await?;
+            if m.ha_group.as_deref() == Some(group)
+                && m.created >= since
+                && newest.as_ref().is_none_or(|n| m.created > n.created)
+            {
+                newest = Some(m);
+            }
+        }
+        Ok(newest)
+    }
 }
 
 /// Removes the snapshot directory when the backup ends, however it ends

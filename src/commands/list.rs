@@ -18,6 +18,8 @@ struct Row<'a> {
     id: &'a str,
     created: String,
     instance: &'a str,
+    /// The HA group this snapshot was stored for, if any.
+    ha_group: Option<&'a str>,
     blocks: usize,
     min_time: Option<i64>,
     max_time: Option<i64>,
@@ -55,13 +57,14 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
             .filter(|b| seen.insert(b.object.key.as_str()))
             .map(|b| b.object.size)
             .sum();
-        if instance.is_some_and(|i| i != m.instance) {
+        if instance.is_some_and(|i| i != m.instance && Some(i) != m.ha_group.as_deref()) {
             continue;
         }
         rows.push(Row {
             id: &m.id,
             created: m.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             instance: &m.instance,
+            ha_group: m.ha_group.as_deref(),
             blocks: m.blocks.len(),
             min_time: m.min_time(),
             max_time: m.max_time(),
@@ -71,6 +74,13 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
             source: &m.source.kind,
         });
     }
+    // Grouped by HA group (or instance when there is none), oldest first
+    // within each: the order is stable, so it is kept for equal keys.
+    rows.sort_by(|a, b| {
+        a.ha_group
+            .unwrap_or(a.instance)
+            .cmp(b.ha_group.unwrap_or(b.instance))
+    });
     rows
 }
 
@@ -88,7 +98,10 @@ fn render(rows: &[Row]) -> String {
                     .replace('T', " ")
                     .trim_end_matches('Z')
                     .to_string(),
-                r.instance.to_string(),
+                match r.ha_group {
+                    Some(g) => format!("{} ({g})", r.instance),
+                    None => r.instance.to_string(),
+                },
                 r.blocks.to_string(),
                 range,
                 HumanBytes(r.stored_bytes).to_string(),
@@ -100,7 +113,7 @@ fn render(rows: &[Row]) -> String {
         &[
             "ID",
             "CREATED (UTC)",
-            "INSTANCE",
+            "INSTANCE (HA GROUP)",
             "BLOCKS",
             "DATA RANGE (UTC)",
             "STORED",

@@ -30,6 +30,7 @@ pub struct BackupOptions {
     pub concurrency: usize,
     pub pack: PackOptions,
     pub instance: String,
+    pub ha_group: Option<String>,
     pub source: Source,
     pub now: DateTime<Utc>,
 }
@@ -102,6 +103,7 @@ pub async fn run(
         id: manifest::new_id(opts.now),
         created: opts.now,
         instance: opts.instance,
+        ha_group: opts.ha_group,
         promsnap_version: env!("CARGO_PKG_VERSION").to_string(),
         source: opts.source,
         blocks: entries,

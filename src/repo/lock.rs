@@ -52,6 +52,9 @@ pub enum LockKind {
     Shared,
     /// Prune: alone.
     Exclusive,
+    /// One replica of an HA group deciding whether, and then storing, the
+    /// group's backup: conflicts only with the same group's `Ha` locks.
+    Ha,
 }
 
 /// What a lock object says about its holder.
@@ -59,6 +62,9 @@ pub enum LockKind {
 pub struct LockInfo {
     pub id: String,
     pub kind: LockKind,
+    /// The HA group, for `Ha` locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub command: String,
     pub host: String,
     pub pid: u32,
@@ -67,8 +73,14 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    fn conflicts_with(&self, kind: LockKind) -> bool {
-        self.kind == LockKind::Exclusive || kind == LockKind::Exclusive
+    fn conflicts_with(&self, other: &LockInfo) -> bool {
+        use LockKind::*;
+        match (self.kind, other.kind) {
+            (Ha, Ha) => self.group == other.group,
+            (Ha, _) | (_, Ha) => false,
+            (Exclusive, _) | (_, Exclusive) => true,
+            (Shared, Shared) => false,
+        }
     }
 
     /// Expired, or held by a process of this host that no longer exists.
@@ -90,6 +102,18 @@ impl LockInfo {
         )
     }
 }
+
+/// The error behind "the repository is locked": who holds it.
+#[derive(Debug)]
+pub struct Locked(pub LockInfo);
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "held by {}", self.0.describe())
+    }
+}
+
+impl std::error::Error for Locked {}
 
 fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
@@ -152,11 +176,24 @@ impl Repository {
         wait: Duration,
         waiting: &(dyn Fn(&LockInfo) + Sync),
     ) -> Result<RepoLock> {
+        self.lock_group(kind, None, command, wait, waiting).await
+    }
+
+    /// [`Repository::lock`] for an HA group's `Ha` lock (or any kind with a group).
+    pub async fn lock_group(
+        &self,
+        kind: LockKind,
+        group: Option<&str>,
+        command: &str,
+        wait: Duration,
+        waiting: &(dyn Fn(&LockInfo) + Sync),
+    ) -> Result<RepoLock> {
         let started = tokio::time::Instant::now();
         let mut told = false;
         let mut pause = Duration::from_millis(100);
         loop {
-            let info = new_info(kind, command);
+            let mut info = new_info(kind, command);
+            info.group = group.map(str::to_string);
             let key = lock_key(&info.id)?;
             self.write_lock(&key, &info).await?;
             let conflict = self.conflicting(&info).await;
@@ -232,7 +269,7 @@ impl Repository {
                 self.storage().delete(&key).await?;
                 continue;
             }
-            if info.conflicts_with(ours.kind) {
+            if info.conflicts_with(ours) {
                 return Ok(Some(info));
             }
         }
@@ -275,6 +312,7 @@ fn new_info(kind: LockKind, command: &str) -> LockInfo {
             rand::random::<u64>()
         ),
         kind,
+        group: None,
         command: command.to_string(),
         host: hostname(),
         pid: std::process::id(),
@@ -330,6 +368,32 @@ mod tests {
         p.check().unwrap();
         p.release().await.unwrap();
         assert!(r.locks().await.unwrap().is_empty(), "locks left behind");
+    }
+
+    #[tokio::test]
+    async fn ha_locks_exclude_only_their_own_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = repo(dir.path());
+        let none = &|_: &LockInfo| {};
+        let a = r
+            .lock_group(LockKind::Ha, Some("eu1"), "backup", Duration::ZERO, none)
+            .await
+            .unwrap();
+        assert!(r
+            .lock_group(LockKind::Ha, Some("eu1"), "backup", Duration::ZERO, none)
+            .await
+            .is_err());
+        let b = r
+            .lock_group(LockKind::Ha, Some("us1"), "backup", Duration::ZERO, none)
+            .await
+            .unwrap();
+        let p = r
+            .lock(LockKind::Exclusive, "prune", Duration::ZERO, none)
+            .await
+            .unwrap();
+        for l in [a, b, p] {
+            l.release().await.unwrap();
+        }
     }
 
     #[tokio::test]

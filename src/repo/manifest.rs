@@ -29,6 +29,9 @@ pub struct Manifest {
     pub id: String,
     pub created: DateTime<Utc>,
     pub instance: String,
+    /// The HA group whose one backup this is, when replicas share a repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha_group: Option<String>,
     pub promsnap_version: String,
     /// What was backed up: the Prometheus server or a directory.
     pub source: Source,
@@ -257,6 +260,7 @@ pub(crate) mod tests {
             id: "20261125T063726Z-0000abcd".into(),
             created: "2026-11-25T06:37:26Z".parse().unwrap(),
             instance: "prom-a".into(),
+            ha_group: None,
             promsnap_version: "0.1.0".into(),
             source: Source {
                 kind: "api".into(),

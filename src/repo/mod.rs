@@ -117,7 +117,9 @@ impl Repository {
         let all = self.manifests().await?;
         let candidates: Vec<&Manifest> = all
             .iter()
-            .filter(|m| instance.is_none_or(|i| m.instance == i))
+            .filter(|m| {
+                instance.is_none_or(|i| m.instance == i || m.ha_group.as_deref() == Some(i))
+            })
             .collect();
         let found: Vec<&Manifest> = if spec == "latest" {
             candidates.last().into_iter().copied().collect()

@@ -108,11 +108,16 @@ fn check(lock: Option<&RepoLock>) -> Result<()> {
 fn decide(manifests: &[Manifest], opts: &PruneOptions) -> Result<Vec<Decision>> {
     let refs: Vec<SnapshotRef> = manifests
         .iter()
-        .filter(|m| opts.instance.as_ref().is_none_or(|i| *i == m.instance))
+        .filter(|m| {
+            opts.instance
+                .as_ref()
+                .is_none_or(|i| *i == m.instance || m.ha_group.as_ref() == Some(i))
+        })
         .map(|m| SnapshotRef {
             id: m.id.clone(),
             time: m.created,
-            group: m.instance.clone(),
+            // An HA group's replicas take turns: the group keeps N, not each replica.
+            group: m.ha_group.clone().unwrap_or_else(|| m.instance.clone()),
         })
         .collect();
     retention::apply(&refs, &opts.policy, opts.now)
