@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_promsnap_global_optspecs
-    string join \n config= q/quiet h/help V/version
+    string join \n config= q/quiet metrics-file= pushgateway= retries= timeout= max-bandwidth= lock-file= h/help V/version
 end
 
 function __fish_promsnap_needs_command
@@ -25,6 +25,12 @@ function __fish_promsnap_using_subcommand
 end
 
 complete -c promsnap -n "__fish_promsnap_needs_command" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_needs_command" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_needs_command" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_needs_command" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_needs_command" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_needs_command" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_needs_command" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_needs_command" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s V -l version -d 'Print version'
@@ -55,12 +61,20 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time [default: 2]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 3]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-threads -d 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-config -d 'Prometheus\'s configuration file, stored with the snapshot together with every rule file its rule_files reference [default: the config.file Prometheus reports, when it is readable here; if not, a warning]. Given explicitly, a file that cannot be read is an error' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l include -d 'Also store this file with the snapshot, e.g. file_sd target files or alertmanager.yml (repeatable). A file that cannot be read is an error' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l ha-group -d 'Prometheus high availability: replicas of one group that all run this backup store one snapshot per --min-interval between them. NAME names the group; `auto` derives it from the external labels minus the replica label(s). A replica that finds a recent snapshot of its group (or another replica storing one) skips, exits 0 and says why' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l replica-label -d 'External label(s) that tell HA replicas apart, for `--ha-group auto` [default: replica and prometheus_replica]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l min-interval -d 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prune -d 'After a successful backup, prune with the policy in the configuration file\'s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
@@ -76,6 +90,12 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-checksums 
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l instance -d 'Only snapshots of this instance' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l json -d 'Print the snapshots as one JSON array on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -86,11 +106,27 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-path-st
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force (or --merge)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l from -d 'Only restore the blocks with data at or after TIME: RFC 3339 (2026-01-01T03:00:00Z), `now`, or relative to now (-7d, -12h, -90m)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l to -d 'Only restore the blocks with data at or before TIME (same forms as --from)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config-to -d 'Also write the snapshot\'s configuration and rule files below DIR, each at its original absolute path (/etc/prometheus/prometheus.yml goes to DIR/etc/prometheus/prometheus.yml)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'With `latest` or an id prefix: only consider snapshots of this instance' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time [default: 4]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time> (nothing is deleted)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time>; with --config-to, move existing files that differ aside too (nothing is deleted)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l merge -d 'Add the snapshot\'s missing blocks to the data directory of a RUNNING Prometheus (2.39 or newer), which loads them at its next block reload, within about a minute. Blocks it already has are skipped; nothing in the directory is changed or deleted. With --prometheus-url promsnap reads the server\'s retention and warns about blocks it would delete'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l no-data -d 'Restore only the configuration files (with --config-to), no blocks'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -113,6 +149,12 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l grace -d 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-wait -d 'How long to wait for running backups to finish [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l dry-run -d 'Show what would be removed and why; change nothing'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l json -d 'Print the decisions and the result as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
@@ -130,6 +172,12 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time [default: 4]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space for --deep and --restore-test [default: the system temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l all -d 'Verify every snapshot (the default when no snapshot is named)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l quick -d 'Only check that manifests parse and objects exist with the right size'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also unpack every block and check its files and TSDB structure'
@@ -138,6 +186,12 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Pr
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l json -d 'Print the report as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -149,10 +203,22 @@ false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l all -d 'Remove every lock, also live ones. Only when you are sure no promsnap is running against this repository'
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else .promsnap.lock in a local repository, else one per repository in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'

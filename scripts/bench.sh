@@ -35,9 +35,13 @@ Options:
   --no-drop-caches     keep the page cache warm (default: drop it before every
                        measured command when /proc/sys/vm/drop_caches is writable)
   --regenerate         rebuild the cached data set first
+  --promsnap BIN       benchmark this binary instead of building target/release/promsnap
+  --backup-args 'ARGS' extra flags for every promsnap backup, to compare settings
+                       (e.g. --backup-args '--zstd-level 1 --concurrency 1')
+  --restore-args 'ARGS' extra flags for every promsnap restore
   -h, --help           this help
 
-Cases: ref-tar ref-zstd | local-full local-incr-same local-incr-day local-restore
+Cases: ref-tar ref-zstd ref-zstd3 | local-full local-incr-same local-incr-day local-restore
 local-full-z1 | garage-full garage-incr-same garage-incr-day garage-restore |
 restic-full restic-incr-same restic-incr-day restic-restore | rclone-full
 rclone-restore | local-verify garage-verify (only once `promsnap verify` exists)
@@ -50,7 +54,8 @@ die() {
     exit 1
 }
 
-size=large runs=3 data="$HOME/.cache/promsnap-bench" out="" only="" drop=() regenerate=false
+size=large runs=3 data="$HOME/.cache/promsnap-bench" out="" only="" drop=() regenerate=false promsnap=""
+backup_args="" restore_args=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --size) size=${2:?--size needs a value} && shift ;;
@@ -60,6 +65,9 @@ while [[ $# -gt 0 ]]; do
     --only) only=${2:?--only needs a value} && shift ;;
     --no-drop-caches) drop=(--no-drop-caches) ;;
     --regenerate) regenerate=true ;;
+    --backup-args) backup_args=${2?--backup-args needs a value} && shift ;;
+    --restore-args) restore_args=${2?--restore-args needs a value} && shift ;;
+    --promsnap) promsnap=$(realpath "${2:?--promsnap needs a value}") && shift ;;
     -h | --help) usage && exit 0 ;;
     *) usage >&2 && exit 2 ;;
     esac
@@ -77,7 +85,7 @@ as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 missing=()
-for tool in zstd:zstd restic:restic rclone:rclone tar:tar python3:python3; do
+for tool in zstd:zstd restic:restic rclone:rclone tar:tar python3:python3 /usr/bin/time:time; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
@@ -89,9 +97,16 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! c
     bash scripts/install-deps.sh
 fi
 
-log "building promsnap (release)"
-cargo build --release --locked --quiet
-promsnap=$PWD/target/release/promsnap
+if [[ -z $promsnap ]]; then
+    log "building promsnap (release)"
+    cargo build --release --locked --quiet
+    promsnap=$PWD/target/release/promsnap
+    rev="commit $(git rev-parse --short HEAD)"
+    [[ -z $(git status --porcelain -- src Cargo.toml Cargo.lock) ]] || rev+=" + uncommitted changes"
+else
+    rev="given: $promsnap"
+fi
+[[ -x $promsnap ]] || die "$promsnap is not an executable"
 
 # -- 2. the data set (cached) ---------------------------------------------------
 gen_args=(--size "$size" --data "$data")
@@ -159,7 +174,8 @@ done
 
 # -- 4. measure ------------------------------------------------------------------
 run_args=(--size "$size" --runs "$runs" --data "$data" --only "$only" "${drop[@]}"
-    --promsnap "$promsnap" --work "$work"
+    --backup-args="$backup_args" --restore-args="$restore_args"
+    --promsnap "$promsnap" --promsnap-rev "$rev" --work "$work"
     --garage-bin "$(command -v garage)" --garage-config "$conf" --garage-pid "$garage_pid"
     --garage-endpoint "http://127.0.0.1:$s3_port" --garage-key-id "$key_id" --garage-secret "$secret")
 [[ -n $out ]] && run_args+=(--out "$out")

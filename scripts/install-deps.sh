@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what promsnap's tests need, skipping whatever is already there:
 #   - prometheus + promtool (Debian package `prometheus`)
+#   - the Pushgateway (Debian package `prometheus-pushgateway`; not started)
 #   - garage, the S3 server for end-to-end tests (cargo install, ~10 min)
 #   - rustfmt and clippy
 # Safe to run repeatedly.
@@ -21,6 +22,15 @@ else
     log "installing Debian package prometheus"
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus
+fi
+
+if command -v prometheus-pushgateway >/dev/null; then
+    log "prometheus-pushgateway present"
+else
+    log "installing Debian package prometheus-pushgateway"
+    as_root apt-get update
+    # Its postinst may try to start a service; tests start their own.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-pushgateway
 fi
 
 if command -v garage >/dev/null; then

@@ -14,7 +14,7 @@ use crate::storage::ChecksumMode;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 finished with problems, \
-130 interrupted.
+4 another promsnap run holds the lock (nothing done), 130 interrupted.
 
 Examples:
   promsnap backup --prometheus-url http://localhost:9090 --repo s3://backups/prometheus
@@ -46,6 +46,65 @@ pub struct GlobalArgs {
     /// Print nothing but errors (for cron and timers); the exit code tells the result.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// After backup, prune, verify and restore (success or failure), write
+    /// metrics for alerting to FILE in node_exporter's textfile-collector
+    /// format (atomically; other commands' metrics in FILE are kept).
+    #[arg(
+        long,
+        global = true,
+        env = "PROMSNAP_METRICS_FILE",
+        value_name = "FILE"
+    )]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Push the same metrics to a Prometheus Pushgateway, e.g.
+    /// http://pushgateway:9091 (job promsnap, grouped by instance and command).
+    #[arg(long, global = true, env = "PROMSNAP_PUSHGATEWAY", value_name = "URL")]
+    pub pushgateway: Option<String>,
+
+    /// Retry a failed S3 or Prometheus request up to N times (connection
+    /// errors, timeouts, 5xx, throttling), with exponential backoff and
+    /// jitter [default: 5].
+    #[arg(long, global = true, env = "PROMSNAP_RETRIES", value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Abandon (and retry) a request that gets no answer within DURATION,
+    /// e.g. 30s [default: 2m; snapshots at least 10m].
+    #[arg(
+        long,
+        global = true,
+        env = "PROMSNAP_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = valid(crate::settings::parse_timeout)
+    )]
+    pub timeout: Option<String>,
+
+    /// Limit uploads and downloads together to RATE, e.g. 50MiB/s or
+    /// 12.5MB/s, so a backup does not starve the host's network.
+    #[arg(
+        long,
+        global = true,
+        env = "PROMSNAP_MAX_BANDWIDTH",
+        value_name = "RATE",
+        value_parser = valid(crate::storage::throttle::parse_rate)
+    )]
+    pub max_bandwidth: Option<String>,
+
+    /// Lock file that keeps two runs from overlapping; a second run exits 4
+    /// at once [default: DATA_DIR/.promsnap.lock for backup, else
+    /// .promsnap.lock in a local repository, else one per repository in
+    /// $XDG_RUNTIME_DIR or the temp dir].
+    #[arg(long, global = true, env = "PROMSNAP_LOCK_FILE", value_name = "FILE")]
+    pub lock_file: Option<PathBuf>,
+}
+
+/// A clap value parser that checks a value with `check` but keeps the text
+/// (the configuration file holds the same settings as text).
+fn valid<T: 'static>(
+    check: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |text: &str| check(text).map(|_| text.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +285,18 @@ pub struct BackupArgs {
     /// `--concurrency 1 --zstd-threads 1` promsnap uses about one core.
     #[arg(long, value_name = "N")]
     pub zstd_threads: Option<u32>,
+
+    /// Prometheus's configuration file, stored with the snapshot together
+    /// with every rule file its rule_files reference [default: the
+    /// config.file Prometheus reports, when it is readable here; if not, a
+    /// warning]. Given explicitly, a file that cannot be read is an error.
+    #[arg(long, env = "PROMSNAP_PROMETHEUS_CONFIG", value_name = "PATH")]
+    pub prometheus_config: Option<PathBuf>,
+
+    /// Also store this file with the snapshot, e.g. file_sd target files or
+    /// alertmanager.yml (repeatable). A file that cannot be read is an error.
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<PathBuf>,
 
     /// Prometheus high availability: replicas of one group that all run this
     /// backup store one snapshot per --min-interval between them. NAME names
@@ -425,14 +496,50 @@ pub struct RestoreArgs {
     pub repo: RepoArgs,
 
     /// The data directory to restore into. It must not be in use by a running
-    /// Prometheus, and must be empty unless --force.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// Prometheus, and must be empty unless --force (or --merge).
+    #[arg(long, value_name = "DIR", required_unless_present = "no_data")]
+    pub data_dir: Option<PathBuf>,
 
     /// Restore into a non-empty directory by first moving its content aside
-    /// into DIR.before-restore-<time> (nothing is deleted).
+    /// into DIR.before-restore-<time>; with --config-to, move existing files
+    /// that differ aside too (nothing is deleted).
     #[arg(long)]
     pub force: bool,
+
+    /// Only restore the blocks with data at or after TIME: RFC 3339
+    /// (2026-01-01T03:00:00Z), `now`, or relative to now (-7d, -12h, -90m).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub from: Option<crate::repo::selection::TimeSpec>,
+
+    /// Only restore the blocks with data at or before TIME (same forms as --from).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub to: Option<crate::repo::selection::TimeSpec>,
+
+    /// Add the snapshot's missing blocks to the data directory of a RUNNING
+    /// Prometheus (2.39 or newer), which loads them at its next block reload,
+    /// within about a minute. Blocks it already has are skipped; nothing in
+    /// the directory is changed or deleted. With --prometheus-url promsnap
+    /// reads the server's retention and warns about blocks it would delete.
+    #[arg(long, conflicts_with = "force")]
+    pub merge: bool,
+
+    /// Also write the snapshot's configuration and rule files below DIR, each
+    /// at its original absolute path (/etc/prometheus/prometheus.yml goes to
+    /// DIR/etc/prometheus/prometheus.yml).
+    #[arg(long, value_name = "DIR")]
+    pub config_to: Option<PathBuf>,
+
+    /// Restore only the configuration files (with --config-to), no blocks.
+    #[arg(
+        long,
+        requires = "config_to",
+        conflicts_with_all = ["data_dir", "merge", "from", "to"]
+    )]
+    pub no_data: bool,
+
+    /// For --merge: the Prometheus whose retention to check.
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
 
     /// With `latest` or an id prefix: only consider snapshots of this instance.
     #[arg(long, value_name = "NAME")]
@@ -475,5 +582,28 @@ mod tests {
         };
         assert_eq!(args.snapshot, "latest");
         assert_eq!(args.repo.s3_path_style, Some(true));
+    }
+
+    #[test]
+    fn restore_takes_relative_times_and_needs_a_data_dir_unless_no_data() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["promsnap", "restore", "latest", "--repo", "r"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let cli = parse(&["--data-dir", "/d", "--from", "-7d", "--to", "now"]).unwrap();
+        let Command::Restore(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.from.is_some() && args.to.is_some());
+        assert!(parse(&[]).is_err(), "--data-dir is required");
+        assert!(
+            parse(&["--no-data"]).is_err(),
+            "--no-data needs --config-to"
+        );
+        assert!(parse(&["--no-data", "--config-to", "/c"]).is_ok());
+        assert!(parse(&["--no-data", "--config-to", "/c", "--data-dir", "/d"]).is_err());
+        assert!(parse(&["--data-dir", "/d", "--merge", "--force"]).is_err());
+        assert!(parse(&["--data-dir", "/d", "--from", "yesterday"]).is_err());
     }
 }

@@ -19,6 +19,8 @@ pub enum ExitStatus {
     Usage,
     /// Finished, but found problems (verify) or could not finish housekeeping.
     Problems,
+    /// Another promsnap run holds the local lock; this one did nothing.
+    Busy,
     /// Stopped by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -30,6 +32,7 @@ impl ExitStatus {
             ExitStatus::Failure => 1,
             ExitStatus::Usage => 2,
             ExitStatus::Problems => 3,
+            ExitStatus::Busy => 4,
             ExitStatus::Interrupted => 130,
         }
     }

@@ -2,6 +2,8 @@
 //! runtime, and turn the outcome into an exit code. Ctrl-C and SIGTERM
 //! cancel the running command: its drop guards remove staging files and the
 //! local snapshot, and S3 multipart uploads are aborted before we exit 130.
+//! Every run that started, however it ended (interrupted too), is then
+//! recorded as metrics when `--metrics-file` or `--pushgateway` ask for it.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,13 +29,17 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let mut invocation = commands::Invocation::prepare(cli)?;
         let outcome = tokio::select! {
-            r = commands::run(cli, &printer) => r,
+            r = invocation.execute(&printer) => r,
             () = shutdown_signal() => Err(Interrupted.into()),
         };
         // Let cleanup that drop guards started (multipart aborts) finish.
         storage::cleanup::wait(Duration::from_secs(10)).await;
-        outcome
+        tokio::select! {
+            r = invocation.record(outcome, &printer) => r,
+            () = shutdown_signal() => Err(Interrupted.into()),
+        }
     });
     runtime.shutdown_timeout(Duration::from_secs(10));
     let status = match result {

@@ -5,6 +5,15 @@
 //! differs between versions (the admin API being disabled is a 500 on some,
 //! a 503 on others), so we always read the body and decide from it; the
 //! status code only matters when the body is not JSON at all.
+//!
+//! Requests are retried (`--retries`, exponential backoff with jitter) when
+//! the failure is transient: no connection, a timeout, a broken connection,
+//! or a 429 / 5xx answer that did not come from the Prometheus API itself
+//! (a proxy, or a server still starting). An API error in Prometheus's JSON
+//! envelope is an answer, not a glitch, and is never retried; nor is another
+//! 4xx. The snapshot POST is not idempotent (a repeated one would leave an
+//! orphaned snapshot on the Prometheus disk), so it is repeated only when
+//! Prometheus surely did not act on it: no connection, or 429 / 503.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +24,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::Hinted;
+use crate::retry::Backoff;
+
+/// Per-request timeout unless the options say otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A snapshot of a large head block can take minutes.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How to reach and authenticate to Prometheus. Secrets are never printed.
 #[derive(Clone, Default)]
@@ -24,13 +39,30 @@ pub struct PrometheusOptions {
     pub password: Option<String>,
     pub bearer_token: Option<String>,
     pub ca_cert: Option<PathBuf>,
+    /// Per request [default: 2 minutes; snapshots at least 10 minutes].
     pub timeout: Option<Duration>,
+    /// Retries of a request that failed transiently.
+    pub retries: u32,
 }
 
 pub struct Prometheus {
     base: String,
     http: reqwest::Client,
     opts: PrometheusOptions,
+    timeout: Duration,
+    backoff: Backoff,
+}
+
+/// Whether a failed attempt may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Prometheus answered: repeating would get the same answer.
+    Never,
+    /// Prometheus did not act on the request (no connection, 429, 503).
+    NotActedOn,
+    /// Transient, but Prometheus may have acted on it (timeout, broken
+    /// connection, other 5xx): repeat only idempotent requests.
+    Transient,
 }
 
 #[derive(Deserialize)]
@@ -59,10 +91,9 @@ struct ConfigData {
 
 impl Prometheus {
     pub fn new(opts: PrometheusOptions) -> Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            // A snapshot of a large head block can take minutes.
-            .timeout(opts.timeout.unwrap_or(Duration::from_secs(600)));
+        let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(timeout.min(Duration::from_secs(10)));
         if let Some(ca) = &opts.ca_cert {
             let pem = std::fs::read(ca)
                 .with_context(|| format!("could not read CA certificate {}", ca.display()))?;
@@ -74,6 +105,8 @@ impl Prometheus {
             base: opts.url.trim_end_matches('/').to_string(),
             http: builder.build()?,
             opts,
+            timeout,
+            backoff: Backoff::default(),
         })
     }
 
@@ -82,7 +115,10 @@ impl Prometheus {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.timeout);
         if let Some(user) = &self.opts.username {
             req = req.basic_auth(user, self.opts.password.as_deref());
         } else if let Some(token) = &self.opts.bearer_token {
@@ -91,29 +127,79 @@ impl Prometheus {
         req
     }
 
+    /// One API call, retried while the failure is transient (module docs).
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
+        let idempotent = method == reqwest::Method::GET;
+        let mut backoff = self.backoff.clone();
+        let mut attempt = 0;
+        loop {
+            let (err, retry) = match self.attempt(method.clone(), path).await {
+                Ok(v) => return Ok(v),
+                Err(failed) => failed,
+            };
+            let allowed = match retry {
+                Retry::Never => false,
+                Retry::NotActedOn => true,
+                Retry::Transient => idempotent,
+            };
+            if !allowed || attempt >= self.opts.retries {
+                return Err(if attempt > 0 {
+                    err.context(format!("gave up after {} attempts", attempt + 1))
+                } else {
+                    err
+                });
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<T, (anyhow::Error, Retry)> {
         let url = format!("{}{path}", self.base);
-        let resp = self.request(method, path).send().await.map_err(|e| {
-            anyhow::Error::new(e).context(Hinted::failure(
+        let mut req = self.request(method.clone(), path);
+        if method == reqwest::Method::POST {
+            req = req.timeout(self.timeout.max(SNAPSHOT_TIMEOUT));
+        }
+        let resp = req.send().await.map_err(|e| {
+            let retry = if e.is_connect() {
+                Retry::NotActedOn
+            } else {
+                Retry::Transient
+            };
+            let err = anyhow::Error::new(e).context(Hinted::failure(
                 format!("could not reach Prometheus at {url}"),
                 "check --prometheus-url and that Prometheus is running and reachable from here",
-            ))
+            ));
+            (err, retry)
         })?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .with_context(|| format!("reading the answer of {url}"))?;
+        let body = resp.bytes().await.map_err(|e| {
+            let err = anyhow::Error::new(e).context(format!("reading the answer of {url}"));
+            (err, Retry::Transient)
+        })?;
         let envelope: Envelope<T> = match serde_json::from_slice(&body) {
             Ok(e) => e,
-            Err(_) => return Err(non_json_error(&url, status, &body)),
+            Err(_) => {
+                let retry = match status.as_u16() {
+                    429 | 503 => Retry::NotActedOn,
+                    500..=599 => Retry::Transient,
+                    _ => Retry::Never,
+                };
+                return Err((non_json_error(&url, status, &body), retry));
+            }
         };
         if envelope.status != "success" {
-            return Err(api_error(&url, envelope.error_type, envelope.error));
+            let err = api_error(&url, envelope.error_type, envelope.error);
+            return Err((err, Retry::Never));
         }
-        envelope
-            .data
-            .with_context(|| format!("{url} answered success without data"))
+        envelope.data.ok_or_else(|| {
+            let err = anyhow::anyhow!("{url} answered success without data");
+            (err, Retry::Never)
+        })
     }
 
     /// Succeeds when `/-/ready` says the server is up and its TSDB loaded.
@@ -275,5 +361,129 @@ mod tests {
             b"Unauthorized",
         );
         assert!(hint_of(&err).unwrap().contains("bearer-token"));
+    }
+
+    /// A one-shot HTTP server on loopback answering each connection with the
+    /// next of `answers` (status, body); returns its URL and a request count.
+    async fn fake_server(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (url, count)
+    }
+
+    async fn prometheus(url: &str, retries: u32) -> Prometheus {
+        let mut prom = Prometheus::new(PrometheusOptions {
+            url: url.into(),
+            retries,
+            ..Default::default()
+        })
+        .unwrap();
+        prom.backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(5));
+        prom
+    }
+
+    const VERSION: &str = r#"{"status":"success","data":{"version":"2.42.0"}}"#;
+    const SNAPSHOT: &str = r#"{"status":"success","data":{"name":"20260101T000000Z-abc"}}"#;
+    const DISABLED: &str =
+        r#"{"status":"error","errorType":"unavailable","error":"admin APIs disabled"}"#;
+
+    fn requests(count: &std::sync::atomic::AtomicUsize) -> usize {
+        count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_an_answer() {
+        let answers = vec![
+            (503, "starting"),
+            (502, "bad gateway"),
+            (429, "slow down"),
+            (200, VERSION),
+        ];
+        let (url, count) = fake_server(answers).await;
+        let version = prometheus(&url, 3).await.version().await.unwrap();
+        assert_eq!(version, "2.42.0");
+        assert_eq!(requests(&count), 4);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let (url, count) = fake_server(vec![(503, "down"); 3]).await;
+        let err = prometheus(&url, 2).await.version().await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("gave up after 3 attempts"),
+            "{err:#}"
+        );
+        assert_eq!(requests(&count), 3);
+    }
+
+    #[tokio::test]
+    async fn answers_from_prometheus_and_4xx_are_not_retried() {
+        let (url, count) = fake_server(vec![(404, "not found"), (200, VERSION)]).await;
+        assert!(prometheus(&url, 5).await.version().await.is_err());
+        assert_eq!(requests(&count), 1);
+        // The admin API being off is a JSON answer with a 5xx status.
+        let (url, count) = fake_server(vec![(503, DISABLED), (200, SNAPSHOT)]).await;
+        let err = prometheus(&url, 5).await.snapshot(false).await.unwrap_err();
+        assert!(hint_of(&err).unwrap().contains("--web.enable-admin-api"));
+        assert_eq!(requests(&count), 1);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_repeated_only_when_prometheus_did_not_act_on_it() {
+        let (url, count) = fake_server(vec![(503, "starting"), (200, SNAPSHOT)]).await;
+        let name = prometheus(&url, 5).await.snapshot(false).await.unwrap();
+        assert_eq!(name, "20260101T000000Z-abc");
+        assert_eq!(requests(&count), 2);
+        // A 502 may come after Prometheus took the snapshot: not repeated.
+        let (url, count) = fake_server(vec![(502, "bad gateway"), (200, SNAPSHOT)]).await;
+        assert!(prometheus(&url, 5).await.snapshot(false).await.is_err());
+        assert_eq!(requests(&count), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried() {
+        // Nothing listens on a port that was just free.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let started = std::time::Instant::now();
+        let err = prometheus(&format!("http://127.0.0.1:{port}"), 2)
+            .await
+            .version()
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("gave up after 3 attempts"),
+            "{err:#}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

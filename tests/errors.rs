@@ -39,7 +39,13 @@ fn unreachable_prometheus() {
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     Target::local(repo.path())
-        .run(&["backup", "--prometheus-url", &url, "--data-dir", "/tmp"])
+        .run(&[
+            "backup",
+            "--prometheus-url",
+            &url,
+            "--data-dir",
+            repo.path().to_str().unwrap(),
+        ])
         .expect_failure(
             1,
             &[
@@ -118,11 +124,12 @@ fn unreachable_s3_endpoint() {
             *v = format!("http://127.0.0.1:{port}");
         }
     }
+    // One retry instead of five keeps the test short (each waits 1-2 s).
     Target {
         repo: "s3://b/x".into(),
         env,
     }
-    .run(&["list"])
+    .run(&["list", "--retries", "1"])
     .expect_failure(1, &["did not answer", "hint: check that --s3-endpoint"]);
 }
 
@@ -397,7 +404,13 @@ fn interrupted_backup_exits_130() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let repo = tempfile::tempdir().unwrap();
     let child = Target::local(repo.path())
-        .cmd(&["backup", "--prometheus-url", &url, "--data-dir", "/tmp"])
+        .cmd(&[
+            "backup",
+            "--prometheus-url",
+            &url,
+            "--data-dir",
+            repo.path().to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -39,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import die, free_port, http, log, run, stop, tree_bytes  # noqa: E402
+from common import die, free_port, http, log, stop, tree_bytes  # noqa: E402
 import gen_openmetrics  # noqa: E402
 
 # Hosts of ~230 series each, 14 days + 1 held-back day at 15 s. "large" is

@@ -10,16 +10,16 @@ of node_exporters produces, at a 15 s scrape interval:
     and rarely-moving ones (errors, drops, steal, nice);
   * noisy gauges that wander around a level (memory in kB granularity, load
     averages with 2 decimals, filesystem space, sockets), and constants;
-  * one classic histogram per handler (11 buckets + _sum + _count);
+  * a classic histogram per handler (12 buckets incl. +Inf, _sum, _count);
   * `job`/`instance` labels, hosts of different sizes (2-16 CPUs, 1-3 disks,
-    2-5 network devices), so series counts per host vary (~160-330).
+    2-5 network devices), so series counts per host vary (~170-340).
 
 Why one window per file: `promtool tsdb create-blocks-from openmetrics`
 re-reads its whole input for every 2h block it writes, so a 15-day file would
 be parsed ~180 times. One file per 2h window is parsed twice (once for its
 time range, once for the block).
 
-Speed matters (the ~1 GiB data set is ~400 M samples), so the per-sample work
+Speed matters (the ~1 GiB data set is ~480 M samples), so the per-sample work
 runs in C: increments are slices of pre-drawn pools (`array` of ints, one pool
 per distribution and mean), turned into values with `itertools.accumulate`,
 formatted with `map(str, ...)` and glued with `str.join` using the series'

@@ -7,7 +7,8 @@ only creates buckets in it). See `scripts/bench.sh --help` for the options.
 
 Every case is one command whose resources are taken from `os.wait4` on that
 child: wall time, user+sys CPU (including the children a shell pipeline
-waited for), and peak RSS (the largest single process of the command). The
+waited for); peak RSS (the largest single process of the command) comes from
+GNU time, which wraps every command. The
 Garage server's own CPU time during the case is read from /proc and reported
 separately: on 2 cores it competes with the client. Before every measured
 command the page cache is dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`)
@@ -25,6 +26,8 @@ import datetime
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -39,6 +42,7 @@ import dataset  # noqa: E402
 CASES = {
     "ref-tar": ("ref", "tar -cf - . | cat > /dev/null (read limit)", "base"),
     "ref-zstd": ("ref", "tar -cf - . | zstd -1 -T0 | wc -c (compression limit)", "base"),
+    "ref-zstd3": ("ref", "tar -cf - . | zstd -3 -T0 | wc -c (same at promsnap's default level; info)", "base"),
     "local-full": ("local", "promsnap backup, empty local repo", "base"),
     "local-incr-same": ("local", "promsnap backup again, nothing new", "base"),
     "local-incr-day": ("local", "promsnap backup after one more day + compaction", "next"),
@@ -70,14 +74,21 @@ class Bench:
         self.work = args.work
         self.results = {name: [] for name in CASES}
         self.selected = select(args.only)
+        # Extra flags for every promsnap backup (not local-full-z1) / restore,
+        # to compare settings: e.g. --backup-args "--zstd-level 1".
+        self.backup_args = shlex.split(args.backup_args)
+        self.restore_args = shlex.split(args.restore_args)
         self.verify = self._verify_available()
         if not self.verify:
             self.selected -= set(VERIFY_CASES)
         self.cold = self._can_drop_caches()
         self.clk = os.sysconf("SC_CLK_TCK")
         g = args.garage_endpoint
+        # The caller's AWS_*/RESTIC_*/RCLONE_*/PROMSNAP_* settings (profiles, CA
+        # bundles, other repos) must not leak into the tools talking to our Garage.
+        own = ("AWS_", "RESTIC_", "RCLONE_", "PROMSNAP_", "GARAGE_")
         self.s3_env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if not k.startswith(own)},
             "AWS_ACCESS_KEY_ID": args.garage_key_id,
             "AWS_SECRET_ACCESS_KEY": args.garage_secret,
             "PROMSNAP_S3_ENDPOINT": g,
@@ -99,9 +110,9 @@ class Bench:
     # -- plumbing -----------------------------------------------------------
 
     def _verify_available(self):
-        # HOOK(verify): `promsnap verify` does not exist yet. Once it does, its
-        # cases run automatically; adjust VERIFY_ARGS in verify_args() if its
-        # command line differs from `promsnap verify --repo REPO --json`.
+        # HOOK(verify): the verify cases run only if this binary has the
+        # command (it arrived after this benchmark was written; older builds
+        # skip them). The command line used is in promsnap_group().
         p = subprocess.run([self.args.promsnap, "verify", "--help"], capture_output=True)
         return p.returncode == 0
 
@@ -143,6 +154,11 @@ class Bench:
             cmd = ["bash", "-o", "pipefail", "-c", cmd]
         out_path = os.path.join(self.work, "step.out")
         err_path = os.path.join(self.work, "step.err")
+        rss_path = os.path.join(self.work, "step.rss")
+        # Peak RSS comes from GNU time (%M): the ru_maxrss of our own wait4
+        # would include the Python parent's RSS, inherited by the child
+        # between fork and exec (~25 MB floor).
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_path, *cmd]
         server0 = self.garage_cpu()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
@@ -165,7 +181,7 @@ class Bench:
             "sys_s": round(ru.ru_stime, 3),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
             "server_cpu_s": round(self.garage_cpu() - server0, 3),
-            "peak_rss_mb": round(ru.ru_maxrss * 1024 / 1e6, 1),  # ru_maxrss is in KiB
+            "peak_rss_mb": round(read_rss_kib(rss_path) * 1024 / 1e6, 1),
             "mb_per_s": round(self.bytes[snap] / 1e6 / wall, 1),
             "exit_code": proc.returncode,
         }
@@ -204,6 +220,9 @@ class Bench:
         if self.want("ref-zstd"):
             rec, out = self.step("ref-zstd", "tar -cf - . | zstd -1 -T0 | wc -c", cwd=base)
             rec["stored_bytes"] = int(out.strip())
+        if self.want("ref-zstd3"):
+            rec, out = self.step("ref-zstd3", "tar -cf - . | zstd -3 -T0 | wc -c", cwd=base)
+            rec["stored_bytes"] = int(out.strip())
 
     def promsnap_group(self, kind, r):
         """local-* or garage-*: full, incremental (same, +1 day), restore, verify."""
@@ -217,7 +236,8 @@ class Bench:
             repo = f"s3://{bucket}/prometheus"
             stored = lambda: self.bucket_bytes(bucket)  # noqa: E731
         if self.want(*names):
-            backup = self.promsnap("backup", "--repo", repo, "--instance", "bench", "--json")
+            backup = self.promsnap("backup", "--repo", repo, "--instance", "bench", "--json",
+                                   *self.backup_args)
             rec, out = self.step(names[0], [*backup, "--from-dir", self.snap["base"]])
             full = json.loads(out)
             rec.update(promsnap=full, stored_bytes=stored())
@@ -232,15 +252,20 @@ class Bench:
             if self.want(names[3]):
                 target = os.path.join(self.work, f"{kind}-restore-{r}")
                 rec, out = self.step(names[3], self.promsnap("restore", full["snapshot_id"], "--repo", repo,
-                                                             "--data-dir", target, "--json"))
+                                                             "--data-dir", target, "--json", *self.restore_args))
                 rec.update(promsnap=json.loads(out), restored_bytes=tree_bytes(target))
                 if rec["restored_bytes"] != self.bytes["base"]:
                     log(f"WARNING: {names[3]} restored {rec['restored_bytes']} bytes, "
                         f"snapshot has {self.bytes['base']}")
                 shutil.rmtree(target)
             if self.want(names[4]):
-                # HOOK(verify): the assumed command line of the future `promsnap verify`.
-                self.step(names[4], self.promsnap("verify", "--repo", repo, "--json"), check=False)
+                # HOOK(verify): runs only when `promsnap verify --help` succeeds.
+                # Default mode: download every object of the full snapshot and
+                # check its SHA-256. Exit 3 (problems found) is reported, not fatal.
+                rec, _ = self.step(names[4], self.promsnap("verify", full["snapshot_id"], "--repo", repo,
+                                                           "--json"), check=False)
+                if rec["exit_code"] != 0:
+                    log(f"WARNING: {names[4]} exited {rec['exit_code']}")
         if kind == "local":
             shutil.rmtree(repo_dir, ignore_errors=True)
             if self.want("local-full-z1"):
@@ -309,6 +334,12 @@ class Bench:
             self.promsnap_group("garage", r)
             self.restic_group(r)
             self.rclone_group(r)
+
+
+def read_rss_kib(path):
+    """The %M (KiB) that GNU time wrote as the last line of `path`."""
+    with open(path) as f:
+        return int(f.read().split()[-1])
 
 
 def select(only):
@@ -390,16 +421,25 @@ def fmt_range(s, field, fmt="{:.2f}", scale=1.0):
     return f"{fmt.format(m)} ({fmt.format(lo)}-{fmt.format(hi)})"
 
 
+def cell(text):
+    """Markdown table cell: a literal | would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def markdown(report):
     meta, summary = report["meta"], report["summary"]
     ds = meta["dataset"]
     out = [f"## promsnap benchmark: {meta['size']} data set, {meta['runs']} run(s), {meta['date']}", ""]
-    out.append(f"- Data: {ds['series']} series, {ds['samples'] / 1e6:.0f} M samples generated; "
-               f"snap-base {ds['base_bytes'] / 1e6:.0f} MB in {ds['base_blocks']} blocks "
-               f"({ds['base_hours']} h), snap-next {ds['next_bytes'] / 1e6:.0f} MB in {ds['next_blocks']} blocks.")
+    out.append(f"- Data: {ds['series']} series, {ds['samples'] / 1e6:.0f} M samples (15 days incl. the held-back "
+               f"day; built once in {ds['generation_seconds']:.0f} s, cached); snap-base {ds['base_bytes'] / 1e6:.0f} MB "
+               f"in {ds['base_blocks']} blocks ({ds['base_hours']} h), snap-next {ds['next_bytes'] / 1e6:.0f} MB "
+               f"in {ds['next_blocks']} blocks.")
     out.append(f"- Machine: {meta['cpus']} CPUs, {meta['mem_gib']} GiB; load average {meta['load_before']} before, "
                f"{meta['load_after']} after (shared machine: numbers are noisy). Page cache: {meta['cache']}.")
-    out.append(f"- Versions: {'; '.join(f'{k} {v}' for k, v in meta['versions'].items())}.")
+    out.append(f"- Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}; "
+               f"promsnap binary: {meta['promsnap_rev']}.")
+    if meta["backup_args"] or meta["restore_args"]:
+        out.append(f"- Extra flags: backup `{meta['backup_args']}`, restore `{meta['restore_args']}`.")
     out.append("- Median (min-max) over runs. MB = 10^6 bytes; MB/s = TSDB bytes / wall time. CPU = user+sys "
                "of the command incl. its pipeline; Garage CPU = the S3 server's CPU during the case.")
     out.append("")
@@ -409,7 +449,7 @@ def markdown(report):
         stored = fmt_range(s, "stored_bytes", "{:.0f}", 1e-6)
         if "stored_added_bytes" in s:
             stored += " (+" + fmt_range(s, "stored_added_bytes", "{:.0f}", 1e-6) + ")"
-        out.append(f"| {name} | {CASES[name][1]} | {fmt_range(s, 'wall_s')} | {fmt_range(s, 'mb_per_s', '{:.0f}')} | "
+        out.append(f"| {name} | {cell(CASES[name][1])} | {fmt_range(s, 'wall_s')} | {fmt_range(s, 'mb_per_s', '{:.0f}')} | "
                    f"{fmt_range(s, 'cpu_s', '{:.1f}')} | {fmt_range(s, 'server_cpu_s', '{:.1f}')} | "
                    f"{fmt_range(s, 'peak_rss_mb', '{:.0f}')} | {stored} |")
     out.append("")
@@ -417,7 +457,7 @@ def markdown(report):
         out.append("| target | promsnap | reference | ratio / value | goal | result |")
         out.append("|---|---|---|---|---|---|")
         for t in report["targets"]:
-            out.append(f"| {t['target']} | {t['promsnap']} | {t['reference']} | {t['value']:.2f} | {t['goal']} | "
+            out.append(f"| {cell(t['target'])} | {t['promsnap']} | {t['reference']} | {t['value']:.2f} | {t['goal']} | "
                        f"{'PASS' if t['pass'] else '**FAIL**'} |")
         out.append("")
     return "\n".join(out)
@@ -425,11 +465,13 @@ def markdown(report):
 
 def versions(promsnap):
     def first_line(cmd):
+        """The first version-looking word of the tool's version output."""
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-            return (p.stdout or p.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.TimeoutExpired):
+        except (OSError, subprocess.TimeoutExpired):
             return "?"
+        m = re.search(r"v?\d+\.\d+[\w.+-]*", p.stdout or p.stderr)
+        return m.group(0) if m else "?"
     return {
         "promsnap": first_line([promsnap, "--version"]),
         "restic": first_line(["restic", "version"]),
@@ -448,7 +490,10 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-drop-caches", action="store_true")
+    ap.add_argument("--backup-args", default="", help="extra flags for promsnap backup")
+    ap.add_argument("--restore-args", default="", help="extra flags for promsnap restore")
     ap.add_argument("--promsnap", required=True)
+    ap.add_argument("--promsnap-rev", default="?", help="where the binary came from (for the report)")
     ap.add_argument("--work", required=True, help="scratch dir (removed by bench.sh)")
     ap.add_argument("--garage-bin", required=True)
     ap.add_argument("--garage-config", required=True)
@@ -482,6 +527,8 @@ def main():
             "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
             "versions": versions(args.promsnap),
             "verify_available": bench.verify,
+            "promsnap_rev": args.promsnap_rev,
+            "backup_args": args.backup_args, "restore_args": args.restore_args,
             "dataset": {
                 "series": info["generate"]["series"], "samples": info["generate"]["samples"],
                 "base_bytes": info["snap_base"]["bytes"], "base_blocks": len(base_blocks),

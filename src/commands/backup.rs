@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use indicatif::{HumanBytes, HumanDuration};
 
+use super::Outcome;
 use crate::archive::PackOptions;
 use crate::cli::{BackupArgs, PolicyArgs};
 use crate::error::{ExitStatus, Hinted};
+use crate::metrics::RunSummary;
 use crate::output::{format_ms, Printer};
 use crate::prometheus::Prometheus;
 use crate::repo::backup::{self, BackupOptions, BackupReport};
+use crate::repo::configfiles;
 use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::manifest::Source;
 use crate::repo::prune::PruneOptions;
@@ -23,7 +26,7 @@ const CHUNK_SIZE: usize = 8 * 1024 * 1024;
 
 const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
     // Check everything that can be checked before touching Prometheus.
     let prune_policy = if args.prune {
         let policy = settings::policy(&PolicyArgs::default(), file)?;
@@ -55,11 +58,24 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
             ha::Claim::Held(lock) => Some(lock),
             ha::Claim::Skip(reason) => {
                 print_skip(group, &reason, args.json, printer)?;
-                return Ok(ExitStatus::Success);
+                let summary = RunSummary {
+                    instance: Some(opts.instance.clone()),
+                    skipped: true,
+                    ..RunSummary::default()
+                };
+                return Ok(Outcome {
+                    status: ExitStatus::Success,
+                    summary,
+                });
             }
         },
     };
     let opts = BackupOptions { ha_group, ..opts };
+    let config_files = config_files(&args, server.as_ref().map(|s| &s.0), printer).await?;
+    let opts = BackupOptions {
+        config_files,
+        ..opts
+    };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let lock = repo
         .lock(LockKind::Shared, "backup", lock_wait, &waiting)
@@ -95,7 +111,7 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
     }
     print_report(&report, args.json, printer)?;
     let Some((policy, grace)) = prune_policy else {
-        return Ok(ExitStatus::Success);
+        return Ok(outcome(ExitStatus::Success, &repo, &report).await);
     };
     let opts = PruneOptions {
         policy,
@@ -110,12 +126,30 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
                 "pruned {} snapshots and {} objects",
                 r.snapshots_removed, r.objects_deleted
             ));
-            Ok(ExitStatus::Success)
+            Ok(outcome(ExitStatus::Success, &repo, &report).await)
         }
         Err(e) => {
             printer.error(&e.context("the backup is stored, but pruning afterwards failed"));
-            Ok(ExitStatus::Problems)
+            Ok(outcome(ExitStatus::Problems, &repo, &report).await)
         }
+    }
+}
+
+/// The run's summary for the metrics: the report, and how many snapshots
+/// the repository holds now (one listing; left out if that fails).
+async fn outcome(status: ExitStatus, repo: &Repository, r: &BackupReport) -> Outcome {
+    let snapshots = repo.snapshot_ids().await.ok().map(|ids| ids.len() as u64);
+    Outcome {
+        status,
+        summary: RunSummary {
+            instance: Some(r.instance.clone()),
+            bytes_uploaded: Some(r.bytes_uploaded),
+            bytes_reused: Some(r.bytes_total.saturating_sub(r.bytes_read)),
+            blocks_new: Some(r.blocks_new as u64),
+            blocks_reused: Some(r.blocks_reused as u64),
+            snapshots,
+            skipped: false,
+        },
     }
 }
 
@@ -154,7 +188,58 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
         now: args
             .time
             .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc)),
+        config_files: Vec::new(),
     })
+}
+
+/// Prometheus's configuration file (`--prometheus-config`, else the
+/// `config.file` it reports), its rule files and the `--include` files, read
+/// before the snapshot so that a missing explicit file fails early. Files
+/// Prometheus named but this host cannot read only warn: the blocks matter
+/// most.
+async fn config_files(
+    args: &BackupArgs,
+    prom: Option<&Prometheus>,
+    printer: &Printer,
+) -> Result<Vec<configfiles::LocalFile>> {
+    let config = match (&args.prometheus_config, prom) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(prom)) => reported_config_file(prom, printer).await,
+        (None, None) => None,
+    };
+    let collected = configfiles::collect(&configfiles::Sources {
+        config: config.as_deref(),
+        config_explicit: args.prometheus_config.is_some(),
+        includes: &args.include,
+    })?;
+    for warning in &collected.warnings {
+        printer.warn(warning);
+    }
+    Ok(collected.files)
+}
+
+/// The `config.file` flag of the server, when it is an absolute path (a
+/// relative one is relative to a working directory we cannot know).
+async fn reported_config_file(prom: &Prometheus, printer: &Printer) -> Option<PathBuf> {
+    let reported = match prom.flags().await {
+        Ok(flags) => flags.get("config.file").cloned().unwrap_or_default(),
+        Err(e) => {
+            printer.warn(&format!(
+                "configuration files not backed up: could not ask Prometheus for its \
+                 configuration file: {e:#}"
+            ));
+            return None;
+        }
+    };
+    let path = PathBuf::from(&reported);
+    if reported.is_empty() || path.is_relative() {
+        printer.warn(&format!(
+            "configuration files not backed up: Prometheus names its configuration file \
+             {reported:?}, not an absolute path; pass --prometheus-config"
+        ));
+        return None;
+    }
+    Some(path)
 }
 
 /// The first of the `--prometheus-url`s that is ready, and what it says
@@ -474,9 +559,13 @@ fn print_report(r: &BackupReport, json: bool, printer: &Printer) -> Result<()> {
         .compression_ratio
         .map(|c| format!(", compression {c:.2}x"))
         .unwrap_or_default();
+    let configs = match r.config_files {
+        0 => String::new(),
+        n => format!("  configs   {n} files ({} new)\n", r.config_files_new),
+    };
     printer.stdout(&format!(
         "snapshot {id} stored in {repo}\n  instance  {inst}\n  blocks    {n} ({new} new, {reused} reused)\n  \
-         data      {range}\n  read      {read} of {total}\n  uploaded  {up}{ratio}\n  took      {took}\n",
+         data      {range}\n{configs}  read      {read} of {total}\n  uploaded  {up}{ratio}\n  took      {took}\n",
         id = r.snapshot_id,
         repo = r.repository,
         inst = r.instance,

@@ -21,6 +21,8 @@ struct Row<'a> {
     /// The HA group this snapshot was stored for, if any.
     ha_group: Option<&'a str>,
     blocks: usize,
+    /// Configuration and rule files stored with the snapshot.
+    config_files: usize,
     min_time: Option<i64>,
     max_time: Option<i64>,
     /// Bytes of all archives this snapshot needs.
@@ -66,6 +68,7 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
             instance: &m.instance,
             ha_group: m.ha_group.as_deref(),
             blocks: m.blocks.len(),
+            config_files: m.config_files.len(),
             min_time: m.min_time(),
             max_time: m.max_time(),
             stored_bytes: m.stored_bytes(),

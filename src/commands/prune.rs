@@ -3,8 +3,10 @@
 use anyhow::Result;
 use indicatif::HumanBytes;
 
+use super::Outcome;
 use crate::cli::PruneArgs;
 use crate::error::{ExitStatus, Hinted};
+use crate::metrics::RunSummary;
 use crate::output::{table, Printer};
 use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::prune::{self, PruneOptions, PruneReport};
@@ -13,7 +15,7 @@ use crate::settings::{self, FileConfig};
 
 const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-pub async fn run(args: PruneArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+pub async fn run(args: PruneArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
     let policy = settings::policy(&args.policy, file)?;
     let grace = settings::grace(args.grace, file)?;
     let repo = super::open_repo(&args.repo, file).await?;
@@ -36,7 +38,20 @@ pub async fn run(args: PruneArgs, file: &FileConfig, printer: &Printer) -> Resul
     } else if printer.summaries() {
         printer.stdout(&render(&report))?;
     }
-    Ok(ExitStatus::Success)
+    // A dry run removes nothing: the repository keeps them all.
+    let remaining = report.snapshots_kept
+        + if report.dry_run {
+            report.snapshots_removed
+        } else {
+            0
+        };
+    Ok(Outcome {
+        status: ExitStatus::Success,
+        summary: RunSummary {
+            snapshots: Some(remaining as u64),
+            ..RunSummary::default()
+        },
+    })
 }
 
 /// Takes the exclusive lock (not for a dry run, which changes nothing) and

@@ -1,37 +1,92 @@
 //! `promsnap restore`: one snapshot into a data directory.
+//!
+//! Also the targeted forms: only the blocks of a time window (`--from`,
+//! `--to`), only what a running Prometheus is missing (`--merge`, with a
+//! retention check against the server when `--prometheus-url` is given), and
+//! the configuration files (`--config-to`, alone with `--no-data`).
+
+use std::path::Path;
 
 use anyhow::Result;
 use indicatif::{HumanBytes, HumanDuration};
+use serde::Serialize;
 
 use crate::cli::RestoreArgs;
-use crate::error::ExitStatus;
-use crate::output::Printer;
+use crate::error::{ExitStatus, Hinted};
+use crate::output::{format_ms, Printer};
+use crate::prometheus::Prometheus;
+use crate::repo::configfiles::{self, ConfigRestoreReport};
+use crate::repo::manifest::Manifest;
 use crate::repo::restore::{self, RestoreOptions, RestoreReport};
-use crate::settings::FileConfig;
+use crate::repo::selection::{self, TimeRange};
+use crate::repo::Repository;
+use crate::settings::{self, FileConfig};
 
 /// Prometheus's default retention; older data is deleted when it starts.
 const DEFAULT_RETENTION_DAYS: i64 = 15;
 
+/// What `restore --json` prints: the block restore (absent with
+/// --no-data), the merge's retention check, the configuration files.
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_id: Option<&'a str>,
+    #[serde(flatten)]
+    restore: Option<&'a RestoreReport>,
+    /// With --merge and a server to ask: blocks it will delete as too old.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks_beyond_retention: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_files: Option<&'a ConfigRestoreReport>,
+}
+
 pub async fn run(args: RestoreArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+    let range = TimeRange::new(args.from, args.to, chrono::Utc::now()).map_err(|e| {
+        Hinted::usage(
+            e.to_string(),
+            "--from must be before --to, e.g. --from -2h --to -1h",
+        )
+    })?;
     let repo = super::open_repo(&args.repo, file).await?;
     let manifest = repo
         .resolve(&args.snapshot, args.instance.as_deref())
         .await?;
+    let selected = check_selection(&manifest, range)?;
+    let configs = match &args.config_to {
+        Some(dir) => Some(restore_configs(&repo, &manifest, dir, &args, printer).await?),
+        None => None,
+    };
+    let Some(data_dir) = args.data_dir.as_deref() else {
+        let out = Output {
+            snapshot_id: Some(&manifest.id),
+            restore: None,
+            blocks_beyond_retention: None,
+            config_files: configs.as_ref(),
+        };
+        return print_output(&out, args.json, printer).map(|()| ExitStatus::Success);
+    };
     printer.info(&format!(
-        "restoring snapshot {} ({} blocks, instance {}) into {}",
+        "{} snapshot {} ({selected} of {} blocks, instance {}) into {}",
+        if args.merge { "merging" } else { "restoring" },
         manifest.id,
         manifest.blocks.len(),
         manifest.instance,
-        args.data_dir.display()
+        data_dir.display()
     ));
+    let beyond = match args.merge {
+        true => merge_retention(&args, file, &manifest, range, data_dir, printer).await?,
+        false => None,
+    };
     let opts = RestoreOptions {
         concurrency: args.concurrency.unwrap_or(4),
         force: args.force,
+        range,
+        merge: args.merge,
     };
     let report = restore::run(
         &repo,
         &manifest,
-        &args.data_dir,
+        data_dir,
         opts,
         printer.progress("restore"),
     )
@@ -41,9 +96,158 @@ pub async fn run(args: RestoreArgs, file: &FileConfig, printer: &Printer) -> Res
             "the previous content of the directory is now in {moved}"
         ));
     }
-    print_report(&report, args.json, printer)?;
-    warn_about_retention(manifest.min_time(), manifest.max_time(), printer);
+    let out = Output {
+        snapshot_id: None,
+        restore: Some(&report),
+        blocks_beyond_retention: beyond,
+        config_files: configs.as_ref(),
+    };
+    print_output(&out, args.json, printer)?;
+    if !args.merge {
+        warn_about_retention(report.min_time, report.max_time, printer);
+    }
     Ok(ExitStatus::Success)
+}
+
+/// How many blocks --from/--to select; none at all is a usage error, since
+/// restoring nothing is never what an incident needs.
+fn check_selection(manifest: &Manifest, range: TimeRange) -> Result<usize> {
+    let n = selection::in_range(&manifest.blocks, range).len();
+    if n > 0 || !range.is_bounded() {
+        return Ok(n);
+    }
+    let window = |t: Option<i64>| t.map_or_else(|| "...".to_string(), format_ms);
+    let held = match (manifest.min_time(), manifest.max_time()) {
+        (Some(a), Some(b)) => format!("it holds {} .. {} UTC", format_ms(a), format_ms(b)),
+        _ => "it holds no blocks".into(),
+    };
+    Err(Hinted::usage(
+        format!(
+            "no block of snapshot {} overlaps {} .. {} UTC",
+            manifest.id,
+            window(range.from_ms),
+            window(range.to_ms)
+        ),
+        format!("{held}; widen --from/--to or pick another snapshot (`promsnap list`)"),
+    )
+    .into())
+}
+
+async fn restore_configs(
+    repo: &Repository,
+    manifest: &Manifest,
+    dir: &Path,
+    args: &RestoreArgs,
+    printer: &Printer,
+) -> Result<ConfigRestoreReport> {
+    if manifest.config_files.is_empty() {
+        let message = format!(
+            "snapshot {} has no configuration files (none were readable when it was taken, or \
+             an older promsnap took it)",
+            manifest.id
+        );
+        if args.no_data {
+            return Err(Hinted::usage(
+                message,
+                "pick another snapshot (`promsnap list --json` counts config_files)",
+            )
+            .into());
+        }
+        printer.warn(&message);
+    }
+    configfiles::restore(repo, &manifest.config_files, dir, args.force).await
+}
+
+/// For --merge: the blocks the server will delete at its next reload because
+/// they lie beyond its retention, counted from the newest block it will
+/// have. `None` when there is no server to ask.
+async fn merge_retention(
+    args: &RestoreArgs,
+    file: &FileConfig,
+    manifest: &Manifest,
+    range: TimeRange,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<Option<Vec<String>>> {
+    if args.prometheus.prometheus_url.is_empty() && file.prometheus.url.is_none() {
+        printer.info(
+            "no --prometheus-url: not checking the server's retention (blocks older than it, \
+             counted from its newest block, are deleted at its next reload)",
+        );
+        return Ok(None);
+    }
+    let prom = Prometheus::new(settings::prometheus_options(&args.prometheus, file)?)?;
+    let flags = prom.flags().await.map_err(|e| {
+        e.context(Hinted::failure(
+            format!(
+                "could not read the retention of the Prometheus at {}",
+                prom.url()
+            ),
+            "fix --prometheus-url, or leave it out to merge without the retention check",
+        ))
+    })?;
+    let Some(retention) = selection::retention_from_flags(&flags)? else {
+        printer.info("the server has a size limit but no time retention: not checking retention");
+        return Ok(Some(Vec::new()));
+    };
+    let existing = restore::existing_blocks(dir)?;
+    let candidates: Vec<(&str, i64)> = selection::in_range(&manifest.blocks, range)
+        .into_iter()
+        .filter(|b| !existing.covered.contains(&b.ulid))
+        .map(|b| (b.ulid.as_str(), b.max_time))
+        .collect();
+    let doomed = selection::beyond_retention(&candidates, existing.newest_max_time, retention);
+    if !doomed.is_empty() {
+        printer.warn(&format!(
+            "{} of the blocks to merge end more than the server's retention ({}) before its \
+             newest block, so Prometheus deletes them at its next reload: {}. Restart it with a \
+             longer --storage.tsdb.retention.time first, or restore into a scratch directory",
+            doomed.len(),
+            format_retention(retention),
+            doomed.join(", ")
+        ));
+    }
+    Ok(Some(doomed))
+}
+
+/// A retention in the largest whole unit Prometheus would write it in.
+fn format_retention(ms: i64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn print_output(out: &Output, json: bool, printer: &Printer) -> Result<()> {
+    if json {
+        return printer.json(out);
+    }
+    if let Some(r) = out.restore {
+        print_report(r, printer)?;
+    }
+    match (out.config_files, out.snapshot_id) {
+        (Some(c), Some(id)) if printer.summaries() => printer.stdout(&format!(
+            "restored the configuration files of snapshot {id}\n{}",
+            config_lines(c)
+        )),
+        (Some(c), None) if printer.summaries() => printer.stdout(&config_lines(c)),
+        _ => Ok(()),
+    }
+}
+
+fn config_lines(c: &ConfigRestoreReport) -> String {
+    let mut text = format!("  configs     {} files below {}\n", c.files.len(), c.dir);
+    for f in &c.files {
+        text.push_str(&format!("    {} ({})\n", f.written_to, f.status));
+    }
+    text
 }
 
 /// Prometheus measures retention from the newest block, so a restored
@@ -62,27 +266,38 @@ fn warn_about_retention(min: Option<i64>, max: Option<i64>, printer: &Printer) {
     }
 }
 
-fn print_report(r: &RestoreReport, json: bool, printer: &Printer) -> Result<()> {
-    if json {
-        return printer.json(r);
-    }
+fn print_report(r: &RestoreReport, printer: &Printer) -> Result<()> {
     if !printer.summaries() {
         return Ok(());
     }
-    let resumed = if r.blocks_already_present > 0 {
-        format!(
-            ", {} already present from an earlier run",
-            r.blocks_already_present
-        )
-    } else {
-        String::new()
+    let mut blocks = format!("{} restored", r.blocks_restored);
+    if r.blocks_selected < r.blocks {
+        blocks += &format!(
+            ", {} of {} selected by --from/--to",
+            r.blocks_selected, r.blocks
+        );
+    }
+    if r.blocks_already_present > 0 {
+        let why = match r.merge {
+            true => "in the directory",
+            false => "present from an earlier run",
+        };
+        blocks += &format!(", {} already {why}", r.blocks_already_present);
+    }
+    let data = match (r.min_time, r.max_time) {
+        (Some(a), Some(b)) => format!("{} .. {} UTC", format_ms(a), format_ms(b)),
+        _ => "no blocks".into(),
+    };
+    let next = match r.merge {
+        true => "Prometheus loads the new blocks at its next block reload (within about a minute)",
+        false => &format!("start Prometheus with --storage.tsdb.path={}", r.data_dir),
     };
     printer.stdout(&format!(
-        "restored snapshot {id} into {dir}\n  blocks      {n} restored{resumed}\n  downloaded  {down}\n  \
-         written     {written}\n  took        {took}\nstart Prometheus with --storage.tsdb.path={dir}\n",
+        "{verb} snapshot {id} into {dir}\n  blocks      {blocks}\n  data        {data}\n  \
+         downloaded  {down}\n  written     {written}\n  took        {took}\n{next}\n",
+        verb = if r.merge { "merged" } else { "restored" },
         id = r.snapshot_id,
         dir = r.data_dir,
-        n = r.blocks_restored,
         down = HumanBytes(r.bytes_downloaded),
         written = HumanBytes(r.bytes_written),
         took = HumanDuration(std::time::Duration::from_secs_f64(r.duration_seconds)),

@@ -6,8 +6,10 @@ use anyhow::{Context, Result};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
+use super::Outcome;
 use crate::cli::VerifyArgs;
 use crate::error::{ExitStatus, Hinted};
+use crate::metrics::RunSummary;
 use crate::output::Printer;
 use crate::repo::restore::{self, RestoreOptions};
 use crate::repo::verify::{self, Level, Problem, VerifyOptions, VerifyReport};
@@ -32,7 +34,7 @@ struct RestoreTest {
     problem: Option<String>,
 }
 
-pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
+pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
     let repo = super::open_repo(&args.repo, file).await?;
     let ids = match &args.snapshot {
         Some(spec) => vec![repo.resolve(spec, args.instance.as_deref()).await?.id],
@@ -70,10 +72,16 @@ pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Resu
     } else {
         printer.stdout(&render(&report, &tests))?;
     }
-    Ok(if ok {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Problems
+    Ok(Outcome {
+        status: if ok {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Problems
+        },
+        summary: RunSummary {
+            snapshots: Some(report.snapshots as u64),
+            ..RunSummary::default()
+        },
     })
 }
 
@@ -115,6 +123,8 @@ async fn restore_test(
     let opts = RestoreOptions {
         concurrency: 4,
         force: false,
+        range: Default::default(),
+        merge: false,
     };
     let mut test = RestoreTest {
         snapshot: id.to_string(),

@@ -6,7 +6,8 @@
 //! completed entry from an interrupted run) is reused without reading a byte
 //! of its chunks or index. Then the new blocks are packed and uploaded, a few
 //! at a time, each as one streamed tar.zst object followed by its entry.
-//! The manifest is written last, and only if every block succeeded.
+//! Configuration files (`configfiles.rs`) follow the blocks, and the
+//! manifest is written last, only if every block and file was stored.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use super::configfiles::{self, LocalFile};
 use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
 use super::Repository;
@@ -33,6 +35,8 @@ pub struct BackupOptions {
     pub ha_group: Option<String>,
     pub source: Source,
     pub now: DateTime<Utc>,
+    /// Configuration and rule files stored with the snapshot.
+    pub config_files: Vec<LocalFile>,
 }
 
 /// What a backup did; printed as the summary and as `--json`.
@@ -54,6 +58,10 @@ pub struct BackupReport {
     pub compression_ratio: Option<f64>,
     pub min_time: Option<i64>,
     pub max_time: Option<i64>,
+    /// Configuration and rule files recorded with the snapshot.
+    pub config_files: usize,
+    /// Of those, files whose content the repository did not hold yet.
+    pub config_files_new: usize,
     pub duration_seconds: f64,
 }
 
@@ -97,6 +105,7 @@ pub async fn run(
         .chain(uploaded.iter().cloned())
         .collect();
     entries.sort_by(|a, b| (a.min_time, &a.ulid).cmp(&(b.min_time, &b.ulid)));
+    let (config_files, config_files_new) = configfiles::store(repo, &opts.config_files).await?;
 
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -107,6 +116,7 @@ pub async fn run(
         promsnap_version: env!("CARGO_PKG_VERSION").to_string(),
         source: opts.source,
         blocks: entries,
+        config_files,
     };
     // Only while our lock is valid may we reference the blocks we reused.
     lock.check()?;
@@ -127,6 +137,8 @@ pub async fn run(
         compression_ratio: (bytes_uploaded > 0).then(|| bytes_read as f64 / bytes_uploaded as f64),
         min_time: manifest.min_time(),
         max_time: manifest.max_time(),
+        config_files: manifest.config_files.len(),
+        config_files_new,
         duration_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -17,6 +17,7 @@ use anyhow::{bail, ensure, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::configfiles::ConfigFileEntry;
 use crate::storage::Key;
 use crate::tsdb::{self, BlockStats};
 
@@ -36,6 +37,10 @@ pub struct Manifest {
     /// What was backed up: the Prometheus server or a directory.
     pub source: Source,
     pub blocks: Vec<BlockEntry>,
+    /// Prometheus's configuration and rule files stored with the snapshot
+    /// (see `configfiles.rs`); absent in older manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<ConfigFileEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,7 +200,7 @@ impl Manifest {
             b.validate()?;
             ensure!(seen.insert(&b.ulid), "block {} appears twice", b.ulid);
         }
-        Ok(())
+        super::configfiles::validate_all(&self.config_files)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -271,6 +276,7 @@ pub(crate) mod tests {
                 directory: None,
             },
             blocks: vec![sample_entry("01HQ3K6W2Z0000000000000000")],
+            config_files: Vec::new(),
         }
     }
 
@@ -301,6 +307,34 @@ pub(crate) mod tests {
 
         let mut m = sample_manifest();
         m.id = "../x".into();
+        assert!(Manifest::parse(&m.to_json()).is_err());
+    }
+
+    #[test]
+    fn config_files_are_optional_and_validated() {
+        // A manifest written before config files existed still parses.
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&sample_manifest().to_json()).unwrap();
+        assert!(json.get("config_files").is_none());
+        json.as_object_mut().unwrap().remove("config_files");
+        let old = Manifest::parse(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(old.config_files.is_empty());
+
+        let sha = "d".repeat(64);
+        let mut m = sample_manifest();
+        m.config_files.push(ConfigFileEntry {
+            path: "/etc/prometheus/prometheus.yml".into(),
+            name: "etc/prometheus/prometheus.yml".into(),
+            kind: "config".into(),
+            size: 10,
+            sha256: sha.clone(),
+            key: format!("configs/{sha}"),
+        });
+        assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
+        assert_eq!(m.format_version, 1);
+        m.config_files[0].name = "../../etc/cron.d/x".into();
+        assert!(Manifest::parse(&m.to_json()).is_err());
+        m.config_files[0].name = "/etc/cron.d/x".into();
         assert!(Manifest::parse(&m.to_json()).is_err());
     }
 

@@ -6,6 +6,7 @@
 //! snapshots/<id>.json                    one manifest per snapshot, written last
 //! blocks/<ULID>/<fingerprint>.tar.zst    one archive per block version
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
+//! configs/<sha256>                       a configuration or rule file, by content
 //! ```
 //!
 //! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
@@ -19,12 +20,14 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod configfiles;
 pub mod download;
 pub mod lock;
 pub mod manifest;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod selection;
 pub mod verify;
 
 use std::sync::Arc;

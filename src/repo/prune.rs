@@ -1,5 +1,5 @@
 //! Pruning: forget the snapshots the retention policy no longer keeps, then
-//! collect the block objects nothing references any more.
+//! collect the block and configuration objects nothing references any more.
 //!
 //! The decision is [`retention::apply`], a pure function; this module only
 //! carries it out, in an order that keeps every crash harmless: manifests
@@ -66,7 +66,8 @@ pub async fn run(
         .filter(|d| !d.keep)
         .map(|d| d.id.as_str())
         .collect();
-    let objects = repo.storage().list("blocks/").await?;
+    let mut objects = repo.storage().list("blocks/").await?;
+    objects.extend(repo.storage().list("configs/").await?);
     let plan = collect(&manifests, &removed, &objects, opts.now - opts.grace);
 
     if !opts.dry_run {
@@ -131,7 +132,7 @@ struct Collection<'a> {
 }
 
 /// `blocks/<ULID>/<fingerprint>` without the extension: an archive and its
-/// entry live and die together.
+/// entry live and die together. (`configs/<sha256>` objects are their own stem.)
 fn stem(key: &Key) -> &str {
     let k = key.as_str();
     k.strip_suffix(".tar.zst")
@@ -151,8 +152,11 @@ fn collect<'a>(
         manifests
             .iter()
             .filter(|m| removed.contains(m.id.as_str()) != keep)
-            .flat_map(|m| &m.blocks)
-            .filter_map(|b| Key::new(b.object.key.clone()).ok())
+            .flat_map(|m| {
+                let blocks = m.blocks.iter().map(|b| &b.object.key);
+                blocks.chain(m.config_files.iter().map(|c| &c.key))
+            })
+            .filter_map(|key| Key::new(key.clone()).ok())
             .map(|k| stem(&k).to_string())
             .collect()
     };
@@ -232,5 +236,36 @@ mod tests {
             now - chrono::Duration::hours(24),
         );
         assert_eq!(c.delete.len(), 1);
+    }
+
+    #[test]
+    fn configuration_files_go_with_the_last_snapshot_that_lists_them() {
+        use crate::repo::configfiles::ConfigFileEntry;
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let config = |sha: &str| ConfigFileEntry {
+            path: "/etc/prometheus/prometheus.yml".into(),
+            name: "etc/prometheus/prometheus.yml".into(),
+            kind: "config".into(),
+            size: 10,
+            sha256: sha.into(),
+            key: format!("configs/{sha}"),
+        };
+        let (shared, only_old) = ("a".repeat(64), "b".repeat(64));
+        let mut old = sample_manifest();
+        old.id = "old".into();
+        old.config_files = vec![config(&shared), config(&only_old)];
+        old.config_files[1].name = "etc/prometheus/rules.yml".into();
+        let mut new = sample_manifest();
+        new.id = "new".into();
+        new.config_files = vec![config(&shared)];
+        let objects = vec![
+            object(&format!("configs/{shared}"), 100, now),
+            object(&format!("configs/{only_old}"), 100, now),
+        ];
+        let removed: HashSet<&str> = ["old"].into();
+        let c = collect(&[old, new], &removed, &objects, now);
+        let deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(deleted, [format!("configs/{only_old}")]);
+        assert_eq!(c.orphans_deleted, 0);
     }
 }

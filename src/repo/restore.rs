@@ -16,6 +16,40 @@
 //! 4. A marker file records which snapshot is being restored. If the restore
 //!    stops half-way, rerunning it for the same snapshot keeps the blocks that
 //!    are complete and restores the rest.
+//!
+//! A targeted restore (`--from`/`--to`) restores only the blocks that
+//! overlap a time window (see [`selection`](super::selection)); everything
+//! above holds for the blocks it takes.
+//!
+//! # Merging into a running Prometheus
+//!
+//! `--merge` adds the snapshot's missing blocks to the data directory of a
+//! Prometheus that is running (or stopped). Since 2.39 Prometheus accepts
+//! overlapping blocks and merges them at query time and in compaction, and
+//! it rescans its directory for new block directories at every block reload
+//! (once a minute in 2.42, and after each compaction). So merging is exactly
+//! step 3 above, with rules 1, 2 and 4 turned off, deliberately:
+//!
+//! - We neither check for nor take the `lock` file: the server owns it, and
+//!   taking it would either fail or (with the lock file disabled) leave a
+//!   `lock` that is ours inside its directory.
+//! - The directory must exist and is of course not empty; nothing in it is
+//!   moved, changed or deleted.
+//! - No marker file is written: a merge is naturally resumable, because a
+//!   block whose directory already exists is skipped. Skipped too is a block
+//!   that the server already compacted into a bigger one (its ULID is among
+//!   an existing block's `compaction.sources` or `parents`): Prometheus
+//!   deletes a block that is the parent of another at its next reload, and
+//!   its samples are there already.
+//! - Each new block is unpacked and checked under `<ULID>.tmp-for-creation`,
+//!   a name the server's reload ignores (and removes at startup), and appears
+//!   under its ULID by one atomic rename, so a reload sees it whole or not
+//!   at all. Its files get the data directory's owner, so a server running
+//!   as another user than promsnap can compact and delete them later.
+//!
+//! What the server does next is its business: blocks older than its
+//! retention (counted from the newest block) are deleted at the next reload,
+//! which is why the command warns about them before merging.
 
 use std::collections::HashSet;
 use std::fs;
@@ -30,6 +64,7 @@ use serde::{Deserialize, Serialize};
 
 use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
+use super::selection::{self, TimeRange};
 use super::Repository;
 use crate::error::Hinted;
 use crate::progress::Progress;
@@ -43,16 +78,33 @@ pub struct RestoreOptions {
     pub concurrency: usize,
     /// Move existing content aside instead of refusing a non-empty directory.
     pub force: bool,
+    /// Only the blocks that overlap this window (all when unbounded).
+    pub range: TimeRange,
+    /// Add missing blocks to a (running) Prometheus's directory; see the
+    /// module documentation.
+    pub merge: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub snapshot_id: String,
     pub data_dir: String,
+    /// Blocks in the snapshot.
     pub blocks: usize,
+    /// Of those, the blocks inside --from/--to (all without them).
+    pub blocks_selected: usize,
     pub blocks_restored: usize,
-    /// Blocks left complete by an earlier, interrupted run of this restore.
+    /// Selected blocks that were there already: left complete by an earlier,
+    /// interrupted run of this restore, or (with --merge) already in the
+    /// server's directory.
     pub blocks_already_present: usize,
+    pub merge: bool,
+    /// The --from/--to window in milliseconds, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<TimeRange>,
+    /// Time range of the selected blocks.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
     pub bytes_downloaded: u64,
     pub bytes_written: u64,
     pub moved_aside_to: Option<String>,
@@ -72,19 +124,27 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let prepared = prepare_target(dir, manifest, opts.force)?;
-    let todo: Vec<&BlockEntry> = manifest
-        .blocks
+    let selected = selection::in_range(&manifest.blocks, opts.range);
+    let prepared = if opts.merge {
+        prepare_merge(dir)?
+    } else {
+        prepare_target(dir, manifest, opts.force)?
+    };
+    let todo: Vec<&BlockEntry> = selected
         .iter()
+        .copied()
         .filter(|b| !prepared.complete.contains(&b.ulid))
         .collect();
     progress.set_total(todo.iter().map(|b| b.object.size).sum());
+    let owner = prepared.owner;
     futures::stream::iter(todo.iter().copied())
-        .map(|entry| restore_block(repo, entry, dir, progress.clone()))
+        .map(|entry| restore_block(repo, entry, dir, owner, progress.clone()))
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
-    fs::remove_file(dir.join(MARKER))?;
+    if !opts.merge {
+        fs::remove_file(dir.join(MARKER))?;
+    }
     if !prepared.lock_existed {
         // Ours, not Prometheus's: leave the directory as the snapshot had it.
         fs::remove_file(dir.join("lock"))?;
@@ -95,8 +155,13 @@ pub async fn run(
         snapshot_id: manifest.id.clone(),
         data_dir: dir.display().to_string(),
         blocks: manifest.blocks.len(),
+        blocks_selected: selected.len(),
         blocks_restored: todo.len(),
-        blocks_already_present: manifest.blocks.len() - todo.len(),
+        blocks_already_present: selected.len() - todo.len(),
+        merge: opts.merge,
+        time_range: opts.range.is_bounded().then_some(opts.range),
+        min_time: selected.iter().map(|b| b.min_time).min(),
+        max_time: selected.iter().map(|b| b.max_time).max(),
         bytes_downloaded: todo.iter().map(|b| b.object.size).sum(),
         bytes_written: todo.iter().map(|b| b.data_size()).sum(),
         moved_aside_to: prepared.moved_aside.map(|p| p.display().to_string()),
@@ -107,9 +172,12 @@ pub async fn run(
 struct Prepared {
     lock: Option<fs::File>,
     lock_existed: bool,
-    /// Blocks that an earlier run of this same restore completed.
+    /// Blocks that an earlier run of this same restore completed (with
+    /// --merge: blocks whose data the directory already has).
     complete: HashSet<String>,
     moved_aside: Option<PathBuf>,
+    /// Owner and group to give new blocks (--merge only).
+    owner: Option<(u32, u32)>,
 }
 
 fn prepare_target(dir: &Path, manifest: &Manifest, force: bool) -> Result<Prepared> {
@@ -146,7 +214,86 @@ fn prepare_target(dir: &Path, manifest: &Manifest, force: bool) -> Result<Prepar
         lock_existed,
         complete,
         moved_aside,
+        owner: None,
     })
+}
+
+/// For --merge: the directory must exist; nothing in it is touched, no lock
+/// is taken and no marker written (see the module documentation).
+fn prepare_merge(dir: &Path) -> Result<Prepared> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
+        _ => {
+            return Err(Hinted::usage(
+                format!("{} is not an existing data directory", dir.display()),
+                "--merge adds blocks to the data directory of a Prometheus (its \
+                 --storage.tsdb.path); leave out --merge to restore into a new directory",
+            )
+            .into())
+        }
+    };
+    use std::os::unix::fs::MetadataExt;
+    Ok(Prepared {
+        lock: None,
+        lock_existed: true,
+        complete: existing_blocks(dir)?.covered,
+        moved_aside: None,
+        owner: Some((meta.uid(), meta.gid())),
+    })
+}
+
+/// The blocks already in a data directory, as far as a merge cares.
+#[derive(Debug, Default)]
+pub struct ExistingBlocks {
+    /// ULIDs of the block directories, and of every block they were
+    /// compacted from (`compaction.sources` and `parents`).
+    pub covered: HashSet<String>,
+    /// The newest `maxTime` among them: where Prometheus counts retention from.
+    pub newest_max_time: Option<i64>,
+}
+
+/// Reads the block directories in `dir`. A running server may compact and
+/// delete blocks meanwhile, so a block that vanishes or whose `meta.json`
+/// cannot be read is counted by its name only.
+pub fn existing_blocks(dir: &Path) -> Result<ExistingBlocks> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        max_time: i64,
+        #[serde(default)]
+        compaction: Compaction,
+    }
+    #[derive(Deserialize, Default)]
+    struct Compaction {
+        #[serde(default)]
+        sources: Vec<String>,
+        #[serde(default)]
+        parents: Vec<Parent>,
+    }
+    #[derive(Deserialize)]
+    struct Parent {
+        ulid: String,
+    }
+    let mut found = ExistingBlocks::default();
+    let entries = fs::read_dir(dir).with_context(|| format!("could not read {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if tsdb::parse_ulid(&name).is_none() || !entry.path().is_dir() {
+            continue;
+        }
+        let meta = fs::read(entry.path().join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
+        if let Some(meta) = meta {
+            found.newest_max_time = found.newest_max_time.max(Some(meta.max_time));
+            found.covered.extend(meta.compaction.sources);
+            found
+                .covered
+                .extend(meta.compaction.parents.into_iter().map(|p| p.ulid));
+        }
+        found.covered.insert(name);
+    }
+    Ok(found)
 }
 
 /// When `dir` holds an unfinished restore of this snapshot, the blocks it
@@ -216,6 +363,7 @@ async fn restore_block(
     repo: &Repository,
     entry: &BlockEntry,
     dir: &Path,
+    owner: Option<(u32, u32)>,
     progress: Arc<dyn Progress>,
 ) -> Result<()> {
     let target = dir.join(&entry.ulid);
@@ -234,6 +382,9 @@ async fn restore_block(
     download::unpack_object(repo, entry, &tmp, progress.clone())
         .await
         .with_context(|| format!("could not restore block {}", entry.ulid))?;
+    if let Some((uid, gid)) = owner {
+        give_to(&tmp, uid, gid);
+    }
     for d in [tmp.join("chunks"), tmp.clone()] {
         if d.is_dir() {
             sync_dir(&d)?;
@@ -259,4 +410,76 @@ fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("could not sync {}", dir.display()))
+}
+
+/// Gives a new block directory and its files to `uid:gid` when they are not
+/// theirs yet. Best effort: only root may give files away, and a promsnap
+/// that is not root wrote them as a user that can already write the
+/// directory.
+fn give_to(block: &Path, uid: u32, gid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    if fs::metadata(block).is_ok_and(|m| m.uid() == uid && m.gid() == gid) {
+        return;
+    }
+    let chunks = fs::read_dir(block.join("chunks")).into_iter().flatten();
+    let files = fs::read_dir(block).into_iter().flatten();
+    for entry in chunks.chain(files).flatten() {
+        let _ = std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid));
+    }
+    let _ = std::os::unix::fs::chown(block, Some(uid), Some(gid));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_skips_blocks_the_directory_has_or_compacted_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let compacted = dir.path().join("01HQ3K6W2Z0000000000000002");
+        fs::create_dir(&compacted).unwrap();
+        fs::write(
+            compacted.join("meta.json"),
+            r#"{"ulid":"01HQ3K6W2Z0000000000000002","minTime":0,"maxTime":14400000,
+                "compaction":{"level":2,"sources":["01HQ3K6W2Z0000000000000000",
+                "01HQ3K6W2Z0000000000000001"],"parents":[{"ulid":"01HQ3K6W2Z0000000000000001"}]},
+                "version":1}"#,
+        )
+        .unwrap();
+        // Being written by the server, or no block at all: not counted.
+        fs::create_dir(
+            dir.path()
+                .join("01HQ3K6W2Z0000000000000009.tmp-for-creation"),
+        )
+        .unwrap();
+        fs::create_dir(dir.path().join("wal")).unwrap();
+        let found = existing_blocks(dir.path()).unwrap();
+        let mut covered: Vec<&str> = found.covered.iter().map(String::as_str).collect();
+        covered.sort();
+        assert_eq!(
+            covered,
+            [
+                "01HQ3K6W2Z0000000000000000",
+                "01HQ3K6W2Z0000000000000001",
+                "01HQ3K6W2Z0000000000000002"
+            ]
+        );
+        assert_eq!(found.newest_max_time, Some(14_400_000));
+
+        let prepared = prepare_merge(dir.path()).unwrap();
+        assert!(prepared.lock.is_none());
+        assert!(
+            !dir.path().join("lock").exists(),
+            "a merge must not create a lock"
+        );
+        assert!(
+            !dir.path().join(MARKER).exists(),
+            "a merge must not write a marker"
+        );
+        let err = prepare_merge(&dir.path().join("missing")).err().unwrap();
+        assert_eq!(
+            crate::error::status_of(&err),
+            crate::error::ExitStatus::Usage
+        );
+    }
 }

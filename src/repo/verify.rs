@@ -14,6 +14,10 @@
 //!   damaged on Prometheus's disk when they were backed up, which no hash of
 //!   the backup can.
 //!
+//! Configuration files stored with the snapshots are checked at every level
+//! as well: a stat at quick, and above it (being small) read whole and
+//! hashed, whatever the subset.
+//!
 //! An object shared by many snapshots is checked once and its problems are
 //! reported against every snapshot that needs it. `subset` spreads the
 //! download levels of a large repository over several runs, as restic's
@@ -30,6 +34,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::configfiles::ConfigFileEntry;
 use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
 use super::Repository;
@@ -175,6 +180,7 @@ pub async fn run(
     }
     let blocks = manifests.iter().map(|m| m.blocks.len()).sum();
     problems.extend(stat_all(repo, &targets, opts.concurrency).await?);
+    problems.extend(check_config_files(repo, &manifests, opts.level).await?);
     let chosen: Vec<&Target> = targets
         .values()
         .filter(|_| opts.level >= Level::Read)
@@ -261,6 +267,56 @@ async fn stat_all(
         .collect()
         .await;
     results.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// The configuration files the snapshots list. They are small, so above the
+/// quick level each is read whole and hashed, whatever the subset.
+async fn check_config_files(
+    repo: &Repository,
+    manifests: &[Manifest],
+    level: Level,
+) -> Result<Vec<Problem>> {
+    let mut users: BTreeMap<&str, (&ConfigFileEntry, Vec<String>)> = BTreeMap::new();
+    for m in manifests {
+        for c in &m.config_files {
+            let user = users.entry(c.key.as_str()).or_insert((c, Vec::new()));
+            user.1.push(m.id.clone());
+        }
+    }
+    let mut problems = Vec::new();
+    for (key, (entry, snapshots)) in users {
+        let key = Key::new(key)?;
+        let found = match level {
+            Level::Quick => repo.storage().head(&key).await?.map(|m| (m.size, None)),
+            _ => match repo.storage().get_bytes(&key).await {
+                Ok(data) => Some((data.len() as u64, Some(hex::encode(Sha256::digest(&data))))),
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let (kind, message) = match found {
+            None => ("missing_object", "the object does not exist".to_string()),
+            Some((size, _)) if size != entry.size => (
+                "size_mismatch",
+                format!("expected {} bytes, found {size}", entry.size),
+            ),
+            Some((_, Some(sha))) if sha != entry.sha256 => (
+                "checksum_mismatch",
+                format!("expected SHA-256 {}, got {sha}", entry.sha256),
+            ),
+            _ => continue,
+        };
+        problems.push(Problem {
+            snapshots,
+            block: None,
+            object: Some(key.to_string()),
+            file: Some(entry.path.clone()),
+            offset: None,
+            kind: kind.into(),
+            message: format!("configuration file {}: {message}", entry.path),
+        });
+    }
+    Ok(problems)
 }
 
 fn problem(t: &Target, kind: &str, message: String) -> Problem {
@@ -388,6 +444,40 @@ fn meta_matches_manifest(dir: &Path, entry: &BlockEntry) -> Vec<check::Problem> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn damaged_and_missing_configuration_files_are_problems() {
+        use crate::repo::configfiles::{self, LocalFile};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::storage::LocalStorage::new(dir.path().to_path_buf());
+        let repo = Repository::new(Arc::new(storage));
+        let file = |path: &str, text: &'static str| LocalFile {
+            path: path.into(),
+            kind: "config",
+            data: bytes::Bytes::from_static(text.as_bytes()),
+        };
+        let files = [file("/etc/p.yml", "config"), file("/etc/r.yml", "rules")];
+        let (entries, _) = configfiles::store(&repo, &files).await.unwrap();
+        let mut m = crate::repo::manifest::tests::sample_manifest();
+        m.config_files = entries.clone();
+        let all = [m];
+        assert!(check_config_files(&repo, &all, Level::Read)
+            .await
+            .unwrap()
+            .is_empty());
+
+        std::fs::write(dir.path().join(&entries[0].key), "CONFIG").unwrap();
+        std::fs::remove_file(dir.path().join(&entries[1].key)).unwrap();
+        let found = check_config_files(&repo, &all, Level::Read).await.unwrap();
+        let kinds: Vec<&str> = found.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(kinds.contains(&"checksum_mismatch") && kinds.contains(&"missing_object"));
+        assert!(found.iter().all(|p| p.snapshots == [all[0].id.clone()]));
+        // Quick only sees what a stat shows: the missing one.
+        let quick = check_config_files(&repo, &all, Level::Quick).await.unwrap();
+        assert_eq!(quick.len(), 1);
+        assert_eq!(quick[0].file.as_deref(), Some("/etc/r.yml"));
+    }
 
     #[test]
     fn subsets_parse_and_partition() {

@@ -21,6 +21,7 @@ pub mod cleanup;
 mod local;
 mod s3;
 pub mod suite;
+pub mod throttle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use futures::stream::BoxStream;
 
 pub use body::{Body, BodyWriter};
 pub use local::LocalStorage;
-pub use s3::{ChecksumMode, S3Options, S3Storage};
+pub use s3::{ChecksumMode, S3Options, S3Storage, StaticCredentials};
 
 use crate::error::Hinted;
 

@@ -1,7 +1,17 @@
 //! A repository in an S3 bucket (AWS, or any S3-compatible store).
 //!
-//! Credentials come from the standard AWS chain (environment, shared profile,
-//! web identity, instance metadata): promsnap never sees or prints them.
+//! Credentials come from the configuration file when it names them (static
+//! keys, the secret read from a file), else from the standard AWS chain
+//! (environment, shared profile, web identity, instance metadata). They are
+//! handed to the SDK and never printed: [`StaticCredentials`] redacts its
+//! secret in `Debug`, and no message includes it.
+//!
+//! Transient failures (throttling, 5xx, broken connections, timeouts) are
+//! retried by the SDK's standard strategy, with exponential backoff and
+//! jitter, `--retries` times. Every body promsnap sends is an in-memory
+//! `Bytes` (a part, or a small object), which the SDK can replay, so a
+//! retried part is sent again whole. A download whose body breaks off is
+//! past the SDK's retries; [`Download`] resumes it with a Range request.
 //!
 //! Uploads are streamed: a body that fits in one part becomes one PutObject;
 //! anything larger becomes a multipart upload whose parts are sent while the
@@ -14,11 +24,16 @@
 //! 1.69 (see the README for which setting each provider needs).
 
 use std::fmt;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as AwsStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -30,6 +45,7 @@ use futures::StreamExt;
 
 use super::{Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
 use crate::error::Hinted;
+use crate::retry::Backoff;
 
 /// How many parts of one object are uploaded at the same time.
 const PARALLEL_PARTS: usize = 3;
@@ -55,6 +71,29 @@ pub struct S3Options {
     pub checksums: ChecksumMode,
     /// Size of a multipart part; also the largest object sent in one PUT.
     pub part_size: usize,
+    /// Keys from the configuration file; `None` means the AWS chain.
+    pub credentials: Option<StaticCredentials>,
+    /// Retries after the first attempt of a request.
+    pub retries: u32,
+    /// How long one attempt may wait for a connection and for the first
+    /// byte of the answer before it is abandoned (and retried).
+    pub timeout: Duration,
+}
+
+/// An access key and its secret. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for S3Options {
@@ -65,6 +104,9 @@ impl Default for S3Options {
             path_style: false,
             checksums: ChecksumMode::default(),
             part_size: 16 * 1024 * 1024,
+            credentials: None,
+            retries: crate::retry::DEFAULT_RETRIES,
+            timeout: Duration::from_secs(120),
         }
     }
 }
@@ -76,6 +118,8 @@ pub struct S3Storage {
     prefix: String,
     endpoint: Option<String>,
     part_size: usize,
+    /// How often a download that broke off is resumed.
+    retries: u32,
 }
 
 impl fmt::Debug for S3Storage {
@@ -90,6 +134,23 @@ impl S3Storage {
         if let Some(region) = &opts.region {
             loader = loader.region(Region::new(region.clone()));
         }
+        if let Some(c) = &opts.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                &c.access_key_id,
+                &c.secret_access_key,
+                None,
+                None,
+                "promsnap configuration file",
+            ));
+        }
+        loader = loader
+            .retry_config(RetryConfig::standard().with_max_attempts(opts.retries + 1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+                    .read_timeout(opts.timeout)
+                    .build(),
+            );
         let sdk = loader.load().await;
         let (calc, validate) = match opts.checksums {
             ChecksumMode::WhenRequired => (
@@ -117,6 +178,7 @@ impl S3Storage {
             prefix,
             endpoint: opts.endpoint.clone(),
             part_size: opts.part_size.max(5 * 1024 * 1024),
+            retries: opts.retries,
         })
     }
 
@@ -181,7 +243,9 @@ impl S3Storage {
             (part, ended) = self.next_part(body).await?;
         }
         parts.sort_by_key(|p: &CompletedPart| p.part_number());
-        self.client
+        let count = parts.len();
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&full)
@@ -192,10 +256,39 @@ impl S3Storage {
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| self.error(e, "complete the upload of", key))?;
+            .await;
+        match completed {
+            Ok(_) => {}
+            Err(e) if is_no_such_upload(&e) && self.completed_before(&full, total, count).await => {
+            }
+            Err(e) => return Err(self.error(e, "complete the upload of", key)),
+        }
         guard.upload_id = None;
         Ok(total)
+    }
+
+    /// Whether a CompleteMultipartUpload that now answers NoSuchUpload had
+    /// in fact succeeded: its answer was lost (a timeout, a broken
+    /// connection) and the SDK's retry found the upload already completed.
+    /// It did if the key holds an object of our size whose ETag says it was
+    /// assembled from our number of parts.
+    async fn completed_before(&self, full: &str, size: u64, parts: usize) -> bool {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await;
+        let Ok(head) = head else {
+            return false;
+        };
+        let etag_parts = head
+            .e_tag()
+            .map(|t| t.trim_matches('"'))
+            .and_then(|t| t.rsplit_once('-'))
+            .and_then(|(_, n)| n.parse::<usize>().ok());
+        head.content_length() == Some(size as i64) && etag_parts == Some(parts)
     }
 
     async fn upload_part(
@@ -253,20 +346,89 @@ fn classify(
         (Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied"), _)
         | (_, Some(401 | 403)) => Hinted::usage(
             format!("{what}: access denied"),
-            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE); the key needs read, \
-             write, list and delete on the bucket",
+            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or \
+             repository.access_key_id and secret_access_key_file in the configuration file); the \
+             key needs read, write, list and delete on the bucket",
         ),
         _ if detail.contains("credentials") && detail.contains("provider") => Hinted::usage(
             format!("{what}: no S3 credentials found"),
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an \
-             instance role is available",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or \
+             repository.access_key_id and secret_access_key_file in the configuration file, or \
+             run where an instance role is available",
         ),
         (None, None) => Hinted::failure(
             format!("{what}: the S3 endpoint did not answer"),
             "check that --s3-endpoint / PROMSNAP_S3_ENDPOINT is right and reachable",
         ),
-        _ => Hinted::failure(what, "see the cause above; rerun to retry, nothing was half-written"),
+        _ => Hinted::failure(
+            what,
+            "see the cause above; rerun to retry, nothing was half-written",
+        ),
     }
+}
+
+/// A download that resumes where it broke off. The SDK retries requests,
+/// but a body that breaks half-way (a reset connection, a restarted server)
+/// is past its reach: this asks for the rest with a Range request, and with
+/// If-Match so that the rest comes from the same object.
+struct Download {
+    storage: S3Storage,
+    key: Key,
+    etag: Option<String>,
+    body: AwsStream,
+    offset: u64,
+    resumes: u32,
+    backoff: Backoff,
+}
+
+impl Download {
+    async fn next(mut self) -> Result<Option<(Bytes, Download)>> {
+        loop {
+            match self.body.try_next().await {
+                Ok(Some(bytes)) => {
+                    self.offset += bytes.len() as u64;
+                    return Ok(Some((bytes, self)));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if self.resumes < self.storage.retries => {
+                    self.resumes += 1;
+                    tokio::time::sleep(self.backoff.next_delay()).await;
+                    self.resume().await.with_context(|| {
+                        format!(
+                            "download of {} broke off ({e}) and could not resume",
+                            self.key
+                        )
+                    })?;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("download of {} broke off", self.key)))
+                }
+            }
+        }
+    }
+
+    async fn resume(&mut self) -> Result<()> {
+        let s = &self.storage;
+        let out = s
+            .client
+            .get_object()
+            .bucket(&s.bucket)
+            .key(s.full_key(&self.key))
+            .range(format!("bytes={}-", self.offset))
+            .set_if_match(self.etag.clone())
+            .send()
+            .await
+            .map_err(|e| s.error(e, "resume the download of", &self.key))?;
+        self.body = out.body;
+        Ok(())
+    }
+}
+
+fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "NoSuchUpload")
 }
 
 fn concat(pieces: Vec<Bytes>, len: usize) -> Bytes {
@@ -355,18 +517,19 @@ impl Storage for S3Storage {
             }
             Err(e) => return Err(self.error(e, "download", key)),
         };
-        let what = key.clone();
-        let stream = futures::stream::try_unfold(out.body, move |mut body| {
-            let what = what.clone();
-            async move {
-                let next = body
-                    .try_next()
-                    .await
-                    .with_context(|| format!("download of {what} broke off"))?;
-                Ok(next.map(|b| (b, body)))
-            }
-        });
-        Ok(Box::pin(stream))
+        let download = Download {
+            storage: self.clone(),
+            key: key.clone(),
+            etag: out.e_tag().map(str::to_string),
+            body: out.body,
+            offset: 0,
+            resumes: 0,
+            backoff: Backoff::default(),
+        };
+        Ok(Box::pin(futures::stream::try_unfold(
+            download,
+            Download::next,
+        )))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {

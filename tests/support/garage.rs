@@ -12,10 +12,14 @@
 //! that a Ctrl-C on the test run still reaches that cleanup instead of
 //! orphaning Garage (background jobs of a non-interactive shell ignore
 //! SIGINT themselves).
+//!
+//! Fault tests that stop the server need a Garage of their own:
+//! [`OwnGarage`] runs one the test can stop and start again on the same
+//! ports and data, under the same kind of watchdog.
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread::sleep;
@@ -40,6 +44,19 @@ while kill -0 "$4" 2>/dev/null; do sleep 1; done
 kill -TERM "$garage" 2>/dev/null
 wait "$garage"
 rm -rf "$5"
+"#;
+
+/// Like [`WATCHDOG`], for a Garage the test stops and starts: it writes the
+/// server's pid to $5 (so the test can kill just the server) and ends with
+/// either the server or the test process.
+const OWN_WATCHDOG: &str = r#"
+trap '' INT HUP QUIT
+"$1" -c "$2" server >>"$3" 2>&1 &
+garage=$!
+echo "$garage" >"$5"
+while kill -0 "$4" 2>/dev/null && kill -0 "$garage" 2>/dev/null; do sleep 0.2; done
+kill -KILL "$garage" 2>/dev/null
+wait "$garage"
 "#;
 
 pub struct Garage {
@@ -218,6 +235,111 @@ impl Garage {
             }
             sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// A Garage for one test, which it may stop (SIGKILL, like a crash or a
+/// power cut) and start again with the same ports, key and data.
+/// Dereferences to [`Garage`] for buckets, `env()` and the CLI.
+pub struct OwnGarage {
+    garage: Garage,
+    watchdog: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnGarage {
+    pub fn start() -> OwnGarage {
+        let bin = require_tool("garage");
+        let tmp = tempfile::Builder::new()
+            .prefix("promsnap-own-garage-")
+            .tempdir()
+            .expect("tempdir for garage");
+        let dir = tmp.path().to_path_buf();
+        let s3_port = free_port();
+        let config = dir.join("garage.toml");
+        fs::write(&config, config_toml(&dir, s3_port)).expect("write garage.toml");
+        let mut own = OwnGarage {
+            garage: Garage {
+                endpoint: format!("http://127.0.0.1:{s3_port}"),
+                region: REGION.to_string(),
+                access_key: ACCESS_KEY.to_string(),
+                secret_key: SECRET_KEY.to_string(),
+                dir,
+                config,
+                bin,
+            },
+            watchdog: None,
+            _dir: tmp,
+        };
+        own.spawn();
+        own.garage.setup();
+        own
+    }
+
+    // The watchdog is reaped in `stop`.
+    #[allow(clippy::zombie_processes)]
+    fn spawn(&mut self) {
+        let g = &self.garage;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(OWN_WATCHDOG)
+            .arg("garage-watchdog")
+            .arg(&g.bin)
+            .arg(&g.config)
+            .arg(g.dir.join("garage.log"))
+            .arg(std::process::id().to_string())
+            .arg(g.dir.join("garage.pid"))
+            .env("RUST_LOG", "garage=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot spawn sh for the garage watchdog");
+        self.watchdog = Some(child);
+    }
+
+    /// Kills the server (no graceful shutdown) and waits until it is gone.
+    pub fn stop(&mut self) {
+        let Some(mut watchdog) = self.watchdog.take() else {
+            return;
+        };
+        let pid_file = self.garage.dir.join("garage.pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            match fs::read_to_string(&pid_file) {
+                Ok(p) if !p.trim().is_empty() => break p.trim().to_string(),
+                _ if Instant::now() > deadline => panic!("garage never wrote its pid"),
+                _ => sleep(Duration::from_millis(20)),
+            }
+        };
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -KILL {pid}"))
+            .status();
+        let _ = watchdog.wait();
+        let _ = fs::remove_file(&pid_file);
+    }
+
+    /// Starts the server again on the same ports and data; returns once its
+    /// S3 API answers.
+    pub fn restart(&mut self) {
+        assert!(self.watchdog.is_none(), "stop() first");
+        self.spawn();
+        self.garage.retry("node status after restart", &["status"]);
+        self.garage.wait_s3();
+    }
+}
+
+impl std::ops::Deref for OwnGarage {
+    type Target = Garage;
+    fn deref(&self) -> &Garage {
+        &self.garage
+    }
+}
+
+impl Drop for OwnGarage {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -12,11 +12,15 @@
 // Each test module uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod faultproxy;
 mod garage;
 mod prometheus;
+mod pushgateway;
 
-pub use garage::{garage, Garage};
+pub use faultproxy::{FaultProxy, Faults};
+pub use garage::{garage, Garage, OwnGarage};
 pub use prometheus::{Prometheus, StartOptions};
+pub use pushgateway::Pushgateway;
 
 use std::fs;
 use std::net::TcpListener;
@@ -51,8 +55,8 @@ pub fn require_tool(name: &str) -> PathBuf {
             panic!(
                 "required tool `{name}` was not found on PATH or in ~/.cargo/bin.\n\
                  The end-to-end tests need real Prometheus and Garage binaries; \
-                 install them with `scripts/install-deps.sh` (Debian package \
-                 `prometheus`, `cargo install garage --locked`)."
+                 install them with `scripts/install-deps.sh` (Debian packages \
+                 `prometheus` and `prometheus-pushgateway`, `cargo install garage --locked`)."
             )
         })
 }

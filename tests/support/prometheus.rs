@@ -3,7 +3,8 @@
 //! It runs without scrape configs, so the TSDB holds exactly the blocks the
 //! test put there (plus an empty head), and with a 100y retention so that
 //! old fixture blocks are not deleted at the first reload (retention counts
-//! from the newest block, not from the wall clock).
+//! from the newest block, not from the wall clock), unless the test passes
+//! its own `--storage.tsdb.retention.time` in `extra_args`.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -229,8 +230,12 @@ fn spawn(
     let mut cmd = Command::new(bin);
     cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", data_dir.display()))
-        .arg("--storage.tsdb.retention.time=100y")
         .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    // Prometheus refuses a repeated flag, so a test's own retention replaces ours.
+    let retention = "--storage.tsdb.retention.time";
+    if !opts.extra_args.iter().any(|a| a.starts_with(retention)) {
+        cmd.arg(format!("{retention}=100y"));
+    }
     if opts.admin_api {
         cmd.arg("--web.enable-admin-api");
     }

@@ -1,0 +1,249 @@
+//! Faults on the way to S3, against a real Garage: the server killed in the
+//! middle of a backup (and started again, or not), and a proxy that injects
+//! 500s, 503s, connection resets, slow answers and broken-off downloads.
+//! What a user must see: the backup completes and verifies, or it fails
+//! clearly and leaves nothing that looks like a snapshot.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::cmd::{Run, Target};
+use crate::ops::add_random_chunks;
+use crate::support::{self, faultproxy::Stats, FaultProxy, Faults, OwnGarage, FIXTURE_BLOCKS};
+
+/// The fixture blocks, each with `mib` MiB of random chunk data.
+fn data_dir(work: &Path, mib: usize) -> PathBuf {
+    let data = work.join("data");
+    support::fixture_data_dir(&data);
+    add_random_chunks(&data, mib, 7);
+    data
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Waits until Garage has stored at least `bytes` of object data: the
+/// backup is then part-way through its uploads.
+fn wait_for_stored(garage: &OwnGarage, bytes: u64, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dir_size(&garage.dir.join("data")) < bytes {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the backup ended ({status}) before it was interrupted");
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+fn finish(child: Child) -> Run {
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn spawn_backup(target: &Target, data: &Path, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "backup",
+        "--from-dir",
+        data.to_str().unwrap(),
+        "--instance",
+        "t",
+        "--zstd-level",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    target
+        .cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Restores the latest snapshot and compares every file with `data`.
+fn restore_matches(target: &Target, data: &Path, dest: &Path) {
+    target.ok(&["restore", "latest", "--data-dir", dest.to_str().unwrap()]);
+    for block in support::fixture_blocks() {
+        let name = block.file_name().unwrap();
+        for file in ["index", "meta.json", "chunks/000001", "chunks/000002"] {
+            let (a, b) = (data.join(name).join(file), dest.join(name).join(file));
+            assert!(
+                fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+                "{} differs after the restore",
+                b.display()
+            );
+        }
+    }
+}
+
+/// Garage dies while parts of several multipart uploads are on their way,
+/// and comes back two seconds later: the retries carry the backup through,
+/// and what it stored verifies and restores byte for byte.
+#[test]
+fn garage_killed_mid_upload_and_restarted() {
+    let mut garage = OwnGarage::start();
+    let target = Target {
+        repo: format!("s3://{}/p", garage.new_bucket("outage")),
+        env: garage.env(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    // 3 blocks of 20 MiB: two 16 MiB parts each; paced to last ~5 s.
+    let data = data_dir(work.path(), 20);
+    let mut child = spawn_backup(
+        &target,
+        &data,
+        &["--max-bandwidth", "12MiB/s", "--retries", "8"],
+    );
+    wait_for_stored(&garage, 8 << 20, &mut child);
+    garage.stop();
+    sleep(Duration::from_secs(2));
+    garage.restart();
+    let run = finish(child);
+    assert_eq!(run.code, 0, "the backup did not survive:\n{}", run.stderr);
+    assert_eq!(run.json()["blocks_new"], FIXTURE_BLOCKS);
+    target.ok(&["verify"]);
+    restore_matches(&target, &data, &work.path().join("restored"));
+}
+
+/// Garage dies and stays down longer than the retries last: the backup
+/// fails with a clear message, no snapshot exists, the repository still
+/// verifies, prune clears the abandoned uploads, and a rerun completes.
+#[test]
+fn garage_down_for_good_fails_clearly_and_leaves_no_snapshot() {
+    let mut garage = OwnGarage::start();
+    let target = Target {
+        repo: format!("s3://{}/p", garage.new_bucket("down")),
+        env: garage.env(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let data = data_dir(work.path(), 20);
+    let mut child = spawn_backup(
+        &target,
+        &data,
+        &[
+            "--max-bandwidth",
+            "12MiB/s",
+            "--retries",
+            "1",
+            "--timeout",
+            "2s",
+        ],
+    );
+    wait_for_stored(&garage, 8 << 20, &mut child);
+    garage.stop();
+    let run = finish(child);
+    run.expect_failure(1, &["the S3 endpoint did not answer", "hint:"]);
+    garage.restart();
+
+    let listed = target.ok(&["list", "--json"]).json();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        0,
+        "a failed backup left a snapshot"
+    );
+    let verified = target.ok(&["verify", "--json"]).json();
+    assert_eq!(verified["ok"], true);
+    // The parts already sent are in multipart uploads nobody completed.
+    let pruned = target
+        .ok(&["prune", "--keep-last", "1", "--grace", "0s", "--json"])
+        .json();
+    assert!(
+        pruned["uploads_aborted"].as_u64().unwrap() >= 1,
+        "no abandoned upload to clean up: {pruned}"
+    );
+    let run = finish(spawn_backup(&target, &data, &[]));
+    assert_eq!(run.code, 0, "the rerun failed:\n{}", run.stderr);
+    target.ok(&["verify"]);
+    assert_eq!(
+        target
+            .ok(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// A quarter of all S3 requests go wrong in one of five ways; backup,
+/// verify and restore still succeed, and the stored data is intact.
+#[test]
+fn injected_s3_faults_are_retried_and_backups_verify() {
+    let garage = support::garage();
+    let bucket = garage.new_bucket("faults");
+    let proxy = FaultProxy::start(
+        &garage.endpoint,
+        Faults {
+            seed: 5,
+            error_500: 0.06,
+            error_503: 0.06,
+            reset: 0.06,
+            slow: 0.05,
+            slow_for: Duration::from_millis(2500),
+            cut: 0.05,
+            cut_after: 100_000,
+        },
+    );
+    let mut env = garage.env();
+    for (k, v) in env.iter_mut() {
+        if k == "PROMSNAP_S3_ENDPOINT" {
+            *v = proxy.url.clone();
+        }
+    }
+    let through_proxy = Target {
+        repo: format!("s3://{bucket}/p"),
+        env,
+    };
+    let direct = Target {
+        repo: format!("s3://{bucket}/p"),
+        env: garage.env(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let data = data_dir(work.path(), 18);
+    let faults = ["--retries", "10", "--timeout", "2s"];
+    let mut args = vec!["backup", "--from-dir", data.to_str().unwrap(), "--json"];
+    args.extend_from_slice(&faults);
+    let stored = through_proxy.ok(&args).json();
+    assert_eq!(stored["blocks_new"], FIXTURE_BLOCKS);
+
+    let mut args = vec!["verify"];
+    args.extend_from_slice(&faults);
+    through_proxy.ok(&args);
+    direct.ok(&["verify"]);
+    // The restore meets the same faults; slow answers are merely slow
+    // under the default timeout.
+    restore_matches(&through_proxy, &data, &work.path().join("restored"));
+
+    let s = &proxy.stats;
+    let injected = [
+        ("errors", Stats::get(&s.errors)),
+        ("resets", Stats::get(&s.resets)),
+        ("slow answers", Stats::get(&s.slow)),
+        ("cut downloads", Stats::get(&s.cuts)),
+    ];
+    for (what, n) in injected {
+        assert!(
+            n >= 1,
+            "no {what} were injected in {} requests",
+            Stats::get(&s.requests)
+        );
+    }
+}
