@@ -110,6 +110,8 @@ pub struct PrometheusConfig {
     pub password_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
+    /// Prometheus's configuration file, stored with each backup.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +122,15 @@ pub struct BackupConfig {
     pub zstd_level: Option<i32>,
     pub zstd_threads: Option<u32>,
     pub skip_head: Option<bool>,
+    pub keep_local_snapshot: Option<bool>,
+    /// Extra files stored with each backup.
+    pub include: Option<Vec<PathBuf>>,
+    pub ha_group: Option<String>,
+    pub replica_labels: Option<Vec<String>>,
+    /// Duration such as "12h".
+    pub min_interval: Option<String>,
+    /// Duration such as "10m".
+    pub lock_wait: Option<String>,
 }
 
 impl FileConfig {

@@ -176,3 +176,66 @@ fn unchanged_thousand_block_tsdb_reads_and_uploads_nothing() {
         fs::read(restored.join(&some).join("index")).unwrap()
     );
 }
+
+/// Keys in the configuration file take effect, and flags still win.
+#[test]
+fn backup_settings_come_from_the_configuration_file() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    let repo = work.path().join("repo");
+    let config = work.path().join("promsnap.toml");
+    fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = \"{}\"\n[prometheus]\nurl = \"{}\"\ndata_dir = \"{}\"\n[backup]\ninstance = \"from-file\"\nkeep_local_snapshot = true\nha_group = \"g1\"\n",
+            repo.display(),
+            prom.url,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let run = support::promsnap()
+        .args(["--config", config.to_str().unwrap(), "backup", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        fs::read_dir(data.join("snapshots")).unwrap().count(),
+        1,
+        "keep_local_snapshot ignored"
+    );
+    let target = Target::local(&repo);
+    let list = target.ok(&["list", "--json"]).json();
+    assert_eq!(
+        (list[0]["instance"].as_str(), list[0]["ha_group"].as_str()),
+        (Some("from-file"), Some("g1"))
+    );
+    // A flag wins over the file.
+    let run = support::promsnap()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "backup",
+            "--instance",
+            "from-flag",
+            "--ha-group",
+            "g2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        target.ok(&["list", "--json"]).json()[1]["instance"],
+        "from-flag"
+    );
+}

@@ -458,7 +458,7 @@ fn abandoned_multipart_uploads_are_aborted() {
     assert_eq!(open_uploads(&client), 0);
 }
 
-fn s3_client(garage: &support::Garage) -> aws_sdk_s3::Client {
+pub fn s3_client(garage: &support::Garage) -> aws_sdk_s3::Client {
     let creds = aws_sdk_s3::config::Credentials::new(
         &garage.access_key,
         &garage.secret_key,

@@ -27,6 +27,7 @@ const CHUNK_SIZE: usize = 8 * 1024 * 1024;
 const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
+    let args = with_file_defaults(args, file)?;
     // Check everything that can be checked before touching Prometheus.
     let prune_policy = if args.prune {
         let policy = settings::policy(&PolicyArgs::default(), file)?;
@@ -151,6 +152,43 @@ async fn outcome(status: ExitStatus, repo: &Repository, r: &BackupReport) -> Out
             skipped: false,
         },
     }
+}
+
+/// Fills what the command line left unset from the file's [backup] and
+/// [prometheus] sections (flags and their variables win), so the rest of
+/// the command reads one set of arguments.
+fn with_file_defaults(mut args: BackupArgs, file: &FileConfig) -> Result<BackupArgs> {
+    let (b, p) = (&file.backup, &file.prometheus);
+    let duration = |key: &str, text: &Option<String>| -> Result<Option<std::time::Duration>> {
+        text.as_deref()
+            .map(|t| {
+                humantime::parse_duration(t).map_err(|e| {
+                    Hinted::usage(
+                        format!("invalid backup.{key} in the configuration file: {e}"),
+                        "e.g. \"12h\" or \"10m\"",
+                    )
+                    .into()
+                })
+            })
+            .transpose()
+    };
+    args.skip_head |= b.skip_head.unwrap_or(false);
+    args.keep_local_snapshot |= b.keep_local_snapshot.unwrap_or(false);
+    args.prometheus_config = args.prometheus_config.or_else(|| p.config_file.clone());
+    if args.include.is_empty() {
+        args.include = b.include.clone().unwrap_or_default();
+    }
+    args.ha_group = args.ha_group.or_else(|| b.ha_group.clone());
+    if args.replica_label.is_empty() {
+        args.replica_label = b.replica_labels.clone().unwrap_or_default();
+    }
+    if args.min_interval.is_none() {
+        args.min_interval = duration("min_interval", &b.min_interval)?;
+    }
+    if args.lock_wait.is_none() {
+        args.lock_wait = duration("lock_wait", &b.lock_wait)?;
+    }
+    Ok(args)
 }
 
 fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {

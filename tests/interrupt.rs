@@ -1,0 +1,191 @@
+//! Ctrl-C and SIGTERM in the middle of the work: promsnap stops cleanly
+//! (exit 130), leaves no snapshot, no open multipart upload and no local
+//! Prometheus snapshot behind, and the next run finishes the job.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::Target;
+use crate::support::{self, Prometheus};
+
+/// Random (incompressible) block data, so the upload takes as long as
+/// --max-bandwidth says; 24 MiB makes a multipart upload.
+fn big_block(dir: &Path) {
+    let ulid = "01KATC00000000000000000000";
+    let block = dir.join(ulid);
+    fs::create_dir_all(block.join("chunks")).unwrap();
+    let meta = format!(
+        r#"{{"ulid":"{ulid}","minTime":0,"maxTime":7200000,"stats":{{"numSeries":1}},"compaction":{{"level":1}},"version":1}}"#
+    );
+    fs::write(block.join("meta.json"), meta).unwrap();
+    fs::write(block.join("index"), [1u8; 64]).unwrap();
+    fs::write(block.join("tombstones"), [0u8; 9]).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..24 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    fs::write(block.join("chunks/000001"), data).unwrap();
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -{sig} {}", child.id())])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn open_uploads(garage: &support::Garage, bucket: &str) -> usize {
+    let client = crate::prune::s3_client(garage);
+    support::block_on(async {
+        client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap()
+            .uploads()
+            .len()
+    })
+}
+
+#[test]
+fn sigterm_during_a_multipart_upload() {
+    let garage = support::garage();
+    let target = Target::garage(garage, "sigterm");
+    let bucket = target
+        .repo
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    big_block(&data);
+    let args = [
+        "backup",
+        "--from-dir",
+        data.to_str().unwrap(),
+        "--max-bandwidth",
+        "4MiB/s",
+        "--json",
+    ];
+    let child = target
+        .cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the multipart upload to start", || {
+        open_uploads(garage, &bucket) == 1
+    });
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        open_uploads(garage, &bucket),
+        0,
+        "the multipart upload was not aborted"
+    );
+    assert!(
+        target
+            .ok(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a snapshot was written"
+    );
+
+    let rerun = target
+        .ok(&["backup", "--from-dir", data.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(rerun["blocks_new"], 1);
+    target.ok(&["verify"]);
+}
+
+#[test]
+fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    let target = Target::local(&work.path().join("repo"));
+    let args = [
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--max-bandwidth",
+        "20KiB/s",
+    ];
+    let child = target
+        .cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let snapshots = data.join("snapshots");
+    wait_until("Prometheus to make the snapshot", || {
+        fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_dir(&snapshots).unwrap().count(),
+        0,
+        "the local snapshot was left behind"
+    );
+    assert!(target
+        .ok(&["list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+    target.ok(&[
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        target
+            .ok(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
