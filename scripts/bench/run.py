@@ -415,10 +415,8 @@ def targets(summary):
 def fmt_range(s, field, fmt="{:.2f}", scale=1.0):
     if field not in s:
         return "-"
-    m, lo, hi = (s[field][k] * scale for k in ("median", "min", "max"))
-    if lo == hi:
-        return fmt.format(m)
-    return f"{fmt.format(m)} ({fmt.format(lo)}-{fmt.format(hi)})"
+    m, lo, hi = (fmt.format(s[field][k] * scale) for k in ("median", "min", "max"))
+    return m if lo == hi else f"{m} ({lo}-{hi})"
 
 
 def cell(text):

@@ -17,14 +17,17 @@ use crate::repo::configfiles;
 use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::manifest::Source;
 use crate::repo::prune::PruneOptions;
-use crate::repo::Repository;
+use crate::repo::{ha, Repository};
 use crate::settings::{self, FileConfig};
 use crate::tsdb::{self, Block};
 
 /// Size of the chunks handed from the compressor to the uploader.
-const CHUNK_SIZE: usize = 8 * 1024 * 1024;
+const CHUNK_SIZE: usize = 4 * 1024 * 1024;
 
 const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// With --ha-group: how young a group snapshot makes the other replicas skip.
+const DEFAULT_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
     let args = with_file_defaults(args, file)?;
@@ -55,21 +58,26 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
     let ha_group = ha_group(&args, server.as_ref().map(|s| &s.1))?;
     let ha_lock = match &ha_group {
         None => None,
-        Some(group) => match ha::claim(&repo, group, &args, lock_wait, printer).await? {
-            ha::Claim::Held(lock) => Some(lock),
-            ha::Claim::Skip(reason) => {
-                print_skip(group, &reason, args.json, printer)?;
-                let summary = RunSummary {
-                    instance: Some(opts.instance.clone()),
-                    skipped: true,
-                    ..RunSummary::default()
-                };
-                return Ok(Outcome {
-                    status: ExitStatus::Success,
-                    summary,
-                });
+        Some(group) => {
+            let min = args.min_interval.unwrap_or(DEFAULT_MIN_INTERVAL);
+            let waiting =
+                |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
+            match ha::claim(&repo, group, min, lock_wait, &waiting).await? {
+                ha::Claim::Held(lock) => Some(lock),
+                ha::Claim::Skip(reason) => {
+                    print_skip(group, &reason, args.json, printer)?;
+                    let summary = RunSummary {
+                        instance: Some(opts.instance.clone()),
+                        skipped: true,
+                        ..RunSummary::default()
+                    };
+                    return Ok(Outcome {
+                        status: ExitStatus::Success,
+                        summary,
+                    });
+                }
             }
-        },
+        }
     };
     let opts = BackupOptions { ha_group, ..opts };
     let config_files = config_files(&args, server.as_ref().map(|s| &s.0), printer).await?;
@@ -206,8 +214,9 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
         )
         .into());
     }
+    let concurrency = args.concurrency.or(f.concurrency).unwrap_or(2).max(1);
     Ok(BackupOptions {
-        concurrency: args.concurrency.or(f.concurrency).unwrap_or(2).max(1),
+        concurrency,
         pack: PackOptions {
             level: args.zstd_level.or(f.zstd_level).unwrap_or(3),
             threads: args.zstd_threads.or(f.zstd_threads).unwrap_or(cpus),
@@ -471,91 +480,6 @@ fn from_dir(dir: &Path, printer: &Printer) -> Result<(Vec<Block>, Source)> {
         directory: Some(dir.display().to_string()),
     };
     Ok((blocks, source))
-}
-
-/// One backup per HA group and period.
-mod ha {
-    use super::*;
-    use crate::repo::lock::{Locked, RepoLock};
-    use crate::repo::manifest::Manifest;
-
-    pub enum Claim {
-        /// This replica stores the group's backup, holding the group lock.
-        Held(RepoLock),
-        /// Another replica has done it, or is doing it: why.
-        Skip(String),
-    }
-
-    /// Takes the group's lock, then looks for a recent snapshot of the group.
-    /// Two replicas starting at the same moment cannot both get the lock
-    /// (see `repo/lock.rs`), and the second one to get it sees the first
-    /// one's manifest, so the group stores one backup.
-    pub async fn claim(
-        repo: &Repository,
-        group: &str,
-        args: &BackupArgs,
-        wait: std::time::Duration,
-        printer: &Printer,
-    ) -> Result<Claim> {
-        let waiting =
-            |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
-        let lock = match repo
-            .lock_group(LockKind::Ha, Some(group), "backup", wait, &waiting)
-            .await
-        {
-            Ok(lock) => lock,
-            Err(e) => match e.downcast_ref::<Locked>() {
-                Some(Locked(holder)) => {
-                    return Ok(Claim::Skip(format!(
-                        "another replica of HA group {group} is storing its backup right now: {}",
-                        holder.describe()
-                    )))
-                }
-                None => return Err(e),
-            },
-        };
-        let min = args
-            .min_interval
-            .unwrap_or(std::time::Duration::from_secs(12 * 3600));
-        if let Some(m) = recent(repo, group, min).await? {
-            lock.release().await?;
-            return Ok(Claim::Skip(format!(
-                "replica {} already stored snapshot {} of HA group {group} at {} (less than {} ago)",
-                m.instance,
-                m.id,
-                m.created.format("%Y-%m-%d %H:%M:%S UTC"),
-                humantime::format_duration(min)
-            )));
-        }
-        Ok(Claim::Held(lock))
-    }
-
-    /// The newest snapshot of `group` younger than `min`. Snapshot ids start
-    /// with their UTC time, so only recent manifests are read.
-    async fn recent(
-        repo: &Repository,
-        group: &str,
-        min: std::time::Duration,
-    ) -> Result<Option<Manifest>> {
-        let since = chrono::Utc::now() - chrono::Duration::from_std(min)?;
-        let mut newest: Option<Manifest> = None;
-        for id in repo.snapshot_ids().await? {
-            let stamp = id
-                .get(..16)
-                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok());
-            if stamp.is_some_and(|t| t.and_utc() < since - chrono::Duration::seconds(1)) {
-                continue;
-            }
-            let m = repo.load_manifest(&id).await?;
-            if m.ha_group.as_deref() == Some(group)
-                && m.created >= since
-                && newest.as_ref().is_none_or(|n| m.created > n.created)
-            {
-                newest = Some(m);
-            }
-        }
-        Ok(newest)
-    }
 }
 
 /// Removes the snapshot directory when the backup ends, however it ends

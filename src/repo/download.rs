@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -23,28 +23,53 @@ use crate::archive;
 use crate::progress::Progress;
 use crate::storage::Key;
 
+/// How much downloaded data is handed to the unpacking thread at once.
+const HANDOFF: usize = 1 << 20;
+
 /// Downloads a block's archive and unpacks it into `tmp` (an empty
 /// directory), checking every file and the archive itself against `entry`.
+/// `durable`: fsync every file (a restore); not for scratch copies.
 pub async fn unpack_object(
     repo: &Repository,
     entry: &BlockEntry,
     tmp: &Path,
     progress: Arc<dyn Progress>,
+    durable: bool,
 ) -> Result<()> {
     let key = Key::new(entry.object.key.clone())?;
     let mut stream = repo.storage().get(&key).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    // The archive is hashed here, as chunks arrive, so that hashing and
+    // decompressing run on two cores.
     let pump = async move {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| io::Error::other(format!("{e:#}")));
-            if let Ok(c) = &chunk {
-                progress.advance(c.len() as u64);
+        let mut hasher = Sha256::new();
+        // HTTP bodies arrive in small pieces: hand them on in ~1 MiB batches,
+        // so the unpacking thread wakes up per MiB, not per packet.
+        let mut batch = BytesMut::new();
+        loop {
+            let next = stream.next().await;
+            let flush = match &next {
+                Some(Ok(c)) => {
+                    hasher.update(c);
+                    progress.advance(c.len() as u64);
+                    batch.extend_from_slice(c);
+                    batch.len() >= HANDOFF
+                }
+                _ => !batch.is_empty(),
+            };
+            if flush && tx.send(Ok(batch.split().freeze())).await.is_err() {
+                break; // the unpacker stopped
             }
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break; // the unpacker stopped, or the download broke
+            match next {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(io::Error::other(format!("{e:#}")))).await;
+                    break;
+                }
+                None => break,
             }
         }
+        hex::encode(hasher.finalize())
     };
     let unpacker = {
         let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
@@ -52,24 +77,23 @@ pub async fn unpack_object(
         // sibling block failed, or Ctrl-C), the thread still runs to its
         // error and must not leave a half-written directory behind.
         tokio::task::spawn_blocking(move || {
-            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files);
+            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files, durable);
             if result.is_err() {
                 let _ = fs::remove_dir_all(&tmp);
             }
             result
         })
     };
-    let ((), unpacked) = tokio::join!(pump, unpacker);
+    let (sha256, unpacked) = tokio::join!(pump, unpacker);
     let unpacked = unpacked.context("the unpacking thread failed")??;
-    if unpacked.archive_size != entry.object.size || unpacked.archive_sha256 != entry.object.sha256
-    {
+    if unpacked.archive_size != entry.object.size || sha256 != entry.object.sha256 {
         bail!(
             "object {} is damaged: expected {} bytes with SHA-256 {}, got {} bytes with SHA-256 {}",
             entry.object.key,
             entry.object.size,
             entry.object.sha256,
             unpacked.archive_size,
-            unpacked.archive_sha256
+            sha256
         );
     }
     Ok(())

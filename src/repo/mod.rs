@@ -22,6 +22,7 @@
 pub mod backup;
 pub mod configfiles;
 pub mod download;
+pub mod ha;
 pub mod lock;
 pub mod manifest;
 pub mod prune;

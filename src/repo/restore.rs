@@ -379,7 +379,7 @@ async fn restore_block(
     }
     fs::create_dir(&tmp)?;
     let mut guard = TmpDir(Some(tmp.clone()));
-    download::unpack_object(repo, entry, &tmp, progress.clone())
+    download::unpack_object(repo, entry, &tmp, progress.clone(), true)
         .await
         .with_context(|| format!("could not restore block {}", entry.ulid))?;
     if let Some((uid, gid)) = owner {

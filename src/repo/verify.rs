@@ -372,7 +372,7 @@ async fn deep_one(
     let block_dir = dir.path().join(&t.entry.ulid);
     std::fs::create_dir(&block_dir)?;
     let _cleanup = TmpDir(Some(block_dir.clone()));
-    if let Err(e) = download::unpack_object(repo, t.entry, &block_dir, progress).await {
+    if let Err(e) = download::unpack_object(repo, t.entry, &block_dir, progress, false).await {
         if e.downcast_ref::<NotFound>().is_some() {
             return Ok(vec![]); // reported by the quick level
         }

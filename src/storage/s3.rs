@@ -47,8 +47,21 @@ use super::{Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
 use crate::error::Hinted;
 use crate::retry::Backoff;
 
-/// How many parts of one object are uploaded at the same time.
-const PARALLEL_PARTS: usize = 3;
+/// How many parts of one object are uploaded at the same time. With the
+/// part being filled, an upload holds at most three parts in memory.
+const PARALLEL_PARTS: usize = 2;
+
+/// The size of part `number` (1-based): the configured size for the first
+/// 2000 parts, then twice and four times that, so that S3's limit of 10,000
+/// parts still allows objects of 26x the first 1000 parts (208 GiB with 8 MiB
+/// parts) while only blocks beyond 16 GiB use more memory.
+fn part_size_for(base: usize, number: i32) -> usize {
+    match number {
+        ..=2000 => base,
+        2001..=6000 => base * 2,
+        _ => base * 4,
+    }
+}
 
 /// Whether aws-sdk-s3 adds and checks CRC checksums on every request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -103,7 +116,7 @@ impl Default for S3Options {
             region: None,
             path_style: false,
             checksums: ChecksumMode::default(),
-            part_size: 16 * 1024 * 1024,
+            part_size: 8 * 1024 * 1024,
             credentials: None,
             retries: crate::retry::DEFAULT_RETRIES,
             timeout: Duration::from_secs(120),
@@ -190,12 +203,12 @@ impl S3Storage {
         }
     }
 
-    /// Collects the next part: `part_size` bytes or what is left.
+    /// Collects the next part: `size` bytes or what is left.
     /// Returns the part and whether the body has ended.
-    async fn next_part(&self, body: &mut Body) -> Result<(Bytes, bool)> {
+    async fn next_part(&self, body: &mut Body, size: usize) -> Result<(Bytes, bool)> {
         let mut pieces: Vec<Bytes> = Vec::new();
         let mut len = 0;
-        while len < self.part_size {
+        while len < size {
             match body.next().await? {
                 Some(b) => {
                     len += b.len();
@@ -240,7 +253,9 @@ impl S3Storage {
             if ended {
                 break;
             }
-            (part, ended) = self.next_part(body).await?;
+            (part, ended) = self
+                .next_part(body, part_size_for(self.part_size, number))
+                .await?;
         }
         parts.sort_by_key(|p: &CompletedPart| p.part_number());
         let count = parts.len();
@@ -486,7 +501,7 @@ impl Storage for S3Storage {
     }
 
     async fn put(&self, key: &Key, mut body: Body) -> Result<u64> {
-        let (first, ended) = self.next_part(&mut body).await?;
+        let (first, ended) = self.next_part(&mut body, self.part_size).await?;
         if !ended {
             return self.put_multipart(key, first, &mut body).await;
         }
@@ -655,6 +670,15 @@ impl Storage for S3Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_grow_so_large_objects_fit_in_10000_parts() {
+        let base = 8 << 20;
+        let total: u64 = (1..=10_000).map(|n| part_size_for(base, n) as u64).sum();
+        assert!(total > 200 << 30, "only {} GiB fit", total >> 30);
+        assert_eq!(part_size_for(base, 2000), base);
+        assert_eq!(part_size_for(base, 2001), 2 * base);
+    }
 
     #[test]
     fn errors_are_classified_with_hints() {
