@@ -198,7 +198,9 @@ fn injected_s3_faults_are_retried_and_backups_verify() {
             reset: 0.06,
             slow: 0.05,
             slow_for: Duration::from_millis(2500),
-            cut: 0.05,
+            // Downloads are few (and large objects come in ranges), so cuts
+            // need a higher share than the rest to happen at all.
+            cut: 0.15,
             cut_after: 100_000,
         },
     );

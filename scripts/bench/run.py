@@ -48,12 +48,14 @@ CASES = {
     "local-incr-day": ("local", "promsnap backup after one more day + compaction", "next"),
     "local-restore": ("local", "promsnap restore from local repo", "base"),
     "local-full-z1": ("local", "promsnap backup --zstd-level 1, empty local repo (info)", "base"),
-    "local-verify": ("local", "promsnap verify (hook, only if the command exists)", "base"),
+    "local-verify": ("local", "promsnap verify (download + SHA-256 of every object)", "base"),
+    "local-verify-deep": ("local", "promsnap verify --deep (unpack, SHA-256 and TSDB structure of every file)", "base"),
     "garage-full": ("garage", "promsnap backup, empty bucket", "base"),
     "garage-incr-same": ("garage", "promsnap backup again, nothing new", "base"),
     "garage-incr-day": ("garage", "promsnap backup after one more day + compaction", "next"),
     "garage-restore": ("garage", "promsnap restore from Garage", "base"),
-    "garage-verify": ("garage", "promsnap verify (hook, only if the command exists)", "base"),
+    "garage-verify": ("garage", "promsnap verify (download + SHA-256 of every object)", "base"),
+    "garage-verify-deep": ("garage", "promsnap verify --deep (unpack, SHA-256 and TSDB structure of every file)", "base"),
     "restic-full": ("restic", "restic backup, fresh repo in Garage", "base"),
     "restic-incr-same": ("restic", "restic backup again, nothing new", "base"),
     "restic-incr-day": ("restic", "restic backup of the next snapshot dir (new path)", "next"),
@@ -62,7 +64,7 @@ CASES = {
     "rclone-restore": ("rclone", "rclone cat | zstd -d | tar -x (info)", "base"),
 }
 GROUPS = ["ref", "local", "garage", "restic", "rclone"]
-VERIFY_CASES = ("local-verify", "garage-verify")
+VERIFY_CASES = ("local-verify", "garage-verify", "local-verify-deep", "garage-verify-deep")
 
 
 class Bench:
@@ -226,7 +228,7 @@ class Bench:
 
     def promsnap_group(self, kind, r):
         """local-* or garage-*: full, incremental (same, +1 day), restore, verify."""
-        names = [f"{kind}-{c}" for c in ("full", "incr-same", "incr-day", "restore", "verify")]
+        names = [f"{kind}-{c}" for c in ("full", "incr-same", "incr-day", "restore", "verify", "verify-deep")]
         if kind == "local":
             repo_dir = os.path.join(self.work, f"local-repo-{r}")
             repo = repo_dir
@@ -266,6 +268,11 @@ class Bench:
                                                            "--json"), check=False)
                 if rec["exit_code"] != 0:
                     log(f"WARNING: {names[4]} exited {rec['exit_code']}")
+            if self.want(names[5]):
+                rec, _ = self.step(names[5], self.promsnap("verify", full["snapshot_id"], "--repo", repo,
+                                                           "--deep", "--json"), check=False)
+                if rec["exit_code"] != 0:
+                    log(f"WARNING: {names[5]} exited {rec['exit_code']}")
         if kind == "local":
             shutil.rmtree(repo_dir, ignore_errors=True)
             if self.want("local-full-z1"):
