@@ -57,7 +57,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --instance 'Name this Prometheus in the repository [default: the host name]'
             cand --concurrency 'Blocks packed and uploaded at the same time [default: 2]'
             cand --zstd-level 'zstd compression level, 1 (fastest) to 19 [default: 3]'
-            cand --zstd-threads 'zstd worker threads per block [default: number of CPUs]. With `--concurrency 1 --zstd-threads 1` promsnap uses about one core'
+            cand --zstd-threads 'zstd worker threads per block [default: number of CPUs]; 1 compresses on the thread that reads the block. With `--concurrency 1 --zstd-threads 1` a backup uses one core, to spare a busy host'
             cand --prometheus-config 'Prometheus''s configuration file, stored with the snapshot together with every rule file its rule_files reference [default: the config.file Prometheus reports, when it is readable here; if not, a warning]. Given explicitly, a file that cannot be read is an error'
             cand --include 'Also store this file with the snapshot, e.g. file_sd target files or alertmanager.yml (repeatable). A file that cannot be read is an error'
             cand --ha-group 'Prometheus high availability: replicas of one group that all run this backup store one snapshot per --min-interval between them. NAME names the group; `auto` derives it from the external labels minus the replica label(s). A replica that finds a recent snapshot of its group (or another replica storing one) skips, exits 0 and says why'

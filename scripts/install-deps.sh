@@ -24,6 +24,13 @@ else
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus
 fi
 
+if command -v openssl >/dev/null; then
+    log "openssl present"
+else
+    log "installing Debian package openssl (test certificates)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y openssl
+fi
+
 if command -v prometheus-pushgateway >/dev/null; then
     log "prometheus-pushgateway present"
 else

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ const JOB_SIZE: u32 = 4 * 1024 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct PackOptions {
     pub level: i32,
-    /// zstd worker threads; 0 compresses on the calling thread.
+    /// zstd worker threads; 0 or 1 compresses on the calling thread.
     pub threads: u32,
     /// Size of the chunks handed to the uploader.
     pub chunk_size: usize,
@@ -59,7 +59,9 @@ pub fn pack(
 ) -> Result<Packed> {
     let sink = HashingWriter::new(ChunkWriter::new(out, opts.chunk_size));
     let mut encoder = zstd::Encoder::new(sink, opts.level)?;
-    if opts.threads > 0 {
+    // One thread means no zstd workers at all: the thread that reads and
+    // hashes also compresses, so the whole backup stays on about one core.
+    if opts.threads > 1 {
         encoder.multithread(opts.threads)?;
         // zstd's default job for level 3 is 8 MiB, buffered in and out for
         // every worker plus two: smaller jobs keep memory flat at a ratio
@@ -155,7 +157,7 @@ pub struct Unpacked {
 /// Runs on a blocking thread. On error `dest` may hold partial files: the
 /// caller removes it.
 pub fn unpack(
-    input: impl Read,
+    input: impl BufRead,
     dest: &Path,
     expected: &[FileEntry],
     durable: bool,
@@ -167,7 +169,7 @@ pub fn unpack(
         count: 0,
     };
     {
-        let decoder = zstd::Decoder::new(&mut counted)?;
+        let decoder = zstd::Decoder::with_buffer(&mut counted)?;
         let mut archive = tar::Archive::new(decoder);
         for entry in archive.entries().context("not a valid archive")? {
             let mut entry = entry.context("not a valid archive")?;
@@ -210,6 +212,17 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for CountingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.count += amt as u64;
+        self.inner.consume(amt);
     }
 }
 

@@ -281,8 +281,9 @@ pub struct BackupArgs {
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: Option<i32>,
 
-    /// zstd worker threads per block [default: number of CPUs]. With
-    /// `--concurrency 1 --zstd-threads 1` promsnap uses about one core.
+    /// zstd worker threads per block [default: number of CPUs]; 1 compresses
+    /// on the thread that reads the block. With `--concurrency 1
+    /// --zstd-threads 1` a backup uses one core, to spare a busy host.
     #[arg(long, value_name = "N")]
     pub zstd_threads: Option<u32>,
 

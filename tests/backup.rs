@@ -239,3 +239,172 @@ fn backup_settings_come_from_the_configuration_file() {
         "from-flag"
     );
 }
+
+/// A bearer token (for a Prometheus behind an authenticating proxy) is sent
+/// as `Authorization: Bearer ...` on every request, and never printed.
+/// Prometheus has no bearer auth of its own, so a listener stands in for the
+/// proxy and records what promsnap sends.
+#[test]
+fn bearer_token_is_sent_and_never_printed() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let token = "t0ken-that-must-not-leak";
+    let token_file = work.path().join("token");
+    fs::write(&token_file, format!("{token}\n")).unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let child = target
+        .cmd(&[
+            "backup",
+            "--prometheus-url",
+            &url,
+            "--data-dir",
+            work.path().to_str().unwrap(),
+            "--prometheus-bearer-token-file",
+            token_file.to_str().unwrap(),
+            "--retries",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before the headers ended");
+        request.extend_from_slice(&buf[..n]);
+    }
+    conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    drop(conn);
+    let out = child.wait_with_output().unwrap();
+    let request = String::from_utf8_lossy(&request).to_lowercase();
+    assert!(
+        request.contains(&format!("authorization: bearer {}", token.to_lowercase())),
+        "{request}"
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(
+        !stdout.contains(token) && !stderr.contains(token),
+        "the token was printed"
+    );
+}
+
+/// Makes a throwaway CA and a server certificate for 127.0.0.1 with openssl.
+fn tls_files(dir: &Path) {
+    let openssl = support::require_tool("openssl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=promsnap test CA",
+        "-days",
+        "2",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// Prometheus serving TLS with a certificate from a private CA: refused
+/// without --prometheus-ca-cert, backed up with it.
+#[test]
+fn prometheus_with_tls_and_a_private_ca() {
+    let work = tempfile::tempdir().unwrap();
+    tls_files(work.path());
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        work.path().join("server.crt").display(),
+        work.path().join("server.key").display()
+    );
+    let prom = Prometheus::start_with(
+        &data,
+        StartOptions {
+            web_config_yaml: Some(web),
+            ..Default::default()
+        },
+    );
+    let url = prom.url.replace("http://", "https://");
+    let target = Target::local(&work.path().join("repo"));
+    let data_s = data.to_str().unwrap();
+    target
+        .run(&[
+            "backup",
+            "--prometheus-url",
+            &url,
+            "--data-dir",
+            data_s,
+            "--retries",
+            "0",
+        ])
+        .expect_failure(1, &["could not reach Prometheus", "certificate"]);
+    let ca = work.path().join("ca.crt");
+    let ok = target.ok(&[
+        "backup",
+        "--prometheus-url",
+        &url,
+        "--data-dir",
+        data_s,
+        "--prometheus-ca-cert",
+        ca.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(ok.json()["blocks_new"], FIXTURE_BLOCKS);
+}

@@ -7,7 +7,7 @@
 //! while the next bytes arrive.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,6 +52,13 @@ pub async fn unpack_object(
                 Some(Ok(c)) => {
                     hasher.update(c);
                     progress.advance(c.len() as u64);
+                    if batch.is_empty() && c.len() >= HANDOFF {
+                        // Already big (a whole range): hand it on as it is.
+                        if tx.send(Ok(c.clone())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     batch.extend_from_slice(c);
                     batch.len() >= HANDOFF
                 }
@@ -128,15 +135,29 @@ impl ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The decompressor reads straight out of the downloaded chunks: no copy
+/// into a buffer of its own.
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(chunk) => self.current = chunk?,
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
+        Ok(&self.current)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        bytes::Buf::advance(&mut self.current, amt);
     }
 }
 

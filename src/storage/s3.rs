@@ -48,10 +48,10 @@ use crate::error::Hinted;
 use crate::retry::Backoff;
 
 /// Downloads of objects larger than this are split into ranges of this size.
-const RANGE: u64 = 8 * 1024 * 1024;
+const RANGE: u64 = 4 * 1024 * 1024;
 
 /// How many ranges of one object are downloaded at the same time.
-const PARALLEL_RANGES: usize = 3;
+const PARALLEL_RANGES: usize = 4;
 
 /// How many parts of one object are uploaded at the same time. With the
 /// part being filled, an upload holds at most three parts in memory.

@@ -261,7 +261,8 @@ fn wait_ready(child: &mut Child, url: &str, log_path: &Path, auth: bool) -> Star
         // /-/ready answers 503 while the TSDB is still loading.
         match http_get(&ready_url) {
             Ok((200, _)) => return Startup::Ready,
-            Ok((401, _)) if auth => return Startup::Ready,
+            // 401: basic auth; 400: TLS on (we asked over plain HTTP).
+            Ok((401 | 400, _)) if auth => return Startup::Ready,
             _ => {}
         }
         sleep(Duration::from_millis(100));
