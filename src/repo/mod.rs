@@ -7,6 +7,7 @@
 //! blocks/<ULID>/<fingerprint>.tar.zst    one archive per block version
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
 //! configs/<sha256>                       a configuration or rule file, by content
+//! locks/<id>.json                        who is using the repository (lock.rs)
 //! ```
 //!
 //! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
