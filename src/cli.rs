@@ -92,9 +92,8 @@ pub struct GlobalArgs {
     pub max_bandwidth: Option<String>,
 
     /// Lock file that keeps two runs from overlapping; a second run exits 4
-    /// at once [default: DATA_DIR/.promsnap.lock for backup, else
-    /// .promsnap.lock in a local repository, else one per repository in
-    /// $XDG_RUNTIME_DIR or the temp dir].
+    /// at once [default: DATA_DIR/.promsnap.lock for backup, else one file
+    /// per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir].
     #[arg(long, global = true, env = "PROMSNAP_LOCK_FILE", value_name = "FILE")]
     pub lock_file: Option<PathBuf>,
 }
