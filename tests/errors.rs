@@ -7,8 +7,6 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::cmd::{bare, Target};
 use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS};
 
@@ -25,12 +23,6 @@ fn backed_up_repo(work: &Path) -> (Target, PathBuf) {
         "t",
     ]);
     (target, data)
-}
-
-fn manifest_path(repo: &str) -> PathBuf {
-    let dir = Path::new(repo).join("snapshots");
-    let entry = fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
-    entry.path()
 }
 
 #[test]
@@ -233,8 +225,7 @@ fn non_empty_target_needs_force_and_force_deletes_nothing() {
 fn tampered_manifest_cannot_steer_the_restore() {
     let work = tempfile::tempdir().unwrap();
     let (target, _) = backed_up_repo(work.path());
-    let path = manifest_path(&target.repo);
-    let mut manifest: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let (path, mut manifest) = support::only_manifest(Path::new(&target.repo));
     manifest["blocks"][0]["ulid"] = "../../x".into();
     fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let dest = work.path().join("nested/dest");
@@ -251,8 +242,7 @@ fn tampered_manifest_cannot_steer_the_restore() {
 fn tar_entry_escaping_the_block_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let (target, _) = backed_up_repo(work.path());
-    let path = manifest_path(&target.repo);
-    let mut manifest: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let (path, mut manifest) = support::only_manifest(Path::new(&target.repo));
     let block = &mut manifest["blocks"][0];
     let payload = b"owned";
     let sha = |b: &[u8]| {
@@ -303,8 +293,7 @@ fn tar_entry_escaping_the_block_is_refused() {
 fn a_failed_restore_can_be_resumed() {
     let work = tempfile::tempdir().unwrap();
     let (target, _) = backed_up_repo(work.path());
-    let manifest: Value =
-        serde_json::from_slice(&fs::read(manifest_path(&target.repo)).unwrap()).unwrap();
+    let (_, manifest) = support::only_manifest(Path::new(&target.repo));
     let last = &manifest["blocks"][FIXTURE_BLOCKS - 1];
     let object = Path::new(&target.repo).join(last["object"]["key"].as_str().unwrap());
     let good = fs::read(&object).unwrap();

@@ -1,7 +1,6 @@
 //! Prometheus high availability: replicas of one group run the same backup
 //! job, and the group stores one backup per period between them.
 
-use std::fs;
 use std::path::Path;
 use std::thread;
 
@@ -160,14 +159,7 @@ fn the_first_ready_prometheus_is_used() {
         "{}",
         run.stderr
     );
-    let manifest_dir = repo.join("snapshots");
-    let path = fs::read_dir(manifest_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let manifest: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    let (_, manifest) = support::only_manifest(&repo);
     assert_eq!(manifest["source"]["prometheus_url"], b.url.as_str());
     assert_eq!(manifest["source"]["external_labels"]["replica"], "b");
 

@@ -159,10 +159,7 @@ fn truncated_chunk_file() {
 }
 
 fn manifest(target: &Target) -> (PathBuf, Value) {
-    let dir = Path::new(&target.repo).join("snapshots");
-    let path = fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
-    let json = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    (path, json)
+    support::only_manifest(Path::new(&target.repo))
 }
 
 #[test]

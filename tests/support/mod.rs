@@ -134,6 +134,25 @@ pub fn promsnap() -> Command {
     cmd
 }
 
+/// The only manifest in a local repository: its path and its JSON (tests
+/// that tamper with a repository edit it and write it back).
+pub fn only_manifest(repo: &Path) -> (PathBuf, serde_json::Value) {
+    let mut entries = fs::read_dir(repo.join("snapshots")).expect("a snapshots/ directory");
+    let path = entries
+        .next()
+        .expect("one manifest")
+        .expect("readable")
+        .path();
+    assert!(
+        entries.next().is_none(),
+        "more than one manifest in {}",
+        repo.display()
+    );
+    let json =
+        serde_json::from_slice(&fs::read(&path).expect("read manifest")).expect("manifest JSON");
+    (path, json)
+}
+
 /// Last `lines` lines of a (log) file, for panic messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_else(|e| format!("<cannot read log: {e}>"));
