@@ -56,7 +56,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --from-dir 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped'
             cand --instance 'Name this Prometheus in the repository [default: the host name]'
             cand --concurrency 'Blocks packed and uploaded at the same time [default: 2]'
-            cand --zstd-level 'zstd compression level, 1 (fastest) to 19 [default: 3]'
+            cand --zstd-level 'zstd compression level, 1 (fastest) to 19 [default: 1]. promsnap tunes zstd for TSDB chunks, so level 1 already stores about as little as restic; higher levels trade CPU time for a few percent'
             cand --zstd-threads 'zstd worker threads per block [default: number of CPUs]; 1 compresses on the thread that reads the block. With `--concurrency 1 --zstd-threads 1` a backup uses one core, to spare a busy host'
             cand --prometheus-config 'Prometheus''s configuration file, stored with the snapshot together with every rule file its rule_files reference [default: the config.file Prometheus reports, when it is readable here; if not, a warning]. Given explicitly, a file that cannot be read is an error'
             cand --include 'Also store this file with the snapshot, e.g. file_sd target files or alertmanager.yml (repeatable). A file that cannot be read is an error'

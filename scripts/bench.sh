@@ -42,9 +42,9 @@ Options:
   -h, --help           this help
 
 Cases: ref-tar ref-zstd ref-zstd3 | local-full local-incr-same local-incr-day local-restore
-local-full-z1 | garage-full garage-incr-same garage-incr-day garage-restore |
-restic-full restic-incr-same restic-incr-day restic-restore | rclone-full
-rclone-restore | local-verify garage-verify (only once `promsnap verify` exists)
+local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-full-z3 | garage-full
+garage-incr-same garage-incr-day garage-restore garage-verify garage-verify-deep |
+restic-full restic-incr-same restic-incr-day restic-restore | rclone-full rclone-restore
 EOF
 }
 

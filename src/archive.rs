@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
+use crate::direct_io::DirectReader;
 use crate::progress::Progress;
 use crate::repo::manifest::FileEntry;
 use crate::storage::BodyWriter;
@@ -30,6 +31,18 @@ use crate::tsdb::{validate_file_path, Block};
 
 /// zstd's multi-threading job size.
 const JOB_SIZE: u32 = 4 * 1024 * 1024;
+
+/// The default zstd level (see [`MIN_MATCH`] for why level 1 is enough).
+pub const DEFAULT_LEVEL: i32 = 1;
+
+/// zstd's shortest match, in bytes. zstd's levels 1 to 16 look for matches
+/// of 5 or 6 bytes, which suits text; Prometheus chunks are bit-packed
+/// (delta-of-delta timestamps, XOR'd floats) and repeat mostly in short runs.
+/// On the benchmark TSDB (1231 MB) a minimum of 4 makes level 1 store 955 MB
+/// instead of 1060 MB for about 1.4x its CPU time, still well below level 3's
+/// (which stores 934 MB, or 883 MB with this setting). Levels 17 and up
+/// already use 4 or 3 and keep their own.
+const MIN_MATCH: u32 = 4;
 
 /// How to compress.
 #[derive(Clone, Copy, Debug)]
@@ -59,11 +72,14 @@ pub fn pack(
 ) -> Result<Packed> {
     let sink = HashingWriter::new(ChunkWriter::new(out, opts.chunk_size));
     let mut encoder = zstd::Encoder::new(sink, opts.level)?;
+    if opts.level <= 16 {
+        encoder.set_parameter(zstd::zstd_safe::CParameter::MinMatch(MIN_MATCH))?;
+    }
     // One thread means no zstd workers at all: the thread that reads and
     // hashes also compresses, so the whole backup stays on about one core.
     if opts.threads > 1 {
         encoder.multithread(opts.threads)?;
-        // zstd's default job for level 3 is 8 MiB, buffered in and out for
+        // zstd's default job is up to 8 MiB, buffered in and out for
         // every worker plus two: smaller jobs keep memory flat at a ratio
         // cost of well under 1% (the jobs overlap by part of the window).
         encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
@@ -104,7 +120,10 @@ fn append_file<W: Write>(
     progress: &Arc<dyn Progress>,
 ) -> Result<FileEntry> {
     let path = block_dir.join(rel);
-    let file = File::open(&path).with_context(|| format!("could not open {}", path.display()))?;
+    // Direct reads: each byte is read once, and caching it would only push
+    // Prometheus's own pages out of memory (see `direct_io`).
+    let file =
+        DirectReader::open(&path).with_context(|| format!("could not open {}", path.display()))?;
     let mut header = tar::Header::new_gnu();
     header.set_path(rel)?;
     header.set_size(size);

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod cli;
 pub mod commands;
+pub mod direct_io;
 pub mod error;
 pub mod metrics;
 pub mod output;

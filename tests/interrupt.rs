@@ -189,3 +189,67 @@ fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
         1
     );
 }
+
+#[test]
+fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    let target = Target::local(&work.path().join("repo"));
+    let backup = [
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let mut slow = backup.to_vec();
+    slow.extend(["--max-bandwidth", "20KiB/s"]);
+    let mut child = target
+        .cmd(&slow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let snapshots = data.join("snapshots");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&snapshots)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    wait_until("the snapshot and promsnap's marker", || names().len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "KILL");
+    child.wait().unwrap();
+    let left = names();
+    assert_eq!(left.len(), 2, "{left:?}");
+    let orphan = left.iter().find(|n| !n.starts_with('.')).unwrap().clone();
+    assert_eq!(left[0], format!(".promsnap-{orphan}"));
+
+    let out = target.ok(&backup);
+    assert!(
+        out.stderr.contains(&format!("removed snapshot {orphan}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        names().is_empty(),
+        "the rerun removes the orphan and its own snapshot: {:?}",
+        names()
+    );
+    assert_eq!(
+        target
+            .ok(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -47,9 +47,11 @@ CASES = {
     "local-incr-same": ("local", "promsnap backup again, nothing new", "base"),
     "local-incr-day": ("local", "promsnap backup after one more day + compaction", "next"),
     "local-restore": ("local", "promsnap restore from local repo", "base"),
-    "local-full-z1": ("local", "promsnap backup --zstd-level 1, empty local repo (info)", "base"),
+    "local-full-z3": ("local", "promsnap backup --zstd-level 3, empty local repo (info)", "base"),
     "local-verify": ("local", "promsnap verify (download + SHA-256 of every object)", "base"),
     "local-verify-deep": ("local", "promsnap verify --deep (unpack, SHA-256 and TSDB structure of every file)", "base"),
+    "ref-unzstd": ("local", "zstd -d of the local repo's archives, one process per core (decompression limit)", "base"),
+    "ref-unzstd-sha": ("local", "openssl sha256 of each archive and of its zstd -d output, per core (deep's hashing, no parsing)", "base"),
     "garage-full": ("garage", "promsnap backup, empty bucket", "base"),
     "garage-incr-same": ("garage", "promsnap backup again, nothing new", "base"),
     "garage-incr-day": ("garage", "promsnap backup after one more day + compaction", "next"),
@@ -76,7 +78,7 @@ class Bench:
         self.work = args.work
         self.results = {name: [] for name in CASES}
         self.selected = select(args.only)
-        # Extra flags for every promsnap backup (not local-full-z1) / restore,
+        # Extra flags for every promsnap backup (not local-full-z3) / restore,
         # to compare settings: e.g. --backup-args "--zstd-level 1".
         self.backup_args = shlex.split(args.backup_args)
         self.restore_args = shlex.split(args.restore_args)
@@ -237,7 +239,8 @@ class Bench:
             bucket = self.bucket(f"promsnap-{r}")
             repo = f"s3://{bucket}/prometheus"
             stored = lambda: self.bucket_bytes(bucket)  # noqa: E731
-        if self.want(*names):
+        deep_refs = ("ref-unzstd", "ref-unzstd-sha") if kind == "local" else ()
+        if self.want(*names, *deep_refs):
             backup = self.promsnap("backup", "--repo", repo, "--instance", "bench", "--json",
                                    *self.backup_args)
             rec, out = self.step(names[0], [*backup, "--from-dir", self.snap["base"]])
@@ -273,15 +276,25 @@ class Bench:
                                                            "--deep", "--json"), check=False)
                 if rec["exit_code"] != 0:
                     log(f"WARNING: {names[5]} exited {rec['exit_code']}")
+        if kind == "local" and os.path.isdir(os.path.join(repo_dir, "blocks")):
+            # The references for verify --deep read the archives just verified.
+            cores = os.cpu_count() or 1
+            each = "find blocks -name '*.tar.zst' -print0 | xargs -0 -P%d -n1 sh -c " % cores
+            if self.want("ref-unzstd"):
+                self.step("ref-unzstd", each + "'zstd -qdc \"$0\" > /dev/null'", cwd=repo_dir)
+            if self.want("ref-unzstd-sha"):
+                self.step("ref-unzstd-sha",
+                          each + "'openssl dgst -sha256 \"$0\" > /dev/null && zstd -qdc \"$0\" | openssl dgst -sha256 > /dev/null'",
+                          cwd=repo_dir)
         if kind == "local":
             shutil.rmtree(repo_dir, ignore_errors=True)
-            if self.want("local-full-z1"):
-                repo_z1 = os.path.join(self.work, f"local-repo-z1-{r}")
-                rec, out = self.step("local-full-z1", self.promsnap(
-                    "backup", "--repo", repo_z1, "--instance", "bench", "--json", "--zstd-level", "1",
+            if self.want("local-full-z3"):
+                repo_z3 = os.path.join(self.work, f"local-repo-z3-{r}")
+                rec, out = self.step("local-full-z3", self.promsnap(
+                    "backup", "--repo", repo_z3, "--instance", "bench", "--json", "--zstd-level", "3",
                     "--from-dir", self.snap["base"]))
-                rec.update(promsnap=json.loads(out), stored_bytes=tree_bytes(repo_z1))
-                shutil.rmtree(repo_z1)
+                rec.update(promsnap=json.loads(out), stored_bytes=tree_bytes(repo_z3))
+                shutil.rmtree(repo_z3)
 
     def restic_group(self, r):
         names = ("restic-full", "restic-incr-same", "restic-incr-day", "restic-restore")
@@ -409,6 +422,9 @@ def targets(summary):
     ratio("stored bytes (Garage, full) vs restic's", "garage-full", "restic-full", 1.0, field="stored_bytes")
     absolute("incremental, nothing new (wall)", ["local-incr-same", "garage-incr-same"], "wall_s", 2, "s")
     ratio("restore from Garage vs restic restore", "garage-restore", "restic-restore", 0.8)
+    ratio("verify --deep (local) vs zstd -d on all cores", "local-verify-deep", "ref-unzstd", 1.0)
+    ratio("verify --deep (local) vs sha256 + zstd -d + sha256 on all cores (info)", "local-verify-deep",
+          "ref-unzstd-sha", 1.0)
     promsnap_cases = [c for c in CASES if c.startswith(("local-", "garage-")) and c in summary]
     if promsnap_cases:
         worst = max(promsnap_cases, key=lambda c: summary[c]["peak_rss_mb"]["max"])

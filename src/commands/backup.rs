@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use indicatif::{HumanBytes, HumanDuration};
 
 use super::Outcome;
-use crate::archive::PackOptions;
+use crate::archive::{self, PackOptions};
 use crate::cli::{BackupArgs, PolicyArgs};
 use crate::error::{ExitStatus, Hinted};
 use crate::metrics::RunSummary;
@@ -19,7 +19,7 @@ use crate::repo::manifest::Source;
 use crate::repo::prune::PruneOptions;
 use crate::repo::{ha, Repository};
 use crate::settings::{self, FileConfig};
-use crate::tsdb::{self, Block};
+use crate::tsdb::{self, snapshots, Block};
 
 /// Size of the chunks handed from the compressor to the uploader.
 const CHUNK_SIZE: usize = 4 * 1024 * 1024;
@@ -97,13 +97,16 @@ pub async fn run(args: BackupArgs, file: &FileConfig, printer: &Printer) -> Resu
         }
         (None, Some((prom, mut source))) => {
             let data_dir = data_dir(&prom, &args, file).await?;
+            for name in snapshots::remove_orphans(&data_dir) {
+                printer.info(&format!(
+                    "removed snapshot {name}, left behind by a promsnap run that was killed"
+                ));
+            }
             let name = prom.snapshot(args.skip_head).await?;
             source.snapshot_name = Some(name.clone());
-            let snap_dir = data_dir.join("snapshots").join(&name);
-            let _cleanup = SnapshotCleanup {
-                dir: snap_dir.clone(),
-                keep: args.keep_local_snapshot,
-            };
+            // From here on the snapshot is removed however the run ends.
+            let taken = snapshots::Taken::record(&data_dir, &name, args.keep_local_snapshot)?;
+            let snap_dir = taken.dir().to_path_buf();
             printer.info(&format!(
                 "Prometheus made snapshot {name} at {}",
                 snap_dir.display()
@@ -218,7 +221,10 @@ fn options(args: &BackupArgs, file: &FileConfig) -> Result<BackupOptions> {
     Ok(BackupOptions {
         concurrency,
         pack: PackOptions {
-            level: args.zstd_level.or(f.zstd_level).unwrap_or(3),
+            level: args
+                .zstd_level
+                .or(f.zstd_level)
+                .unwrap_or(archive::DEFAULT_LEVEL),
             threads: args.zstd_threads.or(f.zstd_threads).unwrap_or(cpus),
             chunk_size: CHUNK_SIZE,
         },
@@ -480,30 +486,6 @@ fn from_dir(dir: &Path, printer: &Printer) -> Result<(Vec<Block>, Source)> {
         directory: Some(dir.display().to_string()),
     };
     Ok((blocks, source))
-}
-
-/// Removes the snapshot directory when the backup ends, however it ends
-/// (success, error or Ctrl-C), so snapshots never pile up on the
-/// Prometheus disk.
-struct SnapshotCleanup {
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for SnapshotCleanup {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!(
-                    "warning: could not remove the local snapshot {}: {e}; remove it by hand",
-                    self.dir.display()
-                );
-            }
-        }
-    }
 }
 
 fn print_report(r: &BackupReport, json: bool, printer: &Printer) -> Result<()> {

@@ -70,11 +70,22 @@ impl Body {
         match self.0.recv().await {
             Some(Msg::Data(b)) => Ok(Some(b)),
             Some(Msg::End) => Ok(None),
-            None => Err(anyhow::anyhow!(
-                "the producer stopped before the end of the object; nothing was stored"
-            )),
+            None => Err(producer_gone()),
         }
     }
+
+    /// [`Body::next`] for consumers on a blocking thread.
+    pub fn blocking_next(&mut self) -> Result<Option<Bytes>> {
+        match self.0.blocking_recv() {
+            Some(Msg::Data(b)) => Ok(Some(b)),
+            Some(Msg::End) => Ok(None),
+            None => Err(producer_gone()),
+        }
+    }
+}
+
+fn producer_gone() -> anyhow::Error {
+    anyhow::anyhow!("the producer stopped before the end of the object; nothing was stored")
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
+use crate::direct_io::StagingWriter;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 const READ_CHUNK: usize = 1 << 20;
 
@@ -64,19 +65,24 @@ impl Storage for LocalStorage {
             key.file_name(),
             rand::random::<u32>()
         ));
-        let mut guard = StagingGuard(Some(staging.clone()));
-        let mut file = tokio::fs::File::create(&staging)
-            .await
+        let mut file = StagingWriter::create(&staging)
             .with_context(|| format!("could not create {}", staging.display()))?;
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await? {
-            file.write_all(&chunk)
-                .await
-                .with_context(|| format!("could not write {}", staging.display()))?;
-            written += chunk.len() as u64;
-        }
-        file.sync_all().await?;
-        drop(file);
+        // The future owns the guard: a cancelled put (Ctrl-C, a sibling
+        // failed) removes its staging file at once. The writing thread then
+        // finishes into an unlinked file, which the kernel frees.
+        let mut guard = StagingGuard(Some(staging.clone()));
+        let task = tokio::task::spawn_blocking({
+            let staging = staging.clone();
+            move || -> Result<u64> {
+                while let Some(chunk) = body.blocking_next()? {
+                    file.write(&chunk)
+                        .with_context(|| format!("could not write {}", staging.display()))?;
+                }
+                file.finish()
+                    .with_context(|| format!("could not write {}", staging.display()))
+            }
+        });
+        let written = task.await??;
         tokio::fs::rename(&staging, &target)
             .await
             .with_context(|| format!("could not rename into {}", target.display()))?;

@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod meta;
+pub mod snapshots;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
