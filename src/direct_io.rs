@@ -25,16 +25,67 @@ use std::path::{Path, PathBuf};
 
 /// Alignment of direct I/O: covers 512-byte and 4 KiB logical sectors.
 const ALIGN: usize = 4096;
-/// Size of one direct read or write. Direct reads get no readahead, so
-/// each one is large enough to keep a disk busy on its own.
-const DIRECT_BUF: usize = 4 * 1024 * 1024;
+/// Size of one direct read or write: large enough that a disk stays busy
+/// without the kernel's readahead, small next to the upload buffers (the
+/// tar stream is cut into 4 MiB zstd jobs and 8 MiB parts downstream).
+const DIRECT_BUF: usize = 1024 * 1024;
 
-/// A buffer of `DIRECT_BUF` bytes at an `ALIGN`ed address: the range
-/// `start..start + DIRECT_BUF` of an over-allocated vector.
-fn aligned_buffer() -> (Vec<u8>, usize) {
-    let buf = vec![0; DIRECT_BUF + ALIGN];
-    let start = buf.as_ptr().align_offset(ALIGN);
-    (buf, start)
+/// `DIRECT_BUF` bytes of an anonymous mapping: page-aligned (as direct I/O
+/// needs), and given back to the kernel when dropped. Freed heap blocks of
+/// this size stay in the allocator's per-thread arenas, which showed as
+/// 30 MB more peak RSS.
+struct AlignedBuf(std::ptr::NonNull<u8>);
+
+// SAFETY: the mapping is owned by this value alone.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn new() -> io::Result<Self> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is
+        // touched, and the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                DIRECT_BUF,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        debug_assert_eq!(ptr as usize % ALIGN, 0);
+        Ok(AlignedBuf(
+            std::ptr::NonNull::new(ptr.cast()).expect("mmap never returns null on success"),
+        ))
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: DIRECT_BUF readable bytes (zero-filled by the kernel),
+        // alive as long as self.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), DIRECT_BUF) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), DIRECT_BUF) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, once.
+        unsafe {
+            libc::munmap(self.0.as_ptr().cast(), DIRECT_BUF);
+        }
+    }
 }
 
 fn is_einval(e: &io::Error) -> bool {
@@ -59,9 +110,8 @@ pub struct DirectReader {
     path: PathBuf,
     file: File,
     direct: bool,
-    buf: Vec<u8>,
-    start: usize,
-    /// The unread bytes are `buf[start + pos..start + end]`.
+    buf: Option<AlignedBuf>,
+    /// The unread bytes are `buf[pos..end]`.
     pos: usize,
     end: usize,
     /// Bytes read from the file so far.
@@ -79,8 +129,7 @@ impl DirectReader {
             path: path.to_path_buf(),
             file,
             direct,
-            buf: Vec::new(),
-            start: 0,
+            buf: None,
             pos: 0,
             end: 0,
             offset: 0,
@@ -89,12 +138,12 @@ impl DirectReader {
 
     /// Refills the buffer with up to `DIRECT_BUF` bytes.
     fn fill(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            (self.buf, self.start) = aligned_buffer();
-        }
-        let window = self.start..self.start + DIRECT_BUF;
+        let buf = match &mut self.buf {
+            Some(b) => b,
+            None => self.buf.insert(AlignedBuf::new()?),
+        };
         let n = loop {
-            match self.file.read(&mut self.buf[window.clone()]) {
+            match self.file.read(buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Refused after all, or a short read (end of file) left the
@@ -121,8 +170,10 @@ impl Read for DirectReader {
             self.fill()?;
         }
         let n = (self.end - self.pos).min(out.len());
-        let at = self.start + self.pos;
-        out[..n].copy_from_slice(&self.buf[at..at + n]);
+        if n > 0 {
+            let buf = self.buf.as_ref().expect("filled");
+            out[..n].copy_from_slice(&buf[self.pos..self.pos + n]);
+        }
         self.pos += n;
         Ok(n)
     }
@@ -132,10 +183,8 @@ impl Read for DirectReader {
 pub struct StagingWriter {
     path: PathBuf,
     file: File,
-    /// Over-allocated by `ALIGN` so that an aligned window of `DIRECT_BUF`
-    /// bytes starts at `start`.
-    buf: Vec<u8>,
-    start: usize,
+    /// Holds `filled` bytes not yet written.
+    buf: Option<AlignedBuf>,
     filled: usize,
     direct: bool,
     written: u64,
@@ -153,8 +202,7 @@ impl StagingWriter {
         Ok(StagingWriter {
             path: path.to_path_buf(),
             file,
-            buf: Vec::new(),
-            start: 0,
+            buf: None,
             filled: 0,
             direct,
             written: 0,
@@ -168,13 +216,13 @@ impl StagingWriter {
             return self.file.write_all(data);
         }
         while !data.is_empty() {
-            if self.buf.is_empty() {
-                // Allocated on first use; small objects touch a page or two.
-                (self.buf, self.start) = aligned_buffer();
-            }
+            // Mapped on first use; small objects touch a page or two.
+            let buf = match &mut self.buf {
+                Some(b) => b,
+                None => self.buf.insert(AlignedBuf::new()?),
+            };
             let n = (DIRECT_BUF - self.filled).min(data.len());
-            let at = self.start + self.filled;
-            self.buf[at..at + n].copy_from_slice(&data[..n]);
+            buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
             if self.filled == DIRECT_BUF {
@@ -185,9 +233,9 @@ impl StagingWriter {
     }
 
     fn flush_direct(&mut self) -> io::Result<()> {
-        let window = self.start..self.start + DIRECT_BUF;
+        let buf = self.buf.as_ref().expect("a full buffer");
         if self.direct {
-            match self.file.write(&self.buf[window.clone()]) {
+            match self.file.write(buf) {
                 Ok(n) if n == DIRECT_BUF => {
                     self.filled = 0;
                     return Ok(());
@@ -198,20 +246,14 @@ impl StagingWriter {
                 // The filesystem opened with O_DIRECT but will not write this
                 // way after all; nothing was written, so go buffered.
                 Err(e) if is_einval(&e) => {
-                    self.reopen_buffered()?;
+                    self.file = OpenOptions::new().append(true).open(&self.path)?;
                     self.direct = false;
                 }
                 Err(e) => return Err(e),
             }
         }
-        self.file.write_all(&self.buf[window])?;
+        self.file.write_all(buf)?;
         self.filled = 0;
-        Ok(())
-    }
-
-    /// An ordinary handle that appends after what is on disk.
-    fn reopen_buffered(&mut self) -> io::Result<()> {
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
     }
 
@@ -221,15 +263,14 @@ impl StagingWriter {
             path,
             file,
             buf,
-            start,
             filled,
             written,
             ..
         } = self;
-        if filled > 0 {
+        if let Some(buf) = buf.filter(|_| filled > 0) {
             // Less than a whole aligned buffer: an ordinary write.
             let mut tail = OpenOptions::new().append(true).open(&path)?;
-            tail.write_all(&buf[start..start + filled])?;
+            tail.write_all(&buf[..filled])?;
         }
         // fsync covers the inode, whichever handle wrote what.
         file.sync_all()?;
