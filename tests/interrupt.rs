@@ -3,7 +3,7 @@
 //! Prometheus snapshot behind, and the next run finishes the job.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,24 +126,49 @@ fn sigterm_during_a_multipart_upload() {
     target.ok(&["verify"]);
 }
 
+/// A real Prometheus over the fixture data, and an empty local repository.
+struct Setup {
+    data: PathBuf,
+    prom: Prometheus,
+    target: Target,
+    _work: tempfile::TempDir, // last: removed after Prometheus stopped
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let work = tempfile::tempdir().unwrap();
+        let data = work.path().join("data");
+        support::fixture_data_dir(&data);
+        let prom = Prometheus::start(&data);
+        let target = Target::local(&work.path().join("repo"));
+        Setup {
+            data,
+            prom,
+            target,
+            _work: work,
+        }
+    }
+
+    /// `backup` of this Prometheus, then `extra`.
+    fn backup<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "backup",
+            "--prometheus-url",
+            &self.prom.url,
+            "--data-dir",
+            self.data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+}
+
 #[test]
 fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    support::fixture_data_dir(&data);
-    let prom = Prometheus::start(&data);
-    let target = Target::local(&work.path().join("repo"));
-    let args = [
-        "backup",
-        "--prometheus-url",
-        &prom.url,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--max-bandwidth",
-        "20KiB/s",
-    ];
+    let setup = Setup::new();
+    let (data, target) = (&setup.data, &setup.target);
     let child = target
-        .cmd(&args)
+        .cmd(&setup.backup(&["--max-bandwidth", "20KiB/s"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -172,13 +197,7 @@ fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
         .as_array()
         .unwrap()
         .is_empty());
-    target.ok(&[
-        "backup",
-        "--prometheus-url",
-        &prom.url,
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    target.ok(&setup.backup(&[]));
     assert_eq!(
         target
             .ok(&["list", "--json"])
@@ -192,22 +211,10 @@ fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
 
 #[test]
 fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    support::fixture_data_dir(&data);
-    let prom = Prometheus::start(&data);
-    let target = Target::local(&work.path().join("repo"));
-    let backup = [
-        "backup",
-        "--prometheus-url",
-        &prom.url,
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
-    let mut slow = backup.to_vec();
-    slow.extend(["--max-bandwidth", "20KiB/s"]);
+    let setup = Setup::new();
+    let (data, target) = (&setup.data, &setup.target);
     let mut child = target
-        .cmd(&slow)
+        .cmd(&setup.backup(&["--max-bandwidth", "20KiB/s"]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -232,7 +239,7 @@ fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
     let orphan = left.iter().find(|n| !n.starts_with('.')).unwrap().clone();
     assert_eq!(left[0], format!(".promsnap-{orphan}"));
 
-    let out = target.ok(&backup);
+    let out = target.ok(&setup.backup(&[]));
     assert!(
         out.stderr.contains(&format!("removed snapshot {orphan}")),
         "{}",
