@@ -170,16 +170,26 @@ pub struct Unpacked {
     pub archive_size: u64,
 }
 
-/// Unpacks an archive stream into `dest` (which must exist and be empty),
-/// checking every entry against `expected`. With `durable`, every file is
-/// on disk (fsynced) when this returns; scratch copies (verify) skip that.
-/// Runs on a blocking thread. On error `dest` may hold partial files: the
-/// caller removes it.
-pub fn unpack(
+/// What is done with each entry while an archive is read (see
+/// [`read_entries`]): [`unpack`] writes files, `verify --deep` checks them.
+pub trait EntrySink {
+    /// The `chunks` directory entry.
+    fn chunks_dir(&mut self) -> Result<()>;
+
+    /// One file the manifest lists. `data` yields its bytes; whatever the
+    /// sink does not read is read (and hashed) after it returns.
+    fn file(&mut self, want: &FileEntry, data: &mut dyn Read) -> Result<()>;
+}
+
+/// Reads an archive stream, handing every entry to `sink` and checking it
+/// against `expected`: each path must be valid and listed once, each file's
+/// size and SHA-256 must match, and nothing may be missing. Runs on a
+/// blocking thread. The first mismatch is an error; what the sink did with
+/// the entries so far is for the caller to undo.
+pub fn read_entries(
     input: impl BufRead,
-    dest: &Path,
     expected: &[FileEntry],
-    durable: bool,
+    sink: &mut impl EntrySink,
 ) -> Result<Unpacked> {
     let mut wanted: HashMap<&str, &FileEntry> =
         expected.iter().map(|f| (f.path.as_str(), f)).collect();
@@ -195,16 +205,27 @@ pub fn unpack(
             let name = entry_path(&entry)?;
             match entry.header().entry_type() {
                 tar::EntryType::Directory if name.trim_end_matches('/') == "chunks" => {
-                    match std::fs::create_dir(dest.join("chunks")) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e.into()),
-                        _ => {}
-                    }
+                    sink.chunks_dir()?;
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let want = wanted.remove(name.as_str()).with_context(|| {
                         format!("archive entry {name:?} is not in the manifest (or appears twice)")
                     })?;
-                    write_checked(&mut entry, dest, want, durable)?;
+                    let mut reader = HashingReader::new(&mut entry, None);
+                    sink.file(want, &mut reader)?;
+                    io::copy(&mut reader, &mut io::sink())?;
+                    let (size, sha) = reader.finish();
+                    if size != want.size || sha != want.sha256 {
+                        bail!(
+                            "{} does not match the manifest: expected {} bytes with SHA-256 {}, \
+                             found {} bytes with SHA-256 {}",
+                            want.path,
+                            want.size,
+                            want.sha256,
+                            size,
+                            sha
+                        );
+                    }
                 }
                 other => bail!("archive entry {name:?} has unsupported type {other:?}"),
             }
@@ -219,6 +240,45 @@ pub fn unpack(
     Ok(Unpacked {
         archive_size: counted.count,
     })
+}
+
+/// Unpacks an archive stream into `dest` (which must exist and be empty),
+/// checking every entry against `expected`. With `durable`, every file is
+/// on disk (fsynced) when this returns; scratch copies (verify) skip that.
+/// Runs on a blocking thread. On error `dest` may hold partial files: the
+/// caller removes it.
+pub fn unpack(
+    input: impl BufRead,
+    dest: &Path,
+    expected: &[FileEntry],
+    durable: bool,
+) -> Result<Unpacked> {
+    read_entries(input, expected, &mut Unpacker { dest, durable })
+}
+
+/// Writes the files of an archive under `dest`.
+pub struct Unpacker<'a> {
+    pub dest: &'a Path,
+    /// fsync every file (a restore); not for scratch copies.
+    pub durable: bool,
+}
+
+impl EntrySink for Unpacker<'_> {
+    fn chunks_dir(&mut self) -> Result<()> {
+        // create_dir, not create_dir_all: if `dest` was removed under us
+        // (a cancelled restore), fail rather than recreate it.
+        match std::fs::create_dir(self.dest.join("chunks")) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn file(&mut self, want: &FileEntry, data: &mut dyn Read) -> Result<()> {
+        if want.path.starts_with("chunks/") {
+            self.chunks_dir()?;
+        }
+        write_file(data, &self.dest.join(&want.path), self.durable)
+    }
 }
 
 struct CountingReader<R> {
@@ -262,34 +322,18 @@ fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
 /// fsync, which then waits for the whole file at once.
 const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
 
-fn write_checked(
-    entry: &mut impl Read,
-    dest: &Path,
-    want: &FileEntry,
-    durable: bool,
-) -> Result<()> {
-    let path = dest.join(&want.path);
-    if want.path.starts_with("chunks/") {
-        // create_dir, not create_dir_all: if `dest` was removed under us
-        // (a cancelled restore), fail rather than recreate it.
-        match std::fs::create_dir(dest.join("chunks")) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e.into()),
-            _ => {}
-        }
-    }
-    let file = File::options()
+fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
+    let mut out = File::options()
         .write(true)
         .create_new(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("could not create {}", path.display()))?;
     // Reads go through a 1 MiB buffer and are written as they are: no
     // second buffer, no second copy.
-    let mut out = file;
-    let mut reader = HashingReader::new(entry, None);
     let mut buf = vec![0u8; 1 << 20];
     let mut since_writeback = 0u64;
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = data.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -302,18 +346,6 @@ fn write_checked(
     }
     if durable {
         out.sync_all()?;
-    }
-    let (size, sha) = reader.finish();
-    if size != want.size || sha != want.sha256 {
-        bail!(
-            "{} does not match the manifest: expected {} bytes with SHA-256 {}, found {} bytes \
-             with SHA-256 {}",
-            want.path,
-            want.size,
-            want.sha256,
-            size,
-            sha
-        );
     }
     Ok(())
 }

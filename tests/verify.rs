@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cmd::{bare, Run, Target};
+use crate::cmd::{bare, finish, Run, Target};
 use crate::support::{self, Prometheus};
 
 fn sha(bytes: &[u8]) -> String {
@@ -284,6 +284,64 @@ fn meta_json_naming_another_block() {
     assert_eq!(level_results(&target), [0, 0, 3]);
     let (_, report) = verify(&target, &["--deep"]);
     assert_problem(&report, "bad_meta", &ulid, Some("meta.json"), None);
+}
+
+/// Runs promsnap with `args` where no file larger than `limit` bytes can be
+/// written (RLIMIT_FSIZE: a larger write ends the process with SIGXFSZ).
+fn run_with_file_size_limit(target: &Target, args: &[&str], limit: u64) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = target.cmd(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    finish(cmd.output().expect("run promsnap"))
+}
+
+/// `verify --deep` checks chunk segments as they stream out of the archive
+/// and never writes them anywhere: it passes where no file the size of a
+/// segment can be written, while a restore (which must write them) cannot.
+#[test]
+fn deep_verify_never_writes_chunk_segments_to_scratch() {
+    let work = tempfile::tempdir().unwrap();
+    let (target, block) = backed_up(work.path(), |_| {});
+    let size = |f: &str| fs::metadata(block.join(f)).unwrap().len();
+    let limit = 16 * 1024;
+    assert!(size("index") < limit && size("chunks/000001") > limit);
+    let scratch = work.path().join("scratch");
+    let scratch = scratch.to_str().unwrap();
+    let run = run_with_file_size_limit(
+        &target,
+        &["verify", "--deep", "--json", "--scratch-dir", scratch],
+        limit,
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["objects_read"], support::FIXTURE_BLOCKS);
+    // The limit is real: restoring the same snapshot has to write segments.
+    let restored = work.path().join("restored");
+    let run = run_with_file_size_limit(
+        &target,
+        &[
+            "restore",
+            "latest",
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        limit,
+    );
+    assert_ne!(run.code, 0, "a restore under the limit succeeded");
+    // Nothing is left in the scratch directory.
+    let left: Vec<_> = fs::read_dir(scratch).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -36,6 +36,29 @@ pub async fn unpack_object(
     progress: Arc<dyn Progress>,
     durable: bool,
 ) -> Result<()> {
+    let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
+    // The thread cleans up after itself: if this future is dropped (a
+    // sibling block failed, or Ctrl-C), the thread still runs to its
+    // error and must not leave a half-written directory behind.
+    read_object(repo, entry, progress, move |input| {
+        let result = archive::unpack(input, &tmp, &files, durable);
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result.map(|u| (u, ()))
+    })
+    .await
+}
+
+/// Downloads a block's archive and hands the stream to `read` on a blocking
+/// thread (which must read it to the end, e.g. with `archive::read_entries`),
+/// then checks the archive's size and SHA-256 against `entry`.
+pub async fn read_object<T: Send + 'static>(
+    repo: &Repository,
+    entry: &BlockEntry,
+    progress: Arc<dyn Progress>,
+    read: impl FnOnce(ChannelReader) -> Result<(archive::Unpacked, T)> + Send + 'static,
+) -> Result<T> {
     let key = Key::new(entry.object.key.clone())?;
     let mut stream = repo.storage().get(&key).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
@@ -78,21 +101,9 @@ pub async fn unpack_object(
         }
         hex::encode(hasher.finalize())
     };
-    let unpacker = {
-        let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
-        // The thread cleans up after itself: if this future is dropped (a
-        // sibling block failed, or Ctrl-C), the thread still runs to its
-        // error and must not leave a half-written directory behind.
-        tokio::task::spawn_blocking(move || {
-            let result = archive::unpack(ChannelReader::new(rx), &tmp, &files, durable);
-            if result.is_err() {
-                let _ = fs::remove_dir_all(&tmp);
-            }
-            result
-        })
-    };
-    let (sha256, unpacked) = tokio::join!(pump, unpacker);
-    let unpacked = unpacked.context("the unpacking thread failed")??;
+    let reader = tokio::task::spawn_blocking(move || read(ChannelReader::new(rx)));
+    let (sha256, read) = tokio::join!(pump, reader);
+    let (unpacked, value) = read.context("the unpacking thread failed")??;
     if unpacked.archive_size != entry.object.size || sha256 != entry.object.sha256 {
         bail!(
             "object {} is damaged: expected {} bytes with SHA-256 {}, got {} bytes with SHA-256 {}",
@@ -103,7 +114,7 @@ pub async fn unpack_object(
             sha256
         );
     }
-    Ok(())
+    Ok(value)
 }
 
 /// Removes a temporary directory unless disarmed (a restored block renamed
@@ -119,7 +130,7 @@ impl Drop for TmpDir {
 }
 
 /// A blocking `Read` over chunks arriving from an async download.
-struct ChannelReader {
+pub struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }

@@ -7,12 +7,15 @@
 //!   exists with the recorded size (a stat, no download).
 //! - read (the default): every referenced object is downloaded and its
 //!   SHA-256 compared with the manifest, streaming, several at once.
-//! - deep: every archive is also unpacked into a scratch directory, each
-//!   file's size and SHA-256 checked, and the block's TSDB structure read
-//!   with our own parser (`tsdb::check`): meta.json, index sections and TOC,
-//!   chunk records, tombstones, all CRCs. This finds blocks that were already
-//!   damaged on Prometheus's disk when they were backed up, which no hash of
-//!   the backup can.
+//! - deep: every archive is also decompressed and walked as it streams in,
+//!   each file's size and SHA-256 checked, and the block's TSDB structure
+//!   read with our own parser (`tsdb::check`): meta.json, index sections and
+//!   TOC, chunk records, tombstones, all CRCs. This finds blocks that were
+//!   already damaged on Prometheus's disk when they were backed up, which no
+//!   hash of the backup can. Chunk segments are checked in the stream and
+//!   never written; only the small files (index, meta.json, tombstones) go
+//!   to the scratch directory, so scratch space is about the largest index
+//!   times the concurrency, not the largest block.
 //!
 //! Configuration files stored with the snapshots are checked at every level
 //! as well: a stat at quick, and above it (being small) read whole and
@@ -29,18 +32,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
+use std::io::Read;
+
+use anyhow::{Context, Result};
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::configfiles::ConfigFileEntry;
-use super::download::{self, TmpDir};
-use super::manifest::{BlockEntry, Manifest};
+use super::download;
+use super::manifest::{BlockEntry, FileEntry, Manifest};
 use super::Repository;
+use crate::archive::{self, EntrySink, Unpacker};
 use crate::progress::Progress;
 use crate::storage::{Key, NotFound};
-use crate::tsdb::check::{self, CheckOptions};
+use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,7 +118,7 @@ pub struct VerifyOptions {
     pub subset: Option<Subset>,
     /// Objects checked at the same time.
     pub concurrency: usize,
-    /// Where deep checks unpack blocks (one per concurrent check).
+    /// Where deep checks put a block's small files (one per concurrent check).
     pub scratch: std::path::PathBuf,
 }
 
@@ -359,6 +365,9 @@ async fn read_one(
     deep_one(repo, t, &opts.scratch, progress).await
 }
 
+/// The deep level for one object: the archive streams through the checks
+/// once. Chunk segments are walked as they pass (`StreamedBlock`); only the
+/// block's small files land in a scratch directory, for the index check.
 async fn deep_one(
     repo: &Repository,
     t: &Target<'_>,
@@ -369,23 +378,29 @@ async fn deep_one(
     let dir = tempfile::Builder::new()
         .prefix("promsnap-verify-")
         .tempdir_in(scratch)?;
-    let block_dir = dir.path().join(&t.entry.ulid);
-    std::fs::create_dir(&block_dir)?;
-    let _cleanup = TmpDir(Some(block_dir.clone()));
-    if let Err(e) = download::unpack_object(repo, t.entry, &block_dir, progress, false).await {
-        if e.downcast_ref::<NotFound>().is_some() {
-            return Ok(vec![]); // reported by the quick level
-        }
-        return Ok(vec![problem(t, "archive", format!("{e:#}"))]);
-    }
-    let (ulid, entry) = (t.entry.ulid.clone(), t.entry.clone());
-    let found = tokio::task::spawn_blocking(move || {
+    let (work, entry) = (dir.path().to_path_buf(), t.entry.clone());
+    let checked = download::read_object(repo, t.entry, progress, move |input| {
+        let block_dir = work.join(&entry.ulid);
+        std::fs::create_dir(&block_dir)?;
+        let mut sink = DeepCheck {
+            files: Unpacker {
+                dest: &block_dir,
+                durable: false,
+            },
+            block: StreamedBlock::new(&work),
+        };
+        let unpacked = archive::read_entries(input, &entry.files, &mut sink)?;
         let opts = CheckOptions { chunk_refs: true };
-        let mut found = check::check_block(&block_dir, Some(&ulid), &opts);
+        let mut found = sink.block.finish(&block_dir, &entry.ulid, &opts)?;
         found.extend(meta_matches_manifest(&block_dir, &entry));
-        found
+        Ok((unpacked, found))
     })
-    .await?;
+    .await;
+    let found = match checked {
+        Ok(found) => found,
+        Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(vec![]), // reported by the quick level
+        Err(e) => return Ok(vec![problem(t, "archive", format!("{e:#}"))]),
+    };
     Ok(found
         .into_iter()
         .map(|p| Problem {
@@ -395,6 +410,28 @@ async fn deep_one(
             ..problem(t, "", p.message)
         })
         .collect())
+}
+
+/// Where the entries of an archive go at the deep level: segments through
+/// the streaming check, every other file to the scratch block directory.
+struct DeepCheck<'a> {
+    files: Unpacker<'a>,
+    block: StreamedBlock,
+}
+
+impl EntrySink for DeepCheck<'_> {
+    fn chunks_dir(&mut self) -> Result<()> {
+        Ok(()) // Segments are never written, so the directory is not needed.
+    }
+
+    fn file(&mut self, want: &FileEntry, data: &mut dyn Read) -> Result<()> {
+        if !StreamedBlock::is_segment(&want.path) {
+            return self.files.file(want, data);
+        }
+        self.block
+            .segment(&want.path, want.size, data)
+            .with_context(|| format!("could not read {} from the archive", want.path))
+    }
 }
 
 /// meta.json must describe the block the manifest says it holds.

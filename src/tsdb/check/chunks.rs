@@ -31,7 +31,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::reader::{FileReader, Lookup, ReadError, ScanState, StartCursor, Step};
+use super::reader::{FileReader, Lookup, ReadError, ScanState, Source, StartCursor, Step};
 use super::{open_or_report, ProblemKind, Problems};
 
 const SEGMENT_MAGIC: u32 = 0x85BD_40DD;
@@ -47,6 +47,16 @@ pub(crate) struct ChunkFacts {
     pub unknown_encodings: u64,
     /// No corruption was found in any segment (and the directory exists).
     pub clean: bool,
+}
+
+impl ChunkFacts {
+    /// Nothing counted, nothing found wrong yet.
+    pub(crate) fn new() -> Self {
+        ChunkFacts {
+            clean: true,
+            ..ChunkFacts::default()
+        }
+    }
 }
 
 /// Where a chunk reference from the index points.
@@ -72,14 +82,53 @@ struct Segment {
     path: PathBuf,
 }
 
-struct OpenSegment {
-    r: FileReader,
+pub(crate) struct OpenSegment<S = std::fs::File> {
+    r: FileReader<S>,
     next: u64,
     state: ScanState,
     cursor: StartCursor,
     /// Damage was found since the walk last landed on a referenced record, so
     /// record boundaries found since then may be wrong.
     tainted: bool,
+}
+
+/// The segment files of a block as the rest of the check sees them: the
+/// index check asks where chunk references land, and at the end the totals
+/// are collected. [`SegmentWalker`] walks files on disk as the references
+/// arrive; `stream::Recorded` answers from a walk done earlier, while the
+/// segments streamed out of an archive.
+pub(crate) trait Segments {
+    /// Checks that `chunk_ref` (segment index << 32 | offset) names a record.
+    fn check_ref(&mut self, chunk_ref: u64, problems: &mut Problems) -> RefVerdict;
+
+    /// Reports segment files that the index references but that do not exist.
+    fn check_referenced(&self, max_segment: Option<u64>, problems: &mut Problems);
+
+    /// Finishes the walk over every remaining segment and returns the totals.
+    fn finish(self, problems: &mut Problems) -> ChunkFacts
+    where
+        Self: Sized;
+}
+
+/// Reports the segment files the index references beyond the `have` files
+/// that exist.
+pub(crate) fn report_unlisted(have: u64, max_segment: Option<u64>, problems: &mut Problems) {
+    let Some(max) = max_segment.filter(|&m| m >= have) else {
+        return;
+    };
+    let msg = format!(
+        "the index references segment index {max} (file {:06}), but only {have} segment files \
+         exist: {:06}..{:06} are missing",
+        max + 1,
+        have + 1,
+        max + 1
+    );
+    problems.push(
+        &format!("chunks/{:06}", have + 1),
+        None,
+        ProblemKind::Missing,
+        msg,
+    );
 }
 
 /// Walks all segments of a block once, in order, optionally resolving chunk
@@ -100,10 +149,7 @@ impl SegmentWalker {
             dir_missing: false,
             cur: 0,
             open: None,
-            facts: ChunkFacts {
-                clean: true,
-                ..ChunkFacts::default()
-            },
+            facts: ChunkFacts::new(),
         };
         match list_segments(&dir.join("chunks")) {
             Ok(names) => {
@@ -134,9 +180,10 @@ impl SegmentWalker {
         }
         walker
     }
+}
 
-    /// Checks that `chunk_ref` (segment index << 32 | offset) names a record.
-    pub(crate) fn check_ref(&mut self, chunk_ref: u64, problems: &mut Problems) -> RefVerdict {
+impl Segments for SegmentWalker {
+    fn check_ref(&mut self, chunk_ref: u64, problems: &mut Problems) -> RefVerdict {
         if self.dir_missing {
             return RefVerdict::Ok; // Already reported once; no point repeating.
         }
@@ -155,6 +202,22 @@ impl SegmentWalker {
         self.locate_in_current(off, problems)
     }
 
+    fn check_referenced(&self, max_segment: Option<u64>, problems: &mut Problems) {
+        if !self.dir_missing {
+            report_unlisted(self.segments.len() as u64, max_segment, problems);
+        }
+    }
+
+    fn finish(mut self, problems: &mut Problems) -> ChunkFacts {
+        while self.cur < self.segments.len() {
+            self.finish_current(problems);
+            self.cur += 1;
+        }
+        self.facts
+    }
+}
+
+impl SegmentWalker {
     /// Resolves `off` against the forward walk of the current segment.
     fn locate_in_current(&mut self, off: u64, problems: &mut Problems) -> RefVerdict {
         let segment = &self.segments[self.cur];
@@ -180,6 +243,11 @@ impl SegmentWalker {
         match found {
             Lookup::Start { .. } => {
                 open.tainted = false;
+                RefVerdict::Ok
+            }
+            // The record the walk stopped at is the one referenced: it was
+            // reported already, and walking it again would report it twice.
+            Lookup::Unknown if open.state == ScanState::Broken && off == open.next => {
                 RefVerdict::Ok
             }
             _ if open.tainted && off >= SEGMENT_HEADER_LEN => {
@@ -213,39 +281,6 @@ impl SegmentWalker {
         }
     }
 
-    /// Reports segment files that the index references but that do not exist.
-    pub(crate) fn check_referenced(&self, max_segment: Option<u64>, problems: &mut Problems) {
-        let have = self.segments.len() as u64;
-        let Some(max) = max_segment.filter(|&m| m >= have) else {
-            return;
-        };
-        if self.dir_missing {
-            return; // Already reported as a whole.
-        }
-        let msg = format!(
-            "the index references segment index {max} (file {:06}), but only {have} segment files \
-             exist: {:06}..{:06} are missing",
-            max + 1,
-            have + 1,
-            max + 1
-        );
-        problems.push(
-            &format!("chunks/{:06}", have + 1),
-            None,
-            ProblemKind::Missing,
-            msg,
-        );
-    }
-
-    /// Finishes the walk over every remaining segment and returns the totals.
-    pub(crate) fn finish(mut self, problems: &mut Problems) -> ChunkFacts {
-        while self.cur < self.segments.len() {
-            self.finish_current(problems);
-            self.cur += 1;
-        }
-        self.facts
-    }
-
     fn finish_current(&mut self, problems: &mut Problems) {
         let name = self.segments[self.cur].name.clone();
         let facts = &mut self.facts;
@@ -264,25 +299,48 @@ fn ensure_open<'a>(
     problems: &mut Problems,
 ) -> Option<&'a mut OpenSegment> {
     if slot.is_none() {
-        let before = problems.count(&segment.name);
-        let mut r = open_or_report(&segment.path, &segment.name, problems)?;
-        let state = if check_header(&mut r, &segment.name, problems) {
+        let r = open_or_report(&segment.path, &segment.name, problems)?;
+        *slot = Some(OpenSegment::start(r, &segment.name, facts, problems));
+    }
+    slot.as_mut()
+}
+
+impl<S: Source> OpenSegment<S> {
+    /// Checks the segment header and positions the walk at the first record.
+    pub(crate) fn start(
+        mut r: FileReader<S>,
+        name: &str,
+        facts: &mut ChunkFacts,
+        problems: &mut Problems,
+    ) -> Self {
+        let before = problems.count(name);
+        let state = if check_header(&mut r, name, problems) {
             ScanState::Records
         } else {
             ScanState::Broken
         };
-        if problems.count(&segment.name) > before {
+        if problems.count(name) > before {
             facts.clean = false;
         }
-        *slot = Some(OpenSegment {
+        OpenSegment {
             r,
             next: SEGMENT_HEADER_LEN,
             state,
             cursor: StartCursor::default(),
             tainted: false,
-        });
+        }
     }
-    slot.as_mut()
+
+    /// Damage was found in this segment (and not yet resolved by an index
+    /// reference), so record boundaries found since may be wrong.
+    pub(crate) fn tainted(&self) -> bool {
+        self.tainted
+    }
+
+    /// Where the walk reads the next record.
+    pub(crate) fn next_record(&self) -> u64 {
+        self.next
+    }
 }
 
 /// Sorted names of the numeric files in `chunks/`, like Go's `sequenceFiles`.
@@ -302,7 +360,7 @@ fn list_segments(chunks_dir: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// Reports numbers missing from the 000001, 000002, ... sequence.
-fn report_gaps(names: &[String], problems: &mut Problems, facts: &mut ChunkFacts) {
+pub(crate) fn report_gaps(names: &[String], problems: &mut Problems, facts: &mut ChunkFacts) {
     let mut expected: u64 = 1;
     for (i, name) in names.iter().enumerate() {
         let n = name.parse::<u64>().unwrap_or(0);
@@ -331,7 +389,7 @@ fn report_gaps(names: &[String], problems: &mut Problems, facts: &mut ChunkFacts
 }
 
 /// Checks the 8-byte segment header; `false` means records cannot be trusted.
-fn check_header(r: &mut FileReader, name: &str, problems: &mut Problems) -> bool {
+fn check_header<S: Source>(r: &mut FileReader<S>, name: &str, problems: &mut Problems) -> bool {
     let len = r.len();
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     let avail = len.min(SEGMENT_HEADER_LEN) as usize;
@@ -377,8 +435,8 @@ fn check_header(r: &mut FileReader, name: &str, problems: &mut Problems) -> bool
 }
 
 /// Checks the record at `seg.next` and advances past it.
-fn scan_record(
-    seg: &mut OpenSegment,
+pub(crate) fn scan_record<S: Source>(
+    seg: &mut OpenSegment<S>,
     name: &str,
     facts: &mut ChunkFacts,
     problems: &mut Problems,
@@ -485,7 +543,10 @@ enum Record {
 }
 
 /// Reads and checksums one record; errors end the walk of this segment.
-fn read_record(r: &mut FileReader, start: u64) -> Result<Record, (ProblemKind, String)> {
+fn read_record<S: Source>(
+    r: &mut FileReader<S>,
+    start: u64,
+) -> Result<Record, (ProblemKind, String)> {
     let len = r.len();
     r.seek(start);
     r.set_limit(len);

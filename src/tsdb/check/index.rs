@@ -32,7 +32,7 @@
 
 use std::path::Path;
 
-use super::chunks::{RefVerdict, SegmentWalker};
+use super::chunks::{RefVerdict, Segments};
 use super::reader::{
     FileReader, Lookup, ReadError, ScanState, SliceDecoder, SliceError, StartCursor, Step,
 };
@@ -211,7 +211,7 @@ impl From<ReadError> for Finding {
 pub(crate) fn check_index(
     dir: &Path,
     block_range: Option<(i64, i64)>,
-    refs: Option<&mut SegmentWalker>,
+    refs: Option<&mut dyn Segments>,
     problems: &mut Problems,
 ) -> Option<IndexFacts> {
     let path = dir.join(INDEX_FILE);
@@ -531,7 +531,7 @@ fn check_series(
     r: &mut FileReader,
     region: (u64, u64),
     ctx: &Ctx,
-    mut refs: Option<&mut SegmentWalker>,
+    mut refs: Option<&mut dyn Segments>,
     problems: &mut Problems,
 ) -> SeriesFacts {
     let align = if ctx.version == 1 { 1 } else { 16 };
@@ -754,7 +754,7 @@ fn decode_series(b: &[u8], ctx: &Ctx, metas: &mut Vec<ChunkMeta>) -> Result<(), 
 }
 
 fn check_chunk_refs(
-    walker: &mut SegmentWalker,
+    walker: &mut dyn Segments,
     entry: u64,
     metas: &[ChunkMeta],
     problems: &mut Problems,

@@ -26,6 +26,7 @@ mod chunks;
 mod index;
 mod meta;
 mod reader;
+mod stream;
 mod tombstones;
 
 use std::collections::HashMap;
@@ -35,6 +36,9 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use meta::read_summary;
+pub use stream::StreamedBlock;
+
+use chunks::Segments;
 
 /// One thing found wrong with a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,9 +164,24 @@ pub fn check_block(dir: &Path, expected_ulid: Option<&str>, opts: &CheckOptions)
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
     };
-    let meta = meta::check_meta(dir, &expected, &mut problems);
-    let mut segments = chunks::SegmentWalker::open(dir, &mut problems);
-    let refs = opts.chunk_refs.then_some(&mut segments);
+    let segments = chunks::SegmentWalker::open(dir, &mut problems);
+    check_rest(dir, &expected, opts, segments, problems)
+}
+
+/// Everything after the segment files are found: `meta.json`, the index
+/// (resolving chunk references through `segments`), the segment walk's
+/// totals, tombstones, and the cross-checks between them.
+fn check_rest(
+    dir: &Path,
+    expected: &str,
+    opts: &CheckOptions,
+    mut segments: impl Segments,
+    mut problems: Problems,
+) -> Vec<Problem> {
+    let meta = meta::check_meta(dir, expected, &mut problems);
+    let refs = opts
+        .chunk_refs
+        .then_some(&mut segments as &mut dyn Segments);
     let range = meta
         .as_ref()
         .map(|m| (m.min_time, m.max_time))

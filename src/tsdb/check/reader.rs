@@ -58,9 +58,52 @@ impl From<io::Error> for ReadError {
 
 pub(crate) type ReadResult<T> = Result<T, ReadError>;
 
+/// Where a [`FileReader`] gets its bytes: a file it may seek in, or a
+/// stream (a file inside an archive) that it can only read forward.
+pub(crate) trait Source: Read {
+    /// Moves the next read from offset `from` to offset `to`.
+    fn reposition(&mut self, from: u64, to: u64) -> io::Result<()>;
+}
+
+impl Source for File {
+    fn reposition(&mut self, _from: u64, to: u64) -> io::Result<()> {
+        self.seek(SeekFrom::Start(to)).map(|_| ())
+    }
+}
+
+/// A stream that is only read forward: jumping ahead reads and discards the
+/// bytes in between (so a hash over the stream still sees every byte), and
+/// jumping back is an error. The chunk walk, which only moves forward, runs
+/// on this straight out of an archive.
+pub(crate) struct Forward<R>(pub R);
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Source for Forward<R> {
+    fn reposition(&mut self, from: u64, to: u64) -> io::Result<()> {
+        let Some(gap) = to.checked_sub(from) else {
+            return Err(io::Error::other(format!(
+                "cannot go back from offset {from} to {to} in a stream"
+            )));
+        };
+        let skipped = io::copy(&mut (&mut self.0).take(gap), &mut io::sink())?;
+        if skipped < gap {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("stream ended at {}, before offset {to}", from + skipped),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A forward-streaming reader over one file with an optional running CRC.
-pub(crate) struct FileReader {
-    file: File,
+pub(crate) struct FileReader<S = File> {
+    file: S,
     len: u64,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -77,11 +120,24 @@ pub(crate) struct FileReader {
     crc: Option<(u32, usize)>,
 }
 
-impl FileReader {
+impl FileReader<File> {
     pub(crate) fn open(path: &Path) -> io::Result<FileReader> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        Ok(FileReader {
+        Ok(FileReader::new(file, len))
+    }
+}
+
+impl<R: Read> FileReader<Forward<R>> {
+    /// Reads `len` bytes from a stream that can only be read forward.
+    pub(crate) fn stream(data: R, len: u64) -> Self {
+        FileReader::new(Forward(data), len)
+    }
+}
+
+impl<S: Source> FileReader<S> {
+    fn new(file: S, len: u64) -> Self {
+        FileReader {
             file,
             len,
             buf: vec![0; BUF_SIZE],
@@ -91,7 +147,7 @@ impl FileReader {
             os_pos: 0,
             limit: len,
             crc: None,
-        })
+        }
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -147,7 +203,7 @@ impl FileReader {
         self.flush_crc();
         let pos = self.pos();
         if self.os_pos != pos {
-            self.file.seek(SeekFrom::Start(pos))?;
+            self.file.reposition(self.os_pos, pos)?;
             self.os_pos = pos;
         }
         let n = self.file.read(&mut self.buf)?;

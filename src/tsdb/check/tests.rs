@@ -83,9 +83,52 @@ impl Scratch {
         self.write(file, &b);
     }
 
+    /// Checks the block on disk, and as `verify --deep` does while it
+    /// streams out of an archive; both must find exactly the same.
     fn check(&self, opts: &CheckOptions) -> Vec<Problem> {
-        check_block(&self.dir, None, opts)
+        let on_disk = check_block(&self.dir, None, opts);
+        let streamed = check_streamed(&self.dir, opts, 1 << 20);
+        assert_eq!(on_disk, streamed, "the streamed check differs");
+        on_disk
     }
+}
+
+/// Checks the block in `dir` the way `verify --deep` does: segment files
+/// streamed through `StreamedBlock`, every other file copied to a second
+/// directory that the rest of the check reads. Record starts spill to a
+/// scratch file after `spill_at` bytes.
+fn check_streamed(dir: &Path, opts: &CheckOptions, spill_at: usize) -> Vec<Problem> {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let name = dir
+        .file_name()
+        .expect("block name")
+        .to_str()
+        .expect("utf-8");
+    let others = scratch.path().join(name);
+    fs::create_dir(&others).expect("mkdir");
+    let mut block = StreamedBlock::spilling_at(scratch.path(), spill_at);
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "chunks")
+        .collect();
+    if let Ok(chunks) = fs::read_dir(dir.join("chunks")) {
+        files.extend(
+            chunks.map(|e| format!("chunks/{}", e.expect("entry").file_name().to_string_lossy())),
+        );
+    }
+    files.sort();
+    for rel in files {
+        let path = dir.join(&rel);
+        if StreamedBlock::is_segment(&rel) {
+            let len = fs::metadata(&path).expect("stat").len();
+            let file = fs::File::open(&path).expect("open");
+            block.segment(&rel, len, file).expect("stream");
+        } else {
+            fs::copy(&path, others.join(&rel)).expect("copy");
+        }
+    }
+    block.finish(&others, name, opts).expect("finish")
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
@@ -267,9 +310,10 @@ fn truncated_chunk_segment() {
     // With chunk refs, the index's references into the lost tail are flagged too.
     b.write("chunks/000001", &seg[..seg.len() / 2]);
     let problems = b.check(&ALL);
-    assert!(problems
+    let truncated = problems
         .iter()
-        .any(|p| p.file == "chunks/000001" && p.kind == ProblemKind::Truncated));
+        .filter(|p| p.file == "chunks/000001" && p.kind == ProblemKind::Truncated);
+    assert_eq!(truncated.count(), 1, "reported once: {problems:#?}");
     assert!(problems.iter().any(|p| p.file == "index"
         && p.kind == ProblemKind::OutOfRange
         && p.message.contains("bytes long")));
@@ -582,6 +626,46 @@ fn chunk_refs_must_land_on_record_starts() {
         problems[0].message.contains(&format!("chunk #{last} ")),
         "{problems:#?}"
     );
+    // The same when the record starts no longer fit in memory: a spill
+    // threshold of one byte puts every one of them in the scratch file.
+    assert_eq!(check_streamed(&b.dir, &ALL, 1), problems);
+}
+
+#[test]
+fn streamed_check_of_clean_blocks_finds_nothing_with_or_without_spilling() {
+    for block in fixture_blocks() {
+        for spill_at in [1, 100, 1 << 20] {
+            let found = check_streamed(&block, &ALL, spill_at);
+            assert!(found.is_empty(), "{}: {found:#?}", block.display());
+        }
+    }
+}
+
+/// A read error inside a segment is the archive's fault (a damaged zstd
+/// frame, a dropped download), not damage in the block: `segment` returns
+/// it instead of recording a problem in the chunks.
+#[test]
+fn a_failing_stream_is_an_error_not_a_block_problem() {
+    struct Failing(Vec<u8>, usize);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 >= self.0.len() / 2 {
+                return Err(std::io::Error::other("zstd: corrupted block detected"));
+            }
+            let n = buf.len().min(self.0.len() / 2 - self.1).min(100);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+    let Some(b) = Scratch::new() else { return };
+    let seg = b.read("chunks/000001");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut block = StreamedBlock::new(scratch.path());
+    let err = block
+        .segment("chunks/000001", seg.len() as u64, Failing(seg, 0))
+        .expect_err("the stream failed");
+    assert!(err.to_string().contains("corrupted block"), "{err}");
 }
 
 /// Builds a tombstones file holding one interval for series reference `id`.
