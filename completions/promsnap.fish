@@ -170,7 +170,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-s
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'With `latest`: only consider snapshots of this instance' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time [default: 4]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space for --deep and --restore-test [default: the system temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space [default: the system temp dir]. --deep keeps a block\'s small files there (index, meta.json, tombstones; chunks are checked in the stream); --restore-test restores whole snapshots into it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
@@ -180,7 +180,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l max-bandwid
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l all -d 'Verify every snapshot (the default when no snapshot is named)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l quick -d 'Only check that manifests parse and objects exist with the right size'
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also unpack every block and check its files and TSDB structure'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also decompress every block as it downloads and check each file\'s SHA-256 and the TSDB structure (index, every chunk record\'s CRC, tombstones, meta.json)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l restore-test -d 'Also restore the snapshot(s) into a scratch directory and, when promtool is available, require `promtool tsdb list` to load every block'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Print the report as one JSON object on stdout'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'

@@ -417,7 +417,9 @@ pub struct VerifyArgs {
     #[arg(long, conflicts_with = "deep")]
     pub quick: bool,
 
-    /// Also unpack every block and check its files and TSDB structure.
+    /// Also decompress every block as it downloads and check each file's
+    /// SHA-256 and the TSDB structure (index, every chunk record's CRC,
+    /// tombstones, meta.json).
     #[arg(long)]
     pub deep: bool,
 
@@ -443,7 +445,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// Scratch space for --deep and --restore-test [default: the system temp dir].
+    /// Scratch space [default: the system temp dir]. --deep keeps a block's
+    /// small files there (index, meta.json, tombstones; chunks are checked
+    /// in the stream); --restore-test restores whole snapshots into it.
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
 

@@ -2,7 +2,9 @@
 //!
 //! Index and chunk files can be many gigabytes, so nothing here ever holds a
 //! whole file: a `FileReader` owns one fixed-size buffer and streams through
-//! the file, seeking only when the caller jumps. Every TSDB section is
+//! the file, seeking only when the caller jumps. Its `Source` is a file on
+//! disk, or (for `verify --deep`) a stream out of an archive that is only
+//! read forward, where a jump ahead reads past the bytes in between. Every TSDB section is
 //! "some bytes, then a CRC32-Castagnoli of those bytes", so the reader can
 //! keep a running checksum of everything consumed between `start_crc` and
 //! `finish_crc`; it hashes whole buffer slices at a time rather than byte by
