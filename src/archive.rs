@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
 use crate::direct_io::DirectReader;
+use crate::hash_thread::{HashThread, TeeReader};
 use crate::progress::Progress;
 use crate::repo::manifest::FileEntry;
 use crate::storage::BodyWriter;
@@ -197,6 +198,9 @@ pub fn read_entries(
         inner: input,
         count: 0,
     };
+    // Files are hashed on a second thread, while this one decompresses and
+    // hands their bytes to the sink.
+    let mut hash = HashThread::spawn()?;
     {
         let decoder = zstd::Decoder::with_buffer(&mut counted)?;
         let mut archive = tar::Archive::new(decoder);
@@ -211,10 +215,13 @@ pub fn read_entries(
                     let want = wanted.remove(name.as_str()).with_context(|| {
                         format!("archive entry {name:?} is not in the manifest (or appears twice)")
                     })?;
-                    let mut reader = HashingReader::new(&mut entry, None);
+                    let mut reader = TeeReader {
+                        inner: &mut entry,
+                        hash: &mut hash,
+                    };
                     sink.file(want, &mut reader)?;
                     io::copy(&mut reader, &mut io::sink())?;
-                    let (size, sha) = reader.finish();
+                    let (size, sha) = hash.finish()?;
                     if size != want.size || sha != want.sha256 {
                         bail!(
                             "{} does not match the manifest: expected {} bytes with SHA-256 {}, \

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod direct_io;
 pub mod error;
+pub mod hash_thread;
 pub mod metrics;
 pub mod output;
 pub mod progress;
