@@ -6,11 +6,10 @@
 //! is a third of that chain, and the largest block of a TSDB (often most of
 //! its bytes) finishes only when its one thread has done all of it.
 //! [`HashThread`] moves the hashing to a second thread: bytes are copied into
-//! 256 KiB batches that go over a small bounded channel, and the emptied
-//! buffers come back for reuse. The reading thread pays one memcpy per byte
+//! 256 KiB batches that go over a channel, and the emptied buffers come back
+//! for reuse. The reading thread pays one memcpy per byte
 //! (about 10 GB/s) instead of the hash, and with a core to spare the hash
-//! costs no wall time at all. Memory is bounded: a batch being filled, the
-//! batches in the channel and one being hashed.
+//! costs no wall time at all. Memory is fixed: four batch buffers.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -21,8 +20,10 @@ use sha2::{Digest, Sha256};
 /// Bytes handed to the hashing thread at a time.
 const BATCH: usize = 256 * 1024;
 
-/// Batches that may wait in the channel.
-const QUEUED: usize = 2;
+/// Batch buffers, allocated once: one being filled, the others queued or
+/// being hashed. Filling waits for a buffer to come back, so memory stays
+/// at `BUFFERS * BATCH` and nothing is allocated per batch.
+const BUFFERS: usize = 4;
 
 enum Msg {
     Data(Vec<u8>),
@@ -42,8 +43,11 @@ pub struct HashThread {
 
 impl HashThread {
     pub fn spawn() -> io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUED);
-        let (spare_tx, spare) = mpsc::sync_channel::<Vec<u8>>(QUEUED + 2);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(BUFFERS);
+        let (spare_tx, spare) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 1..BUFFERS {
+            let _ = spare_tx.send(Vec::with_capacity(BATCH));
+        }
         let (digest_tx, digests) = mpsc::sync_channel::<String>(1);
         let handle = std::thread::Builder::new()
             .name("sha256".into())
@@ -53,7 +57,7 @@ impl HashThread {
                     match msg {
                         Msg::Data(buf) => {
                             hasher.update(&buf);
-                            let _ = spare_tx.try_send(buf);
+                            let _ = spare_tx.send(buf);
                         }
                         Msg::End => {
                             let digest = hex::encode(hasher.finalize_reset());
@@ -99,10 +103,7 @@ impl HashThread {
     }
 
     fn send_batch(&mut self) -> io::Result<()> {
-        let mut next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let mut next = self.spare.recv().map_err(|_| stopped())?;
         next.clear();
         let full = std::mem::replace(&mut self.batch, next);
         self.send(Msg::Data(full))
