@@ -42,7 +42,8 @@ Options:
   -h, --help           this help
 
 Cases: ref-tar ref-zstd ref-zstd3 | local-full local-incr-same local-incr-day local-restore
-local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-full-z3 | garage-full
+local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-verify-deep-largest
+ref-unzstd-largest local-full-z3 | garage-full
 garage-incr-same garage-incr-day garage-restore garage-verify garage-verify-deep |
 restic-full restic-incr-same restic-incr-day restic-restore | rclone-full rclone-restore
 EOF
