@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
 use crate::direct_io::DirectReader;
+use crate::error::Environment;
 use crate::hash_thread::{HashThread, TeeReader};
 use crate::progress::Progress;
 use crate::repo::manifest::FileEntry;
@@ -274,8 +275,10 @@ impl EntrySink for Unpacker<'_> {
     fn chunks_dir(&mut self) -> Result<()> {
         // create_dir, not create_dir_all: if `dest` was removed under us
         // (a cancelled restore), fail rather than recreate it.
-        match std::fs::create_dir(self.dest.join("chunks")) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e.into()),
+        let dir = self.dest.join("chunks");
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(anyhow::Error::new(e)
+                .context(Environment(format!("could not create {}", dir.display())))),
             _ => Ok(()),
         }
     }
@@ -329,12 +332,17 @@ fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
 /// fsync, which then waits for the whole file at once.
 const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
 
+/// Copies `data` into a new file at `path`. Failures to read `data` are
+/// the archive's; failures to write are this machine's ([`Environment`]).
 fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
+    let local = |e: io::Error, what: &str| {
+        anyhow::Error::new(e).context(Environment(format!("could not {what} {}", path.display())))
+    };
     let mut out = File::options()
         .write(true)
         .create_new(true)
         .open(path)
-        .with_context(|| format!("could not create {}", path.display()))?;
+        .map_err(|e| local(e, "create"))?;
     // Reads go through a 1 MiB buffer and are written as they are: no
     // second buffer, no second copy.
     let mut buf = vec![0u8; 1 << 20];
@@ -344,7 +352,7 @@ fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n])?;
+        out.write_all(&buf[..n]).map_err(|e| local(e, "write"))?;
         since_writeback += n as u64;
         if durable && since_writeback >= WRITEBACK_EVERY {
             start_writeback(&out);
@@ -352,7 +360,7 @@ fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
         }
     }
     if durable {
-        out.sync_all()?;
+        out.sync_all().map_err(|e| local(e, "sync"))?;
     }
     Ok(())
 }

@@ -99,6 +99,27 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// Context that marks a failure of this machine or of the connection to
+/// the repository (a full scratch disk, a download that broke off) rather
+/// than something wrong with the data being read. `verify` reports what is
+/// wrong with a backup as problems (exit 3) and fails on these (exit 1): a
+/// full `/tmp` must never read as a damaged backup.
+#[derive(Debug)]
+pub struct Environment(pub String);
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Environment {}
+
+/// Whether any layer of `err` is an [`Environment`] failure.
+pub fn is_environment(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<Environment>().is_some()
+}
+
 /// The exit status an error should end the process with.
 pub fn status_of(err: &anyhow::Error) -> ExitStatus {
     if err.downcast_ref::<Interrupted>().is_some() {

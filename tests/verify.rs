@@ -287,18 +287,22 @@ fn meta_json_naming_another_block() {
 }
 
 /// Runs promsnap with `args` where no file larger than `limit` bytes can be
-/// written (RLIMIT_FSIZE: a larger write ends the process with SIGXFSZ).
+/// written: with RLIMIT_FSIZE, and SIGXFSZ ignored, a larger write fails
+/// with EFBIG, as writes to a full disk fail with ENOSPC.
 fn run_with_file_size_limit(target: &Target, args: &[&str], limit: u64) -> Run {
     use std::os::unix::process::CommandExt;
     let mut cmd = target.cmd(args);
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs
+    // in the child between fork and exec (an ignored signal stays ignored).
     unsafe {
         cmd.pre_exec(move || {
             let lim = libc::rlimit {
                 rlim_cur: limit,
                 rlim_max: limit,
             };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0
+                || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -338,10 +342,45 @@ fn deep_verify_never_writes_chunk_segments_to_scratch() {
         ],
         limit,
     );
-    assert_ne!(run.code, 0, "a restore under the limit succeeded");
+    run.expect_failure(1, &["could not write", "000001", "File too large"]);
     // Nothing is left in the scratch directory.
     let left: Vec<_> = fs::read_dir(scratch).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A scratch directory that cannot take a block's index (a full /tmp on a
+/// CI runner) is verify's own failure, exit 1 with a hint, never "problems
+/// found" in a backup that is fine.
+#[test]
+fn a_full_scratch_disk_is_a_failure_not_damage() {
+    let work = tempfile::tempdir().unwrap();
+    let (target, block) = backed_up(work.path(), |_| {});
+    let limit = 1024;
+    assert!(fs::metadata(block.join("index")).unwrap().len() > limit);
+    let scratch = work.path().join("scratch");
+    let run = run_with_file_size_limit(
+        &target,
+        &[
+            "verify",
+            "--deep",
+            "--scratch-dir",
+            scratch.to_str().unwrap(),
+        ],
+        limit,
+    );
+    run.expect_failure(
+        1,
+        &[
+            "could not verify",
+            "File too large",
+            "not damage in the backup",
+            "--scratch-dir",
+        ],
+    );
+    assert!(!run.stdout.contains("PROBLEM"), "{}", run.stdout);
+    // With room, the same backup verifies.
+    let (run, _) = verify(&target, &["--deep"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use super::manifest::BlockEntry;
 use super::Repository;
 use crate::archive;
+use crate::error::Environment;
 use crate::progress::Progress;
 use crate::storage::Key;
 
@@ -37,17 +39,31 @@ pub async fn unpack_object(
     durable: bool,
 ) -> Result<()> {
     let (tmp, files) = (tmp.to_path_buf(), entry.files.clone());
-    // The thread cleans up after itself: if this future is dropped (a
-    // sibling block failed, or Ctrl-C), the thread still runs to its
-    // error and must not leave a half-written directory behind.
+    // The thread cleans up after itself. If this future is dropped (a
+    // sibling block failed, or Ctrl-C), the thread still runs, to an error
+    // or to the end, while the caller's guard may be removing the directory
+    // under it; so on an error, or once it sees it was abandoned, the
+    // thread removes the directory itself when it has written its last byte.
+    let abandoned = Abandoned::default();
+    let seen = abandoned.0.clone();
     read_object(repo, entry, progress, move |input| {
         let result = archive::unpack(input, &tmp, &files, durable);
-        if result.is_err() {
+        if result.is_err() || seen.load(Ordering::SeqCst) {
             let _ = fs::remove_dir_all(&tmp);
         }
         result.map(|u| (u, ()))
     })
     .await
+}
+
+/// Set when the future holding it is dropped before it finished.
+#[derive(Default)]
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Downloads a block's archive and hands the stream to `read` on a blocking
@@ -94,15 +110,19 @@ pub async fn read_object<T: Send + 'static>(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let _ = tx.send(Err(io::Error::other(format!("{e:#}")))).await;
-                    break;
+                    let what = format!("the download of {} broke off", entry.object.key);
+                    return Err(e.context(Environment(what)));
                 }
                 None => break,
             }
         }
-        hex::encode(hasher.finalize())
+        Ok(hex::encode(hasher.finalize()))
     };
     let reader = tokio::task::spawn_blocking(move || read(ChannelReader::new(rx)));
-    let (sha256, read) = tokio::join!(pump, reader);
+    let (pumped, read) = tokio::join!(pump, reader);
+    // A download that broke off is the root cause of whatever the reader
+    // then made of the truncated stream.
+    let sha256 = pumped?;
     let (unpacked, value) = read.context("the unpacking thread failed")??;
     if unpacked.archive_size != entry.object.size || sha256 != entry.object.sha256 {
         bail!(
@@ -188,4 +208,79 @@ pub async fn hash_object(
         progress.advance(chunk.len() as u64);
     }
     Ok((size, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_environment;
+    use crate::progress::Silent;
+    use crate::storage::{Body, ByteStream, LocalStorage, ObjectMeta, Storage};
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    /// A local storage whose downloads break off after their first chunk,
+    /// as a dropped connection does once the retries are spent.
+    #[derive(Debug)]
+    struct BreaksOff(LocalStorage);
+
+    #[async_trait]
+    impl Storage for BreaksOff {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        async fn put(&self, key: &Key, body: Body) -> Result<u64> {
+            self.0.put(key, body).await
+        }
+        async fn get(&self, key: &Key) -> Result<ByteStream> {
+            let first = self.0.get(key).await?.take(1);
+            let reset = futures::stream::once(async { Err(anyhow::anyhow!("connection reset")) });
+            Ok(Box::pin(first.chain(reset)))
+        }
+        async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+            self.0.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &Key) -> Result<()> {
+            self.0.delete(key).await
+        }
+        async fn abort_incomplete(&self, before: DateTime<Utc>, dry_run: bool) -> Result<u64> {
+            self.0.abort_incomplete(before, dry_run).await
+        }
+    }
+
+    /// The broken download is the error, marked as this machine's (so that
+    /// verify fails instead of calling the object damaged), not whatever the
+    /// reader made of the truncated stream.
+    #[tokio::test]
+    async fn a_download_that_breaks_off_is_an_environment_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry = crate::repo::manifest::tests::sample_entry("01HQ3K6W2Z0000000000000000");
+        let data = Bytes::from(vec![7u8; 5 << 20]);
+        let storage = LocalStorage::new(dir.path().to_path_buf());
+        let key = Key::new(entry.object.key.clone()).unwrap();
+        storage.put_bytes(&key, data.clone()).await.unwrap();
+        entry.object.size = data.len() as u64;
+        let repo = Repository::new(Arc::new(BreaksOff(storage)));
+        let err = read_object(
+            &repo,
+            &entry,
+            Arc::new(Silent),
+            |mut input| -> Result<(archive::Unpacked, ())> {
+                let mut sink = Vec::new();
+                input.read_to_end(&mut sink)?;
+                bail!("the archive ended early: only {} bytes", sink.len())
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(is_environment(&err), "{err:#}");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("broke off") && text.contains("connection reset"),
+            "{text}"
+        );
+    }
 }

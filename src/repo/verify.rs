@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use std::io::Read;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -44,6 +44,7 @@ use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
+use crate::error::{is_environment, Environment, Hinted};
 use crate::progress::Progress;
 use crate::storage::{Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
@@ -374,14 +375,24 @@ async fn deep_one(
     scratch: &Path,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<Problem>> {
-    std::fs::create_dir_all(scratch)?;
-    let dir = tempfile::Builder::new()
-        .prefix("promsnap-verify-")
-        .tempdir_in(scratch)?;
+    let dir = std::fs::create_dir_all(scratch)
+        .and_then(|_| {
+            tempfile::Builder::new()
+                .prefix("promsnap-verify-")
+                .tempdir_in(scratch)
+        })
+        .map_err(|e| {
+            let what = format!("could not create a directory in {}", scratch.display());
+            anyhow::Error::new(e).context(Environment(what))
+        })
+        .map_err(|e| e.context(scratch_hint(t)))?;
     let (work, entry) = (dir.path().to_path_buf(), t.entry.clone());
     let checked = download::read_object(repo, t.entry, progress, move |input| {
         let block_dir = work.join(&entry.ulid);
-        std::fs::create_dir(&block_dir)?;
+        std::fs::create_dir(&block_dir).map_err(|e| {
+            let what = format!("could not create {}", block_dir.display());
+            anyhow::Error::new(e).context(Environment(what))
+        })?;
         let mut sink = DeepCheck {
             files: Unpacker {
                 dest: &block_dir,
@@ -399,6 +410,9 @@ async fn deep_one(
     let found = match checked {
         Ok(found) => found,
         Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(vec![]), // reported by the quick level
+        // A full scratch disk or a broken connection says nothing about the
+        // backup: verify fails (exit 1) instead of reporting damage.
+        Err(e) if is_environment(&e) => return Err(e.context(scratch_hint(t))),
         Err(e) => return Ok(vec![problem(t, "archive", format!("{e:#}"))]),
     };
     Ok(found
@@ -410,6 +424,16 @@ async fn deep_one(
             ..problem(t, "", p.message)
         })
         .collect())
+}
+
+/// What to say when verify itself fails on an object, not the object.
+fn scratch_hint(t: &Target<'_>) -> Hinted {
+    Hinted::failure(
+        format!("could not verify {}", t.entry.object.key),
+        "this is a failure of this machine or its connection, not damage in the backup; \
+         --deep keeps each block's index in --scratch-dir (default: the system temp dir), \
+         which must have room for the largest index times --concurrency",
+    )
 }
 
 /// Where the entries of an archive go at the deep level: segments through
@@ -430,7 +454,10 @@ impl EntrySink for DeepCheck<'_> {
         }
         self.block
             .segment(&want.path, want.size, data)
-            .with_context(|| format!("could not read {} from the archive", want.path))
+            .map_err(|e| match is_environment(&e) {
+                true => e,
+                false => e.context(format!("could not read {} from the archive", want.path)),
+            })
     }
 }
 

@@ -33,6 +33,7 @@ use super::chunks::{
 };
 use super::reader::{decode_uvarint, FileReader, Lookup, StartCursor, Step};
 use super::{check_rest, CheckOptions, Problem, ProblemKind, Problems};
+use crate::error::Environment;
 
 /// How many bytes of record starts are kept in memory per block before they
 /// go to a scratch file (about two million chunks).
@@ -94,8 +95,9 @@ impl StreamedBlock {
 
     /// Walks the segment `path` of `len` bytes as it is read from `data`,
     /// to its end. Problems in the segment are recorded; an error means the
-    /// stream itself failed (the archive is damaged), not the segment.
-    pub fn segment(&mut self, path: &str, len: u64, data: impl Read) -> io::Result<()> {
+    /// stream itself failed (the archive is damaged), or, marked
+    /// [`Environment`], that the scratch directory could not be written.
+    pub fn segment(&mut self, path: &str, len: u64, data: impl Read) -> anyhow::Result<()> {
         let mut data = Capture {
             inner: data,
             error: None,
@@ -111,7 +113,7 @@ impl StreamedBlock {
                     if damaged_from.is_none() && seg.tainted() {
                         damaged_from = Some(start);
                     }
-                    self.log.push(start - prev)?;
+                    self.log.push(start - prev).map_err(scratch_failure)?;
                     prev = start;
                 }
                 Step::End => break false,
@@ -123,7 +125,7 @@ impl StreamedBlock {
         };
         drop(seg);
         if let Some(e) = data.error {
-            return Err(e);
+            return Err(e.into());
         }
         let log = SegmentLog {
             name: path.to_string(),
@@ -143,14 +145,14 @@ impl StreamedBlock {
         dir: &Path,
         expected_ulid: &str,
         opts: &CheckOptions,
-    ) -> io::Result<Vec<Problem>> {
+    ) -> anyhow::Result<Vec<Problem>> {
         let names: Vec<String> = self
             .segments
             .keys()
             .map(|k| k.trim_start_matches("chunks/").to_string())
             .collect();
         report_gaps(&names, &mut self.problems, &mut self.facts);
-        self.log.seal()?;
+        self.log.seal().map_err(scratch_failure)?;
         let recorded = Recorded {
             segments: self.segments.into_values().collect(),
             log: self.log,
@@ -166,6 +168,12 @@ impl StreamedBlock {
             self.problems,
         ))
     }
+}
+
+fn scratch_failure(e: io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context(Environment(
+        "could not write the list of chunk record starts to the scratch directory".into(),
+    ))
 }
 
 /// Answers chunk references from the record starts of the streamed walk.
