@@ -378,8 +378,28 @@ fn a_full_scratch_disk_is_a_failure_not_damage() {
         ],
     );
     assert!(!run.stdout.contains("PROBLEM"), "{}", run.stdout);
+    // The restore test, which restores whole blocks there, likewise.
+    let run = run_with_file_size_limit(
+        &target,
+        &[
+            "verify",
+            "--restore-test",
+            "--scratch-dir",
+            scratch.to_str().unwrap(),
+        ],
+        limit,
+    );
+    run.expect_failure(
+        1,
+        &[
+            "the restore test could not run",
+            "File too large",
+            "not damage in the backup",
+        ],
+    );
+    assert!(!run.stdout.contains("PROBLEM"), "{}", run.stdout);
     // With room, the same backup verifies.
-    let (run, _) = verify(&target, &["--deep"]);
+    let (run, _) = verify(&target, &["--deep", "--restore-test"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cli::VerifyArgs;
-use crate::error::{ExitStatus, Hinted};
+use crate::error::{is_environment, ExitStatus, Hinted};
 use crate::metrics::RunSummary;
 use crate::output::Printer;
 use crate::repo::restore::{self, RestoreOptions};
@@ -107,6 +107,15 @@ fn find_promtool(flag: Option<&Path>, printer: &Printer) -> Result<Option<PathBu
     Ok(found)
 }
 
+fn restore_test_hint() -> Hinted {
+    Hinted::failure(
+        "the restore test could not run",
+        "this is a failure of this machine or its connection, not damage in the backup; \
+         --restore-test restores whole snapshots into --scratch-dir (default: the system temp \
+         dir), which needs room for them",
+    )
+}
+
 async fn restore_test(
     repo: &Repository,
     id: &str,
@@ -114,10 +123,14 @@ async fn restore_test(
     promtool: Option<&Path>,
     printer: &Printer,
 ) -> Result<RestoreTest> {
-    std::fs::create_dir_all(scratch)?;
-    let dir = tempfile::Builder::new()
-        .prefix("promsnap-restore-test-")
-        .tempdir_in(scratch)?;
+    let dir = std::fs::create_dir_all(scratch)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix("promsnap-restore-test-")
+                .tempdir_in(scratch)
+        })
+        .with_context(|| format!("could not create a directory in {}", scratch.display()))
+        .context(restore_test_hint())?;
     let target = dir.path().join("data");
     let manifest = repo.load_manifest(id).await?;
     let opts = RestoreOptions {
@@ -141,6 +154,10 @@ async fn restore_test(
     )
     .await
     {
+        // A full scratch disk or a broken connection is not a finding.
+        if is_environment(&e) {
+            return Err(e.context(restore_test_hint()));
+        }
         test.problem = Some(format!("restore failed: {e:#}"));
         return Ok(test);
     }

@@ -66,6 +66,7 @@ use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
 use super::selection::{self, TimeRange};
 use super::Repository;
+use crate::error::Environment;
 use crate::error::Hinted;
 use crate::progress::Progress;
 use crate::tsdb;
@@ -201,7 +202,7 @@ fn prepare_target(dir: &Path, manifest: &Manifest, force: bool) -> Result<Prepar
             }
         }
     }
-    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| local(e, "create", dir))?;
     let lock_existed = dir.join("lock").exists();
     let lock = tsdb::lock_data_dir(dir)?;
     let marker = serde_json::to_vec(&Marker {
@@ -375,9 +376,9 @@ async fn restore_block(
     }
     let tmp = dir.join(format!("{}.tmp-for-creation", entry.ulid));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
+        fs::remove_dir_all(&tmp).map_err(|e| local(e, "remove", &tmp))?;
     }
-    fs::create_dir(&tmp)?;
+    fs::create_dir(&tmp).map_err(|e| local(e, "create", &tmp))?;
     let mut guard = TmpDir(Some(tmp.clone()));
     download::unpack_object(repo, entry, &tmp, progress.clone(), true)
         .await
@@ -390,8 +391,7 @@ async fn restore_block(
             sync_dir(&d)?;
         }
     }
-    fs::rename(&tmp, &target)
-        .with_context(|| format!("could not rename {} into place", tmp.display()))?;
+    fs::rename(&tmp, &target).map_err(|e| local(e, "rename into place", &tmp))?;
     guard.0 = None;
     progress.note(&format!("block {} restored", entry.ulid));
     Ok(())
@@ -399,17 +399,21 @@ async fn restore_block(
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut f =
-        fs::File::create(path).with_context(|| format!("could not write {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
+    fs::File::create(path)
+        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
+        .map_err(|e| local(e, "write", path))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|f| f.sync_all())
-        .with_context(|| format!("could not sync {}", dir.display()))
+        .map_err(|e| local(e, "sync", dir))
+}
+
+/// A failure of the local disk (full, read-only, gone): this machine's
+/// problem, not the backup's ([`Environment`]).
+fn local(e: std::io::Error, what: &str, path: &Path) -> anyhow::Error {
+    anyhow::Error::new(e).context(Environment(format!("could not {what} {}", path.display())))
 }
 
 /// Gives a new block directory and its files to `uid:gid` when they are not
