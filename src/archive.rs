@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
 use crate::direct_io::DirectReader;
-use crate::error::Environment;
+use crate::error::local_io;
 use crate::hash_thread::{HashThread, TeeReader};
 use crate::progress::Progress;
 use crate::repo::manifest::FileEntry;
@@ -277,8 +277,9 @@ impl EntrySink for Unpacker<'_> {
         // (a cancelled restore), fail rather than recreate it.
         let dir = self.dest.join("chunks");
         match std::fs::create_dir(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(anyhow::Error::new(e)
-                .context(Environment(format!("could not create {}", dir.display())))),
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                Err(local_io(e, format!("could not create {}", dir.display())))
+            }
             _ => Ok(()),
         }
     }
@@ -333,11 +334,10 @@ fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
 const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
 
 /// Copies `data` into a new file at `path`. Failures to read `data` are
-/// the archive's; failures to write are this machine's ([`Environment`]).
+/// the archive's; failures to write are this machine's ([`local_io`]).
 fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
-    let local = |e: io::Error, what: &str| {
-        anyhow::Error::new(e).context(Environment(format!("could not {what} {}", path.display())))
-    };
+    let local =
+        |e: io::Error, what: &str| local_io(e, format!("could not {what} {}", path.display()));
     let mut out = File::options()
         .write(true)
         .create_new(true)

@@ -115,6 +115,12 @@ impl fmt::Display for Environment {
 
 impl std::error::Error for Environment {}
 
+/// A failed operation on this machine's disk (`what` names it, e.g. "could
+/// not write /x/index"), marked as an [`Environment`] failure.
+pub fn local_io(e: std::io::Error, what: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(e).context(Environment(what.into()))
+}
+
 /// Whether any layer of `err` is an [`Environment`] failure.
 pub fn is_environment(err: &anyhow::Error) -> bool {
     err.downcast_ref::<Environment>().is_some()

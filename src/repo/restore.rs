@@ -66,7 +66,7 @@ use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
 use super::selection::{self, TimeRange};
 use super::Repository;
-use crate::error::Environment;
+use crate::error::local_io;
 use crate::error::Hinted;
 use crate::progress::Progress;
 use crate::tsdb;
@@ -411,9 +411,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// A failure of the local disk (full, read-only, gone): this machine's
-/// problem, not the backup's ([`Environment`]).
+/// problem, not the backup's.
 fn local(e: std::io::Error, what: &str, path: &Path) -> anyhow::Error {
-    anyhow::Error::new(e).context(Environment(format!("could not {what} {}", path.display())))
+    local_io(e, format!("could not {what} {}", path.display()))
 }
 
 /// Gives a new block directory and its files to `uid:gid` when they are not

@@ -44,7 +44,7 @@ use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
-use crate::error::{is_environment, Environment, Hinted};
+use crate::error::{is_environment, local_io, Hinted};
 use crate::progress::Progress;
 use crate::storage::{Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
@@ -382,17 +382,17 @@ async fn deep_one(
                 .tempdir_in(scratch)
         })
         .map_err(|e| {
-            let what = format!("could not create a directory in {}", scratch.display());
-            anyhow::Error::new(e).context(Environment(what))
+            local_io(
+                e,
+                format!("could not create a directory in {}", scratch.display()),
+            )
         })
         .map_err(|e| e.context(scratch_hint(t)))?;
     let (work, entry) = (dir.path().to_path_buf(), t.entry.clone());
     let checked = download::read_object(repo, t.entry, progress, move |input| {
         let block_dir = work.join(&entry.ulid);
-        std::fs::create_dir(&block_dir).map_err(|e| {
-            let what = format!("could not create {}", block_dir.display());
-            anyhow::Error::new(e).context(Environment(what))
-        })?;
+        std::fs::create_dir(&block_dir)
+            .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
         let mut sink = DeepCheck {
             files: Unpacker {
                 dest: &block_dir,

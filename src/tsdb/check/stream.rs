@@ -33,7 +33,7 @@ use super::chunks::{
 };
 use super::reader::{decode_uvarint, FileReader, Lookup, StartCursor, Step};
 use super::{check_rest, CheckOptions, Problem, ProblemKind, Problems};
-use crate::error::Environment;
+use crate::error::local_io;
 
 /// How many bytes of record starts are kept in memory per block before they
 /// go to a scratch file (about two million chunks).
@@ -95,8 +95,9 @@ impl StreamedBlock {
 
     /// Walks the segment `path` of `len` bytes as it is read from `data`,
     /// to its end. Problems in the segment are recorded; an error means the
-    /// stream itself failed (the archive is damaged), or, marked
-    /// [`Environment`], that the scratch directory could not be written.
+    /// stream itself failed (the archive is damaged), or, marked as this
+    /// machine's failure ([`local_io`]), that the scratch directory could
+    /// not be written.
     pub fn segment(&mut self, path: &str, len: u64, data: impl Read) -> anyhow::Result<()> {
         let mut data = Capture {
             inner: data,
@@ -171,9 +172,10 @@ impl StreamedBlock {
 }
 
 fn scratch_failure(e: io::Error) -> anyhow::Error {
-    anyhow::Error::new(e).context(Environment(
-        "could not write the list of chunk record starts to the scratch directory".into(),
-    ))
+    local_io(
+        e,
+        "could not write the list of chunk record starts to the scratch directory",
+    )
 }
 
 /// Answers chunk references from the record starts of the streamed walk.
