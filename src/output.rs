@@ -140,23 +140,31 @@ impl Drop for Bar {
     }
 }
 
-/// Progress as a log line every [`LOG_EVERY`], for cron and journals.
+/// Progress as a log line every [`LOG_EVERY`], for cron and journals: a
+/// run shorter than that prints none, a long one a line per interval.
 struct LogLines {
     label: String,
     total: AtomicU64,
     done: AtomicU64,
     started: Instant,
-    last: Mutex<Instant>,
+    every: Duration,
+    /// When the last line was printed, and where lines go (stderr).
+    last: Mutex<(Instant, Box<dyn Write + Send>)>,
 }
 
 impl LogLines {
     fn new(label: &str) -> Self {
+        Self::writing_to(label, LOG_EVERY, Box::new(std::io::stderr()))
+    }
+
+    fn writing_to(label: &str, every: Duration, out: Box<dyn Write + Send>) -> Self {
         LogLines {
             label: label.to_string(),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             started: Instant::now(),
-            last: Mutex::new(Instant::now()),
+            every,
+            last: Mutex::new((Instant::now(), out)),
         }
     }
 }
@@ -171,13 +179,15 @@ impl Progress for LogLines {
         let Ok(mut last) = self.last.try_lock() else {
             return;
         };
-        if last.elapsed() < LOG_EVERY {
+        let (when, out) = &mut *last;
+        if when.elapsed() < self.every {
             return;
         }
-        *last = Instant::now();
+        *when = Instant::now();
         let total = self.total.load(Ordering::Relaxed).max(1);
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        eprintln!(
+        let _ = writeln!(
+            out,
             "{} {}: {:.0}% ({} of {}, {}/s)",
             chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
             self.label,
@@ -235,6 +245,59 @@ mod tests {
             ],
         );
         assert_eq!(t, "ID   N\nabc  1\na    22\n");
+    }
+
+    /// What a `LogLines` printed, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines().map(str::to_string).collect()
+        }
+    }
+
+    /// Without a terminal (cron, journald), progress is one plain line per
+    /// interval with a UTC timestamp, the share done and the rate; a run
+    /// shorter than the interval prints nothing at all.
+    #[test]
+    fn log_lines_for_cron_are_timestamped_and_rate_limited() {
+        let quiet = Captured::default();
+        let p = LogLines::writing_to("backup", LOG_EVERY, Box::new(quiet.clone()));
+        p.set_total(4 << 20);
+        for _ in 0..4 {
+            p.advance(1 << 20);
+        }
+        assert!(quiet.lines().is_empty(), "{:?}", quiet.lines());
+
+        let every = Captured::default();
+        let p = LogLines::writing_to("backup", Duration::ZERO, Box::new(every.clone()));
+        p.set_total(4 << 20);
+        p.advance(1 << 20);
+        p.advance(1 << 20);
+        let lines = every.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let (stamp, rest) = lines[1].split_once(' ').unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%SZ").is_ok(),
+            "{stamp}"
+        );
+        assert!(
+            rest.starts_with("backup: 50% (2.00 MiB of 4.00 MiB, "),
+            "{rest}"
+        );
+        assert!(rest.ends_with("/s)"), "{rest}");
     }
 
     #[test]
