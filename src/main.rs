@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use clap::Parser;
 
@@ -29,16 +30,17 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let mut shutdown = Shutdown::register();
         let mut invocation = commands::Invocation::prepare(cli)?;
         let outcome = tokio::select! {
             r = invocation.execute(&printer) => r,
-            () = shutdown_signal() => Err(Interrupted.into()),
+            () = shutdown.wait() => Err(Interrupted.into()),
         };
         // Let cleanup that drop guards started (multipart aborts) finish.
         storage::cleanup::wait(Duration::from_secs(10)).await;
         tokio::select! {
             r = invocation.record(outcome, &printer) => r,
-            () = shutdown_signal() => Err(Interrupted.into()),
+            () = shutdown.wait() => Err(Interrupted.into()),
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(10));
@@ -56,14 +58,35 @@ fn main() -> ExitCode {
     ExitCode::from(status.code())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT (Ctrl-C) and SIGTERM, with their handlers installed before any
+/// work starts: a signal that arrives in the first milliseconds of a run
+/// still stops it cleanly (exit 130) instead of killing it outright.
+struct Shutdown {
+    int: Option<Signal>,
+    term: Option<Signal>,
+}
+
+impl Shutdown {
+    fn register() -> Self {
+        Shutdown {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Returns when either signal arrives.
+    async fn wait(&mut self) {
+        async fn next(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = next(&mut self.int) => {}
+            () = next(&mut self.term) => {}
+        }
     }
 }
