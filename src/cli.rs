@@ -144,11 +144,12 @@ pub enum Command {
     ///
     /// --quick: manifests parse and every object exists with its size.
     /// Default: also download every object and check its SHA-256.
-    /// --deep: also unpack every block and check each file's SHA-256 and the
-    /// TSDB structure (index, chunks, tombstones, CRCs) with promsnap's own
-    /// reader. --restore-test: also restore and let promtool load the blocks.
-    /// Exits 0 when everything holds, 3 when problems were found, 1 when
-    /// verify itself could not run.
+    /// --deep: also decompress every block as it downloads and check each
+    /// file's SHA-256 and the TSDB structure (index, chunks, tombstones,
+    /// CRCs) with promsnap's own reader. --restore-test: also restore and let
+    /// promtool load the blocks. Exits 0 when everything holds, 3 when
+    /// problems were found, 1 when verify itself could not run (storage
+    /// unreachable, a download broke off, no room in --scratch-dir).
     Verify(VerifyArgs),
 
     /// Check the TSDB structure of the blocks in a local directory.
