@@ -56,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--prometheus-password-file', '--prometheus-password-file', [CompletionResultType]::ParameterName, 'File holding the basic-authentication password')
             [CompletionResult]::new('--prometheus-bearer-token-file', '--prometheus-bearer-token-file', [CompletionResultType]::ParameterName, 'File holding a bearer token')
             [CompletionResult]::new('--prometheus-ca-cert', '--prometheus-ca-cert', [CompletionResultType]::ParameterName, 'PEM file with the CA that signed Prometheus''s TLS certificate')
+            [CompletionResult]::new('--wait-ready', '--wait-ready', [CompletionResultType]::ParameterName, 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Prometheus''s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus''s /api/v1/status/flags]')
             [CompletionResult]::new('--from-dir', '--from-dir', [CompletionResultType]::ParameterName, 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped')
             [CompletionResult]::new('--instance', '--instance', [CompletionResultType]::ParameterName, 'Name this Prometheus in the repository [default: the host name]')

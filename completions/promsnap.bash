@@ -119,7 +119,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__backup)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --wait-ready --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -162,6 +162,10 @@ _promsnap() {
                     return 0
                     ;;
                 --prometheus-ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-ready)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

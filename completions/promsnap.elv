@@ -52,6 +52,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --prometheus-password-file 'File holding the basic-authentication password'
             cand --prometheus-bearer-token-file 'File holding a bearer token'
             cand --prometheus-ca-cert 'PEM file with the CA that signed Prometheus''s TLS certificate'
+            cand --wait-ready 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]'
             cand --data-dir 'Prometheus''s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus''s /api/v1/status/flags]'
             cand --from-dir 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped'
             cand --instance 'Name this Prometheus in the repository [default: the host name]'

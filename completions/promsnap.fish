@@ -55,6 +55,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l wait-ready -d 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l data-dir -d 'Prometheus\'s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus\'s /api/v1/status/flags]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d 'Name this Prometheus in the repository [default: the host name]' -r

@@ -249,6 +249,16 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 
+    /// While Prometheus answers /-/ready with 503 (starting up, replaying
+    /// its WAL), wait up to DURATION for it; 0 fails at once [default: 5m].
+    #[arg(
+        long,
+        env = "PROMSNAP_WAIT_READY",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
+    pub wait_ready: Option<std::time::Duration>,
+
     /// Prometheus's data directory (its --storage.tsdb.path), on this machine.
     /// [default: asked from Prometheus's /api/v1/status/flags]
     #[arg(long, env = "PROMSNAP_DATA_DIR", value_name = "DIR")]

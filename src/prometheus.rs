@@ -16,6 +16,7 @@
 //! Prometheus surely did not act on it: no connection, or 429 / 503.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +26,19 @@ use serde::Deserialize;
 
 use crate::error::Hinted;
 use crate::retry::Backoff;
+
+/// `/-/ready` answered 503: Prometheus runs but is still starting up
+/// (replaying its WAL), and will be ready by itself. Holds the answer's body.
+#[derive(Debug)]
+pub struct NotReady(pub String);
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP 503: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotReady {}
 
 /// Per-request timeout unless the options say otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -221,14 +235,12 @@ impl Prometheus {
         }
         let body = resp.bytes().await.unwrap_or_default();
         if status.as_u16() == 503 {
-            return Err(
-                anyhow::anyhow!("HTTP 503: {}", String::from_utf8_lossy(&body).trim()).context(
-                    Hinted::failure(
-                        format!("Prometheus at {} is not ready yet", self.base),
-                        "it is probably still replaying its WAL; try again in a few minutes",
-                    ),
-                ),
-            );
+            let body = String::from_utf8_lossy(&body).trim().to_string();
+            return Err(anyhow::Error::new(NotReady(body)).context(Hinted::failure(
+                format!("Prometheus at {} is not ready yet", self.base),
+                "it is probably still replaying its WAL; wait longer with --wait-ready, or try \
+                 again in a few minutes",
+            )));
         }
         Err(non_json_error(&url, status, &body))
     }

@@ -6,6 +6,8 @@ use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::cmd::{bare, Target};
 use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS};
@@ -23,6 +25,79 @@ fn backed_up_repo(work: &Path) -> (Target, PathBuf) {
         "t",
     ]);
     (target, data)
+}
+
+/// A stand-in for a Prometheus that is still starting: `/-/ready` answers
+/// 503 the first `starting` times, then 200; every API call is refused with
+/// a 400, so a backup gets exactly as far as its snapshot call. Returns the
+/// URL and the number of readiness probes so far.
+fn starting_prometheus(starting: usize) -> (String, Arc<AtomicUsize>) {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let probes = Arc::new(AtomicUsize::new(0));
+    let seen = probes.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut request = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Read the headers so that closing the socket does not reset it.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (status, body) = if request.starts_with("GET /-/ready") {
+                if seen.fetch_add(1, Ordering::SeqCst) < starting {
+                    ("503 Service Unavailable", "Service Unavailable".to_string())
+                } else {
+                    ("200 OK", "Prometheus Server is Ready.".to_string())
+                }
+            } else {
+                let error = r#"{"status":"error","errorType":"bad_data","error":"stand-in"}"#;
+                ("400 Bad Request", error.to_string())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, probes)
+}
+
+/// A nightly backup that meets a Prometheus still replaying its WAL (503
+/// from /-/ready) waits for it, saying so, instead of failing; with
+/// `--wait-ready 0` it fails at once, with a hint.
+#[test]
+fn a_starting_prometheus_is_waited_for() {
+    let repo = tempfile::tempdir().unwrap();
+    let target = Target::local(&repo.path().join("repo"));
+    let data = repo.path().to_str().unwrap();
+    let (url, probes) = starting_prometheus(2);
+    let backup = ["backup", "--prometheus-url", &url, "--data-dir", data];
+    let run = target.run(&[&backup[..], &["--wait-ready", "30s"]].concat());
+    assert_eq!(probes.load(Ordering::SeqCst), 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "Prometheus is not ready yet (HTTP 503: Service Unavailable); waiting up to 30s"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Once ready, the backup went on to ask for a snapshot.
+    run.expect_failure(1, &["could not create a TSDB snapshot", "stand-in"]);
+
+    let (url, probes) = starting_prometheus(usize::MAX);
+    let backup = ["backup", "--prometheus-url", &url, "--data-dir", data];
+    target
+        .run(&[&backup[..], &["--wait-ready", "0s"]].concat())
+        .expect_failure(1, &["is not ready yet", "HTTP 503", "--wait-ready"]);
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
 }
 
 #[test]

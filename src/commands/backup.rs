@@ -1,6 +1,7 @@
 //! `promsnap backup`: snapshot Prometheus (or take a directory), store it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{HumanBytes, HumanDuration};
@@ -11,7 +12,7 @@ use crate::cli::{BackupArgs, PolicyArgs};
 use crate::error::{ExitStatus, Hinted};
 use crate::metrics::RunSummary;
 use crate::output::{format_ms, Printer};
-use crate::prometheus::Prometheus;
+use crate::prometheus::{NotReady, Prometheus};
 use crate::repo::backup::{self, BackupOptions, BackupReport};
 use crate::repo::configfiles;
 use crate::repo::lock::{LockInfo, LockKind};
@@ -295,8 +296,17 @@ async fn reported_config_file(prom: &Prometheus, printer: &Printer) -> Option<Pa
     Some(path)
 }
 
+/// How long to wait for a Prometheus that answers /-/ready with 503.
+const DEFAULT_WAIT_READY: Duration = Duration::from_secs(300);
+
+/// How often /-/ready is asked again while waiting.
+const READY_POLL: Duration = Duration::from_secs(2);
+
 /// The first of the `--prometheus-url`s that is ready, and what it says
-/// about itself.
+/// about itself. While every one of them answers "not ready" (503: started,
+/// still replaying its WAL, which takes minutes on a big server), this
+/// waits up to `--wait-ready`: a nightly backup that meets a restart should
+/// run late, not fail. A server that cannot be reached fails at once.
 async fn connect(
     args: &BackupArgs,
     file: &FileConfig,
@@ -304,36 +314,75 @@ async fn connect(
 ) -> Result<(Prometheus, Source)> {
     let base = settings::prometheus_options(&args.prometheus, file)?;
     let urls = settings::prometheus_urls(&args.prometheus, file);
-    let mut failures = Vec::new();
-    for url in &urls {
-        let prom = Prometheus::new(crate::prometheus::PrometheusOptions {
-            url: url.clone(),
-            ..base.clone()
-        })?;
-        match prom.ready().await {
-            Ok(()) => {
-                if !failures.is_empty() {
-                    printer.info(&format!("using {url}; not ready: {}", failures.join("; ")));
+    let mut servers = urls
+        .iter()
+        .map(|url| {
+            Prometheus::new(crate::prometheus::PrometheusOptions {
+                url: url.clone(),
+                ..base.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let wait = args.wait_ready.unwrap_or(DEFAULT_WAIT_READY);
+    let deadline = std::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        let mut failures = Vec::new();
+        for i in 0..servers.len() {
+            match servers[i].ready().await {
+                Ok(()) => {
+                    if !failures.is_empty() {
+                        let not_ready: Vec<String> = failures
+                            .iter()
+                            .map(|(u, e)| format!("{u}: {}", last(e)))
+                            .collect();
+                        let url = servers[i].url();
+                        printer.info(&format!("using {url}; not ready: {}", not_ready.join("; ")));
+                    }
+                    let source = describe_server(&servers[i], printer).await;
+                    return Ok((servers.swap_remove(i), source));
                 }
-                let source = describe_server(&prom, printer).await;
-                return Ok((prom, source));
+                Err(e) => failures.push((servers[i].url().to_string(), e)),
             }
-            Err(e) if urls.len() == 1 => return Err(e),
-            Err(e) => failures.push(format!(
-                "{url}: {}",
-                e.chain().last().map(|c| c.to_string()).unwrap_or_default()
-            )),
         }
+        let starting = failures
+            .iter()
+            .all(|(_, e)| e.downcast_ref::<NotReady>().is_some());
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if starting && !left.is_zero() {
+            if !told {
+                printer.info(&format!(
+                    "Prometheus is not ready yet ({}); waiting up to {} for it (--wait-ready)",
+                    last(&failures[0].1),
+                    humantime::format_duration(wait)
+                ));
+                told = true;
+            }
+            tokio::time::sleep(READY_POLL.min(left)).await;
+            continue;
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0).1);
+        }
+        let all: Vec<String> = failures
+            .iter()
+            .map(|(u, e)| format!("{u}: {}", last(e)))
+            .collect();
+        return Err(Hinted::failure(
+            format!(
+                "none of the {} Prometheus servers is ready: {}",
+                urls.len(),
+                all.join("; ")
+            ),
+            "check that at least one --prometheus-url is running and reachable",
+        )
+        .into());
     }
-    Err(Hinted::failure(
-        format!(
-            "none of the {} Prometheus servers is ready: {}",
-            urls.len(),
-            failures.join("; ")
-        ),
-        "check that at least one --prometheus-url is running and reachable",
-    )
-    .into())
+}
+
+/// The innermost cause of an error, for one-line summaries.
+fn last(e: &anyhow::Error) -> String {
+    e.chain().last().map(|c| c.to_string()).unwrap_or_default()
 }
 
 /// The HA group this backup belongs to, if any.
