@@ -332,12 +332,8 @@ async fn connect(
             match servers[i].ready().await {
                 Ok(()) => {
                     if !failures.is_empty() {
-                        let not_ready: Vec<String> = failures
-                            .iter()
-                            .map(|(u, e)| format!("{u}: {}", last(e)))
-                            .collect();
                         let url = servers[i].url();
-                        printer.info(&format!("using {url}; not ready: {}", not_ready.join("; ")));
+                        printer.info(&format!("using {url}; not ready: {}", listed(&failures)));
                     }
                     let source = describe_server(&servers[i], printer).await;
                     return Ok((servers.swap_remove(i), source));
@@ -345,9 +341,10 @@ async fn connect(
                 Err(e) => failures.push((servers[i].url().to_string(), e)),
             }
         }
-        let starting = failures
-            .iter()
-            .all(|(_, e)| e.downcast_ref::<NotReady>().is_some());
+        let starting = !failures.is_empty()
+            && failures
+                .iter()
+                .all(|(_, e)| e.downcast_ref::<NotReady>().is_some());
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if starting && !left.is_zero() {
             if !told {
@@ -364,15 +361,11 @@ async fn connect(
         if failures.len() == 1 {
             return Err(failures.remove(0).1);
         }
-        let all: Vec<String> = failures
-            .iter()
-            .map(|(u, e)| format!("{u}: {}", last(e)))
-            .collect();
         return Err(Hinted::failure(
             format!(
                 "none of the {} Prometheus servers is ready: {}",
                 urls.len(),
-                all.join("; ")
+                listed(&failures)
             ),
             "check that at least one --prometheus-url is running and reachable",
         )
@@ -383,6 +376,15 @@ async fn connect(
 /// The innermost cause of an error, for one-line summaries.
 fn last(e: &anyhow::Error) -> String {
     e.chain().last().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// `url: cause; url: cause` for servers that were not ready.
+fn listed(failures: &[(String, anyhow::Error)]) -> String {
+    let parts: Vec<String> = failures
+        .iter()
+        .map(|(url, e)| format!("{url}: {}", last(e)))
+        .collect();
+    parts.join("; ")
 }
 
 /// The HA group this backup belongs to, if any.
