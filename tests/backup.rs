@@ -103,15 +103,7 @@ fn quiet_backup_prints_nothing() {
     let target = Target::local(&work.path().join("repo"));
     let run = target.ok(&["backup", "--from-dir", data.to_str().unwrap(), "--quiet"]);
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
-    assert_eq!(
-        target
-            .ok(&["list", "--json"])
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(target.snapshots().len(), 1);
 }
 
 /// Writes `n` small block directories (backup does not parse chunk or index

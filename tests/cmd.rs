@@ -83,6 +83,14 @@ impl Target {
         finish(self.cmd(args).output().expect("run promsnap"))
     }
 
+    /// The snapshots `list --json` shows, oldest first.
+    pub fn snapshots(&self) -> Vec<Value> {
+        match self.ok(&["list", "--json"]).json() {
+            Value::Array(list) => list,
+            other => panic!("list --json printed {other}, not an array"),
+        }
+    }
+
     /// Runs and requires exit 0.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args);

@@ -38,12 +38,7 @@ fn ha_backup(target: &Target, prom_url: &str, instance: &str, extra: &[&str]) ->
 }
 
 fn snapshots(target: &Target) -> Vec<Value> {
-    target
-        .ok(&["list", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
+    target.snapshots()
 }
 
 /// Both replicas fire at the same moment, three times over: each time

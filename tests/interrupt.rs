@@ -109,15 +109,7 @@ fn sigterm_during_a_multipart_upload() {
         0,
         "the multipart upload was not aborted"
     );
-    assert!(
-        target
-            .ok(&["list", "--json"])
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "a snapshot was written"
-    );
+    assert!(target.snapshots().is_empty(), "a snapshot was written");
 
     let rerun = target
         .ok(&["backup", "--from-dir", data.to_str().unwrap(), "--json"])
@@ -191,22 +183,9 @@ fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
         0,
         "the local snapshot was left behind"
     );
-    assert!(target
-        .ok(&["list", "--json"])
-        .json()
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(target.snapshots().is_empty());
     target.ok(&setup.backup(&[]));
-    assert_eq!(
-        target
-            .ok(&["list", "--json"])
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(target.snapshots().len(), 1);
 }
 
 #[test]
@@ -250,13 +229,5 @@ fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
         "the rerun removes the orphan and its own snapshot: {:?}",
         names()
     );
-    assert_eq!(
-        target
-            .ok(&["list", "--json"])
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(target.snapshots().len(), 1);
 }
