@@ -59,7 +59,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l wait-ready 
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l data-dir -d 'Prometheus\'s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus\'s /api/v1/status/flags]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l instance -d 'Name this Prometheus in the repository [default: the host name]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time [default: 2]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l concurrency -d 'Blocks packed and uploaded at the same time, largest first [default: 2]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 1]. promsnap tunes zstd for TSDB chunks, so level 1 already stores about as little as restic; higher levels trade CPU time for a few percent' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l zstd-threads -d 'zstd worker threads per block [default: number of CPUs]; 1 compresses on the thread that reads the block. With `--concurrency 1 --zstd-threads 1` a backup uses one core, to spare a busy host' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-config -d 'Prometheus\'s configuration file, stored with the snapshot together with every rule file its rule_files reference [default: the config.file Prometheus reports, when it is readable here; if not, a warning]. Given explicitly, a file that cannot be read is an error' -r -F
@@ -117,7 +117,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'With `latest` or an id prefix: only consider snapshots of this instance' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time [default: 4]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time, largest first [default: one per CPU, 4 to 16]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
@@ -170,7 +170,7 @@ when-supported\t'On every request that supports one (AWS S3 and stores that supp
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-subset -d 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'With `latest`: only consider snapshots of this instance' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time [default: 4]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time, largest first [default: 4; with --deep one per CPU, 4 to 16]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space [default: the system temp dir]. --deep keeps a block\'s small files there (index, meta.json, tombstones; chunks are checked in the stream); --restore-test restores whole snapshots into it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F

@@ -283,7 +283,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub keep_local_snapshot: bool,
 
-    /// Blocks packed and uploaded at the same time [default: 2].
+    /// Blocks packed and uploaded at the same time, largest first [default: 2].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
@@ -452,7 +452,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
-    /// Objects checked at the same time [default: 4].
+    /// Objects checked at the same time, largest first [default: 4; with
+    /// --deep one per CPU, 4 to 16].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
@@ -562,7 +563,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
-    /// Blocks downloaded and unpacked at the same time [default: 4].
+    /// Blocks downloaded and unpacked at the same time, largest first
+    /// [default: one per CPU, 4 to 16].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 

@@ -105,11 +105,23 @@ impl std::error::Error for Interrupted {}
 /// wrong with a backup as problems (exit 3) and fails on these (exit 1): a
 /// full `/tmp` must never read as a damaged backup.
 #[derive(Debug)]
-pub struct Environment(pub String);
+pub struct Environment {
+    pub what: String,
+    pub place: Place,
+}
+
+/// Which part of the environment failed: what the hint should point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// This machine's disk (scratch space, the restore target).
+    Disk,
+    /// The connection to the repository.
+    Connection,
+}
 
 impl fmt::Display for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.what)
     }
 }
 
@@ -118,12 +130,34 @@ impl std::error::Error for Environment {}
 /// A failed operation on this machine's disk (`what` names it, e.g. "could
 /// not write /x/index"), marked as an [`Environment`] failure.
 pub fn local_io(e: std::io::Error, what: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(e).context(Environment(what.into()))
+    anyhow::Error::new(e).context(Environment {
+        what: what.into(),
+        place: Place::Disk,
+    })
+}
+
+/// Where `err` failed, if it is an [`Environment`] failure.
+pub fn environment(err: &anyhow::Error) -> Option<Place> {
+    err.downcast_ref::<Environment>().map(|e| e.place)
 }
 
 /// Whether any layer of `err` is an [`Environment`] failure.
 pub fn is_environment(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<Environment>().is_some()
+    environment(err).is_some()
+}
+
+/// The hint for a run that failed on its environment, not on the backup:
+/// `disk` says what the local disk needed room for.
+pub fn environment_hint(place: Place, disk: &str) -> String {
+    match place {
+        Place::Disk => {
+            format!("this is a failure of this machine, not damage in the backup; {disk}")
+        }
+        Place::Connection => "this is a failure of the connection to the repository, not damage \
+                              in the backup; run it again (--retries and --timeout set how hard \
+                              each request is retried)"
+            .to_string(),
+    }
 }
 
 /// The exit status an error should end the process with.

@@ -369,7 +369,7 @@ fn a_failed_restore_can_be_resumed() {
     let work = tempfile::tempdir().unwrap();
     let (target, _) = backed_up_repo(work.path());
     let (_, manifest) = support::only_manifest(Path::new(&target.repo));
-    let last = &manifest["blocks"][FIXTURE_BLOCKS - 1];
+    let last = support::block_restored_last(&manifest);
     let object = Path::new(&target.repo).join(last["object"]["key"].as_str().unwrap());
     let good = fs::read(&object).unwrap();
     let mut bad = good.clone();
@@ -423,8 +423,8 @@ fn a_failed_backup_leaves_no_snapshot_and_the_rerun_finishes_it() {
     support::fixture_data_dir(&data);
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    // Block the last block's directory in the repository with a file.
-    let last = support::fixture_blocks().pop().unwrap();
+    // Block the directory of the block stored last with a file.
+    let last = support::fixture_block_packed_last();
     fs::create_dir_all(repo.join("blocks")).unwrap();
     let blocker = repo.join("blocks").join(last.file_name().unwrap());
     fs::write(&blocker, b"in the way").unwrap();

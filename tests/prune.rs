@@ -205,8 +205,8 @@ fn orphans_are_collected_only_after_the_grace_period() {
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
     let data = data_with(work.path(), "data", &[0, 1, 2]);
-    // Interrupt a backup: the last block cannot be stored.
-    let last = support::fixture_blocks().pop().unwrap();
+    // Interrupt a backup: the block stored last cannot be stored.
+    let last = support::fixture_block_packed_last();
     fs::create_dir_all(repo.join("blocks")).unwrap();
     fs::write(
         repo.join("blocks").join(last.file_name().unwrap()),

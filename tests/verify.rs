@@ -373,7 +373,7 @@ fn a_full_scratch_disk_is_a_failure_not_damage() {
         &[
             "could not verify",
             "File too large",
-            "not damage in the backup",
+            "a failure of this machine, not damage in the backup",
             "--scratch-dir",
         ],
     );
@@ -394,7 +394,7 @@ fn a_full_scratch_disk_is_a_failure_not_damage() {
         &[
             "the restore test could not run",
             "File too large",
-            "not damage in the backup",
+            "a failure of this machine, not damage in the backup",
         ],
     );
     assert!(!run.stdout.contains("PROBLEM"), "{}", run.stdout);

@@ -78,7 +78,9 @@ pub async fn run(args: RestoreArgs, file: &FileConfig, printer: &Printer) -> Res
         false => None,
     };
     let opts = RestoreOptions {
-        concurrency: args.concurrency.unwrap_or(4),
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(crate::repo::cpu_concurrency),
         force: args.force,
         range,
         merge: args.merge,

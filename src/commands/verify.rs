@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cli::VerifyArgs;
-use crate::error::{is_environment, ExitStatus, Hinted};
+use crate::error::{environment, environment_hint, ExitStatus, Hinted, Place};
 use crate::metrics::RunSummary;
 use crate::output::Printer;
 use crate::repo::restore::{self, RestoreOptions};
@@ -51,7 +51,11 @@ pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Resu
     let opts = VerifyOptions {
         level,
         subset: args.read_data_subset,
-        concurrency: args.concurrency.unwrap_or(4),
+        // --deep decompresses: CPU-bound. The other levels wait on downloads.
+        concurrency: args.concurrency.unwrap_or(match level {
+            Level::Deep => crate::repo::cpu_concurrency(),
+            _ => 4,
+        }),
         scratch: scratch.clone(),
     };
     let report = verify::run(&repo, &ids, &opts, printer.progress("verify")).await?;
@@ -59,7 +63,20 @@ pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Resu
     if args.restore_test {
         let promtool = find_promtool(args.promtool.as_deref(), printer)?;
         for id in &ids {
-            tests.push(restore_test(&repo, id, &scratch, promtool.as_deref(), printer).await?);
+            let concurrency = args
+                .concurrency
+                .unwrap_or_else(crate::repo::cpu_concurrency);
+            tests.push(
+                restore_test(
+                    &repo,
+                    id,
+                    &scratch,
+                    promtool.as_deref(),
+                    concurrency,
+                    printer,
+                )
+                .await?,
+            );
         }
     }
     let ok = report.problems.is_empty() && tests.iter().all(|t| t.problem.is_none());
@@ -107,12 +124,14 @@ fn find_promtool(flag: Option<&Path>, printer: &Printer) -> Result<Option<PathBu
     Ok(found)
 }
 
-fn restore_test_hint() -> Hinted {
+fn restore_test_hint(place: Place) -> Hinted {
     Hinted::failure(
         "the restore test could not run",
-        "this is a failure of this machine or its connection, not damage in the backup; \
-         --restore-test restores whole snapshots into --scratch-dir (default: the system temp \
-         dir), which needs room for them",
+        environment_hint(
+            place,
+            "--restore-test restores whole snapshots into --scratch-dir (default: the system \
+             temp dir), which needs room for them",
+        ),
     )
 }
 
@@ -121,6 +140,7 @@ async fn restore_test(
     id: &str,
     scratch: &Path,
     promtool: Option<&Path>,
+    concurrency: usize,
     printer: &Printer,
 ) -> Result<RestoreTest> {
     let dir = std::fs::create_dir_all(scratch)
@@ -130,11 +150,11 @@ async fn restore_test(
                 .tempdir_in(scratch)
         })
         .with_context(|| format!("could not create a directory in {}", scratch.display()))
-        .context(restore_test_hint())?;
+        .context(restore_test_hint(Place::Disk))?;
     let target = dir.path().join("data");
     let manifest = repo.load_manifest(id).await?;
     let opts = RestoreOptions {
-        concurrency: 4,
+        concurrency,
         force: false,
         range: Default::default(),
         merge: false,
@@ -155,8 +175,8 @@ async fn restore_test(
     .await
     {
         // A full scratch disk or a broken connection is not a finding.
-        if is_environment(&e) {
-            return Err(e.context(restore_test_hint()));
+        if let Some(place) = environment(&e) {
+            return Err(e.context(restore_test_hint(place)));
         }
         test.problem = Some(format!("restore failed: {e:#}"));
         return Ok(test);

@@ -82,13 +82,14 @@ pub async fn run(
     let started = Instant::now();
     let bytes_total = blocks.iter().map(Block::total_size).sum();
     let plans = plan(repo, blocks).await?;
-    let to_upload: Vec<Block> = plans
+    let mut to_upload: Vec<Block> = plans
         .iter()
         .filter_map(|p| match p {
             Plan::Upload(b) => Some(b.clone()),
             Plan::Reuse(_) => None,
         })
         .collect();
+    super::largest_first(&mut to_upload, Block::total_size);
     progress.set_total(to_upload.iter().map(Block::total_size).sum());
     let uploaded: Vec<BlockEntry> = futures::stream::iter(to_upload)
         .map(|block| upload_block(repo, block, opts.pack, progress.clone()))

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::manifest::BlockEntry;
 use super::Repository;
 use crate::archive;
-use crate::error::Environment;
+use crate::error::{Environment, Place};
 use crate::progress::Progress;
 use crate::storage::Key;
 
@@ -111,7 +111,10 @@ pub async fn read_object<T: Send + 'static>(
                 Some(Err(e)) => {
                     let _ = tx.send(Err(io::Error::other(format!("{e:#}")))).await;
                     let what = format!("the download of {} broke off", entry.object.key);
-                    return Err(e.context(Environment(what)));
+                    return Err(e.context(Environment {
+                        what,
+                        place: Place::Connection,
+                    }));
                 }
                 None => break,
             }
@@ -211,9 +214,9 @@ pub async fn hash_object(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::error::is_environment;
+    use crate::error::{environment, Place};
     use crate::progress::Silent;
     use crate::storage::{Body, ByteStream, LocalStorage, ObjectMeta, Storage};
     use async_trait::async_trait;
@@ -222,7 +225,7 @@ mod tests {
     /// A local storage whose downloads break off after their first chunk,
     /// as a dropped connection does once the retries are spent.
     #[derive(Debug)]
-    struct BreaksOff(LocalStorage);
+    pub(crate) struct BreaksOff(pub LocalStorage);
 
     #[async_trait]
     impl Storage for BreaksOff {
@@ -276,7 +279,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(is_environment(&err), "{err:#}");
+        assert_eq!(environment(&err), Some(Place::Connection), "{err:#}");
         let text = format!("{err:#}");
         assert!(
             text.contains("broke off") && text.contains("connection reset"),

@@ -131,11 +131,12 @@ pub async fn run(
     } else {
         prepare_target(dir, manifest, opts.force)?
     };
-    let todo: Vec<&BlockEntry> = selected
+    let mut todo: Vec<&BlockEntry> = selected
         .iter()
         .copied()
         .filter(|b| !prepared.complete.contains(&b.ulid))
         .collect();
+    super::largest_first(&mut todo, |b| b.object.size);
     progress.set_total(todo.iter().map(|b| b.object.size).sum());
     let owner = prepared.owner;
     futures::stream::iter(todo.iter().copied())

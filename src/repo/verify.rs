@@ -44,7 +44,7 @@ use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
-use crate::error::{is_environment, local_io, Hinted};
+use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
 use crate::progress::Progress;
 use crate::storage::{Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
@@ -188,11 +188,12 @@ pub async fn run(
     let blocks = manifests.iter().map(|m| m.blocks.len()).sum();
     problems.extend(stat_all(repo, &targets, opts.concurrency).await?);
     problems.extend(check_config_files(repo, &manifests, opts.level).await?);
-    let chosen: Vec<&Target> = targets
+    let mut chosen: Vec<&Target> = targets
         .values()
         .filter(|_| opts.level >= Level::Read)
         .filter(|t| opts.subset.is_none_or(|s| s.includes(&t.entry.object.key)))
         .collect();
+    super::largest_first(&mut chosen, |t| t.entry.object.size);
     progress.set_total(chosen.iter().map(|t| t.entry.object.size).sum());
     let results: Vec<Result<Vec<Problem>>> = futures::stream::iter(chosen.iter())
         .map(|t| read_one(repo, t, opts, progress.clone()))
@@ -387,7 +388,7 @@ async fn deep_one(
                 format!("could not create a directory in {}", scratch.display()),
             )
         })
-        .map_err(|e| e.context(scratch_hint(t)))?;
+        .map_err(|e| e.context(scratch_hint(t, Place::Disk)))?;
     let (work, entry) = (dir.path().to_path_buf(), t.entry.clone());
     let checked = download::read_object(repo, t.entry, progress, move |input| {
         let block_dir = work.join(&entry.ulid);
@@ -412,8 +413,10 @@ async fn deep_one(
         Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(vec![]), // reported by the quick level
         // A full scratch disk or a broken connection says nothing about the
         // backup: verify fails (exit 1) instead of reporting damage.
-        Err(e) if is_environment(&e) => return Err(e.context(scratch_hint(t))),
-        Err(e) => return Ok(vec![problem(t, "archive", format!("{e:#}"))]),
+        Err(e) => match environment(&e) {
+            Some(place) => return Err(e.context(scratch_hint(t, place))),
+            None => return Ok(vec![problem(t, "archive", format!("{e:#}"))]),
+        },
     };
     Ok(found
         .into_iter()
@@ -427,12 +430,14 @@ async fn deep_one(
 }
 
 /// What to say when verify itself fails on an object, not the object.
-fn scratch_hint(t: &Target<'_>) -> Hinted {
+fn scratch_hint(t: &Target<'_>, place: Place) -> Hinted {
     Hinted::failure(
         format!("could not verify {}", t.entry.object.key),
-        "this is a failure of this machine or its connection, not damage in the backup; \
-         --deep keeps each block's index in --scratch-dir (default: the system temp dir), \
-         which must have room for the largest index times --concurrency",
+        environment_hint(
+            place,
+            "--deep keeps each block's index in --scratch-dir (default: the system temp dir), \
+             which must have room for the largest index times --concurrency",
+        ),
     )
 }
 
@@ -541,6 +546,37 @@ mod tests {
         let quick = check_config_files(&repo, &all, Level::Quick).await.unwrap();
         assert_eq!(quick.len(), 1);
         assert_eq!(quick[0].file.as_deref(), Some("/etc/r.yml"));
+    }
+
+    /// A download that breaks off during --deep fails verify (it is not a
+    /// problem in the backup), and the hint is about the connection, not
+    /// about scratch space.
+    #[tokio::test]
+    async fn a_broken_download_fails_deep_verify_with_a_connection_hint() {
+        use crate::repo::download::tests::BreaksOff;
+        use crate::storage::{Key, LocalStorage, Storage};
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let mut entry = crate::repo::manifest::tests::sample_entry("01HQ3K6W2Z0000000000000000");
+        let data = bytes::Bytes::from(vec![7u8; 5 << 20]);
+        let storage = LocalStorage::new(dir.path().to_path_buf());
+        let key = Key::new(entry.object.key.clone()).unwrap();
+        storage.put_bytes(&key, data.clone()).await.unwrap();
+        entry.object.size = data.len() as u64;
+        let repo = Repository::new(Arc::new(BreaksOff(storage)));
+        let target = Target {
+            entry: &entry,
+            snapshots: vec!["s".into()],
+        };
+        let progress: Arc<dyn Progress> = Arc::new(crate::progress::Silent);
+        let err = deep_one(&repo, &target, scratch.path(), progress)
+            .await
+            .unwrap_err();
+        let text = format!("{err:#}");
+        let hint = crate::error::hint_of(&err).unwrap_or_default();
+        assert!(text.contains("broke off"), "{text}");
+        assert!(hint.contains("connection to the repository"), "{hint}");
+        assert!(!hint.contains("scratch"), "{hint}");
     }
 
     #[test]
