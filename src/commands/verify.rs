@@ -62,10 +62,10 @@ pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Resu
     let mut tests = Vec::new();
     if args.restore_test {
         let promtool = find_promtool(args.promtool.as_deref(), printer)?;
+        let concurrency = args
+            .concurrency
+            .unwrap_or_else(crate::repo::cpu_concurrency);
         for id in &ids {
-            let concurrency = args
-                .concurrency
-                .unwrap_or_else(crate::repo::cpu_concurrency);
             tests.push(
                 restore_test(
                     &repo,
