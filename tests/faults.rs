@@ -22,25 +22,11 @@ fn data_dir(work: &Path, mib: usize) -> PathBuf {
     data
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// Waits until Garage has stored at least `bytes` of object data: the
 /// backup is then part-way through its uploads.
 fn wait_for_stored(garage: &OwnGarage, bytes: u64, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while dir_size(&garage.dir.join("data")) < bytes {
+    while support::dir_size(&garage.dir.join("data")) < bytes {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the backup ended ({status}) before it was interrupted");
         }

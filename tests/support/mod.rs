@@ -96,38 +96,38 @@ pub fn fixture_blocks() -> Vec<PathBuf> {
 /// largest block first, so it is the one with the fewest bytes (ties keep
 /// ULID order).
 pub fn fixture_block_packed_last() -> PathBuf {
-    let size = |dir: &PathBuf| -> u64 {
-        walk(dir)
-            .iter()
-            .map(|f| fs::metadata(f).unwrap().len())
-            .sum()
-    };
-    let blocks = fixture_blocks();
-    let smallest = blocks.iter().map(size).min().unwrap();
-    blocks.into_iter().rfind(|b| size(b) == smallest).unwrap()
+    // `min_by_key` keeps the first of equal minima: reversed, the last.
+    fixture_blocks()
+        .into_iter()
+        .rev()
+        .min_by_key(|b| dir_size(b))
+        .unwrap()
 }
 
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+/// Bytes in the files below `dir`; 0 while it does not exist.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The manifest block a restore with `--concurrency 1` unpacks last: the
 /// one with the smallest archive (ties keep manifest order).
 pub fn block_restored_last(manifest: &serde_json::Value) -> &serde_json::Value {
     let blocks = manifest["blocks"].as_array().unwrap();
-    let size = |b: &serde_json::Value| b["object"]["size"].as_u64().unwrap();
-    let smallest = blocks.iter().map(size).min().unwrap();
-    blocks.iter().rfind(|b| size(b) == smallest).unwrap()
+    blocks
+        .iter()
+        .rev()
+        .min_by_key(|b| b["object"]["size"].as_u64().unwrap())
+        .unwrap()
 }
 
 /// Copies the fixture blocks into `dst` (created if needed), as a fresh
