@@ -547,7 +547,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__prune)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --instance --dry-run --grace --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -605,11 +605,11 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --instance)
+                --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --grace)
+                --instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

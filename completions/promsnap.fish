@@ -144,10 +144,10 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-daily -
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-weekly -d 'Keep the newest snapshot of each of the last N ISO weeks that have one' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-monthly -d 'Keep the newest snapshot of each of the last N months that have one' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-yearly -d 'Keep the newest snapshot of each of the last N years that have one' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-within -d 'Keep every snapshot taken within DURATION of the newest one, e.g. 30d, 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-within -d 'Keep every snapshot taken within DURATION of the newest one, e.g. 30d, 2w, 12h, 1y (Prometheus durations: y is 365 days, m is minutes; days step the calendar of --timezone, hours are elapsed time)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timezone -d 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 'Only apply the policy to this instance\'s snapshots (by default every instance keeps its own N)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l grace -d 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 'Only apply the policy to this instance\'s snapshots (by default every instance keeps its own N)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-wait -d 'How long to wait for running backups to finish [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F

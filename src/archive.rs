@@ -27,7 +27,7 @@ use crate::direct_io::DirectReader;
 use crate::error::local_io;
 use crate::hash_thread::{HashThread, TeeReader};
 use crate::progress::Progress;
-use crate::repo::manifest::FileEntry;
+use crate::storage::body::UploadAbandoned;
 use crate::storage::BodyWriter;
 use crate::tsdb::{validate_file_path, Block};
 
@@ -45,6 +45,16 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// stores (934 MB) at two thirds of its CPU; level 3 itself goes to 886 MB.
 /// Levels 17 and up already use 4 or 3 and keep their own.
 const MIN_MATCH: u32 = 4;
+
+/// One file of a block as an archive holds it: path in the block, size and
+/// SHA-256 (hex). Manifests list these; unpacking checks every file against
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
 
 /// How to compress.
 #[derive(Clone, Copy, Debug)]
@@ -465,7 +475,10 @@ impl ChunkWriter {
         self.buf.reserve(self.chunk_size);
         self.out
             .blocking_send(chunk)
-            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))
+            .map_err(|e| match e.downcast() {
+                Ok(gone @ UploadAbandoned) => io::Error::new(io::ErrorKind::BrokenPipe, gone),
+                Err(other) => io::Error::other(other),
+            })
     }
 
     /// Sends what is left and marks the body complete.

@@ -3,18 +3,26 @@
 //!
 //! clap resolves flags and their `PROMSNAP_*` environment variables (a flag
 //! wins over its variable); `settings.rs` then fills what is still unset from
-//! the configuration file, so all three sources meet in one place.
+//! the configuration file, so all three sources meet in one place. Values are
+//! typed here already (durations in Prometheus's grammar, rates, times), so
+//! a malformed one is refused before anything runs, with the same message
+//! whether it came from a flag or from the file.
 
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::duration::Duration;
+use crate::repo::retention::Policy;
+use crate::storage::throttle::Rate;
 use crate::storage::ChecksumMode;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 finished with problems, \
 4 another promsnap run holds the lock (nothing done), 130 interrupted.
+
+Durations are written as in Prometheus: 90s, 15m, 1h30m, 7d, 2w, 1y (m is minutes, y is 365 days).
 
 Examples:
   promsnap backup --prometheus-url http://localhost:9090 --repo s3://backups/prometheus
@@ -71,14 +79,8 @@ pub struct GlobalArgs {
 
     /// Abandon (and retry) a request that gets no answer within DURATION,
     /// e.g. 30s [default: 2m; snapshots at least 10m].
-    #[arg(
-        long,
-        global = true,
-        env = "PROMSNAP_TIMEOUT",
-        value_name = "DURATION",
-        value_parser = valid(crate::settings::parse_timeout)
-    )]
-    pub timeout: Option<String>,
+    #[arg(long, global = true, env = "PROMSNAP_TIMEOUT", value_name = "DURATION")]
+    pub timeout: Option<Duration>,
 
     /// Limit uploads and downloads together to RATE, e.g. 50MiB/s or
     /// 12.5MB/s, so a backup does not starve the host's network.
@@ -86,24 +88,15 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PROMSNAP_MAX_BANDWIDTH",
-        value_name = "RATE",
-        value_parser = valid(crate::storage::throttle::parse_rate)
+        value_name = "RATE"
     )]
-    pub max_bandwidth: Option<String>,
+    pub max_bandwidth: Option<Rate>,
 
     /// Lock file that keeps two runs from overlapping; a second run exits 4
     /// at once [default: DATA_DIR/.promsnap.lock for backup, else one file
     /// per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir].
     #[arg(long, global = true, env = "PROMSNAP_LOCK_FILE", value_name = "FILE")]
     pub lock_file: Option<PathBuf>,
-}
-
-/// A clap value parser that checks a value with `check` but keeps the text
-/// (the configuration file holds the same settings as text).
-fn valid<T: 'static>(
-    check: fn(&str) -> Result<T, String>,
-) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
-    move |text: &str| check(text).map(|_| text.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,13 +244,8 @@ pub struct BackupArgs {
 
     /// While Prometheus answers /-/ready with 503 (starting up, replaying
     /// its WAL), wait up to DURATION for it; 0 fails at once [default: 5m].
-    #[arg(
-        long,
-        env = "PROMSNAP_WAIT_READY",
-        value_name = "DURATION",
-        value_parser = humantime::parse_duration
-    )]
-    pub wait_ready: Option<std::time::Duration>,
+    #[arg(long, env = "PROMSNAP_WAIT_READY", value_name = "DURATION")]
+    pub wait_ready: Option<Duration>,
 
     /// Prometheus's data directory (its --storage.tsdb.path), on this machine.
     /// [default: asked from Prometheus's /api/v1/status/flags]
@@ -326,8 +314,8 @@ pub struct BackupArgs {
 
     /// With --ha-group: skip when the group has a snapshot younger than this
     /// [default: 12h].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub min_interval: Option<std::time::Duration>,
+    #[arg(long, value_name = "DURATION")]
+    pub min_interval: Option<Duration>,
 
     /// Record this as the snapshot's time (RFC 3339) instead of now, e.g. when
     /// importing an old data directory with --from-dir.
@@ -341,42 +329,12 @@ pub struct BackupArgs {
     pub prune: bool,
 
     /// How long to wait for a prune that holds the repository [default: 10m].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub lock_wait: Option<std::time::Duration>,
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait: Option<Duration>,
 
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Args, Clone, Default)]
-pub struct PolicyArgs {
-    /// Keep the N newest snapshots.
-    #[arg(long, value_name = "N")]
-    pub keep_last: Option<u32>,
-    /// Keep the newest snapshot of each of the last N hours that have one.
-    #[arg(long, value_name = "N")]
-    pub keep_hourly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N days that have one.
-    #[arg(long, value_name = "N")]
-    pub keep_daily: Option<u32>,
-    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
-    #[arg(long, value_name = "N")]
-    pub keep_weekly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N months that have one.
-    #[arg(long, value_name = "N")]
-    pub keep_monthly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N years that have one.
-    #[arg(long, value_name = "N")]
-    pub keep_yearly: Option<u32>,
-    /// Keep every snapshot taken within DURATION of the newest one, e.g. 30d,
-    /// 2w, 1y6m, 12h (y years, m months, w weeks, d days, h hours).
-    #[arg(long, value_name = "DURATION")]
-    pub keep_within: Option<crate::repo::retention::CalendarDuration>,
-    /// Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin
-    /// [default: UTC].
-    #[arg(long, value_name = "TZ")]
-    pub timezone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Args)]
@@ -385,7 +343,7 @@ pub struct PruneArgs {
     pub repo: RepoArgs,
 
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub policy: Policy,
 
     /// Only apply the policy to this instance's snapshots (by default every
     /// instance keeps its own N).
@@ -396,14 +354,9 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Objects no snapshot references are deleted only when older than this,
-    /// since a running backup may be about to use them [default: 24h].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub grace: Option<std::time::Duration>,
-
     /// How long to wait for running backups to finish [default: 10m].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub lock_wait: Option<std::time::Duration>,
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait: Option<Duration>,
 
     /// Print the decisions and the result as one JSON object on stdout.
     #[arg(long)]

@@ -77,16 +77,6 @@ impl Hinted {
     }
 }
 
-/// Shorthand for `Err(Hinted::failure(..).into())`.
-pub fn fail<T>(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Result<T> {
-    Err(Hinted::failure(message, hint).into())
-}
-
-/// Shorthand for `Err(Hinted::usage(..).into())`.
-pub fn usage<T>(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Result<T> {
-    Err(Hinted::usage(message, hint).into())
-}
-
 /// Marks an operation that stopped because the user interrupted it.
 #[derive(Debug)]
 pub struct Interrupted;

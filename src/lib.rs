@@ -10,6 +10,7 @@ pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod direct_io;
+pub mod duration;
 pub mod error;
 pub mod hash_thread;
 pub mod metrics;

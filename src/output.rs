@@ -15,11 +15,12 @@ use anyhow::Result;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
 use crate::error;
-use crate::progress::{Progress, Silent};
+use crate::progress::{Progress, Silent, Warn};
 
 /// How often the non-terminal progress line is printed.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+#[derive(Debug, Clone, Copy)]
 pub struct Printer {
     quiet: bool,
     tty: bool,
@@ -36,13 +37,20 @@ impl Printer {
     /// A line about what is happening (stderr; hidden by `--quiet`).
     pub fn info(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{}", self.stamp(message));
+            stderr(&format!("{}\n", self.stamp(message)));
         }
     }
 
     /// Something the user should know even in `--quiet` mode.
     pub fn warn(&self, message: &str) {
-        eprintln!("{}", self.stamp(&format!("warning: {message}")));
+        stderr(&format!("{}\n", self.stamp(&format!("warning: {message}"))));
+    }
+
+    /// [`Printer::warn`] as a callback, for library code that has a warning
+    /// it cannot return (see [`Warn`]).
+    pub fn warner(&self) -> Warn {
+        let printer = *self;
+        std::sync::Arc::new(move |message: &str| printer.warn(message))
     }
 
     fn stamp(&self, message: &str) -> String {
@@ -65,7 +73,7 @@ impl Printer {
         if let Some(hint) = error::hint_of(err) {
             text.push_str(&format!("hint: {hint}\n"));
         }
-        eprint!("{text}");
+        stderr(&text);
     }
 
     /// Progress reporting for work of a known byte size.
@@ -100,6 +108,12 @@ impl Printer {
     pub fn summaries(&self) -> bool {
         !self.quiet
     }
+}
+
+/// Writes to stderr. Unlike `eprint!`, a closed or broken stderr is not a
+/// panic: a message nobody can read is dropped.
+fn stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 struct Bar {

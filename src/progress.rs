@@ -25,3 +25,8 @@ impl Progress for Silent {
     fn advance(&self, _: u64) {}
     fn note(&self, _: &str) {}
 }
+
+/// Where library code sends a warning it cannot return: one that comes up
+/// in a `Drop` (cleanup that failed) or while work goes on. Commands pass
+/// [`crate::output::Printer::warner`]; tests can collect them.
+pub type Warn = std::sync::Arc<dyn Fn(&str) + Send + Sync>;

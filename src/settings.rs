@@ -1,10 +1,18 @@
-//! Settings, resolved once: flags > `PROMSNAP_*` environment > config file.
+//! Settings, resolved once: flags > `PROMSNAP_*` environment > config file
+//! > defaults.
 //!
-//! clap already merged flags and environment variables; this module reads
-//! the optional TOML file and fills in whatever is still unset, then turns
-//! the result into the plain option structs the lower layers take. Unknown
-//! keys in the file are errors that name the key and the file, because a
-//! misspelt `s3_endpiont` silently ignored would send a backup elsewhere.
+//! clap already merged flags and environment variables ([`crate::cli`]);
+//! this module reads the optional TOML file and turns the three sources into
+//! one resolved struct per command ([`CommandSettings`]), as uv's
+//! `settings.rs` does. Commands receive only that struct: none of them looks
+//! at a flag, a variable or the file again, and every default is chosen
+//! here. Values are typed in both sources (a duration is a
+//! [`crate::duration::Duration`] whether it came from `--grace` or from
+//! `prune.grace`), so one parser and one message serve both.
+//!
+//! Unknown keys in the file are errors that name the key and the file,
+//! because a misspelt `s3_endpiont` silently ignored would send a backup
+//! elsewhere.
 //!
 //! Secrets are read from files (`*_file` keys and flags) and never printed.
 //! The one exception to "from a file" is `repository.access_key_id`, which is
@@ -14,16 +22,25 @@
 //! structs here.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, PolicyArgs, PrometheusArgs, RepoArgs};
+use crate::archive::{self, PackOptions};
+use crate::cli::{
+    BackupArgs, Cli, Command, GlobalArgs, ListArgs, PrometheusArgs, PruneArgs, RepoArgs,
+    RestoreArgs, UnlockArgs, VerifyArgs,
+};
+use crate::duration::Duration;
 use crate::error::Hinted;
 use crate::prometheus::PrometheusOptions;
-use crate::repo::retention::{Policy, PolicyError};
-use crate::storage::{throttle, ChecksumMode, Location, S3Options, StaticCredentials};
+use crate::repo::retention::Policy;
+use crate::repo::selection::TimeRange;
+use crate::repo::verify::{Level, Subset};
+use crate::run_lock;
+use crate::storage::throttle::Rate;
+use crate::storage::{ChecksumMode, Location, S3Options, StaticCredentials};
 
 /// The configuration file, as written by the user.
 #[derive(Debug, Default, Deserialize)]
@@ -35,8 +52,9 @@ pub struct FileConfig {
     pub prometheus: PrometheusConfig,
     #[serde(default)]
     pub backup: BackupConfig,
+    /// `[prune]`: the same settings as `prune`'s flags.
     #[serde(default)]
-    pub prune: PruneConfig,
+    pub prune: Policy,
     #[serde(default)]
     pub network: NetworkConfig,
     #[serde(default)]
@@ -50,10 +68,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     pub retries: Option<u32>,
-    /// Duration such as "2m".
-    pub timeout: Option<String>,
-    /// Rate such as "50MiB/s".
-    pub max_bandwidth: Option<String>,
+    pub timeout: Option<Duration>,
+    pub max_bandwidth: Option<Rate>,
 }
 
 /// `[metrics]`: where the metrics of every run go.
@@ -69,23 +85,6 @@ pub struct MetricsConfig {
 #[serde(deny_unknown_fields)]
 pub struct LockConfig {
     pub file: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PruneConfig {
-    pub keep_last: Option<u32>,
-    pub keep_hourly: Option<u32>,
-    pub keep_daily: Option<u32>,
-    pub keep_weekly: Option<u32>,
-    pub keep_monthly: Option<u32>,
-    pub keep_yearly: Option<u32>,
-    /// Calendar duration such as "30d" or "1y6m".
-    pub keep_within: Option<String>,
-    /// IANA zone name, e.g. "Europe/Berlin".
-    pub timezone: Option<String>,
-    /// Duration such as "24h".
-    pub grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,10 +126,8 @@ pub struct BackupConfig {
     pub include: Option<Vec<PathBuf>>,
     pub ha_group: Option<String>,
     pub replica_labels: Option<Vec<String>>,
-    /// Duration such as "12h".
-    pub min_interval: Option<String>,
-    /// Duration such as "10m".
-    pub lock_wait: Option<String>,
+    pub min_interval: Option<Duration>,
+    pub lock_wait: Option<Duration>,
 }
 
 impl FileConfig {
@@ -152,75 +149,642 @@ impl FileConfig {
             ))
         })
     }
-
-    /// Lets the global flags (and their `PROMSNAP_*` variables) win over the
-    /// file's `[network]`, `[metrics]` and `[lock]` values, so every resolver
-    /// below sees one value per setting.
-    pub fn apply_global_flags(&mut self, flags: &GlobalArgs) {
-        let n = &mut self.network;
-        n.retries = flags.retries.or(n.retries);
-        n.timeout = flags.timeout.clone().or(n.timeout.take());
-        n.max_bandwidth = flags.max_bandwidth.clone().or(n.max_bandwidth.take());
-        let m = &mut self.metrics;
-        m.file = flags.metrics_file.clone().or(m.file.take());
-        m.pushgateway = flags.pushgateway.clone().or(m.pushgateway.take());
-        self.lock.file = flags.lock_file.clone().or(self.lock.file.take());
-    }
 }
 
-/// Retries, timeout and bandwidth, resolved.
+// Defaults, all in one place.
+
+/// How long one request may wait for an answer.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long a backup or prune waits for the repository lock.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
+/// With --ha-group: how young a group snapshot makes the other replicas skip.
+const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// How long a backup waits for a Prometheus that answers /-/ready with 503.
+const DEFAULT_WAIT_READY: Duration = Duration::from_secs(300);
+/// Blocks a backup packs and uploads at once.
+const DEFAULT_BACKUP_CONCURRENCY: usize = 2;
+/// Objects the download levels of verify check at once (they wait on the network).
+const DEFAULT_VERIFY_CONCURRENCY: usize = 4;
+/// Size of the chunks handed from the compressor to the uploader.
+const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// The replica labels `--ha-group auto` leaves out.
+const DEFAULT_REPLICA_LABELS: [&str; 2] = ["replica", "prometheus_replica"];
+
+/// Everything one run needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    pub quiet: bool,
+    pub network: Network,
+    pub metrics: MetricsSettings,
+    /// The local lock this run takes (`run_lock`), for the commands that
+    /// take one: a backup locks its Prometheus, prune and verify their
+    /// repository.
+    pub lock_file: Option<PathBuf>,
+    /// The instance this run is about, as its metrics label it.
+    pub instance: String,
+    pub command: CommandSettings,
+}
+
+/// Retries, timeout and bandwidth, for every connection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Network {
     /// Retries after the first attempt of a request.
     pub retries: u32,
     /// How long one attempt may wait for an answer.
-    pub timeout: Duration,
+    pub timeout: std::time::Duration,
     /// Bytes per second for all transfers together.
     pub max_bandwidth: Option<u64>,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Where the metrics of the run go.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    pub file: Option<PathBuf>,
+    pub pushgateway: Option<String>,
+}
 
-pub fn network(file: &FileConfig) -> Result<Network> {
+/// One command's settings.
+#[derive(Debug)]
+pub enum CommandSettings {
+    Backup(Box<BackupSettings>),
+    List(ListSettings),
+    Restore(Box<RestoreSettings>),
+    Prune(PruneSettings),
+    Verify(VerifySettings),
+    CheckDir(CheckDirSettings),
+    Unlock(UnlockSettings),
+    Completions(clap_complete::Shell),
+}
+
+impl CommandSettings {
+    /// The command's name in metrics, for the commands that write them.
+    pub fn metrics_name(&self) -> Option<&'static str> {
+        match self {
+            CommandSettings::Backup(_) => Some("backup"),
+            CommandSettings::Prune(_) => Some("prune"),
+            CommandSettings::Verify(_) => Some("verify"),
+            CommandSettings::Restore(_) => Some("restore"),
+            _ => None,
+        }
+    }
+}
+
+/// Where the repository is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct RepoSettings {
+    /// As given (`--repo`), for the lock's identity.
+    pub url: String,
+    pub location: Location,
+    pub s3: S3Options,
+    /// `--max-bandwidth`, bytes per second.
+    pub max_bandwidth: Option<u64>,
+}
+
+/// The Prometheus servers a command talks to.
+#[derive(Debug, Clone)]
+pub struct PrometheusSettings {
+    /// Every URL to try, in order (never empty).
+    pub urls: Vec<String>,
+    /// How to reach and authenticate to them; its `url` is the first.
+    pub client: PrometheusOptions,
+}
+
+#[derive(Debug)]
+pub struct BackupSettings {
+    pub repo: RepoSettings,
+    pub source: BackupSource,
+    /// The instance the snapshot is stored under.
+    pub instance: String,
+    /// Blocks packed and uploaded at the same time.
+    pub concurrency: usize,
+    pub pack: PackOptions,
+    /// A configuration file named explicitly (it must be readable).
+    pub prometheus_config: Option<PathBuf>,
+    /// Further files stored with the snapshot (they must be readable).
+    pub include: Vec<PathBuf>,
+    pub ha: Option<HaSettings>,
+    /// The snapshot's time: `--time`, else now.
+    pub time: DateTime<Utc>,
+    /// `--prune`: the configuration file's policy (never empty).
+    pub prune: Option<Policy>,
+    pub lock_wait: std::time::Duration,
+    pub json: bool,
+}
+
+/// What a backup reads.
+#[derive(Debug)]
+pub enum BackupSource {
+    /// A snapshot taken through the admin API.
+    Api(ApiSource),
+    /// `--from-dir`: a snapshot or a stopped Prometheus's data directory.
+    Dir(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct ApiSource {
+    pub prometheus: PrometheusSettings,
+    /// Its data directory on this machine, when given (else asked).
+    pub data_dir: Option<PathBuf>,
+    pub wait_ready: std::time::Duration,
+    pub skip_head: bool,
+    pub keep_local_snapshot: bool,
+}
+
+/// Prometheus high availability: one snapshot per group and interval.
+#[derive(Debug)]
+pub struct HaSettings {
+    pub group: HaGroup,
+    /// External labels that tell replicas apart (for [`HaGroup::Auto`]).
+    pub replica_labels: Vec<String>,
+    pub min_interval: std::time::Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HaGroup {
+    Named(String),
+    /// Named after the external labels minus the replica labels.
+    Auto,
+}
+
+#[derive(Debug)]
+pub struct ListSettings {
+    pub repo: RepoSettings,
+    pub instance: Option<String>,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct RestoreSettings {
+    pub repo: RepoSettings,
+    /// An id, a unique id prefix, or `latest`.
+    pub snapshot: String,
+    pub instance: Option<String>,
+    /// Where the blocks go; `None` with `--no-data`.
+    pub data_dir: Option<PathBuf>,
+    pub force: bool,
+    /// `--from`/`--to`, resolved against one `now`.
+    pub range: TimeRange,
+    pub merge: bool,
+    pub config_to: Option<PathBuf>,
+    /// With `--merge`: the server whose retention to check, when one is named.
+    pub prometheus: Option<PrometheusSettings>,
+    pub concurrency: usize,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct PruneSettings {
+    pub repo: RepoSettings,
+    /// Flags over the file's `[prune]`; never empty.
+    pub policy: Policy,
+    pub instance: Option<String>,
+    pub dry_run: bool,
+    pub lock_wait: std::time::Duration,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct VerifySettings {
+    pub repo: RepoSettings,
+    /// One snapshot (id, prefix or `latest`), or every one.
+    pub snapshot: Option<String>,
+    pub instance: Option<String>,
+    pub level: Level,
+    pub subset: Option<Subset>,
+    /// Objects checked at the same time.
+    pub concurrency: usize,
+    pub restore_test: Option<RestoreTestSettings>,
+    pub scratch: PathBuf,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct RestoreTestSettings {
+    /// `--promtool`, when given.
+    pub promtool: Option<PathBuf>,
+    /// Blocks restored at the same time.
+    pub concurrency: usize,
+}
+
+#[derive(Debug)]
+pub struct CheckDirSettings {
+    pub dir: PathBuf,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct UnlockSettings {
+    pub repo: RepoSettings,
+    pub all: bool,
+}
+
+impl Settings {
+    /// Resolves the command line and the configuration file it names.
+    pub fn resolve(cli: Cli) -> Result<Settings> {
+        let file = FileConfig::load(cli.global.config.as_deref())?;
+        Settings::from_sources(cli, &file)
+    }
+
+    /// Resolves the command line against an already loaded file.
+    pub fn from_sources(cli: Cli, file: &FileConfig) -> Result<Settings> {
+        let g = &cli.global;
+        let network = network(g, file)?;
+        let metrics = MetricsSettings {
+            file: g.metrics_file.clone().or_else(|| file.metrics.file.clone()),
+            pushgateway: g
+                .pushgateway
+                .clone()
+                .or_else(|| file.metrics.pushgateway.clone()),
+        };
+        let lock_override = g.lock_file.clone().or_else(|| file.lock.file.clone());
+        let r = Resolver { file, network };
+        let command = match cli.command {
+            Command::Backup(a) => CommandSettings::Backup(Box::new(r.backup(a)?)),
+            Command::List(a) => CommandSettings::List(r.list(a)?),
+            Command::Restore(a) => CommandSettings::Restore(Box::new(r.restore(a)?)),
+            Command::Prune(a) => CommandSettings::Prune(r.prune(a)?),
+            Command::Verify(a) => CommandSettings::Verify(r.verify(a)?),
+            Command::CheckDir(a) => CommandSettings::CheckDir(CheckDirSettings {
+                dir: a.dir,
+                json: a.json,
+            }),
+            Command::Unlock(a) => CommandSettings::Unlock(r.unlock(a)?),
+            Command::Completions { shell } => CommandSettings::Completions(shell),
+        };
+        let instance = match &command {
+            CommandSettings::Backup(b) => b.instance.clone(),
+            CommandSettings::Prune(PruneSettings { instance, .. })
+            | CommandSettings::Verify(VerifySettings { instance, .. })
+            | CommandSettings::List(ListSettings { instance, .. }) => {
+                default_instance(instance.clone(), file)
+            }
+            CommandSettings::Restore(r) => default_instance(r.instance.clone(), file),
+            _ => default_instance(None, file),
+        };
+        let lock_file = lock_file(&command, lock_override);
+        Ok(Settings {
+            quiet: g.quiet,
+            network,
+            metrics,
+            lock_file,
+            instance,
+            command,
+        })
+    }
+}
+
+/// The instance a run is about when it names none: `backup.instance`, else
+/// the host name (as `backup` names it).
+fn default_instance(flag: Option<String>, file: &FileConfig) -> String {
+    flag.or_else(|| file.backup.instance.clone())
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+}
+
+fn network(flags: &GlobalArgs, file: &FileConfig) -> Result<Network> {
     let n = &file.network;
-    let timeout = match &n.timeout {
-        None => DEFAULT_TIMEOUT,
-        Some(text) => parse_timeout(text).map_err(|e| {
-            Hinted::usage(
-                format!("invalid timeout: {e}"),
-                "give --timeout (or network.timeout) as a duration such as 30s or 2m",
-            )
-        })?,
-    };
-    let max_bandwidth = match &n.max_bandwidth {
-        None => None,
-        Some(text) => Some(throttle::parse_rate(text).map_err(|e| {
-            Hinted::usage(e, "e.g. --max-bandwidth 50MiB/s (or network.max_bandwidth)")
-        })?),
-    };
+    let timeout = flags
+        .timeout
+        .or(n.timeout)
+        .map_or(DEFAULT_TIMEOUT, Duration::std);
+    if timeout < std::time::Duration::from_millis(100) {
+        return Err(Hinted::usage(
+            format!("the timeout {} is too short", Duration(timeout)),
+            "give --timeout (or network.timeout) of at least 100ms, e.g. 30s or 2m",
+        )
+        .into());
+    }
     Ok(Network {
-        retries: n.retries.unwrap_or(crate::retry::DEFAULT_RETRIES),
+        retries: flags
+            .retries
+            .or(n.retries)
+            .unwrap_or(crate::retry::DEFAULT_RETRIES),
         timeout,
-        max_bandwidth,
+        max_bandwidth: flags.max_bandwidth.or(n.max_bandwidth).map(|r| r.0),
     })
 }
 
-/// A request timeout: a humantime duration of at least 100 ms (for clap and
-/// the configuration file alike).
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
-    if d < Duration::from_millis(100) {
-        return Err(format!("{text:?} is too short (at least 100ms)"));
-    }
-    Ok(d)
+/// Resolves one command's flags against the file and the network settings.
+struct Resolver<'a> {
+    file: &'a FileConfig,
+    network: Network,
 }
 
-/// The instance a run is about, for metrics: the flag, `backup.instance`,
-/// else the host name (as `backup` names it).
-pub fn instance_name(flag: Option<&str>, file: &FileConfig) -> String {
-    flag.map(str::to_string)
-        .or_else(|| file.backup.instance.clone())
-        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+impl Resolver<'_> {
+    fn repo(&self, args: RepoArgs) -> Result<RepoSettings> {
+        let f = &self.file.repository;
+        let Some(url) = args.repo.or_else(|| f.url.clone()) else {
+            return Err(Hinted::usage(
+                "no repository given",
+                "pass --repo s3://BUCKET/PREFIX or --repo /path/to/dir, set PROMSNAP_REPO, or set \
+                 repository.url in the configuration file",
+            )
+            .into());
+        };
+        let location = Location::parse(&url)?;
+        let credentials = match location {
+            Location::S3 { .. } => s3_credentials(f)?,
+            Location::Local(_) => None,
+        };
+        let s3 = S3Options {
+            endpoint: args.s3_endpoint.or_else(|| f.s3_endpoint.clone()),
+            region: args.s3_region.or_else(|| f.s3_region.clone()),
+            path_style: args.s3_path_style.or(f.s3_path_style).unwrap_or(false),
+            checksums: args.s3_checksums.or(f.s3_checksums).unwrap_or_default(),
+            credentials,
+            retries: self.network.retries,
+            timeout: self.network.timeout,
+            ..S3Options::default()
+        };
+        Ok(RepoSettings {
+            url,
+            location,
+            s3,
+            max_bandwidth: self.network.max_bandwidth,
+        })
+    }
+
+    fn prometheus(&self, args: PrometheusArgs) -> Result<PrometheusSettings> {
+        let f = &self.file.prometheus;
+        let urls = if args.prometheus_url.is_empty() {
+            vec![f
+                .url
+                .clone()
+                .unwrap_or_else(|| "http://localhost:9090".into())]
+        } else {
+            args.prometheus_url
+        };
+        let secret = |flag: Option<PathBuf>, key: &Option<PathBuf>, what| {
+            flag.or_else(|| key.clone())
+                .map(|path| read_secret(&path, what))
+                .transpose()
+        };
+        let client = PrometheusOptions {
+            url: urls[0].clone(),
+            username: args.prometheus_username.or_else(|| f.username.clone()),
+            password: secret(
+                args.prometheus_password_file,
+                &f.password_file,
+                "Prometheus password",
+            )?,
+            bearer_token: secret(
+                args.prometheus_bearer_token_file,
+                &f.bearer_token_file,
+                "Prometheus bearer token",
+            )?,
+            ca_cert: args.prometheus_ca_cert.or_else(|| f.ca_cert.clone()),
+            timeout: Some(self.network.timeout),
+            retries: self.network.retries,
+        };
+        Ok(PrometheusSettings { urls, client })
+    }
+
+    fn backup(&self, a: BackupArgs) -> Result<BackupSettings> {
+        let (b, p) = (&self.file.backup, &self.file.prometheus);
+        let instance = default_instance(a.instance, self.file);
+        if instance.is_empty() || instance.len() > 128 || instance.chars().any(char::is_control) {
+            return Err(Hinted::usage(
+                format!("invalid instance name {instance:?}"),
+                "use --instance with a short printable name, e.g. prometheus-eu1-a",
+            )
+            .into());
+        }
+        let source = match a.from_dir {
+            Some(dir) => BackupSource::Dir(dir),
+            None => BackupSource::Api(ApiSource {
+                prometheus: self.prometheus(a.prometheus)?,
+                data_dir: a.data_dir.or_else(|| p.data_dir.clone()),
+                wait_ready: a.wait_ready.unwrap_or(DEFAULT_WAIT_READY).std(),
+                skip_head: a.skip_head || b.skip_head.unwrap_or(false),
+                keep_local_snapshot: a.keep_local_snapshot
+                    || b.keep_local_snapshot.unwrap_or(false),
+            }),
+        };
+        let level = a
+            .zstd_level
+            .or(b.zstd_level)
+            .unwrap_or(archive::DEFAULT_LEVEL);
+        if !(1..=19).contains(&level) {
+            return Err(Hinted::usage(
+                format!("zstd level {level} is out of range"),
+                "give --zstd-level (or backup.zstd_level) from 1 to 19",
+            )
+            .into());
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let ha = self.ha(a.ha_group, a.replica_label, a.min_interval, &source)?;
+        let prune = match a.prune {
+            false => None,
+            true => Some(non_empty_policy(
+                self.file.prune,
+                "--prune needs a retention policy in the configuration file",
+                "add a [prune] section with keep_daily = 7 or similar (see the README), or run \
+                 `promsnap prune` with --keep-* flags",
+            )?),
+        };
+        Ok(BackupSettings {
+            repo: self.repo(a.repo)?,
+            source,
+            instance,
+            concurrency: a
+                .concurrency
+                .or(b.concurrency)
+                .unwrap_or(DEFAULT_BACKUP_CONCURRENCY)
+                .max(1),
+            pack: PackOptions {
+                level,
+                threads: a.zstd_threads.or(b.zstd_threads).unwrap_or(cpus),
+                chunk_size: CHUNK_SIZE,
+            },
+            prometheus_config: a.prometheus_config.or_else(|| p.config_file.clone()),
+            include: match a.include.is_empty() {
+                true => b.include.clone().unwrap_or_default(),
+                false => a.include,
+            },
+            ha,
+            time: a.time.map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+            prune,
+            lock_wait: a
+                .lock_wait
+                .or(b.lock_wait)
+                .unwrap_or(DEFAULT_LOCK_WAIT)
+                .std(),
+            json: a.json,
+        })
+    }
+
+    fn ha(
+        &self,
+        group: Option<String>,
+        labels: Vec<String>,
+        min_interval: Option<Duration>,
+        source: &BackupSource,
+    ) -> Result<Option<HaSettings>> {
+        let b = &self.file.backup;
+        let Some(spec) = group.or_else(|| b.ha_group.clone()) else {
+            return Ok(None);
+        };
+        let group = if spec == "auto" {
+            if matches!(source, BackupSource::Dir(_)) {
+                return Err(Hinted::usage(
+                    "--ha-group auto needs the external labels that Prometheus reports",
+                    "with --from-dir, name the group: --ha-group NAME",
+                )
+                .into());
+            }
+            HaGroup::Auto
+        } else if spec.is_empty() || spec.len() > 256 || spec.chars().any(char::is_control) {
+            return Err(Hinted::usage(
+                format!("invalid --ha-group {spec:?}"),
+                "use a short printable name, or `auto`",
+            )
+            .into());
+        } else {
+            HaGroup::Named(spec)
+        };
+        let replica_labels = match labels.is_empty() {
+            false => labels,
+            true => b
+                .replica_labels
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REPLICA_LABELS.map(String::from).to_vec()),
+        };
+        Ok(Some(HaSettings {
+            group,
+            replica_labels,
+            min_interval: min_interval
+                .or(b.min_interval)
+                .unwrap_or(DEFAULT_MIN_INTERVAL)
+                .std(),
+        }))
+    }
+
+    fn list(&self, a: ListArgs) -> Result<ListSettings> {
+        Ok(ListSettings {
+            repo: self.repo(a.repo)?,
+            instance: a.instance,
+            json: a.json,
+        })
+    }
+
+    fn restore(&self, a: RestoreArgs) -> Result<RestoreSettings> {
+        let range = TimeRange::new(a.from, a.to, Utc::now()).map_err(|e| {
+            Hinted::usage(
+                e.to_string(),
+                "--from must be before --to, e.g. --from -2h --to -1h",
+            )
+        })?;
+        let named = !a.prometheus.prometheus_url.is_empty() || self.file.prometheus.url.is_some();
+        let prometheus = match a.merge && named {
+            true => Some(self.prometheus(a.prometheus)?),
+            false => None,
+        };
+        Ok(RestoreSettings {
+            repo: self.repo(a.repo)?,
+            snapshot: a.snapshot,
+            instance: a.instance,
+            data_dir: a.data_dir,
+            force: a.force,
+            range,
+            merge: a.merge,
+            config_to: a.config_to,
+            prometheus,
+            concurrency: a
+                .concurrency
+                .unwrap_or_else(crate::repo::cpu_concurrency)
+                .max(1),
+            json: a.json,
+        })
+    }
+
+    fn prune(&self, a: PruneArgs) -> Result<PruneSettings> {
+        let policy = non_empty_policy(
+            a.policy.or(self.file.prune),
+            "no retention rule given: refusing to prune (it would remove every snapshot)",
+            "pass --keep-last, --keep-daily, ... or set them in the [prune] section of the \
+             configuration file",
+        )?;
+        Ok(PruneSettings {
+            repo: self.repo(a.repo)?,
+            policy,
+            instance: a.instance,
+            dry_run: a.dry_run,
+            lock_wait: a.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT).std(),
+            json: a.json,
+        })
+    }
+
+    fn verify(&self, a: VerifyArgs) -> Result<VerifySettings> {
+        let level = match (a.quick, a.deep) {
+            (true, _) => Level::Quick,
+            (_, true) => Level::Deep,
+            _ => Level::Read,
+        };
+        // --deep decompresses: CPU-bound. The other levels wait on downloads.
+        let concurrency = a.concurrency.unwrap_or(match level {
+            Level::Deep => crate::repo::cpu_concurrency(),
+            _ => DEFAULT_VERIFY_CONCURRENCY,
+        });
+        let restore_test = a.restore_test.then(|| RestoreTestSettings {
+            promtool: a.promtool,
+            concurrency: a.concurrency.unwrap_or_else(crate::repo::cpu_concurrency),
+        });
+        Ok(VerifySettings {
+            repo: self.repo(a.repo)?,
+            snapshot: a.snapshot,
+            instance: a.instance,
+            level,
+            subset: a.read_data_subset,
+            concurrency: concurrency.max(1),
+            restore_test,
+            scratch: a.scratch_dir.unwrap_or_else(std::env::temp_dir),
+            json: a.json,
+        })
+    }
+
+    fn unlock(&self, a: UnlockArgs) -> Result<UnlockSettings> {
+        Ok(UnlockSettings {
+            repo: self.repo(a.repo)?,
+            all: a.all,
+        })
+    }
+}
+
+/// `policy`, unless it has no rule (it would remove every snapshot).
+fn non_empty_policy(policy: Policy, message: &str, hint: &str) -> Result<Policy> {
+    match policy.is_empty() {
+        true => Err(Hinted::usage(message, hint).into()),
+        false => Ok(policy),
+    }
+}
+
+/// The local lock file (see `run_lock`): `--lock-file` when given, else a
+/// backup locks its Prometheus (its data directory when known) and prune
+/// and verify their repository, never with a file inside it: a dry run
+/// must not change it, and a repository may be shared by hosts whose
+/// flocks do not meet.
+fn lock_file(command: &CommandSettings, named: Option<PathBuf>) -> Option<PathBuf> {
+    let repo = match command {
+        CommandSettings::Backup(b) => &b.repo,
+        CommandSettings::Prune(p) => &p.repo,
+        CommandSettings::Verify(v) => &v.repo,
+        _ => return None,
+    };
+    if named.is_some() {
+        return named;
+    }
+    let endpoint = repo.s3.endpoint.as_deref().unwrap_or_default();
+    let repo_key = format!("{}\n{endpoint}", repo.url);
+    let (dir, key) = match command {
+        CommandSettings::Backup(b) => match &b.source {
+            BackupSource::Dir(dir) => (None, format!("backup\n{}\n{repo_key}", dir.display())),
+            BackupSource::Api(api) => (
+                api.data_dir.clone(),
+                format!("backup\n{}\n{repo_key}", api.prometheus.urls.join(",")),
+            ),
+        },
+        _ => (None, repo_key),
+    };
+    Some(run_lock::default_path(dir.as_deref(), &key))
 }
 
 /// Reads a secret from a file: the whole content without trailing newlines.
@@ -276,150 +840,10 @@ fn s3_credentials(f: &RepositoryConfig) -> Result<Option<StaticCredentials>> {
     }
 }
 
-/// Where the repository is and how to reach it.
-#[derive(Debug)]
-pub struct RepoSettings {
-    pub location: Location,
-    pub s3: S3Options,
-    /// `--max-bandwidth`, bytes per second.
-    pub max_bandwidth: Option<u64>,
-}
-
-pub fn repo_settings(args: &RepoArgs, file: &FileConfig) -> Result<RepoSettings> {
-    let f = &file.repository;
-    let Some(url) = args.repo.clone().or_else(|| f.url.clone()) else {
-        return Err(Hinted::usage(
-            "no repository given",
-            "pass --repo s3://BUCKET/PREFIX or --repo /path/to/dir, set PROMSNAP_REPO, or set \
-             repository.url in the configuration file",
-        )
-        .into());
-    };
-    let location = Location::parse(&url)?;
-    let net = network(file)?;
-    let credentials = match location {
-        Location::S3 { .. } => s3_credentials(f)?,
-        Location::Local(_) => None,
-    };
-    let s3 = S3Options {
-        endpoint: args.s3_endpoint.clone().or_else(|| f.s3_endpoint.clone()),
-        region: args.s3_region.clone().or_else(|| f.s3_region.clone()),
-        path_style: args.s3_path_style.or(f.s3_path_style).unwrap_or(false),
-        checksums: args.s3_checksums.or(f.s3_checksums).unwrap_or_default(),
-        credentials,
-        retries: net.retries,
-        timeout: net.timeout,
-        ..S3Options::default()
-    };
-    Ok(RepoSettings {
-        location,
-        s3,
-        max_bandwidth: net.max_bandwidth,
-    })
-}
-
-/// The retention policy: flags, then the file's [prune] section, per rule.
-pub fn policy(args: &PolicyArgs, file: &FileConfig) -> Result<Policy> {
-    let f = &file.prune;
-    let bad = |key: &str, e: String| {
-        Hinted::usage(
-            format!("invalid prune.{key} in the configuration file: {e}"),
-            "see the README",
-        )
-    };
-    let within = match (&args.keep_within, &f.keep_within) {
-        (Some(d), _) => Some(*d),
-        (None, Some(text)) => Some(
-            text.parse()
-                .map_err(|e: PolicyError| bad("keep_within", e.to_string()))?,
-        ),
-        (None, None) => None,
-    };
-    let timezone = match (&args.timezone, &f.timezone) {
-        (Some(tz), _) => *tz,
-        (None, Some(text)) => text
-            .parse()
-            .map_err(|e: chrono_tz::ParseError| bad("timezone", e.to_string()))?,
-        (None, None) => chrono_tz::Tz::UTC,
-    };
-    Ok(Policy {
-        keep_last: args.keep_last.or(f.keep_last),
-        keep_hourly: args.keep_hourly.or(f.keep_hourly),
-        keep_daily: args.keep_daily.or(f.keep_daily),
-        keep_weekly: args.keep_weekly.or(f.keep_weekly),
-        keep_monthly: args.keep_monthly.or(f.keep_monthly),
-        keep_yearly: args.keep_yearly.or(f.keep_yearly),
-        keep_within: within,
-        timezone,
-    })
-}
-
-/// The orphan grace period: flag, then `prune.grace`, else 24 hours.
-pub fn grace(flag: Option<Duration>, file: &FileConfig) -> Result<Duration> {
-    match (flag, &file.prune.grace) {
-        (Some(d), _) => Ok(d),
-        (None, Some(text)) => humantime::parse_duration(text).map_err(|e| {
-            Hinted::usage(
-                format!("invalid prune.grace in the configuration file: {e}"),
-                "e.g. grace = \"24h\"",
-            )
-            .into()
-        }),
-        (None, None) => Ok(Duration::from_secs(24 * 3600)),
-    }
-}
-
-/// Every Prometheus URL to try, in order (never empty).
-pub fn prometheus_urls(args: &PrometheusArgs, file: &FileConfig) -> Vec<String> {
-    if !args.prometheus_url.is_empty() {
-        return args.prometheus_url.clone();
-    }
-    vec![file
-        .prometheus
-        .url
-        .clone()
-        .unwrap_or_else(|| "http://localhost:9090".into())]
-}
-
-pub fn prometheus_options(args: &PrometheusArgs, file: &FileConfig) -> Result<PrometheusOptions> {
-    let f = &file.prometheus;
-    let net = network(file)?;
-    let secret =
-        |flag: &Option<PathBuf>, key: &Option<PathBuf>, what: &str| -> Result<Option<String>> {
-            match flag.as_ref().or(key.as_ref()) {
-                None => Ok(None),
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).with_context(|| {
-                        format!("could not read the {what} file {}", path.display())
-                    })?;
-                    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
-                }
-            }
-        };
-    Ok(PrometheusOptions {
-        url: prometheus_urls(args, file).swap_remove(0),
-        username: args
-            .prometheus_username
-            .clone()
-            .or_else(|| f.username.clone()),
-        password: secret(&args.prometheus_password_file, &f.password_file, "password")?,
-        bearer_token: secret(
-            &args.prometheus_bearer_token_file,
-            &f.bearer_token_file,
-            "bearer token",
-        )?,
-        ca_cert: args
-            .prometheus_ca_cert
-            .clone()
-            .or_else(|| f.ca_cert.clone()),
-        timeout: Some(net.timeout),
-        retries: net.retries,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn parse(toml: &str) -> Result<FileConfig> {
         let dir = tempfile::tempdir().unwrap();
@@ -428,21 +852,33 @@ mod tests {
         FileConfig::load(Some(&path))
     }
 
+    /// Resolves `promsnap ARGS` against the file `toml`.
+    fn resolve(args: &[&str], toml: &str) -> Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("promsnap").chain(args.iter().copied()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Settings::from_sources(cli, &parse(toml)?)
+    }
+
+    fn list_repo(s: Settings) -> RepoSettings {
+        match s.command {
+            CommandSettings::List(l) => l.repo,
+            other => panic!("not list: {other:?}"),
+        }
+    }
+
+    fn usage(err: anyhow::Error) -> bool {
+        crate::error::status_of(&err) == crate::error::ExitStatus::Usage
+    }
+
     #[test]
     fn flags_win_over_the_file() {
-        let file = parse(
-            "[repository]\nurl = \"s3://from-file/x\"\ns3_region = \"eu\"\ns3_path_style = true\n",
-        )
-        .unwrap();
-        let args = RepoArgs {
-            repo: Some("/from/flag".into()),
-            ..RepoArgs::default()
-        };
-        let s = repo_settings(&args, &file).unwrap();
+        let file =
+            "[repository]\nurl = \"s3://from-file/x\"\ns3_region = \"eu\"\ns3_path_style = true\n";
+        let s = list_repo(resolve(&["list", "--repo", "/from/flag"], file).unwrap());
         assert_eq!(s.location, Location::Local("/from/flag".into()));
         assert_eq!(s.s3.region.as_deref(), Some("eu"));
         assert!(s.s3.path_style);
-        let s = repo_settings(&RepoArgs::default(), &file).unwrap();
+        let s = list_repo(resolve(&["list"], file).unwrap());
         assert!(matches!(s.location, Location::S3 { ref bucket, .. } if bucket == "from-file"));
     }
 
@@ -452,15 +888,13 @@ mod tests {
         let text = format!("{err:#}");
         assert!(text.contains("s3_endpiont"), "{text}");
         assert!(text.contains("promsnap.toml"), "{text}");
+        let err = parse("[prune]\nkeep_dayly = 3\n").unwrap_err();
+        assert!(format!("{err:#}").contains("keep_dayly"), "{err:#}");
     }
 
     #[test]
     fn a_missing_repository_is_a_usage_error() {
-        let err = repo_settings(&RepoArgs::default(), &FileConfig::default()).unwrap_err();
-        assert_eq!(
-            crate::error::status_of(&err),
-            crate::error::ExitStatus::Usage
-        );
+        assert!(usage(resolve(&["list"], "").unwrap_err()));
     }
 
     const EXAMPLE: &str = include_str!("../examples/promsnap.toml");
@@ -502,16 +936,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "s3cr3t-value\n").unwrap();
-        let args = RepoArgs {
-            repo: Some("s3://b/p".into()),
-            ..RepoArgs::default()
+        let repo = |body: &str| {
+            resolve(
+                &["list", "--repo", "s3://b/p"],
+                &format!("[repository]\n{body}"),
+            )
+            .map(list_repo)
         };
-        let config = |body: &str| parse(&format!("[repository]\n{body}")).unwrap();
-        let file = config(&format!(
-            "access_key_id = \"GK1\"\nsecret_access_key_file = {:?}\n",
-            secret
-        ));
-        let s = repo_settings(&args, &file).unwrap();
+        let s = repo(&format!(
+            "access_key_id = \"GK1\"\nsecret_access_key_file = {secret:?}\n"
+        ))
+        .unwrap();
         let creds = s.s3.credentials.clone().unwrap();
         assert_eq!(creds.access_key_id, "GK1");
         assert_eq!(creds.secret_access_key, "s3cr3t-value");
@@ -525,57 +960,136 @@ mod tests {
             format!("secret_access_key_file = {secret:?}\n"),
             format!("access_key_id = \"a\"\naccess_key_id_file = {secret:?}\nsecret_access_key_file = {secret:?}\n"),
         ] {
-            let err = repo_settings(&args, &config(&body)).unwrap_err();
-            assert_eq!(
-                crate::error::status_of(&err),
-                crate::error::ExitStatus::Usage,
-                "{body}"
-            );
+            assert!(usage(repo(&body).unwrap_err()), "{body}");
         }
         // An unreadable secret file names the file, not the secret.
-        let file = config("access_key_id = \"GK1\"\nsecret_access_key_file = \"/nonexistent/x\"\n");
-        let err = repo_settings(&args, &file).unwrap_err();
+        let err = repo("access_key_id = \"GK1\"\nsecret_access_key_file = \"/nonexistent/x\"\n")
+            .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/x"));
         // Without keys the AWS chain is used.
-        let s = repo_settings(&args, &FileConfig::default()).unwrap();
-        assert!(s.s3.credentials.is_none());
+        assert!(repo("").unwrap().s3.credentials.is_none());
     }
 
     #[test]
     fn network_settings_flags_win_and_bad_values_are_usage_errors() {
-        let mut file =
-            parse("[network]\nretries = 2\ntimeout = \"30s\"\nmax_bandwidth = \"1MiB/s\"\n")
-                .unwrap();
-        let n = network(&file).unwrap();
+        let file = "[network]\nretries = 2\ntimeout = \"30s\"\nmax_bandwidth = \"1MiB/s\"\n";
+        let n = resolve(&["list", "--repo", "/r"], file).unwrap().network;
         assert_eq!(n.retries, 2);
-        assert_eq!(n.timeout, Duration::from_secs(30));
+        assert_eq!(n.timeout, std::time::Duration::from_secs(30));
         assert_eq!(n.max_bandwidth, Some(1 << 20));
-        let flags = GlobalArgs {
-            config: None,
-            quiet: false,
-            metrics_file: None,
-            pushgateway: None,
-            retries: Some(0),
-            timeout: None,
-            max_bandwidth: Some("2MiB/s".into()),
-            lock_file: None,
-        };
-        file.apply_global_flags(&flags);
-        let n = network(&file).unwrap();
+        let n = resolve(
+            &[
+                "list",
+                "--repo",
+                "/r",
+                "--retries",
+                "0",
+                "--max-bandwidth",
+                "2MiB/s",
+            ],
+            file,
+        )
+        .unwrap()
+        .network;
         assert_eq!((n.retries, n.max_bandwidth), (0, Some(2 << 20)));
-        assert_eq!(n.timeout, Duration::from_secs(30));
-        let defaults = network(&FileConfig::default()).unwrap();
+        assert_eq!(n.timeout, std::time::Duration::from_secs(30));
+        let defaults = resolve(&["list", "--repo", "/r"], "").unwrap().network;
         assert_eq!(defaults.retries, crate::retry::DEFAULT_RETRIES);
+        assert_eq!(defaults.timeout, DEFAULT_TIMEOUT);
         assert_eq!(defaults.max_bandwidth, None);
         for bad in [
             "[network]\ntimeout = \"soon\"\n",
+            "[network]\ntimeout = \"2 minutes\"\n",
             "[network]\nmax_bandwidth = \"fast\"\n",
         ] {
-            let err = network(&parse(bad).unwrap()).unwrap_err();
-            assert_eq!(
-                crate::error::status_of(&err),
-                crate::error::ExitStatus::Usage
-            );
+            assert!(usage(parse(bad).unwrap_err()), "{bad}");
         }
+        let err = resolve(&["list", "--repo", "/r", "--timeout", "10ms"], "").unwrap_err();
+        assert!(usage(err));
+        assert!(resolve(&["list", "--repo", "/r", "--timeout", "1 min"], "").is_err());
+    }
+
+    #[test]
+    fn prune_flags_fall_back_to_the_file_rule_by_rule() {
+        let file = "[prune]\nkeep_daily = 7\nkeep_weekly = 4\ngrace = \"2h\"\ntimezone = \"Europe/Berlin\"\n";
+        let s = resolve(&["prune", "--repo", "/r", "--keep-daily", "3"], file).unwrap();
+        let CommandSettings::Prune(p) = s.command else {
+            panic!()
+        };
+        assert_eq!(p.policy.keep_daily, Some(3));
+        assert_eq!(p.policy.keep_weekly, Some(4));
+        assert_eq!(p.policy.grace(), std::time::Duration::from_secs(7200));
+        assert_eq!(p.policy.zone(), chrono_tz::Europe::Berlin);
+        // No rule anywhere: refused before anything runs.
+        assert!(usage(resolve(&["prune", "--repo", "/r"], "").unwrap_err()));
+        assert!(usage(
+            resolve(&["backup", "--repo", "/r", "--prune"], "").unwrap_err()
+        ));
+        // --keep-within takes Prometheus durations: 1m is a minute.
+        let s = resolve(&["prune", "--repo", "/r", "--keep-within", "90m"], "").unwrap();
+        let CommandSettings::Prune(p) = s.command else {
+            panic!()
+        };
+        assert_eq!(
+            p.policy.keep_within.unwrap().0.sub_day_millis(),
+            90 * 60_000
+        );
+    }
+
+    #[test]
+    fn backup_settings_come_from_flags_then_the_file() {
+        let file = "[prometheus]\nurl = \"http://prom:9090\"\ndata_dir = \"/data\"\n\
+                    [backup]\ninstance = \"eu1\"\nskip_head = true\nzstd_level = 3\n\
+                    min_interval = \"6h\"\nha_group = \"auto\"\n";
+        let s = resolve(&["backup", "--repo", "/r"], file).unwrap();
+        assert_eq!(s.instance, "eu1");
+        let CommandSettings::Backup(b) = s.command else {
+            panic!()
+        };
+        let BackupSource::Api(api) = &b.source else {
+            panic!()
+        };
+        assert_eq!(api.prometheus.urls, ["http://prom:9090"]);
+        assert_eq!(api.data_dir.as_deref(), Some(Path::new("/data")));
+        assert!(api.skip_head);
+        assert_eq!(b.pack.level, 3);
+        let ha = b.ha.unwrap();
+        assert_eq!(ha.group, HaGroup::Auto);
+        assert_eq!(ha.min_interval, std::time::Duration::from_secs(6 * 3600));
+        assert_eq!(ha.replica_labels, ["replica", "prometheus_replica"]);
+        // --ha-group auto has no labels to read with --from-dir.
+        let err = resolve(&["backup", "--repo", "/r", "--from-dir", "/x"], file).unwrap_err();
+        assert!(usage(err));
+        // A level from the file is checked like the flag's.
+        let err = resolve(&["backup", "--repo", "/r"], "[backup]\nzstd_level = 30\n").unwrap_err();
+        assert!(usage(err));
+        let err = resolve(&["backup", "--repo", "/r", "--instance", ""], "").unwrap_err();
+        assert!(usage(err));
+    }
+
+    #[test]
+    fn backups_lock_their_data_directory_and_prunes_their_repository() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().to_str().unwrap();
+        let s = resolve(&["backup", "--repo", "/r", "--data-dir", dir], "").unwrap();
+        assert_eq!(s.lock_file, Some(data.path().join(run_lock::FILE_NAME)));
+        let named = resolve(&["backup", "--repo", "/r", "--lock-file", "/l"], "").unwrap();
+        assert_eq!(named.lock_file, Some(PathBuf::from("/l")));
+        let prune = |repo: &str| {
+            resolve(&["prune", "--repo", repo, "--keep-last", "1"], "")
+                .unwrap()
+                .lock_file
+                .unwrap()
+        };
+        assert_eq!(prune("/r1"), prune("/r1"));
+        assert_ne!(prune("/r1"), prune("/r2"));
+        assert!(
+            !prune("/r1").starts_with("/r1"),
+            "never inside the repository"
+        );
+        assert_eq!(
+            resolve(&["list", "--repo", "/r"], "").unwrap().lock_file,
+            None
+        );
     }
 }

@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::CheckDirArgs;
 use crate::error::{ExitStatus, Hinted};
 use crate::output::Printer;
+use crate::settings::CheckDirSettings;
 use crate::tsdb::check::{self, CheckOptions, Problem};
 use crate::tsdb::parse_ulid;
 
@@ -23,7 +23,7 @@ struct Report {
     blocks: Vec<BlockResult>,
 }
 
-pub async fn run(args: CheckDirArgs, printer: &Printer) -> Result<ExitStatus> {
+pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<ExitStatus> {
     let blocks = block_dirs(&args.dir)?;
     let dirs = blocks;
     // Blocks are independent: check them on all cores, one worker per core.

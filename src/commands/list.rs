@@ -6,11 +6,10 @@ use anyhow::Result;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
-use crate::cli::ListArgs;
 use crate::error::ExitStatus;
 use crate::output::{format_ms, table, Printer};
 use crate::repo::manifest::Manifest;
-use crate::settings::FileConfig;
+use crate::settings::ListSettings;
 
 /// One row of `list --json`.
 #[derive(Serialize)]
@@ -33,8 +32,8 @@ struct Row<'a> {
     source: &'a str,
 }
 
-pub async fn run(args: ListArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
-    let repo = super::open_repo(&args.repo, file).await?;
+pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
+    let repo = super::open_repo(&args.repo).await?;
     let manifests = repo.manifests().await?;
     let rows = rows(&manifests, args.instance.as_deref());
     if args.json {

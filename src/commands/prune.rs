@@ -4,35 +4,23 @@ use anyhow::Result;
 use indicatif::HumanBytes;
 
 use super::Outcome;
-use crate::cli::PruneArgs;
-use crate::error::{ExitStatus, Hinted};
+use crate::error::ExitStatus;
 use crate::metrics::RunSummary;
 use crate::output::{table, Printer};
-use crate::repo::lock::{LockInfo, LockKind};
+use crate::repo::lock::LockInfo;
 use crate::repo::prune::{self, PruneOptions, PruneReport};
-use crate::repo::Repository;
-use crate::settings::{self, FileConfig};
+use crate::settings::PruneSettings;
 
-const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
-
-pub async fn run(args: PruneArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
-    let policy = settings::policy(&args.policy, file)?;
-    let grace = settings::grace(args.grace, file)?;
-    let repo = super::open_repo(&args.repo, file).await?;
+pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
+    let repo = super::open_repo(&args.repo).await?;
     let opts = PruneOptions {
-        policy,
+        policy: args.policy,
         instance: args.instance.clone(),
         dry_run: args.dry_run,
-        grace: chrono::Duration::from_std(grace)?,
         now: chrono::Utc::now(),
     };
-    let report = prune_locked(
-        &repo,
-        &opts,
-        args.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT),
-        printer,
-    )
-    .await?;
+    let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
+    let report = prune::run_locked(&repo, &opts, args.lock_wait, &waiting).await?;
     if args.json {
         printer.json(&report)?;
     } else if printer.summaries() {
@@ -52,34 +40,6 @@ pub async fn run(args: PruneArgs, file: &FileConfig, printer: &Printer) -> Resul
             ..RunSummary::default()
         },
     })
-}
-
-/// Takes the exclusive lock (not for a dry run, which changes nothing) and
-/// prunes. Shared with `backup --prune`.
-pub async fn prune_locked(
-    repo: &Repository,
-    opts: &PruneOptions,
-    lock_wait: std::time::Duration,
-    printer: &Printer,
-) -> Result<PruneReport> {
-    if opts.policy.is_empty() {
-        return Err(Hinted::usage(
-            "no retention rule given: refusing to prune (it would remove every snapshot)",
-            "pass --keep-last, --keep-daily, ... or set them in the [prune] section of the \
-             configuration file",
-        )
-        .into());
-    }
-    if opts.dry_run {
-        return prune::run(repo, opts, None).await;
-    }
-    let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
-    let lock = repo
-        .lock(LockKind::Exclusive, "prune", lock_wait, &waiting)
-        .await?;
-    let report = prune::run(repo, opts, Some(&lock)).await;
-    lock.release().await?;
-    report
 }
 
 fn render(r: &PruneReport) -> String {

@@ -11,7 +11,6 @@ use anyhow::Result;
 use indicatif::{HumanBytes, HumanDuration};
 use serde::Serialize;
 
-use crate::cli::RestoreArgs;
 use crate::error::{ExitStatus, Hinted};
 use crate::output::{format_ms, Printer};
 use crate::prometheus::Prometheus;
@@ -20,7 +19,7 @@ use crate::repo::manifest::Manifest;
 use crate::repo::restore::{self, RestoreOptions, RestoreReport};
 use crate::repo::selection::{self, TimeRange};
 use crate::repo::Repository;
-use crate::settings::{self, FileConfig};
+use crate::settings::RestoreSettings;
 
 /// Prometheus's default retention; older data is deleted when it starts.
 const DEFAULT_RETENTION_DAYS: i64 = 15;
@@ -40,14 +39,9 @@ struct Output<'a> {
     config_files: Option<&'a ConfigRestoreReport>,
 }
 
-pub async fn run(args: RestoreArgs, file: &FileConfig, printer: &Printer) -> Result<ExitStatus> {
-    let range = TimeRange::new(args.from, args.to, chrono::Utc::now()).map_err(|e| {
-        Hinted::usage(
-            e.to_string(),
-            "--from must be before --to, e.g. --from -2h --to -1h",
-        )
-    })?;
-    let repo = super::open_repo(&args.repo, file).await?;
+pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<ExitStatus> {
+    let range = args.range;
+    let repo = super::open_repo(&args.repo).await?;
     let manifest = repo
         .resolve(&args.snapshot, args.instance.as_deref())
         .await?;
@@ -74,13 +68,11 @@ pub async fn run(args: RestoreArgs, file: &FileConfig, printer: &Printer) -> Res
         data_dir.display()
     ));
     let beyond = match args.merge {
-        true => merge_retention(&args, file, &manifest, range, data_dir, printer).await?,
+        true => merge_retention(&args, &manifest, data_dir, printer).await?,
         false => None,
     };
     let opts = RestoreOptions {
-        concurrency: args
-            .concurrency
-            .unwrap_or_else(crate::repo::cpu_concurrency),
+        concurrency: args.concurrency,
         force: args.force,
         range,
         merge: args.merge,
@@ -139,7 +131,7 @@ async fn restore_configs(
     repo: &Repository,
     manifest: &Manifest,
     dir: &Path,
-    args: &RestoreArgs,
+    args: &RestoreSettings,
     printer: &Printer,
 ) -> Result<ConfigRestoreReport> {
     if manifest.config_files.is_empty() {
@@ -148,7 +140,7 @@ async fn restore_configs(
              an older promsnap took it)",
             manifest.id
         );
-        if args.no_data {
+        if args.data_dir.is_none() {
             return Err(Hinted::usage(
                 message,
                 "pick another snapshot (`promsnap list --json` counts config_files)",
@@ -164,21 +156,20 @@ async fn restore_configs(
 /// they lie beyond its retention, counted from the newest block it will
 /// have. `None` when there is no server to ask.
 async fn merge_retention(
-    args: &RestoreArgs,
-    file: &FileConfig,
+    args: &RestoreSettings,
     manifest: &Manifest,
-    range: TimeRange,
     dir: &Path,
     printer: &Printer,
 ) -> Result<Option<Vec<String>>> {
-    if args.prometheus.prometheus_url.is_empty() && file.prometheus.url.is_none() {
+    let Some(server) = &args.prometheus else {
         printer.info(
             "no --prometheus-url: not checking the server's retention (blocks older than it, \
              counted from its newest block, are deleted at its next reload)",
         );
         return Ok(None);
-    }
-    let prom = Prometheus::new(settings::prometheus_options(&args.prometheus, file)?)?;
+    };
+    let range = args.range;
+    let prom = Prometheus::new(server.client.clone())?;
     let flags = prom.flags().await.map_err(|e| {
         e.context(Hinted::failure(
             format!(
@@ -188,7 +179,7 @@ async fn merge_retention(
             "fix --prometheus-url, or leave it out to merge without the retention check",
         ))
     })?;
-    let Some(retention) = selection::retention_from_flags(&flags)? else {
+    let Some(retention) = flags.retention_ms()? else {
         printer.info("the server has a size limit but no time retention: not checking retention");
         return Ok(Some(Vec::new()));
     };

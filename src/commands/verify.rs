@@ -7,14 +7,13 @@ use indicatif::HumanBytes;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::cli::VerifyArgs;
 use crate::error::{environment, environment_hint, ExitStatus, Hinted, Place};
 use crate::metrics::RunSummary;
 use crate::output::Printer;
 use crate::repo::restore::{self, RestoreOptions};
 use crate::repo::verify::{self, Level, Problem, VerifyOptions, VerifyReport};
 use crate::repo::Repository;
-use crate::settings::FileConfig;
+use crate::settings::VerifySettings;
 
 #[derive(Serialize)]
 struct Output<'a> {
@@ -34,37 +33,23 @@ struct RestoreTest {
     problem: Option<String>,
 }
 
-pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Result<Outcome> {
-    let repo = super::open_repo(&args.repo, file).await?;
+pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
+    let repo = super::open_repo(&args.repo).await?;
     let ids = match &args.snapshot {
         Some(spec) => vec![repo.resolve(spec, args.instance.as_deref()).await?.id],
         None => repo.snapshot_ids().await?,
     };
-    let level = if args.quick {
-        Level::Quick
-    } else if args.deep {
-        Level::Deep
-    } else {
-        Level::Read
-    };
-    let scratch = args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = args.scratch.clone();
     let opts = VerifyOptions {
-        level,
-        subset: args.read_data_subset,
-        // --deep decompresses: CPU-bound. The other levels wait on downloads.
-        concurrency: args.concurrency.unwrap_or(match level {
-            Level::Deep => crate::repo::cpu_concurrency(),
-            _ => 4,
-        }),
+        level: args.level,
+        subset: args.subset,
+        concurrency: args.concurrency,
         scratch: scratch.clone(),
     };
     let report = verify::run(&repo, &ids, &opts, printer.progress("verify")).await?;
     let mut tests = Vec::new();
-    if args.restore_test {
-        let promtool = find_promtool(args.promtool.as_deref(), printer)?;
-        let concurrency = args
-            .concurrency
-            .unwrap_or_else(crate::repo::cpu_concurrency);
+    if let Some(test) = &args.restore_test {
+        let promtool = find_promtool(test.promtool.as_deref(), printer)?;
         for id in &ids {
             tests.push(
                 restore_test(
@@ -72,7 +57,7 @@ pub async fn run(args: VerifyArgs, file: &FileConfig, printer: &Printer) -> Resu
                     id,
                     &scratch,
                     promtool.as_deref(),
-                    concurrency,
+                    test.concurrency,
                     printer,
                 )
                 .await?,

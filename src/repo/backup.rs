@@ -24,7 +24,8 @@ use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERS
 use super::Repository;
 use crate::archive::{self, PackOptions};
 use crate::progress::Progress;
-use crate::storage::{body, Key};
+use crate::storage::body::{self, UploadAbandoned};
+use crate::storage::Key;
 use crate::tsdb::Block;
 
 pub struct BackupOptions {
@@ -217,7 +218,7 @@ async fn upload_block(
     // side that failed first.
     let (stored, packed) = match (stored, packed) {
         (Ok(s), Ok(p)) => (s, p),
-        (_, Err(e)) if !is_abandoned(&e) => {
+        (_, Err(e)) if !UploadAbandoned::is_cause_of(&e) => {
             return Err(e.context(format!("could not back up block {ulid}")))
         }
         (Err(e), _) => return Err(e),
@@ -248,9 +249,4 @@ async fn upload_block(
         entry.object.size
     ));
     Ok(entry)
-}
-
-/// True when packing stopped only because the upload went away.
-fn is_abandoned(e: &anyhow::Error) -> bool {
-    format!("{e:#}").contains("the upload was abandoned")
 }

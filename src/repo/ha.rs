@@ -55,7 +55,7 @@ pub async fn claim(
             m.instance,
             m.id,
             m.created.format("%Y-%m-%d %H:%M:%S UTC"),
-            humantime::format_duration(min_interval)
+            crate::duration::Duration(min_interval)
         )));
     }
     Ok(Claim::Held(lock))

@@ -166,6 +166,15 @@ impl Drop for RepoLock {
     }
 }
 
+/// A lock that `unlock` found.
+#[derive(Debug)]
+pub struct Unlocked {
+    /// Whose lock it is, for the user.
+    pub what: String,
+    /// Whether it was removed (stale, or `--all`).
+    pub removed: bool,
+}
+
 impl Repository {
     /// Takes a lock of `kind` for `command`, waiting up to `wait` for
     /// conflicting locks to go away. `waiting` is told once who we wait for.
@@ -250,6 +259,25 @@ impl Repository {
                 Err(e) if e.downcast_ref::<NotFound>().is_some() => {} // released meanwhile
                 Err(e) => return Err(e),
             }
+        }
+        Ok(out)
+    }
+
+    /// Removes the locks of runs that are gone (expired, or dead processes
+    /// on this host), and with `all` every lock: `promsnap unlock`.
+    pub async fn unlock(&self, all: bool) -> Result<Vec<Unlocked>> {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for (key, info) in self.locks().await? {
+            let stale = info.as_ref().is_none_or(|i| i.is_stale(now));
+            let what = info
+                .as_ref()
+                .map_or("an unreadable lock".to_string(), LockInfo::describe);
+            let removed = stale || all;
+            if removed {
+                self.storage().delete(&key).await?;
+            }
+            out.push(Unlocked { what, removed });
         }
         Ok(out)
     }

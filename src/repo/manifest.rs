@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::configfiles::ConfigFileEntry;
+pub use crate::archive::FileEntry;
 use crate::storage::Key;
 use crate::tsdb::{self, BlockStats};
 
@@ -43,7 +44,7 @@ pub struct Manifest {
     pub config_files: Vec<ConfigFileEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Source {
     /// `api` (snapshot through the admin API) or `dir` (`--from-dir`).
     pub kind: String,
@@ -74,13 +75,6 @@ pub struct BlockEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub key: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub path: String,
     pub size: u64,
     pub sha256: String,
 }

@@ -21,7 +21,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::lock::RepoLock;
+use super::lock::{LockInfo, LockKind, RepoLock};
 use super::manifest::Manifest;
 use super::retention::{self, Decision, Policy, SnapshotRef};
 use super::Repository;
@@ -33,9 +33,18 @@ pub struct PruneOptions {
     /// Only judge this instance's snapshots (others are kept untouched).
     pub instance: Option<String>,
     pub dry_run: bool,
-    /// Orphans and incomplete uploads younger than this are kept.
-    pub grace: chrono::Duration,
     pub now: DateTime<Utc>,
+}
+
+impl PruneOptions {
+    /// Orphans and incomplete uploads started before this are deleted; the
+    /// policy's grace period keeps younger ones.
+    fn cutoff(&self) -> DateTime<Utc> {
+        chrono::Duration::from_std(self.policy.grace())
+            .ok()
+            .and_then(|grace| self.now.checked_sub_signed(grace))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +63,26 @@ pub struct PruneReport {
     pub uploads_aborted: u64,
 }
 
+/// Takes the exclusive repository lock (not for a dry run, which changes
+/// nothing), waiting up to `lock_wait` for running backups (`waiting` hears
+/// who holds it), and prunes.
+pub async fn run_locked(
+    repo: &Repository,
+    opts: &PruneOptions,
+    lock_wait: std::time::Duration,
+    waiting: &(dyn Fn(&LockInfo) + Sync),
+) -> Result<PruneReport> {
+    if opts.dry_run {
+        return run(repo, opts, None).await;
+    }
+    let lock = repo
+        .lock(LockKind::Exclusive, "prune", lock_wait, waiting)
+        .await?;
+    let report = run(repo, opts, Some(&lock)).await;
+    lock.release().await?;
+    report
+}
+
 pub async fn run(
     repo: &Repository,
     opts: &PruneOptions,
@@ -68,7 +97,7 @@ pub async fn run(
         .collect();
     let mut objects = repo.storage().list("blocks/").await?;
     objects.extend(repo.storage().list("configs/").await?);
-    let plan = collect(&manifests, &removed, &objects, opts.now - opts.grace);
+    let plan = collect(&manifests, &removed, &objects, opts.cutoff());
 
     if !opts.dry_run {
         for id in &removed {
@@ -87,7 +116,7 @@ pub async fn run(
     }
     let uploads_aborted = repo
         .storage()
-        .abort_incomplete(opts.now - opts.grace, opts.dry_run)
+        .abort_incomplete(opts.cutoff(), opts.dry_run)
         .await?;
     Ok(PruneReport {
         dry_run: opts.dry_run,

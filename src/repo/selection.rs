@@ -13,10 +13,9 @@
 //! the wall clock: at every block reload (about once a minute) it deletes each
 //! block whose `maxTime` lies more than the retention before the newest
 //! block's `maxTime`. [`beyond_retention`] applies the same rule to the
-//! blocks a merge would add, and [`retention_from_flags`] reads the retention
-//! the way Prometheus's `main` derives it from its flags.
+//! blocks a merge would add (the server's retention comes from its flags,
+//! [`crate::prometheus::Flags::retention_ms`]).
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
@@ -24,9 +23,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::manifest::BlockEntry;
-
-/// Prometheus's retention when neither time nor size retention is set.
-pub const DEFAULT_RETENTION_MS: i64 = 15 * 86_400_000;
 
 /// A point in time as given on the command line, resolved later against `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +42,12 @@ impl FromStr for TimeSpec {
             return Ok(TimeSpec::Now);
         }
         if let Some(ago) = s.strip_prefix('-') {
-            return humantime::parse_duration(ago)
-                .map(TimeSpec::Ago)
-                .map_err(|e| format!("{s:?}: {e}; write e.g. -7d, -12h or -90m"));
+            return ago
+                .parse::<crate::duration::Duration>()
+                .map(|d| TimeSpec::Ago(d.std()))
+                .map_err(|e| {
+                    format!("{e}; a relative time is a minus and a duration: -7d, -12h, -90m")
+                });
         }
         DateTime::parse_from_rfc3339(s)
             .map(|t| TimeSpec::At(t.with_timezone(&Utc)))
@@ -117,77 +116,6 @@ pub fn in_range(blocks: &[BlockEntry], range: TimeRange) -> Vec<&BlockEntry> {
         .iter()
         .filter(|b| range.overlaps(b.min_time, b.max_time))
         .collect()
-}
-
-/// Parses a Prometheus duration (`15d`, `100y`, `1h30m`, `0s`): numbers with
-/// units ms, s, m, h, d, w, y (365 days), as Prometheus's `model.Duration`.
-pub fn parse_prometheus_duration(s: &str) -> Result<i64> {
-    let s = s.trim();
-    let mut total: i64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        bail!("empty duration");
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let unit_len = rest[digits..]
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
-        if digits == 0 || unit_len == 0 {
-            bail!("{s:?} is not a Prometheus duration");
-        }
-        let n: i64 = rest[..digits].parse()?;
-        let unit: i64 = match &rest[digits..digits + unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            other => bail!("{s:?}: unknown unit {other:?}"),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .unwrap_or(i64::MAX);
-        rest = &rest[digits + unit_len..];
-    }
-    Ok(total)
-}
-
-/// The time retention a Prometheus applies, in milliseconds, from its
-/// `/api/v1/status/flags`; `None` when it keeps data without a time limit
-/// (only a size limit is set). Mirrors Prometheus's `main`: the deprecated
-/// `storage.tsdb.retention` is overridden by `storage.tsdb.retention.time`,
-/// and with neither (nor a size limit) the default of 15 days applies.
-pub fn retention_from_flags(flags: &BTreeMap<String, String>) -> Result<Option<i64>> {
-    let duration = |key: &str| -> Result<i64> {
-        match flags.get(key).map(|v| v.trim()) {
-            None | Some("") => Ok(0),
-            Some(v) => parse_prometheus_duration(v)
-                .map_err(|e| e.context(format!("Prometheus flag {key}={v:?}"))),
-        }
-    };
-    let mut retention = duration("storage.tsdb.retention")?;
-    let newer = duration("storage.tsdb.retention.time")?;
-    if newer != 0 {
-        retention = newer;
-    }
-    if retention != 0 {
-        return Ok(Some(retention));
-    }
-    // A size limit alone means no time limit; "0B" (or nothing) is no limit.
-    let size_set = flags.get("storage.tsdb.retention.size").is_some_and(|v| {
-        let number: String = v
-            .trim()
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        number.parse::<f64>().is_ok_and(|n| n > 0.0)
-    });
-    Ok((!size_set).then_some(DEFAULT_RETENTION_MS))
 }
 
 /// The ULIDs among `candidates` (ULID, maxTime) that a server with this
@@ -285,68 +213,6 @@ mod tests {
         assert_eq!(pick(None, Some(h)), [0]);
         assert_eq!(pick(Some(5 * h), None), [2]);
         assert!(pick(Some(7 * h), None).is_empty());
-    }
-
-    #[test]
-    fn prometheus_durations_parse() {
-        assert_eq!(
-            parse_prometheus_duration("15d").unwrap(),
-            DEFAULT_RETENTION_MS
-        );
-        assert_eq!(parse_prometheus_duration("1h30m").unwrap(), 5_400_000);
-        assert_eq!(
-            parse_prometheus_duration("100y").unwrap(),
-            100 * 365 * 86_400_000
-        );
-        assert_eq!(parse_prometheus_duration("0s").unwrap(), 0);
-        assert_eq!(parse_prometheus_duration("2w").unwrap(), 14 * 86_400_000);
-        assert_eq!(parse_prometheus_duration("250ms").unwrap(), 250);
-        for bad in ["", "15", "d", "1.5h", "3 days", "1q"] {
-            assert!(parse_prometheus_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn retention_follows_prometheus_flag_rules() {
-        let flags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let get = |pairs: &[(&str, &str)]| retention_from_flags(&flags(pairs)).unwrap();
-        // Nothing set: 15 days (Prometheus shows 0s for unset flags).
-        let unset = [
-            ("storage.tsdb.retention", "0s"),
-            ("storage.tsdb.retention.time", "0s"),
-            ("storage.tsdb.retention.size", "0B"),
-        ];
-        assert_eq!(get(&unset), Some(DEFAULT_RETENTION_MS));
-        assert_eq!(
-            get(&[("storage.tsdb.retention.time", "3h")]),
-            Some(3 * 3_600_000)
-        );
-        // The deprecated flag counts unless the new one is set.
-        assert_eq!(
-            get(&[("storage.tsdb.retention", "2d")]),
-            Some(2 * 86_400_000)
-        );
-        assert_eq!(
-            get(&[
-                ("storage.tsdb.retention", "2d"),
-                ("storage.tsdb.retention.time", "1d")
-            ]),
-            Some(86_400_000)
-        );
-        // Only a size limit: no time limit at all.
-        assert_eq!(
-            get(&[
-                ("storage.tsdb.retention.time", "0s"),
-                ("storage.tsdb.retention.size", "512MB")
-            ]),
-            None
-        );
-        assert!(retention_from_flags(&flags(&[("storage.tsdb.retention.time", "soon")])).is_err());
     }
 
     #[test]

@@ -27,8 +27,28 @@ pub fn channel(capacity: usize) -> (BodyWriter, Body) {
     (BodyWriter(tx), Body(rx))
 }
 
+/// The backend stopped reading the body (it failed, or was cancelled):
+/// the producer should stop, and report the backend's error, not this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the upload was abandoned")]
+pub struct UploadAbandoned;
+
+impl UploadAbandoned {
+    /// Whether `err` is (or was caused by) an abandoned upload, also when a
+    /// writer carried it through an `io::Error`.
+    pub fn is_cause_of(err: &anyhow::Error) -> bool {
+        err.chain().any(|cause| {
+            cause.is::<UploadAbandoned>()
+                || cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(std::io::Error::get_ref)
+                    .is_some_and(|inner| inner.is::<UploadAbandoned>())
+        })
+    }
+}
+
 fn upload_gone() -> anyhow::Error {
-    anyhow::anyhow!("the upload was abandoned")
+    UploadAbandoned.into()
 }
 
 impl BodyWriter {
@@ -91,6 +111,22 @@ fn producer_gone() -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_upload_is_recognised_by_type_through_io_errors() {
+        let (w, b) = channel(1);
+        drop(b);
+        let err = w.send(Bytes::from_static(b"x")).await.unwrap_err();
+        assert!(UploadAbandoned::is_cause_of(&err));
+        let through_io: anyhow::Error =
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, UploadAbandoned).into();
+        let wrapped = through_io.context("could not pack block 01X");
+        assert!(UploadAbandoned::is_cause_of(&wrapped));
+        // The same words from elsewhere are not the same thing.
+        assert!(!UploadAbandoned::is_cause_of(&anyhow::anyhow!(
+            "the upload was abandoned"
+        )));
+    }
 
     #[tokio::test]
     async fn a_dropped_writer_is_an_error_not_an_end() {

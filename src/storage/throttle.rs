@@ -153,6 +153,25 @@ impl Storage for Throttled {
     }
 }
 
+/// A bandwidth limit in bytes per second, as `--max-bandwidth` and
+/// `network.max_bandwidth` write it (`50MiB/s`, `12.5MB/s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub u64);
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_rate(s).map(Rate)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::duration::deserialize_str(d)
+    }
+}
+
 /// Parses a rate such as `50MiB/s`, `12.5MB/s`, `800KiB` or `1048576`
 /// (bytes per second). K, M, G are powers of 1000; Ki, Mi, Gi of 1024.
 pub fn parse_rate(text: &str) -> Result<u64, String> {

@@ -12,7 +12,6 @@
 
 pub mod check;
 pub mod meta;
-pub mod snapshots;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;

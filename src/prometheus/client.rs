@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::Flags;
 use crate::error::Hinted;
 use crate::retry::Backoff;
 
@@ -57,6 +58,22 @@ pub struct PrometheusOptions {
     pub timeout: Option<Duration>,
     /// Retries of a request that failed transiently.
     pub retries: u32,
+}
+
+impl fmt::Debug for PrometheusOptions {
+    /// Never shows the password or the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("PrometheusOptions")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("bearer_token", &redacted(&self.bearer_token))
+            .field("ca_cert", &self.ca_cert)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 pub struct Prometheus {
@@ -275,7 +292,7 @@ impl Prometheus {
     }
 
     /// The server's command-line flags (e.g. `storage.tsdb.path`).
-    pub async fn flags(&self) -> Result<BTreeMap<String, String>> {
+    pub async fn flags(&self) -> Result<Flags> {
         self.call(reqwest::Method::GET, "/api/v1/status/flags")
             .await
     }

@@ -14,10 +14,15 @@
 //! marker whose process is gone takes its snapshot with it. Snapshots that
 //! someone else took (no marker) are never touched. The one window left is
 //! between Prometheus answering and the marker being written: microseconds.
+//!
+//! Cleanup that fails does not stop a backup: [`remove_orphans`] returns its
+//! warnings, and [`Taken`]'s `Drop` hands them to a [`Warn`] callback.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::progress::Warn;
 
 const MARKER_PREFIX: &str = ".promsnap-";
 
@@ -26,11 +31,13 @@ pub struct Taken {
     dir: PathBuf,
     marker: PathBuf,
     keep: bool,
+    warn: Warn,
 }
 
 impl Taken {
     /// Records that `data_dir/snapshots/name` belongs to this process.
-    pub fn record(data_dir: &Path, name: &str, keep: bool) -> Result<Taken> {
+    /// `warn` hears about a removal that fails when it is dropped.
+    pub fn record(data_dir: &Path, name: &str, keep: bool, warn: Warn) -> Result<Taken> {
         if !is_snapshot_name(name) {
             bail!("Prometheus named its snapshot {name:?}, which is not a plain directory name");
         }
@@ -39,6 +46,7 @@ impl Taken {
             dir: snapshots.join(name),
             marker: snapshots.join(format!("{MARKER_PREFIX}{name}")),
             keep,
+            warn,
         };
         if let Err(e) = std::fs::write(&taken.marker, format!("{}\n", std::process::id())) {
             let marker = taken.marker.display().to_string();
@@ -63,11 +71,11 @@ impl Drop for Taken {
         if !self.keep {
             if let Err(e) = std::fs::remove_dir_all(&self.dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!(
-                        "warning: could not remove the local snapshot {}: {e}; the next backup \
-                         tries again, or remove it by hand",
+                    (self.warn)(&format!(
+                        "could not remove the local snapshot {}: {e}; the next backup tries \
+                         again, or remove it by hand",
                         self.dir.display()
-                    );
+                    ));
                     return; // keep the marker, so the next run retries
                 }
             }
@@ -76,14 +84,23 @@ impl Drop for Taken {
     }
 }
 
-/// Removes the snapshots of promsnap runs that died before cleaning up,
-/// returning their names. Failures are warnings: they must not stop a backup.
-pub fn remove_orphans(data_dir: &Path) -> Vec<String> {
+/// What [`remove_orphans`] did.
+#[derive(Debug, Default)]
+pub struct Orphans {
+    /// Names of the snapshots removed.
+    pub removed: Vec<String>,
+    /// Removals that failed: they must not stop a backup.
+    pub warnings: Vec<String>,
+}
+
+/// Removes the snapshots of promsnap runs that died before cleaning up.
+pub fn remove_orphans(data_dir: &Path) -> Orphans {
     let snapshots = data_dir.join("snapshots");
     let Ok(entries) = std::fs::read_dir(&snapshots) else {
-        return Vec::new(); // no snapshots yet
+        return Orphans::default(); // no snapshots yet
     };
     let mut removed = Vec::new();
+    let mut warnings = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(name) = file_name
@@ -105,17 +122,17 @@ pub fn remove_orphans(data_dir: &Path) -> Vec<String> {
             Ok(()) => removed.push(name.to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                eprintln!(
-                    "warning: could not remove {}, left by an earlier promsnap run: {e}",
+                warnings.push(format!(
+                    "could not remove {}, left by an earlier promsnap run: {e}",
                     dir.display()
-                );
+                ));
                 continue;
             }
         }
         let _ = std::fs::remove_file(&marker);
     }
     removed.sort();
-    removed
+    Orphans { removed, warnings }
 }
 
 /// Prometheus names snapshots `<UTC time>-<16 hex digits>`; anything that
@@ -144,14 +161,24 @@ mod tests {
         dir
     }
 
+    /// A [`Warn`] that collects what it hears.
+    fn collect() -> (Warn, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        let warn: Warn = std::sync::Arc::new(move |m: &str| sink.lock().unwrap().push(m.into()));
+        (warn, heard)
+    }
+
     #[test]
     fn a_dropped_snapshot_is_removed_with_its_marker_and_a_kept_one_stays() {
         let data = tempfile::tempdir().unwrap();
+        let (warn, heard) = collect();
         let dir = snapshot(data.path(), "20261125T101010Z-00aa");
-        drop(Taken::record(data.path(), "20261125T101010Z-00aa", false).unwrap());
+        drop(Taken::record(data.path(), "20261125T101010Z-00aa", false, warn.clone()).unwrap());
         assert!(!dir.exists());
         let kept = snapshot(data.path(), "20261125T101011Z-00bb");
-        drop(Taken::record(data.path(), "20261125T101011Z-00bb", true).unwrap());
+        drop(Taken::record(data.path(), "20261125T101011Z-00bb", true, warn).unwrap());
+        assert!(heard.lock().unwrap().is_empty());
         assert!(kept.exists());
         let left: Vec<_> = std::fs::read_dir(data.path().join("snapshots"))
             .unwrap()
@@ -187,10 +214,14 @@ mod tests {
         // A marker naming a path outside the snapshots directory.
         std::fs::write(snaps.join(".promsnap-..%2F.."), "4294967295\n").unwrap();
 
-        let removed = remove_orphans(data.path());
+        let orphans = remove_orphans(data.path());
         running.kill().unwrap();
         running.wait().unwrap();
-        assert_eq!(removed, ["20261125T010000Z-dead", "20261125T040000Z-1111"]);
+        assert_eq!(
+            orphans.removed,
+            ["20261125T010000Z-dead", "20261125T040000Z-1111"]
+        );
+        assert!(orphans.warnings.is_empty());
         assert!(!orphan.exists() && !reused.exists());
         assert!(!snaps.join(".promsnap-20261125T010000Z-dead").exists());
         assert!(foreign.exists(), "a snapshot without a marker is not ours");
@@ -202,7 +233,8 @@ mod tests {
     fn names_that_could_escape_are_refused() {
         for bad in ["", "..", "../x", "a/b", ".hidden", "-x", "a b"] {
             assert!(!is_snapshot_name(bad), "{bad:?}");
-            assert!(Taken::record(Path::new("/nonexistent"), bad, false).is_err());
+            let (warn, _) = collect();
+            assert!(Taken::record(Path::new("/nonexistent"), bad, false, warn).is_err());
         }
         assert!(is_snapshot_name("20261125T101010Z-2a8c1f0e9b3d4a5f"));
     }
