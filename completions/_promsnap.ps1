@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a repository: a local directory or an S3 bucket prefix')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
@@ -43,6 +44,26 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'promsnap;init' {
+            [CompletionResult]::new('--repo', '--repo', [CompletionResultType]::ParameterName, 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this')
+            [CompletionResult]::new('--s3-checksums', '--s3-checksums', [CompletionResultType]::ParameterName, 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('--metrics-file', '--metrics-file', [CompletionResultType]::ParameterName, 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter''s textfile-collector format (atomically; other commands'' metrics in FILE are kept)')
+            [CompletionResult]::new('--pushgateway', '--pushgateway', [CompletionResultType]::ParameterName, 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]')
+            [CompletionResult]::new('--max-bandwidth', '--max-bandwidth', [CompletionResultType]::ParameterName, 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host''s network')
+            [CompletionResult]::new('--lock-file', '--lock-file', [CompletionResultType]::ParameterName, 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'promsnap;backup' {
@@ -70,6 +91,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--min-interval', '--min-interval', [CompletionResultType]::ParameterName, 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]')
             [CompletionResult]::new('--time', '--time', [CompletionResultType]::ParameterName, 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir')
             [CompletionResult]::new('--lock-wait', '--lock-wait', [CompletionResultType]::ParameterName, 'How long to wait for a prune that holds the repository [default: 10m]')
+            [CompletionResult]::new('--init', '--init', [CompletionResultType]::ParameterName, 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
             [CompletionResult]::new('--metrics-file', '--metrics-file', [CompletionResultType]::ParameterName, 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter''s textfile-collector format (atomically; other commands'' metrics in FILE are kept)')
             [CompletionResult]::new('--pushgateway', '--pushgateway', [CompletionResultType]::ParameterName, 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)')
@@ -253,6 +275,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             break
         }
         'promsnap;help' {
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a repository: a local directory or an S3 bucket prefix')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the snapshots in a repository, oldest first')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a snapshot into a Prometheus data directory')
@@ -262,6 +285,9 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'promsnap;help;init' {
             break
         }
         'promsnap;help;backup' {

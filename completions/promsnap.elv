@@ -31,6 +31,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand init 'Create a repository: a local directory or an S3 bucket prefix'
             cand backup 'Snapshot a running Prometheus and store its blocks in the repository'
             cand list 'List the snapshots in a repository, oldest first'
             cand restore 'Restore a snapshot into a Prometheus data directory'
@@ -40,6 +41,25 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'promsnap;init'= {
+            cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
+            cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'
+            cand --s3-region 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]'
+            cand --s3-path-style 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this'
+            cand --s3-checksums 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3'
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --metrics-file 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter''s textfile-collector format (atomically; other commands'' metrics in FILE are kept)'
+            cand --pushgateway 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)'
+            cand --retries 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]'
+            cand --timeout 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]'
+            cand --max-bandwidth 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host''s network'
+            cand --lock-file 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]'
+            cand --json 'Print the result as one JSON object on stdout'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'promsnap;backup'= {
             cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
@@ -66,6 +86,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --min-interval 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]'
             cand --time 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir'
             cand --lock-wait 'How long to wait for a prune that holds the repository [default: 10m]'
+            cand --init 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed'
             cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
             cand --metrics-file 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter''s textfile-collector format (atomically; other commands'' metrics in FILE are kept)'
             cand --pushgateway 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)'
@@ -241,6 +262,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'promsnap;help'= {
+            cand init 'Create a repository: a local directory or an S3 bucket prefix'
             cand backup 'Snapshot a running Prometheus and store its blocks in the repository'
             cand list 'List the snapshots in a repository, oldest first'
             cand restore 'Restore a snapshot into a Prometheus data directory'
@@ -250,6 +272,8 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'promsnap;help;init'= {
         }
         &'promsnap;help;backup'= {
         }

@@ -34,6 +34,7 @@ complete -c promsnap -n "__fish_promsnap_needs_command" -l lock-file -d 'Lock fi
 complete -c promsnap -n "__fish_promsnap_needs_command" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s V -l version -d 'Print version'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "init" -d 'Create a repository: a local directory or an S3 bucket prefix'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "list" -d 'List the snapshots in a repository, oldest first'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
@@ -43,6 +44,23 @@ complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "check-dir" -d 'Ch
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
@@ -69,6 +87,8 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l replica-lab
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l min-interval -d 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l init -d 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed' -r -f -a "true\t''
+false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
@@ -222,12 +242,13 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l max-ba
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from backup list restore prune verify check-dir unlock completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "init" -d 'Create a repository: a local directory or an S3 bucket prefix'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

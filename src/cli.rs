@@ -101,6 +101,15 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a repository: a local directory or an S3 bucket prefix.
+    ///
+    /// Writes the repository's config object (repository.json). Every other
+    /// command refuses a location without one, so a typo in --repo or an
+    /// unmounted NAS share fails loudly instead of looking like an empty
+    /// repository. A repository written by an older promsnap (before init
+    /// existed) is adopted as it is.
+    Init(InitArgs),
+
     /// Snapshot a running Prometheus and store its blocks in the repository.
     ///
     /// Calls POST /api/v1/admin/tsdb/snapshot (Prometheus must run with
@@ -332,6 +341,20 @@ pub struct BackupArgs {
     #[arg(long, value_name = "DURATION")]
     pub lock_wait: Option<Duration>,
 
+    /// Create the repository if --repo holds none yet (as `promsnap init`
+    /// does). Without it, a backup into a location that is not a
+    /// repository fails, so a typo or an unmounted share is noticed.
+    #[arg(
+        long,
+        env = "PROMSNAP_INIT",
+        value_name = "BOOL",
+        value_parser = BoolishValueParser::new(),
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub init: Option<bool>,
+
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -428,6 +451,16 @@ pub struct CheckDirArgs {
     pub dir: PathBuf,
 
     /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

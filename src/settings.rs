@@ -91,6 +91,8 @@ pub struct LockConfig {
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
     pub url: Option<String>,
+    /// `backup` creates the repository if there is none yet.
+    pub init: Option<bool>,
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     pub s3_path_style: Option<bool>,
@@ -213,6 +215,7 @@ pub enum CommandSettings {
     Verify(VerifySettings),
     CheckDir(CheckDirSettings),
     Unlock(UnlockSettings),
+    Init(InitSettings),
     Completions(clap_complete::Shell),
 }
 
@@ -268,6 +271,8 @@ pub struct BackupSettings {
     /// `--prune`: the configuration file's policy (never empty).
     pub prune: Option<Policy>,
     pub lock_wait: std::time::Duration,
+    /// Create the repository when the location holds none.
+    pub init: bool,
     pub json: bool,
 }
 
@@ -373,6 +378,12 @@ pub struct CheckDirSettings {
 }
 
 #[derive(Debug)]
+pub struct InitSettings {
+    pub repo: RepoSettings,
+    pub json: bool,
+}
+
+#[derive(Debug)]
 pub struct UnlockSettings {
     pub repo: RepoSettings,
     pub all: bool,
@@ -409,6 +420,10 @@ impl Settings {
                 json: a.json,
             }),
             Command::Unlock(a) => CommandSettings::Unlock(r.unlock(a)?),
+            Command::Init(a) => CommandSettings::Init(InitSettings {
+                repo: r.repo(a.repo)?,
+                json: a.json,
+            }),
             Command::Completions { shell } => CommandSettings::Completions(shell),
         };
         let instance = match &command {
@@ -608,6 +623,7 @@ impl Resolver<'_> {
                 .or(b.lock_wait)
                 .unwrap_or(DEFAULT_LOCK_WAIT)
                 .std(),
+            init: a.init.or(self.file.repository.init).unwrap_or(false),
             json: a.json,
         })
     }

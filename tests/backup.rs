@@ -181,7 +181,7 @@ fn backup_settings_come_from_the_configuration_file() {
     fs::write(
         &config,
         format!(
-            "[repository]\nurl = \"{}\"\n[prometheus]\nurl = \"{}\"\ndata_dir = \"{}\"\n[backup]\ninstance = \"from-file\"\nkeep_local_snapshot = true\nha_group = \"g1\"\n",
+            "[repository]\nurl = \"{}\"\ninit = true\n[prometheus]\nurl = \"{}\"\ndata_dir = \"{}\"\n[backup]\ninstance = \"from-file\"\nkeep_local_snapshot = true\nha_group = \"g1\"\n",
             repo.display(),
             prom.url,
             data.display()
@@ -202,7 +202,7 @@ fn backup_settings_come_from_the_configuration_file() {
         1,
         "keep_local_snapshot ignored"
     );
-    let target = Target::local(&repo);
+    let target = Target::uninitialised(&repo);
     let list = target.ok(&["list", "--json"]).json();
     assert_eq!(
         (list[0]["instance"].as_str(), list[0]["ha_group"].as_str()),

@@ -54,19 +54,33 @@ pub struct Target {
 }
 
 impl Target {
+    /// A new repository in `dir` (created by `promsnap init`).
     pub fn local(dir: &Path) -> Target {
+        Target::uninitialised(dir).initialised()
+    }
+
+    /// `dir` as a location that holds no repository (yet).
+    pub fn uninitialised(dir: &Path) -> Target {
         Target {
             repo: dir.display().to_string(),
             env: Vec::new(),
         }
     }
 
+    /// A new repository in a fresh Garage bucket.
     pub fn garage(garage: &Garage, bucket_prefix: &str) -> Target {
         let bucket = garage.new_bucket(bucket_prefix);
         Target {
             repo: format!("s3://{bucket}/prom"),
             env: garage.env(),
         }
+        .initialised()
+    }
+
+    /// Runs `promsnap init` on this target.
+    pub fn initialised(self) -> Target {
+        self.ok(&["init"]);
+        self
     }
 
     /// `promsnap <args> --repo <repo>` with this target's environment.

@@ -46,7 +46,7 @@ fn ids(target: &Target) -> Vec<String> {
         .collect()
 }
 
-/// Every file below a local repository, with its size.
+/// The objects below `repo` and their sizes (without its config object).
 fn listing(repo: &Path) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let mut stack = vec![repo.to_path_buf()];
@@ -55,7 +55,7 @@ fn listing(repo: &Path) -> BTreeMap<String, u64> {
             let e = e.unwrap();
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
-            } else {
+            } else if e.file_name() != "repository.json" {
                 out.insert(
                     e.path().strip_prefix(repo).unwrap().display().to_string(),
                     e.metadata().unwrap().len(),
@@ -310,7 +310,7 @@ fn backup_then_prune_from_the_configuration_file() {
     fs::write(
         &config,
         format!(
-            "[repository]\nurl = \"{}\"\n\n[prune]\nkeep_last = 1\n",
+            "[repository]\nurl = \"{}\"\ninit = true\n\n[prune]\nkeep_last = 1\n",
             repo.display()
         ),
     )
@@ -330,7 +330,7 @@ fn backup_then_prune_from_the_configuration_file() {
     };
     assert!(run(&[]).status.success());
     assert!(run(&["--prune"]).status.success());
-    let target = Target::local(&repo);
+    let target = Target::uninitialised(&repo);
     assert_eq!(ids(&target).len(), 1, "--prune did not apply keep_last = 1");
 
     foreign_lock(&repo, "shared", "backup", 600); // a backup elsewhere holds on

@@ -6,6 +6,7 @@ mod support;
 mod backup;
 mod cli;
 mod cmd;
+mod contract;
 mod errors;
 mod faults;
 mod ha;

@@ -24,12 +24,12 @@ use crate::repo::lock::{LockInfo, LockKind, RepoLock};
 use crate::repo::manifest::Source;
 use crate::repo::prune::{self, PruneOptions};
 use crate::repo::retention::Policy;
-use crate::repo::{ha, Repository};
+use crate::repo::{ha, Opened, Repository};
 use crate::settings::{ApiSource, BackupSettings, BackupSource, HaGroup, HaSettings};
 use crate::tsdb::{self, Block};
 
 pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
-    let repo = super::open_repo(&args.repo).await?;
+    let repo = open_repo(&args, printer).await?;
     let server = match &args.source {
         BackupSource::Api(api) => Some(connect(api, printer).await?),
         BackupSource::Dir(_) => None,
@@ -81,6 +81,22 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
         None => ExitStatus::Success,
     };
     Ok(outcome(status, &repo, &report).await)
+}
+
+/// The repository, created first with `--init` when the location holds
+/// none; a format 1 repository gets its config object now.
+async fn open_repo(args: &BackupSettings, printer: &Printer) -> Result<Repository> {
+    let storage = super::open_storage(&args.repo).await?;
+    let (mut repo, opened) = Repository::open(storage, args.init, true).await?;
+    if let Opened::Created(config) = opened {
+        printer.info(&format!(
+            "created a promsnap repository at {} (id {})",
+            repo.describe(),
+            config.id
+        ));
+    }
+    repo.adopt().await?;
+    Ok(repo)
 }
 
 /// Says who holds the repository while we wait for it.

@@ -12,6 +12,7 @@
 mod backup;
 mod check_dir;
 mod completions;
+mod init;
 mod list;
 mod prune;
 mod restore;
@@ -30,7 +31,7 @@ use crate::output::Printer;
 use crate::repo::Repository;
 use crate::run_lock::{self, RunLock};
 use crate::settings::{CommandSettings, MetricsSettings, Network, RepoSettings, Settings};
-use crate::storage::{self, throttle};
+use crate::storage::{self, throttle, Storage};
 
 /// How a command ended and what it did: the exit status for `main`, the
 /// summary for the metrics.
@@ -95,6 +96,7 @@ impl Invocation {
             CommandSettings::Unlock(s) => unlock::run(s, printer).await.map(Outcome::from),
             CommandSettings::Verify(s) => verify::run(s, printer).await,
             CommandSettings::CheckDir(s) => check_dir::run(s, printer).await.map(Outcome::from),
+            CommandSettings::Init(s) => init::run(s, printer).await.map(Outcome::from),
             CommandSettings::Completions(shell) => {
                 completions::run(shell, printer).map(Outcome::from)
             }
@@ -147,12 +149,18 @@ impl Invocation {
     }
 }
 
-/// Opens the repository the settings name, paced by `--max-bandwidth`
-/// when given.
-async fn open_repo(s: &RepoSettings) -> Result<Repository> {
+/// The storage the settings name, paced by `--max-bandwidth` when given.
+async fn open_storage(s: &RepoSettings) -> Result<Arc<dyn Storage>> {
     let mut storage = storage::open(&s.location, &s.s3).await?;
     if let Some(rate) = s.max_bandwidth {
         storage = Arc::new(throttle::Throttled::new(storage, throttle::shared(rate)));
     }
-    Ok(Repository::new(storage))
+    Ok(storage)
+}
+
+/// Opens the repository the settings name; a location without one is a
+/// usage error (exit 2) that says how to create one.
+async fn open_repo(s: &RepoSettings) -> Result<Repository> {
+    let storage = open_storage(s).await?;
+    Ok(Repository::open(storage, false, false).await?.0)
 }

@@ -12,7 +12,10 @@ use crate::repo::prune::{self, PruneOptions, PruneReport};
 use crate::settings::PruneSettings;
 
 pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
-    let repo = super::open_repo(&args.repo).await?;
+    let mut repo = super::open_repo(&args.repo).await?;
+    if !args.dry_run {
+        repo.adopt().await?;
+    }
     let opts = PruneOptions {
         policy: args.policy,
         instance: args.instance.clone(),

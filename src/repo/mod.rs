@@ -3,6 +3,7 @@
 //! Layout below the repository root (a directory or `s3://bucket/prefix`):
 //!
 //! ```text
+//! repository.json                        what makes it a repository (config.rs)
 //! snapshots/<id>.json                    one manifest per snapshot, written last
 //! blocks/<ULID>/<fingerprint>.tar.zst    one archive per block version
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
@@ -21,6 +22,7 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod config;
 pub mod configfiles;
 pub mod download;
 pub mod ha;
@@ -68,11 +70,93 @@ pub fn cpu_concurrency() -> usize {
 #[derive(Debug, Clone)]
 pub struct Repository {
     storage: Arc<dyn Storage>,
+    /// A format 1 repository without its config object: the first write
+    /// adds one ([`Repository::adopt`]).
+    legacy: bool,
+}
+
+/// What opening a location found (see `config.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A repository with its config object.
+    Existing(config::RepoConfig),
+    /// A format 1 repository from before config objects.
+    Legacy,
+    /// A new repository, just initialised (`backup --init`).
+    Created(config::RepoConfig),
 }
 
 impl Repository {
+    /// A repository on `storage`, taken as it is (tests, and code that has
+    /// already opened it).
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Repository { storage }
+        Repository {
+            storage,
+            legacy: false,
+        }
+    }
+
+    /// Opens the repository at `storage`. A location without one is a
+    /// usage error (a typo must not look like an empty repository) unless
+    /// `create`, which initialises it; `for_backup` picks the hint.
+    pub async fn open(
+        storage: Arc<dyn Storage>,
+        create: bool,
+        for_backup: bool,
+    ) -> Result<(Repository, Opened)> {
+        let opened = match config::find(storage.as_ref()).await? {
+            config::Found::Repository(c) => Opened::Existing(c),
+            config::Found::Legacy => Opened::Legacy,
+            config::Found::Nothing if create => {
+                let c = config::RepoConfig::new(chrono::Utc::now());
+                config::write(storage.as_ref(), &c).await?;
+                Opened::Created(c)
+            }
+            config::Found::Nothing => {
+                return Err(config::no_repository(&storage.describe(), for_backup))
+            }
+        };
+        let repo = Repository {
+            storage,
+            legacy: opened == Opened::Legacy,
+        };
+        Ok((repo, opened))
+    }
+
+    /// Creates a new repository (`promsnap init`) and returns its config,
+    /// and whether it adopted a format 1 repository that had no config
+    /// object yet. A location that already holds a repository is refused.
+    pub async fn init(storage: &dyn Storage) -> Result<(config::RepoConfig, bool)> {
+        let location = storage.describe();
+        let found = config::find(storage).await?;
+        if let config::Found::Repository(c) = found {
+            return Err(Hinted::usage(
+                format!(
+                    "{location} is already a promsnap repository (id {}, format {})",
+                    c.id, c.format_version
+                ),
+                "use it as it is; `promsnap list` shows what it holds",
+            )
+            .into());
+        }
+        let c = config::RepoConfig::new(chrono::Utc::now());
+        config::write(storage, &c).await?;
+        Ok((c, found == config::Found::Legacy))
+    }
+
+    /// Writes the config object of a format 1 repository that has none, so
+    /// that it is recognised as a repository from now on. Called by the
+    /// commands that write (backup, prune) before their first write.
+    pub async fn adopt(&mut self) -> Result<()> {
+        if self.legacy {
+            config::write(
+                self.storage.as_ref(),
+                &config::RepoConfig::new(chrono::Utc::now()),
+            )
+            .await?;
+            self.legacy = false;
+        }
+        Ok(())
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

@@ -1,0 +1,176 @@
+//! The interface's promises (issue "the 3 a.m. contract"): an exit code 0
+//! means what it says. A location that holds no repository is an error,
+//! never an empty repository; only `init` (or `backup --init`) makes one;
+//! repositories from before `init` existed keep working.
+
+use std::fs;
+use std::path::Path;
+
+use crate::cmd::{bare, Target};
+use crate::support;
+
+/// A data directory with the fixture blocks, to back up with --from-dir.
+fn data(work: &Path) -> String {
+    let data = work.join("data");
+    support::fixture_data_dir(&data);
+    data.display().to_string()
+}
+
+/// A path with a typo is not a healthy empty repository: every command
+/// fails with exit 2, names the location and says how to make one, and
+/// nothing is created there (no repository, no `locks/`).
+#[test]
+fn a_location_without_a_repository_is_an_error_for_every_command() {
+    let work = tempfile::tempdir().unwrap();
+    let typo = work.path().join("backups").join("prom");
+    let target = Target::uninitialised(&typo);
+    let runs: [&[&str]; 6] = [
+        &["list"],
+        &["verify", "--json"],
+        &["prune", "--keep-last", "1"],
+        &[
+            "restore",
+            "latest",
+            "--data-dir",
+            "/tmp/never-used-by-this-test",
+        ],
+        &["unlock"],
+        &["verify", "--quick"],
+    ];
+    for args in runs {
+        let run = target.run(args);
+        run.expect_failure(2, &["no promsnap repository at", "promsnap init"]);
+        assert!(
+            run.stderr.contains(&typo.display().to_string()),
+            "{args:?} does not name the location:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!typo.exists(), "a command created {}", typo.display());
+    // A backup does not create one either (an unmounted NAS share must not
+    // fill the local disk) ...
+    target
+        .run(&["backup", "--from-dir", &data(work.path())])
+        .expect_failure(2, &["no promsnap repository at", "--init"]);
+    assert!(!typo.exists(), "backup created {}", typo.display());
+    assert!(!Path::new("/tmp/never-used-by-this-test").exists());
+}
+
+/// `init` makes a repository (once); `backup --init`, `PROMSNAP_INIT=true`
+/// and `repository.init = true` create one when there is none.
+#[test]
+fn init_and_backup_init_create_a_repository() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+
+    let made = work.path().join("made");
+    let target = Target::uninitialised(&made);
+    let out = target.ok(&["init", "--json"]).json();
+    assert_eq!(out["format_version"], 1);
+    assert_eq!(out["id"].as_str().map(str::len), Some(32));
+    assert!(made.join("repository.json").is_file());
+    target.ok(&["list"]);
+    target
+        .run(&["init"])
+        .expect_failure(2, &["already a promsnap repository"]);
+
+    let flagged = Target::uninitialised(&work.path().join("flagged"));
+    let run = flagged.ok(&["backup", "--from-dir", &data, "--init"]);
+    assert!(
+        run.stderr.contains("created a promsnap repository"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(flagged.snapshots().len(), 1);
+    // Once it exists, --init changes nothing.
+    flagged.ok(&["backup", "--from-dir", &data, "--init"]);
+    assert_eq!(flagged.snapshots().len(), 2);
+
+    let from_env = Target::uninitialised(&work.path().join("env"));
+    let mut cmd = from_env.cmd(&["backup", "--from-dir", &data]);
+    let run = crate::cmd::finish(cmd.env("PROMSNAP_INIT", "true").output().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(from_env.snapshots().len(), 1);
+
+    let from_file = work.path().join("file-repo");
+    let config = work.path().join("promsnap.toml");
+    fs::write(
+        &config,
+        format!(
+            "[repository]\nurl = {:?}\ninit = true\n",
+            from_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = crate::cmd::finish(
+        support::promsnap()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "backup",
+                "--from-dir",
+                &data,
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(from_file.join("repository.json").is_file());
+}
+
+/// A repository written before config objects existed (format 1, found by
+/// its layout) still lists and restores, and the next backup adds its
+/// config object; `init` adopts one as it is.
+#[test]
+fn repositories_from_before_init_keep_working() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    target.ok(&["backup", "--from-dir", &data]);
+    fs::remove_file(repo.join("repository.json")).unwrap();
+
+    assert_eq!(target.snapshots().len(), 1);
+    target.ok(&["verify"]);
+    let restored = work.path().join("restored");
+    target.ok(&[
+        "restore",
+        "latest",
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(
+        !repo.join("repository.json").exists(),
+        "reading wrote to it"
+    );
+
+    target.ok(&["backup", "--from-dir", &data]);
+    assert!(
+        repo.join("repository.json").is_file(),
+        "the backup did not adopt it"
+    );
+    assert_eq!(target.snapshots().len(), 2);
+
+    fs::remove_file(repo.join("repository.json")).unwrap();
+    let out = target.ok(&["init", "--json"]).json();
+    assert_eq!(out["adopted_existing"], true);
+    assert_eq!(target.snapshots().len(), 2);
+}
+
+/// A repository written by a newer promsnap says so instead of being
+/// misread.
+#[test]
+fn a_newer_repository_format_asks_for_an_upgrade() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let path = repo.join("repository.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    config["format_version"] = 99.into();
+    fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    target
+        .run(&["list"])
+        .expect_failure(2, &["format 99", "upgrade promsnap"]);
+    // And init names the flag to create one elsewhere.
+    bare(&["init"]).expect_failure(2, &["no repository given"]);
+}
