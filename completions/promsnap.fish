@@ -128,7 +128,7 @@ false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force (or --merge)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l from -d 'Only restore the blocks with data at or after TIME: RFC 3339 (2026-01-01T03:00:00Z), `now`, or relative to now (-7d, -12h, -90m)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l from -d 'Only restore the blocks with data at or after TIME: as promsnap prints it (2026-01-01 03:00, UTC), RFC 3339 (2026-01-01T03:00:00Z), a date, Unix seconds, `now`, or relative to now (-7d, -12h, -90m)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l to -d 'Only restore the blocks with data at or before TIME (same forms as --from)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config-to -d 'Also write the snapshot\'s configuration and rule files below DIR, each at its original absolute path (/etc/prometheus/prometheus.yml goes to DIR/etc/prometheus/prometheus.yml)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
@@ -136,7 +136,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'With `latest` or an id prefix: only consider snapshots of this instance' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'Whose snapshot: an instance or HA group. `latest` needs it when the repository holds several; an id of another instance is refused' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time, largest first [default: one per CPU, 4 to 16]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
@@ -189,7 +189,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-checksum
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-subset -d 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'With `latest`: only consider snapshots of this instance' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'Only snapshots of this instance (or HA group): with `latest` its newest, with no snapshot named all of its snapshots. An instance with no snapshot is an error that lists the instances there are' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time, largest first [default: 4; with --deep one per CPU, 4 to 16]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space [default: the system temp dir]. --deep keeps a block\'s small files there (index, meta.json, tombstones; chunks are checked in the stream); --restore-test restores whole snapshots into it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F

@@ -424,7 +424,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub promtool: Option<PathBuf>,
 
-    /// With `latest`: only consider snapshots of this instance.
+    /// Only snapshots of this instance (or HA group): with `latest` its
+    /// newest, with no snapshot named all of its snapshots. An instance with
+    /// no snapshot is an error that lists the instances there are.
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
@@ -510,14 +512,15 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Only restore the blocks with data at or after TIME: RFC 3339
-    /// (2026-01-01T03:00:00Z), `now`, or relative to now (-7d, -12h, -90m).
+    /// Only restore the blocks with data at or after TIME: as promsnap
+    /// prints it (2026-01-01 03:00, UTC), RFC 3339 (2026-01-01T03:00:00Z),
+    /// a date, Unix seconds, `now`, or relative to now (-7d, -12h, -90m).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub from: Option<crate::repo::selection::TimeSpec>,
+    pub from: Option<crate::time::TimeSpec>,
 
     /// Only restore the blocks with data at or before TIME (same forms as --from).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub to: Option<crate::repo::selection::TimeSpec>,
+    pub to: Option<crate::time::TimeSpec>,
 
     /// Add the snapshot's missing blocks to the data directory of a RUNNING
     /// Prometheus (2.39 or newer), which loads them at its next block reload,
@@ -545,7 +548,8 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 
-    /// With `latest` or an id prefix: only consider snapshots of this instance.
+    /// Whose snapshot: an instance or HA group. `latest` needs it when the
+    /// repository holds several; an id of another instance is refused.
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 

@@ -215,12 +215,7 @@ impl Progress for LogLines {
     fn note(&self, _: &str) {}
 }
 
-/// Formats a Prometheus millisecond timestamp as UTC.
-pub fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use crate::time::format_ms;
 
 /// Lays out rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -174,3 +174,171 @@ fn a_newer_repository_format_asks_for_an_upgrade() {
     // And init names the flag to create one elsewhere.
     bare(&["init"]).expect_failure(2, &["no repository given"]);
 }
+
+/// A repository holding two instances.
+fn two_instances(work: &Path) -> Target {
+    let data = data(work);
+    let target = Target::local(&work.join("repo"));
+    for instance in ["prom-a", "prom-b"] {
+        target.ok(&["backup", "--from-dir", &data, "--instance", instance]);
+    }
+    target
+}
+
+/// `latest` never silently takes another server's snapshot; filters that
+/// match nothing are errors that list what exists; a snapshot of another
+/// instance is named as such; every restore names the instance.
+#[test]
+fn never_another_servers_data() {
+    let work = tempfile::tempdir().unwrap();
+    let target = two_instances(work.path());
+    let dest = work.path().join("dest");
+    let dest = dest.to_str().unwrap();
+    target
+        .run(&["restore", "latest", "--data-dir", dest])
+        .expect_failure(
+            2,
+            &[
+                "`latest` is ambiguous",
+                "prom-a (1 snapshot)",
+                "prom-b (1 snapshot)",
+                "--instance",
+            ],
+        );
+    assert!(!Path::new(dest).exists());
+    target
+        .run(&["list", "--instance", "prom-eu1"])
+        .expect_failure(
+            2,
+            &[
+                "no snapshot of instance \"prom-eu1\"",
+                "prom-a (1 snapshot), prom-b (1 snapshot)",
+            ],
+        );
+    target
+        .run(&["verify", "--instance", "nonexist"])
+        .expect_failure(2, &["no snapshot of instance \"nonexist\""]);
+    let snapshots = target.snapshots();
+    let a = snapshots
+        .iter()
+        .find(|s| s["instance"] == "prom-a")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    target
+        .run(&["restore", &a, "--instance", "prom-b", "--data-dir", dest])
+        .expect_failure(
+            2,
+            &[&format!(
+                "snapshot {a} is of instance \"prom-a\", not of \"prom-b\""
+            )],
+        );
+    // With --instance, latest is that instance's; the summary names it.
+    let run = target.ok(&[
+        "restore",
+        "latest",
+        "--instance",
+        "prom-a",
+        "--data-dir",
+        dest,
+    ]);
+    assert!(
+        run.stdout
+            .contains(&format!("snapshot {a} of instance prom-a into")),
+        "{}",
+        run.stdout
+    );
+    let verified = target
+        .ok(&["verify", "--instance", "prom-b", "--json"])
+        .json();
+    assert_eq!(
+        verified["snapshots"], 1,
+        "verify --instance checked others too"
+    );
+}
+
+/// Prometheus's local snapshot name looks like a promsnap id: backup says
+/// which is which, and naming the local one finds the promsnap snapshot.
+#[test]
+fn a_local_snapshot_name_is_not_taken_for_a_snapshot_id() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = support::Prometheus::start(&data);
+    let target = Target::local(&work.path().join("repo"));
+    let run = target.ok(&[
+        "backup",
+        "--prometheus-url",
+        &prom.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(run.stderr.contains("local snapshot"), "{}", run.stderr);
+    assert!(run.stdout.contains("promsnap snapshot"), "{}", run.stdout);
+    let manifest = &target.snapshots()[0];
+    let id = manifest["id"].as_str().unwrap();
+    let (_, stored) = support::only_manifest(&work.path().join("repo"));
+    let local = stored["source"]["snapshot_name"].as_str().unwrap();
+    assert!(run.stderr.contains(local), "{}", run.stderr);
+    let dest = work.path().join("dest");
+    target
+        .run(&["restore", local, "--data-dir", dest.to_str().unwrap()])
+        .expect_failure(
+            2,
+            &[
+                "name of the local snapshot Prometheus made",
+                &format!("use the promsnap id: {id}"),
+            ],
+        );
+    // A miss gets the nearest ids.
+    let near = format!("{}-ffffffff", &id[..16]);
+    target
+        .run(&["restore", &near, "--data-dir", dest.to_str().unwrap()])
+        .expect_failure(2, &["no snapshot", &format!("the nearest are {id}")]);
+}
+
+/// Times as promsnap prints them are accepted back, in UTC.
+#[test]
+fn times_promsnap_prints_are_accepted_back() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    target.ok(&["backup", "--from-dir", &data(work.path())]);
+    let dest = work.path().join("dest");
+    // The fixture's blocks are 2026-01-01 00:00-02:00, 02:00-04:00, 04:00-06:00.
+    let run = target.ok(&[
+        "restore",
+        "latest",
+        "--data-dir",
+        dest.to_str().unwrap(),
+        "--from",
+        "2026-01-01 02:30",
+        "--to",
+        "2026-01-01T03:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(run.json()["blocks_selected"], 1);
+    let dest2 = work.path().join("dest2");
+    let run = target.ok(&[
+        "restore",
+        "latest",
+        "--data-dir",
+        dest2.to_str().unwrap(),
+        "--from",
+        "1767236400",
+        "--to",
+        "2026-01-02",
+        "--json",
+    ]);
+    assert_eq!(run.json()["blocks_selected"], 2);
+    target
+        .run(&[
+            "restore",
+            "latest",
+            "--data-dir",
+            "/x",
+            "--from",
+            "yesterday",
+        ])
+        .expect_failure(2, &["as promsnap prints it"]);
+}

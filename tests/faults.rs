@@ -89,7 +89,8 @@ fn garage_killed_mid_upload_and_restarted() {
     let target = Target {
         repo: format!("s3://{}/p", garage.new_bucket("outage")),
         env: garage.env(),
-    };
+    }
+    .initialised();
     let work = tempfile::tempdir().unwrap();
     // 3 blocks of 20 MiB: two 16 MiB parts each; paced to last ~5 s.
     let data = data_dir(work.path(), 20);
@@ -118,7 +119,8 @@ fn garage_down_for_good_fails_clearly_and_leaves_no_snapshot() {
     let target = Target {
         repo: format!("s3://{}/p", garage.new_bucket("down")),
         env: garage.env(),
-    };
+    }
+    .initialised();
     let work = tempfile::tempdir().unwrap();
     let data = data_dir(work.path(), 20);
     let mut child = spawn_backup(
@@ -193,7 +195,8 @@ fn injected_s3_faults_are_retried_and_backups_verify() {
     let direct = Target {
         repo: format!("s3://{bucket}/p"),
         env: garage.env(),
-    };
+    }
+    .initialised();
     let work = tempfile::tempdir().unwrap();
     let data = data_dir(work.path(), 18);
     let faults = ["--retries", "10", "--timeout", "2s"];

@@ -438,7 +438,7 @@ fn secrets_from_files_work_and_are_never_printed() {
     };
     let config = |name: &str, s3_secret: &str, prom_password: &str| {
         let text = format!(
-            "[repository]\nurl = \"s3://{bucket}/p\"\ns3_endpoint = \"{endpoint}\"\n\
+            "[repository]\nurl = \"s3://{bucket}/p\"\ninit = true\ns3_endpoint = \"{endpoint}\"\n\
              s3_region = \"{region}\"\ns3_path_style = true\n\
              access_key_id_file = \"{id}\"\nsecret_access_key_file = \"{key}\"\n\
              [prometheus]\nurl = \"{url}\"\ndata_dir = \"{data}\"\nusername = \"backup\"\n\

@@ -87,7 +87,7 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
 /// none; a format 1 repository gets its config object now.
 async fn open_repo(args: &BackupSettings, printer: &Printer) -> Result<Repository> {
     let storage = super::open_storage(&args.repo).await?;
-    let (mut repo, opened) = Repository::open(storage, args.init, true).await?;
+    let (mut repo, opened) = Repository::open(storage, &args.repo.url, args.init, true).await?;
     if let Opened::Created(config) = opened {
         printer.info(&format!(
             "created a promsnap repository at {} (id {})",
@@ -153,8 +153,12 @@ async fn back_up_snapshot(
     let taken =
         snapshots::Taken::record(&data_dir, &name, api.keep_local_snapshot, printer.warner())?;
     printer.info(&format!(
-        "Prometheus made snapshot {name} at {}",
-        taken.dir().display()
+        "Prometheus made its local snapshot {name} at {} ({}, not a promsnap id)",
+        taken.dir().display(),
+        match api.keep_local_snapshot {
+            true => "kept afterwards",
+            false => "removed after the backup",
+        }
     ));
     let blocks = snapshot_blocks(taken.dir())?;
     let info = server.info;
@@ -385,7 +389,7 @@ fn print_report(r: &BackupReport, json: bool, printer: &Printer) -> Result<()> {
         n => format!("  configs   {n} files ({} new)\n", r.config_files_new),
     };
     printer.stdout(&format!(
-        "snapshot {id} stored in {repo}\n  instance  {inst}\n  blocks    {n} ({new} new, {reused} reused)\n  \
+        "promsnap snapshot {id} stored in {repo}\n  instance  {inst}\n  blocks    {n} ({new} new, {reused} reused)\n  \
          data      {range}\n{configs}  read      {read} of {total}\n  uploaded  {up}{ratio}\n  took      {took}\n",
         id = r.snapshot_id,
         repo = r.repository,

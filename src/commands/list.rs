@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::ExitStatus;
 use crate::output::{format_ms, table, Printer};
+use crate::repo::find;
 use crate::repo::manifest::Manifest;
 use crate::settings::ListSettings;
 
@@ -35,6 +36,8 @@ struct Row<'a> {
 pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
     let repo = super::open_repo(&args.repo).await?;
     let manifests = repo.manifests().await?;
+    // An instance that matches nothing is an error that lists the others.
+    find::of_instance(&manifests, args.instance.as_deref(), &repo.describe())?;
     let rows = rows(&manifests, args.instance.as_deref());
     if args.json {
         printer.json(&rows)?;
@@ -58,7 +61,7 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
             .filter(|b| seen.insert(b.object.key.as_str()))
             .map(|b| b.object.size)
             .sum();
-        if instance.is_some_and(|i| i != m.instance && Some(i) != m.ha_group.as_deref()) {
+        if instance.is_some_and(|i| !find::belongs_to(m, i)) {
             continue;
         }
         rows.push(Row {

@@ -162,5 +162,5 @@ async fn open_storage(s: &RepoSettings) -> Result<Arc<dyn Storage>> {
 /// usage error (exit 2) that says how to create one.
 async fn open_repo(s: &RepoSettings) -> Result<Repository> {
     let storage = open_storage(s).await?;
-    Ok(Repository::open(storage, false, false).await?.0)
+    Ok(Repository::open(storage, &s.url, false, false).await?.0)
 }

@@ -286,10 +286,14 @@ fn print_report(r: &RestoreReport, printer: &Printer) -> Result<()> {
         false => &format!("start Prometheus with --storage.tsdb.path={}", r.data_dir),
     };
     printer.stdout(&format!(
-        "{verb} snapshot {id} into {dir}\n  blocks      {blocks}\n  data        {data}\n  \
+        "{verb} snapshot {id} of instance {instance} into {dir}\n  blocks      {blocks}\n  data        {data}\n  \
          downloaded  {down}\n  written     {written}\n  took        {took}\n{next}\n",
         verb = if r.merge { "merged" } else { "restored" },
         id = r.snapshot_id,
+        instance = match &r.ha_group {
+            Some(g) => format!("{} (HA group {g})", r.instance),
+            None => r.instance.clone(),
+        },
         dir = r.data_dir,
         down = HumanBytes(r.bytes_downloaded),
         written = HumanBytes(r.bytes_written),

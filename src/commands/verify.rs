@@ -10,6 +10,7 @@ use super::Outcome;
 use crate::error::{environment, environment_hint, ExitStatus, Hinted, Place};
 use crate::metrics::RunSummary;
 use crate::output::Printer;
+use crate::repo::find;
 use crate::repo::restore::{self, RestoreOptions};
 use crate::repo::verify::{self, Level, Problem, VerifyOptions, VerifyReport};
 use crate::repo::Repository;
@@ -35,9 +36,18 @@ struct RestoreTest {
 
 pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
     let repo = super::open_repo(&args.repo).await?;
-    let ids = match &args.snapshot {
-        Some(spec) => vec![repo.resolve(spec, args.instance.as_deref()).await?.id],
-        None => repo.snapshot_ids().await?,
+    let ids = match (&args.snapshot, &args.instance) {
+        (Some(spec), instance) => vec![repo.resolve(spec, instance.as_deref()).await?.id],
+        // --instance alone: every snapshot of that instance (none is an
+        // error that lists the instances there are).
+        (None, Some(instance)) => {
+            let all = repo.manifests().await?;
+            find::of_instance(&all, Some(instance), &repo.describe())?
+                .iter()
+                .map(|m| m.id.clone())
+                .collect()
+        }
+        (None, None) => repo.snapshot_ids().await?,
     };
     let scratch = args.scratch.clone();
     let opts = VerifyOptions {

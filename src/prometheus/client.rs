@@ -77,7 +77,10 @@ impl fmt::Debug for PrometheusOptions {
 }
 
 pub struct Prometheus {
+    /// The URL requests go to (credentials in it become basic auth).
     base: String,
+    /// The same URL with its password hidden: what messages show.
+    shown: String,
     http: reqwest::Client,
     opts: PrometheusOptions,
     timeout: Duration,
@@ -134,6 +137,7 @@ impl Prometheus {
         }
         Ok(Prometheus {
             base: opts.url.trim_end_matches('/').to_string(),
+            shown: crate::redact::url(opts.url.trim_end_matches('/')),
             http: builder.build()?,
             opts,
             timeout,
@@ -141,8 +145,9 @@ impl Prometheus {
         })
     }
 
+    /// The server's URL as it may be shown and stored (no password).
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -190,7 +195,7 @@ impl Prometheus {
         method: reqwest::Method,
         path: &str,
     ) -> Result<T, (anyhow::Error, Retry)> {
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", self.shown);
         let mut req = self.request(method.clone(), path);
         if method == reqwest::Method::POST {
             req = req.timeout(self.timeout.max(SNAPSHOT_TIMEOUT));
@@ -201,7 +206,7 @@ impl Prometheus {
             } else {
                 Retry::Transient
             };
-            let err = anyhow::Error::new(e).context(Hinted::failure(
+            let err = anyhow::Error::new(e.without_url()).context(Hinted::failure(
                 format!("could not reach Prometheus at {url}"),
                 "check --prometheus-url and that Prometheus is running and reachable from here",
             ));
@@ -209,7 +214,8 @@ impl Prometheus {
         })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| {
-            let err = anyhow::Error::new(e).context(format!("reading the answer of {url}"));
+            let err =
+                anyhow::Error::new(e.without_url()).context(format!("reading the answer of {url}"));
             (err, Retry::Transient)
         })?;
         let envelope: Envelope<T> = match serde_json::from_slice(&body) {
@@ -235,13 +241,13 @@ impl Prometheus {
 
     /// Succeeds when `/-/ready` says the server is up and its TSDB loaded.
     pub async fn ready(&self) -> Result<()> {
-        let url = format!("{}/-/ready", self.base);
+        let url = format!("{}/-/ready", self.shown);
         let resp = self
             .request(reqwest::Method::GET, "/-/ready")
             .send()
             .await
             .map_err(|e| {
-                anyhow::Error::new(e).context(Hinted::failure(
+                anyhow::Error::new(e.without_url()).context(Hinted::failure(
                     format!("could not reach Prometheus at {url}"),
                     "check --prometheus-url and that Prometheus is running and reachable from here",
                 ))
@@ -254,7 +260,7 @@ impl Prometheus {
         if status.as_u16() == 503 {
             let body = String::from_utf8_lossy(&body).trim().to_string();
             return Err(anyhow::Error::new(NotReady(body)).context(Hinted::failure(
-                format!("Prometheus at {} is not ready yet", self.base),
+                format!("Prometheus at {} is not ready yet", self.shown),
                 "it is probably still replaying its WAL; wait longer with --wait-ready, or try \
                  again in a few minutes",
             )));

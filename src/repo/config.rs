@@ -129,17 +129,18 @@ pub async fn find(storage: &dyn Storage) -> Result<Found> {
     Ok(Found::Nothing)
 }
 
-/// The error for a location that holds no repository.
-pub fn no_repository(location: &str, backup: bool) -> anyhow::Error {
+/// The error for a location that holds no repository; `url` is how the
+/// user named it (`--repo`).
+pub fn no_repository(location: &str, url: &str, backup: bool) -> anyhow::Error {
     let hint = if backup {
         format!(
-            "check the path; to start a new repository there, run `promsnap init --repo \
-             {location}` first, or pass --init (PROMSNAP_INIT=true, repository.init = true)"
+            "check the path; to start a new repository there, run `promsnap init --repo {url}` \
+             first, or pass --init (PROMSNAP_INIT=true, repository.init = true)"
         )
     } else {
         format!(
             "check the path (a typo, or a mount that is not mounted?); `promsnap init --repo \
-             {location}` creates a new repository"
+             {url}` creates a new repository"
         )
     };
     Hinted::usage(format!("no promsnap repository at {location}"), hint).into()

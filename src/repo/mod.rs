@@ -25,6 +25,7 @@ pub mod backup;
 pub mod config;
 pub mod configfiles;
 pub mod download;
+pub mod find;
 pub mod ha;
 pub mod lock;
 pub mod manifest;
@@ -96,11 +97,13 @@ impl Repository {
         }
     }
 
-    /// Opens the repository at `storage`. A location without one is a
-    /// usage error (a typo must not look like an empty repository) unless
-    /// `create`, which initialises it; `for_backup` picks the hint.
+    /// Opens the repository at `storage` (`url` is how the user named it).
+    /// A location without one is a usage error (a typo must not look like
+    /// an empty repository) unless `create`, which initialises it;
+    /// `for_backup` picks the hint.
     pub async fn open(
         storage: Arc<dyn Storage>,
+        url: &str,
         create: bool,
         for_backup: bool,
     ) -> Result<(Repository, Opened)> {
@@ -113,7 +116,7 @@ impl Repository {
                 Opened::Created(c)
             }
             config::Found::Nothing => {
-                return Err(config::no_repository(&storage.describe(), for_backup))
+                return Err(config::no_repository(&storage.describe(), url, for_backup))
             }
         };
         let repo = Repository {
@@ -221,44 +224,12 @@ impl Repository {
     }
 
     /// Finds the snapshot named by `spec`: `latest`, an id, or a unique id
-    /// prefix; `instance` narrows `latest` and prefixes to one instance.
+    /// prefix; `instance` narrows the choice to one instance or HA group
+    /// (see `find.rs` for the rules that keep it from taking another
+    /// server's snapshot).
     pub async fn resolve(&self, spec: &str, instance: Option<&str>) -> Result<Manifest> {
         let all = self.manifests().await?;
-        let candidates: Vec<&Manifest> = all
-            .iter()
-            .filter(|m| {
-                instance.is_none_or(|i| m.instance == i || m.ha_group.as_deref() == Some(i))
-            })
-            .collect();
-        let found: Vec<&Manifest> = if spec == "latest" {
-            candidates.last().into_iter().copied().collect()
-        } else if let Some(exact) = candidates.iter().find(|m| m.id == spec) {
-            vec![*exact]
-        } else {
-            candidates
-                .into_iter()
-                .filter(|m| m.id.starts_with(spec))
-                .collect()
-        };
-        match found.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(Hinted::usage(
-                match (spec, instance) {
-                    ("latest", Some(i)) => {
-                        format!("{} has no snapshot of instance {i:?}", self.describe())
-                    }
-                    ("latest", None) => format!("{} has no snapshots yet", self.describe()),
-                    _ => format!("no snapshot {spec:?} in {}", self.describe()),
-                },
-                "`promsnap list` shows the snapshots in a repository",
-            )
-            .into()),
-            many => Err(Hinted::usage(
-                format!("{spec:?} matches {} snapshots", many.len()),
-                "give more characters of the snapshot id",
-            )
-            .into()),
-        }
+        find::find(&all, spec, instance, &self.describe()).cloned()
     }
 
     /// Writes a manifest: from this moment the snapshot exists.

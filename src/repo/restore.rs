@@ -89,6 +89,11 @@ pub struct RestoreOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub snapshot_id: String,
+    /// The Prometheus the snapshot is of.
+    pub instance: String,
+    /// Its HA group, if it belongs to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha_group: Option<String>,
     pub data_dir: String,
     /// Blocks in the snapshot.
     pub blocks: usize,
@@ -155,6 +160,8 @@ pub async fn run(
     drop(prepared.lock);
     Ok(RestoreReport {
         snapshot_id: manifest.id.clone(),
+        instance: manifest.instance.clone(),
+        ha_group: manifest.ha_group.clone(),
         data_dir: dir.display().to_string(),
         blocks: manifest.blocks.len(),
         blocks_selected: selected.len(),

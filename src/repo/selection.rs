@@ -4,9 +4,10 @@
 //! overlaps the requested window: Prometheus blocks are `[minTime, maxTime)`
 //! in milliseconds, so a block that ends exactly where the window starts has
 //! no sample in it and is left out. Times are given the way an on-call
-//! engineer thinks about an incident: RFC 3339, `now`, or relative to now
-//! (`-7d`, `-12h`, `-90m`); they are resolved against one `now` so that
-//! `--from -2h --to -1h` is exactly one hour.
+//! engineer thinks about an incident ([`crate::time`]: RFC 3339, what
+//! promsnap prints, dates, Unix seconds, `now`, or relative to now: `-7d`,
+//! `-12h`, `-90m`); they are resolved against one `now` so that `--from -2h
+//! --to -1h` is exactly one hour.
 //!
 //! A merge into a running Prometheus must also know what that server will
 //! delete. Prometheus measures time retention from the newest block, not from
@@ -16,61 +17,12 @@
 //! blocks a merge would add (the server's retention comes from its flags,
 //! [`crate::prometheus::Flags::retention_ms`]).
 
-use std::str::FromStr;
-
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::manifest::BlockEntry;
-
-/// A point in time as given on the command line, resolved later against `now`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeSpec {
-    Now,
-    /// That long before now.
-    Ago(std::time::Duration),
-    At(DateTime<Utc>),
-}
-
-impl FromStr for TimeSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s == "now" {
-            return Ok(TimeSpec::Now);
-        }
-        if let Some(ago) = s.strip_prefix('-') {
-            return ago
-                .parse::<crate::duration::Duration>()
-                .map(|d| TimeSpec::Ago(d.std()))
-                .map_err(|e| {
-                    format!("{e}; a relative time is a minus and a duration: -7d, -12h, -90m")
-                });
-        }
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| TimeSpec::At(t.with_timezone(&Utc)))
-            .map_err(|_| {
-                format!(
-                    "{s:?} is not a time: use RFC 3339 (2026-01-01T03:00:00Z), now, or -7d / -12h"
-                )
-            })
-    }
-}
-
-impl TimeSpec {
-    pub fn resolve(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        match self {
-            TimeSpec::Now => now,
-            TimeSpec::Ago(d) => chrono::Duration::from_std(*d)
-                .ok()
-                .and_then(|d| now.checked_sub_signed(d))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            TimeSpec::At(t) => *t,
-        }
-    }
-}
+pub use crate::time::TimeSpec;
 
 /// A window of time in Prometheus milliseconds, both ends inclusive; an
 /// open end is unbounded.
@@ -145,31 +97,6 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-25T12:00:00Z".parse().unwrap()
-    }
-
-    #[test]
-    fn times_parse_as_rfc3339_now_or_relative() {
-        let at = |s: &str| s.parse::<TimeSpec>().unwrap().resolve(now());
-        assert_eq!(at("now"), now());
-        assert_eq!(
-            at("-7d"),
-            "2026-11-18T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            at("-12h"),
-            "2026-11-25T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            at("-90m"),
-            "2026-11-25T10:30:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            at("2026-01-01T03:00:00+01:00"),
-            "2026-01-01T02:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        for bad in ["yesterday", "7d", "-7x", "2026-01-01", ""] {
-            assert!(bad.parse::<TimeSpec>().is_err(), "{bad:?} accepted");
-        }
     }
 
     #[test]

@@ -576,7 +576,7 @@ impl Storage for S3Storage {
             s = format!("{s}/{}", self.prefix);
         }
         match &self.endpoint {
-            Some(e) => format!("{s} (endpoint {e})"),
+            Some(e) => format!("{s} (endpoint {})", crate::redact::url(e)),
             None => s,
         }
     }
