@@ -14,7 +14,7 @@ use crate::metrics::RunSummary;
 use crate::output::{format_ms, Printer};
 use crate::prometheus::{NotReady, Prometheus};
 use crate::repo::backup::{self, BackupOptions, BackupReport};
-use crate::repo::configfiles;
+use crate::repo::configfiles::host::{self as config_host, LocalFile};
 use crate::repo::lock::{LockInfo, LockKind};
 use crate::repo::manifest::Source;
 use crate::repo::prune::PruneOptions;
@@ -255,13 +255,13 @@ async fn config_files(
     args: &BackupArgs,
     prom: Option<&Prometheus>,
     printer: &Printer,
-) -> Result<Vec<configfiles::LocalFile>> {
+) -> Result<Vec<LocalFile>> {
     let config = match (&args.prometheus_config, prom) {
         (Some(path), _) => Some(path.clone()),
         (None, Some(prom)) => reported_config_file(prom, printer).await,
         (None, None) => None,
     };
-    let collected = configfiles::collect(&configfiles::Sources {
+    let collected = config_host::collect(&config_host::Sources {
         config: config.as_deref(),
         config_explicit: args.prometheus_config.is_some(),
         includes: &args.include,
