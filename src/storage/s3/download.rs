@@ -4,15 +4,18 @@
 //! Transient request failures are retried by the SDK's standard strategy. A
 //! download whose body breaks off half-way is past the SDK's retries:
 //! [`Download`] resumes it with a Range request, and a range of a large
-//! object is asked for again as a whole.
+//! object is asked for again as a whole. Both count and wait through
+//! [`Retries`]: each range has `--retries` of its own, and a resumed stream
+//! `--retries` resumes in all.
 
 use anyhow::{Context, Result};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream as AwsStream;
 use bytes::Bytes;
 use futures::StreamExt;
 
 use super::S3Storage;
-use crate::retry::Backoff;
+use crate::retry::{Decision, Retries};
 use crate::storage::{ByteStream, Key, NotFound};
 
 /// Downloads of objects larger than this are split into ranges of this size.
@@ -48,15 +51,7 @@ impl S3Storage {
             .content_range()
             .and_then(|r| r.rsplit('/').next()?.parse::<u64>().ok());
         let etag = out.e_tag().map(str::to_string);
-        let head = Download {
-            storage: self.clone(),
-            key: key.clone(),
-            etag: etag.clone(),
-            body: out.body,
-            offset: 0,
-            resumes: 0,
-            backoff: Backoff::default(),
-        };
+        let head = Download::new(self, key, etag.clone(), out.body);
         let head = futures::stream::try_unfold(head, Download::next);
         let Some(total) = total.filter(|t| *t > RANGE) else {
             return Ok(Box::pin(head));
@@ -85,15 +80,7 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| self.error(e, "download", key))?;
-        let download = Download {
-            storage: self.clone(),
-            key: key.clone(),
-            etag: out.e_tag().map(str::to_string),
-            body: out.body,
-            offset: 0,
-            resumes: 0,
-            backoff: Backoff::default(),
-        };
+        let download = Download::new(self, key, out.e_tag().map(str::to_string), out.body);
         Ok(Box::pin(futures::stream::try_unfold(
             download,
             Download::next,
@@ -109,43 +96,48 @@ impl S3Storage {
         end: u64,
         etag: Option<String>,
     ) -> Result<Bytes> {
-        let mut backoff = Backoff::default();
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                let out = self
-                    .client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(self.full_key(key))
-                    .range(format!("bytes={start}-{end}"))
-                    .set_if_match(etag.clone())
-                    .send()
-                    .await
-                    .map_err(|e| self.error(e, "download", key))?;
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .with_context(|| format!("download of {key} broke off"))?;
-                let bytes = body.into_bytes();
-                anyhow::ensure!(
-                    bytes.len() as u64 == end - start + 1,
-                    "range {start}-{end} of {key} came back with {} bytes",
-                    bytes.len()
-                );
-                Ok(bytes)
-            }
-            .await;
-            match result {
-                Ok(bytes) => return Ok(bytes),
-                Err(_) if attempt < self.retries => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let once = || async {
+            let range = format!("bytes={start}-{end}");
+            let out = self
+                .get_matching(key, range, etag.clone(), "download")
+                .await?;
+            let body = out
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("download of {key} broke off"))?;
+            let bytes = body.into_bytes();
+            anyhow::ensure!(
+                bytes.len() as u64 == end - start + 1,
+                "range {start}-{end} of {key} came back with {} bytes",
+                bytes.len()
+            );
+            Ok(bytes)
+        };
+        Retries::new(self.retries)
+            .run(|| async { once().await.map_err(|e| (e, Decision::Retry)) })
+            .await
+            .map_err(|gave_up| gave_up.error)
+    }
+
+    /// `range` (an HTTP Range value) of the object, if it is still the one
+    /// whose ETag is `etag`; `action` names the request in an error.
+    async fn get_matching(
+        &self,
+        key: &Key,
+        range: String,
+        etag: Option<String>,
+        action: &str,
+    ) -> Result<GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(range)
+            .set_if_match(etag)
+            .send()
+            .await
+            .map_err(|e| self.error(e, action, key))
     }
 }
 
@@ -159,50 +151,43 @@ struct Download {
     etag: Option<String>,
     body: AwsStream,
     offset: u64,
-    resumes: u32,
-    backoff: Backoff,
+    /// Shared by every resume of this download.
+    retries: Retries,
 }
 
 impl Download {
+    fn new(storage: &S3Storage, key: &Key, etag: Option<String>, body: AwsStream) -> Self {
+        Download {
+            storage: storage.clone(),
+            key: key.clone(),
+            etag,
+            body,
+            offset: 0,
+            retries: Retries::new(storage.retries),
+        }
+    }
+
     async fn next(mut self) -> Result<Option<(Bytes, Download)>> {
         loop {
-            match self.body.try_next().await {
+            let broke_off = match self.body.try_next().await {
                 Ok(Some(bytes)) => {
                     self.offset += bytes.len() as u64;
                     return Ok(Some((bytes, self)));
                 }
                 Ok(None) => return Ok(None),
-                Err(e) if self.resumes < self.storage.retries => {
-                    self.resumes += 1;
-                    tokio::time::sleep(self.backoff.next_delay()).await;
-                    self.resume().await.with_context(|| {
-                        format!(
-                            "download of {} broke off ({e}) and could not resume",
-                            self.key
-                        )
-                    })?;
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("download of {} broke off", self.key)))
-                }
+                Err(e) => e,
+            };
+            let what = format!("download of {} broke off", self.key);
+            if !self.retries.again().await {
+                return Err(anyhow::Error::new(broke_off).context(what));
             }
+            let rest = format!("bytes={}-", self.offset);
+            let resumed = self
+                .storage
+                .get_matching(&self.key, rest, self.etag.clone(), "resume the download of")
+                .await
+                .with_context(|| format!("{what} ({broke_off}) and could not resume"))?;
+            self.body = resumed.body;
         }
-    }
-
-    async fn resume(&mut self) -> Result<()> {
-        let s = &self.storage;
-        let out = s
-            .client
-            .get_object()
-            .bucket(&s.bucket)
-            .key(s.full_key(&self.key))
-            .range(format!("bytes={}-", self.offset))
-            .set_if_match(self.etag.clone())
-            .send()
-            .await
-            .map_err(|e| s.error(e, "resume the download of", &self.key))?;
-        self.body = out.body;
-        Ok(())
     }
 }
