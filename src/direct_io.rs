@@ -23,6 +23,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use memmap2::MmapMut;
+
 /// Alignment of direct I/O: covers 512-byte and 4 KiB logical sectors.
 const ALIGN: usize = 4096;
 /// Size of one direct read or write: large enough that a disk stays busy
@@ -34,58 +36,10 @@ const DIRECT_BUF: usize = 1024 * 1024;
 /// needs), and given back to the kernel when dropped. Freed heap blocks of
 /// this size stay in the allocator's per-thread arenas, which showed as
 /// 30 MB more peak RSS.
-struct AlignedBuf(std::ptr::NonNull<u8>);
-
-// SAFETY: the mapping is owned by this value alone.
-unsafe impl Send for AlignedBuf {}
-
-impl AlignedBuf {
-    fn new() -> io::Result<Self> {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is
-        // touched, and the result is checked before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                DIRECT_BUF,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        debug_assert_eq!(ptr as usize % ALIGN, 0);
-        Ok(AlignedBuf(
-            std::ptr::NonNull::new(ptr.cast()).expect("mmap never returns null on success"),
-        ))
-    }
-}
-
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: DIRECT_BUF readable bytes (zero-filled by the kernel),
-        // alive as long as self.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), DIRECT_BUF) }
-    }
-}
-
-impl std::ops::DerefMut for AlignedBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and &mut self makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), DIRECT_BUF) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`, once.
-        unsafe {
-            libc::munmap(self.0.as_ptr().cast(), DIRECT_BUF);
-        }
-    }
+fn aligned_buf() -> io::Result<MmapMut> {
+    let buf = MmapMut::map_anon(DIRECT_BUF)?;
+    debug_assert_eq!(buf.as_ptr() as usize % ALIGN, 0);
+    Ok(buf)
 }
 
 fn is_einval(e: &io::Error) -> bool {
@@ -110,7 +64,7 @@ pub struct DirectReader {
     path: PathBuf,
     file: File,
     direct: bool,
-    buf: Option<AlignedBuf>,
+    buf: Option<MmapMut>,
     /// The unread bytes are `buf[pos..end]`.
     pos: usize,
     end: usize,
@@ -140,7 +94,7 @@ impl DirectReader {
     fn fill(&mut self) -> io::Result<()> {
         let buf = match &mut self.buf {
             Some(b) => b,
-            None => self.buf.insert(AlignedBuf::new()?),
+            None => self.buf.insert(aligned_buf()?),
         };
         let n = loop {
             match self.file.read(buf) {
@@ -184,7 +138,7 @@ pub struct StagingWriter {
     path: PathBuf,
     file: File,
     /// Holds `filled` bytes not yet written.
-    buf: Option<AlignedBuf>,
+    buf: Option<MmapMut>,
     filled: usize,
     direct: bool,
     written: u64,
@@ -219,7 +173,7 @@ impl StagingWriter {
             // Mapped on first use; small objects touch a page or two.
             let buf = match &mut self.buf {
                 Some(b) => b,
-                None => self.buf.insert(AlignedBuf::new()?),
+                None => self.buf.insert(aligned_buf()?),
             };
             let n = (DIRECT_BUF - self.filled).min(data.len());
             buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
@@ -333,6 +287,13 @@ mod tests {
     #[test]
     fn files_of_every_awkward_size_round_trip_buffered() {
         round_trips(false);
+    }
+
+    #[test]
+    fn buffers_are_aligned_as_direct_io_needs() {
+        let buf = aligned_buf().unwrap();
+        assert_eq!(buf.len(), DIRECT_BUF);
+        assert_eq!(buf.as_ptr() as usize % ALIGN, 0);
     }
 
     #[test]

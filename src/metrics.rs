@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use base64::Engine as _;
 
 use crate::error::Hinted;
-use crate::retry::Backoff;
+use crate::retry::{Decision, Retries};
 
 /// What a command did, as far as it knows; `None` for what it does not
 /// measure. Filled by the commands, turned into samples here.
@@ -352,40 +353,39 @@ pub async fn push(
         .timeout(timeout)
         .build()?;
     let body = render(&samples(run));
-    let mut backoff = Backoff::default();
-    let mut attempt = 0;
-    loop {
-        let mut req = client
-            .post(&target)
-            .header("Content-Type", "text/plain; version=0.0.4")
-            .body(body.clone());
-        if !user.is_empty() {
-            req = req.basic_auth(&user, password.as_deref());
-        }
-        let failure = match req.send().await {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
-            Ok(resp) => {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                let error = anyhow::anyhow!("HTTP {status}: {}", text.trim());
-                if !(status.is_server_error() || status.as_u16() == 429) {
-                    return Err(
-                        error.context(format!("the Pushgateway at {base} refused the metrics"))
-                    );
-                }
-                error
+    let pushed = Retries::new(retries)
+        .run(|| async {
+            let mut req = client
+                .post(&target)
+                .header("Content-Type", "text/plain; version=0.0.4")
+                .body(body.clone());
+            if !user.is_empty() {
+                req = req.basic_auth(&user, password.as_deref());
             }
-            Err(e) => anyhow::Error::new(e.without_url()),
-        };
-        if attempt >= retries {
-            return Err(failure.context(format!(
-                "could not push the metrics to the Pushgateway at {base} ({} attempts)",
-                attempt + 1
-            )));
+            let resp = match req.send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => resp,
+                Err(e) => return Err((anyhow::Error::new(e.without_url()), Decision::Retry)),
+            };
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            let error = anyhow::anyhow!("HTTP {status}: {}", text.trim());
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err((error, Decision::Retry));
+            }
+            let refused = format!("the Pushgateway at {base} refused the metrics");
+            Err((error.context(refused), Decision::Stop))
+        })
+        .await;
+    pushed.map_err(|gave_up| {
+        if !gave_up.out_of_retries {
+            return gave_up.error;
         }
-        attempt += 1;
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+        gave_up.error.context(format!(
+            "could not push the metrics to the Pushgateway at {base} ({} attempts)",
+            gave_up.attempts
+        ))
+    })
 }
 
 /// `name/value` for a grouping key, base64url-encoded when the value is not
@@ -404,22 +404,9 @@ fn grouping_label(name: &str, value: &str) -> String {
     }
 }
 
+/// URL-safe base64 with padding, as the Pushgateway decodes it.
 fn base64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    while !out.len().is_multiple_of(4) {
-        out.push('=');
-    }
-    out
+    base64::engine::general_purpose::URL_SAFE.encode(data)
 }
 
 #[cfg(test)]

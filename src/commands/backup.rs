@@ -17,9 +17,9 @@ use super::Outcome;
 use crate::error::{ExitStatus, Hinted};
 use crate::metrics::RunSummary;
 use crate::output::{format_ms, Printer};
+use crate::prometheus::config_files::{self, LocalFile};
 use crate::prometheus::{self, snapshots, Connected};
 use crate::repo::backup::{self, BackupOptions, BackupReport};
-use crate::repo::configfiles;
 use crate::repo::lock::{LockInfo, LockKind, RepoLock};
 use crate::repo::manifest::Source;
 use crate::repo::prune::{self, PruneOptions};
@@ -286,7 +286,7 @@ async fn config_files(
     args: &BackupSettings,
     server: Option<&Connected>,
     printer: &Printer,
-) -> Result<Vec<configfiles::LocalFile>> {
+) -> Result<Vec<LocalFile>> {
     let config = match (&args.prometheus_config, server) {
         (Some(path), _) => Some(path.clone()),
         (None, Some(server)) => match server.client.flags().await {
@@ -301,7 +301,7 @@ async fn config_files(
         .ok(),
         (None, None) => None,
     };
-    let collected = configfiles::collect(&configfiles::Sources {
+    let collected = config_files::collect(&config_files::Sources {
         config: config.as_deref(),
         config_explicit: args.prometheus_config.is_some(),
         includes: &args.include,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::Flags;
 use crate::error::Hinted;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Decision, Retries};
 
 /// `/-/ready` answered 503: Prometheus runs but is still starting up
 /// (replaying its WAL), and will be ready by itself. Holds the answer's body.
@@ -166,28 +166,25 @@ impl Prometheus {
     /// One API call, retried while the failure is transient (module docs).
     async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
         let idempotent = method == reqwest::Method::GET;
-        let mut backoff = self.backoff.clone();
-        let mut attempt = 0;
-        loop {
-            let (err, retry) = match self.attempt(method.clone(), path).await {
-                Ok(v) => return Ok(v),
-                Err(failed) => failed,
-            };
-            let allowed = match retry {
-                Retry::Never => false,
-                Retry::NotActedOn => true,
-                Retry::Transient => idempotent,
-            };
-            if !allowed || attempt >= self.opts.retries {
-                return Err(if attempt > 0 {
-                    err.context(format!("gave up after {} attempts", attempt + 1))
-                } else {
-                    err
-                });
-            }
-            attempt += 1;
-            tokio::time::sleep(backoff.next_delay()).await;
-        }
+        let mut retries = Retries::with_backoff(self.opts.retries, self.backoff.clone());
+        let answer = retries
+            .run(|| async {
+                self.attempt(method.clone(), path)
+                    .await
+                    .map_err(|(err, retry)| {
+                        let decision = match retry {
+                            Retry::NotActedOn => Decision::Retry,
+                            Retry::Transient if idempotent => Decision::Retry,
+                            Retry::Transient | Retry::Never => Decision::Stop,
+                        };
+                        (err, decision)
+                    })
+            })
+            .await;
+        answer.map_err(|gave_up| match gave_up.attempts {
+            1 => gave_up.error,
+            n => gave_up.error.context(format!("gave up after {n} attempts")),
+        })
     }
 
     async fn attempt<T: DeserializeOwned>(

@@ -10,11 +10,14 @@
 //!   time retention, its configuration file.
 //! - [`snapshots`]: the snapshots promsnap asks it for, marked so that even a
 //!   `kill -9` leaves none behind on its disk.
+//! - [`config_files`]: its configuration and rule files, read on this host to
+//!   be stored with the backup.
 //!
 //! Nothing here prints: warnings are returned (or, from a `Drop`, passed to
 //! a [`crate::progress::Warn`] callback), and commands decide how they look.
 
 pub mod client;
+pub mod config_files;
 pub mod connect;
 pub mod flags;
 pub mod snapshots;

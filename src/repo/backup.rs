@@ -6,7 +6,7 @@
 //! completed entry from an interrupted run) is reused without reading a byte
 //! of its chunks or index. Then the new blocks are packed and uploaded, a few
 //! at a time, each as one streamed tar.zst object followed by its entry.
-//! Configuration files (`configfiles.rs`) follow the blocks, and the
+//! Configuration files (`configfiles/`) follow the blocks, and the
 //! manifest is written last, only if every block and file was stored.
 
 use std::collections::{HashMap, HashSet};
@@ -18,12 +18,13 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::configfiles::{self, LocalFile};
+use super::configfiles;
 use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
 use super::Repository;
 use crate::archive::{self, PackOptions};
 use crate::progress::Progress;
+use crate::prometheus::config_files::LocalFile;
 use crate::storage::body::{self, UploadAbandoned};
 use crate::storage::Key;
 use crate::tsdb::Block;

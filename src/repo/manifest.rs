@@ -39,7 +39,7 @@ pub struct Manifest {
     pub source: Source,
     pub blocks: Vec<BlockEntry>,
     /// Prometheus's configuration and rule files stored with the snapshot
-    /// (see `configfiles.rs`); absent in older manifests.
+    /// (see `configfiles/`); absent in older manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_files: Vec<ConfigFileEntry>,
 }

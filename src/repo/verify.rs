@@ -516,7 +516,8 @@ mod tests {
 
     #[tokio::test]
     async fn damaged_and_missing_configuration_files_are_problems() {
-        use crate::repo::configfiles::{self, LocalFile};
+        use crate::prometheus::config_files::LocalFile;
+        use crate::repo::configfiles;
         let dir = tempfile::tempdir().unwrap();
         let storage = crate::storage::LocalStorage::new(dir.path().to_path_buf());
         let repo = Repository::new(Arc::new(storage));

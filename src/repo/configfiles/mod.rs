@@ -1,10 +1,9 @@
 //! Prometheus's configuration files, stored next to the blocks.
 //!
-//! The data is of little use during an incident without the scrape and rule
-//! configuration that produced it, so a backup also stores Prometheus's
-//! configuration file, every rule file its `rule_files` globs match (resolved
-//! relative to the configuration file's directory, with Go's `filepath.Glob`
-//! syntax, as Prometheus does), and any file given with `--include`.
+//! A backup stores the configuration file and its rule files with the data
+//! they produced; `host.rs` reads them on the host (with `glob.rs`, Go's
+//! `filepath.Glob` as Prometheus uses it for `rule_files`), and this file
+//! stores them in the repository and restores them.
 //!
 //! Storage: each file is one object `configs/<sha256 of its content>`, stored
 //! as is (configuration files are small text). Content addressing makes the
@@ -19,9 +18,9 @@
 //! `DIR/<original absolute path without its leading />`, e.g.
 //! `/etc/prometheus/prometheus.yml` becomes `DIR/etc/prometheus/prometheus.yml`
 //! and its `rules/*.yml` land next to it, so relative `rule_files` in the
-//! restored configuration still point at the restored rule files. Paths are
-//! made absolute and cleaned lexically (`.` and `..` removed) but symlinks
-//! are not resolved, so Kubernetes ConfigMap mounts keep their visible names.
+//! restored configuration still point at the restored rule files. The paths
+//! are the ones `prometheus::config_files` saw: absolute and lexically clean, symlinks not
+//! resolved.
 //!
 //! Nothing read from a manifest is trusted as a path: a `name` must be
 //! relative, without `.`, `..` or empty segments, and the object key must be
@@ -33,7 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
@@ -42,10 +41,8 @@ use sha2::{Digest, Sha256};
 
 use super::Repository;
 use crate::error::Hinted;
+use crate::prometheus::config_files::LocalFile;
 use crate::storage::Key;
-
-/// Configuration files are read into memory; anything larger is not one.
-pub const MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
 
 /// One stored file, as listed in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,33 +57,6 @@ pub struct ConfigFileEntry {
     pub sha256: String,
     /// `configs/<sha256>`.
     pub key: String,
-}
-
-/// A file read from disk for a backup.
-#[derive(Debug, Clone)]
-pub struct LocalFile {
-    /// Absolute and lexically clean.
-    pub path: PathBuf,
-    pub kind: &'static str,
-    pub data: Bytes,
-}
-
-/// Where the files to store come from.
-pub struct Sources<'a> {
-    /// Prometheus's configuration file, given or discovered.
-    pub config: Option<&'a Path>,
-    /// The user named `config` (`--prometheus-config`): failing to read it,
-    /// or a rule file it references, is an error rather than a warning.
-    pub config_explicit: bool,
-    /// `--include` files; always explicit.
-    pub includes: &'a [PathBuf],
-}
-
-/// The files to store, and what could not be read when that is only a warning.
-#[derive(Debug, Default)]
-pub struct Collected {
-    pub files: Vec<LocalFile>,
-    pub warnings: Vec<String>,
 }
 
 /// What a restore of the configuration files did (part of `restore --json`).
@@ -117,166 +87,6 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-// ---------------------------------------------------------------- collect
-
-/// Reads the configuration file, its rule files and the `--include` files.
-pub fn collect(src: &Sources) -> Result<Collected> {
-    let mut out = Collected::default();
-    if let Some(config) = src.config {
-        collect_config(config, src.config_explicit, &mut out)?;
-    }
-    for path in src.includes {
-        let path = absolute(path)?;
-        let data = read_file(&path).map_err(|e| {
-            e.context(Hinted::usage(
-                format!("could not read --include {}", path.display()),
-                "check the path (promsnap must run where the file is), or leave that --include out",
-            ))
-        })?;
-        out.push(path, "include", data);
-    }
-    Ok(out)
-}
-
-fn collect_config(config: &Path, explicit: bool, out: &mut Collected) -> Result<()> {
-    let config = absolute(config)?;
-    let data = match read_file(&config) {
-        Ok(d) => d,
-        Err(e) if explicit => {
-            return Err(e.context(Hinted::usage(
-                format!("could not read --prometheus-config {}", config.display()),
-                "check the path; promsnap must run on the host that has the file",
-            )))
-        }
-        Err(e) => {
-            out.warnings.push(format!(
-                "configuration files not backed up: could not read Prometheus's configuration \
-                 file {} ({e:#}); when promsnap runs on another host or container than \
-                 Prometheus, pass --prometheus-config with a path readable here",
-                config.display()
-            ));
-            return Ok(());
-        }
-    };
-    let globs = match rule_files(&data) {
-        Ok(g) => g,
-        Err(e) if explicit => {
-            return Err(e.context(Hinted::usage(
-                format!(
-                    "could not parse {} as a Prometheus configuration",
-                    config.display()
-                ),
-                "check the file with `promtool check config`",
-            )))
-        }
-        Err(e) => {
-            out.warnings.push(format!(
-                "could not parse {} for its rule_files ({e:#}); storing it without rule files",
-                config.display()
-            ));
-            Vec::new()
-        }
-    };
-    out.push(config.clone(), "config", data);
-    let base = config.parent().unwrap_or(Path::new("/"));
-    for pattern in globs {
-        collect_rules(base, &pattern, explicit, out)?;
-    }
-    Ok(())
-}
-
-fn collect_rules(base: &Path, pattern: &str, explicit: bool, out: &mut Collected) -> Result<()> {
-    let full = clean(&base.join(pattern));
-    let matched = glob(&full).and_then(|paths| {
-        paths
-            .into_iter()
-            .map(|p| read_file(&p).map(|d| (p, d)))
-            .collect::<Result<Vec<_>>>()
-    });
-    match matched {
-        Ok(files) => {
-            for (path, data) in files {
-                out.push(path, "rules", data);
-            }
-            Ok(())
-        }
-        Err(e) if explicit => Err(e.context(Hinted::usage(
-            format!("could not read the rule files {pattern:?} the configuration references"),
-            "promsnap must run on the host that has them; check rule_files",
-        ))),
-        Err(e) => {
-            out.warnings
-                .push(format!("rule files {pattern:?} not backed up: {e:#}"));
-            Ok(())
-        }
-    }
-}
-
-impl Collected {
-    /// Adds a file once; the first reason it was found wins.
-    fn push(&mut self, path: PathBuf, kind: &'static str, data: Bytes) {
-        if !self.files.iter().any(|f| f.path == path) {
-            self.files.push(LocalFile { path, kind, data });
-        }
-    }
-}
-
-/// The `rule_files` patterns of a Prometheus configuration.
-fn rule_files(yaml: &[u8]) -> Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Config {
-        #[serde(default)]
-        rule_files: Option<Vec<String>>,
-    }
-    let text = std::str::from_utf8(yaml).context("not UTF-8")?;
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let config: Config = serde_norway::from_str(text)?;
-    Ok(config.rule_files.unwrap_or_default())
-}
-
-fn read_file(path: &Path) -> Result<Bytes> {
-    let meta = fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    ensure!(
-        meta.len() <= MAX_FILE_SIZE,
-        "{} is larger than {} MiB; only configuration files belong here",
-        path.display(),
-        MAX_FILE_SIZE >> 20
-    );
-    let data = fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Ok(Bytes::from(data))
-}
-
-/// `path` made absolute (against the working directory) and cleaned.
-fn absolute(path: &Path) -> Result<PathBuf> {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .context("could not read the working directory")?
-            .join(path)
-    };
-    Ok(clean(&joined))
-}
-
-/// Lexical cleaning as Go's `filepath.Clean`: no `.`, `..` resolved against
-/// the preceding segment (never above the root). Symlinks are kept.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
-}
-
 /// The restore name of an absolute path: itself without the leading `/`.
 fn name_of(path: &Path) -> Result<String> {
     let text = path
@@ -285,129 +95,6 @@ fn name_of(path: &Path) -> Result<String> {
     let name = text.trim_start_matches('/').to_string();
     validate_name(&name)?;
     Ok(name)
-}
-
-// ------------------------------------------------------------------- glob
-
-/// Go's `filepath.Glob` on an absolute, clean pattern: `*`, `?` and `[...]`
-/// in any segment, no `**`; matches sorted per directory; a pattern without
-/// metacharacters matches the path when it exists.
-fn glob(pattern: &Path) -> Result<Vec<PathBuf>> {
-    let text = pattern
-        .to_str()
-        .with_context(|| format!("{} is not a UTF-8 path", pattern.display()))?;
-    if !has_meta(text) {
-        return fs::symlink_metadata(pattern)
-            .map(|_| vec![pattern.to_path_buf()])
-            .map_err(|e| anyhow::Error::new(e).context(text.to_string()));
-    }
-    let dir = pattern.parent().unwrap_or(Path::new("/"));
-    let file = pattern
-        .file_name()
-        .and_then(|f| f.to_str())
-        .context("pattern has no file part")?;
-    let dirs = if has_meta(&dir.to_string_lossy()) {
-        glob(dir)?
-    } else {
-        vec![dir.to_path_buf()]
-    };
-    let mut found = Vec::new();
-    for d in dirs {
-        // As Go: an unreadable directory just has no matches.
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        names.sort();
-        for name in names {
-            if wildcard(file, &name)? {
-                found.push(d.join(name));
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn has_meta(s: &str) -> bool {
-    s.contains(['*', '?', '[', '\\'])
-}
-
-/// Go's `filepath.Match` for one path segment.
-fn wildcard(pattern: &str, name: &str) -> Result<bool> {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    match_from(&p, &n)
-}
-
-fn match_from(p: &[char], n: &[char]) -> Result<bool> {
-    let Some(&first) = p.first() else {
-        return Ok(n.is_empty());
-    };
-    match first {
-        '*' => {
-            for skip in 0..=n.len() {
-                if match_from(&p[1..], &n[skip..])? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        '?' => Ok(!n.is_empty() && match_from(&p[1..], &n[1..])?),
-        '[' => {
-            let (matched, len) = class(&p[1..], n.first().copied())?;
-            Ok(matched && match_from(&p[1 + len..], &n[1..])?)
-        }
-        '\\' => {
-            let &lit = p.get(1).context("bad pattern: trailing backslash")?;
-            Ok(n.first() == Some(&lit) && match_from(&p[2..], &n[1..])?)
-        }
-        c => Ok(n.first() == Some(&c) && match_from(&p[1..], &n[1..])?),
-    }
-}
-
-/// Matches `c` against a character class whose body starts at `p` (after
-/// `[`); returns whether it matched and how many chars the body took,
-/// including the closing `]`.
-fn class(p: &[char], c: Option<char>) -> Result<(bool, usize)> {
-    let mut i = 0;
-    let negated = p.first() == Some(&'^');
-    if negated {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut items = 0;
-    loop {
-        let mut lo = *p.get(i).context("bad pattern: unclosed [")?;
-        if lo == ']' && items > 0 {
-            i += 1;
-            break;
-        }
-        if lo == ']' || lo == '-' {
-            bail!("bad pattern: {lo:?} in a character class");
-        }
-        if lo == '\\' {
-            i += 1;
-            lo = *p.get(i).context("bad pattern")?;
-        }
-        i += 1;
-        let mut hi = lo;
-        if p.get(i) == Some(&'-') {
-            hi = *p.get(i + 1).context("bad pattern: unclosed range")?;
-            if hi == '\\' {
-                i += 1;
-                hi = *p.get(i + 1).context("bad pattern")?;
-            }
-            i += 2;
-        }
-        if c.is_some_and(|c| lo <= c && c <= hi) {
-            matched = true;
-        }
-        items += 1;
-    }
-    Ok((c.is_some() && matched != negated, i))
 }
 
 // ------------------------------------------------------------------ store
@@ -690,64 +377,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn wildcards_follow_go_filepath_match() {
-        let yes = [
-            ("*.yml", "a.yml"),
-            ("*.yml", ".hidden.yml"),
-            ("rule?.yml", "rule1.yml"),
-            ("[ab].yml", "b.yml"),
-            ("[a-c]x", "bx"),
-            ("[^a-c]x", "dx"),
-            ("\\*", "*"),
-            ("*", ""),
-        ];
-        for (p, n) in yes {
-            assert!(wildcard(p, n).unwrap(), "{p} should match {n}");
-        }
-        let no = [
-            ("*.yml", "a.yaml"),
-            ("rule?.yml", "rule.yml"),
-            ("[ab].yml", "c.yml"),
-            ("[^a-c]x", "bx"),
-            ("a", "ab"),
-        ];
-        for (p, n) in no {
-            assert!(!wildcard(p, n).unwrap(), "{p} must not match {n}");
-        }
-        for bad in ["[", "[a", "[]a", "a\\"] {
-            assert!(wildcard(bad, "a").is_err(), "{bad:?} is a bad pattern");
-        }
-    }
-
-    #[test]
-    fn globs_expand_in_any_segment_and_literals_must_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for f in ["rules/a.yml", "rules/b.yml", "rules/c.txt", "more/x/d.yml"] {
-            fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
-            fs::write(root.join(f), "groups: []\n").unwrap();
-        }
-        let names = |p: &str| -> Vec<String> {
-            glob(&root.join(p))
-                .unwrap()
-                .iter()
-                .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
-                .collect()
-        };
-        assert_eq!(names("rules/*.yml"), ["rules/a.yml", "rules/b.yml"]);
-        assert_eq!(names("*/*/*.yml"), ["more/x/d.yml"]);
-        assert!(names("nothing/*.yml").is_empty());
-        assert_eq!(names("rules/c.txt"), ["rules/c.txt"]);
-        assert!(glob(&root.join("rules/missing.yml")).is_err());
-    }
-
-    #[test]
-    fn paths_are_cleaned_without_resolving_links() {
-        assert_eq!(
-            clean(Path::new("/etc/prometheus/../prometheus/./rules/a.yml")),
-            Path::new("/etc/prometheus/rules/a.yml")
-        );
-        assert_eq!(clean(Path::new("/../../x")), Path::new("/x"));
+    fn restore_names_keep_the_path_as_seen() {
         assert_eq!(
             name_of(Path::new("/etc/config/..data/prometheus.yml")).unwrap(),
             "etc/config/..data/prometheus.yml"
@@ -790,74 +420,6 @@ mod tests {
         let mut wrong_key = entry("etc/p.yml");
         wrong_key.key = "blocks/x".into();
         assert!(wrong_key.validate().is_err());
-    }
-
-    #[test]
-    fn the_configuration_and_its_rule_files_are_collected() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        fs::create_dir_all(root.join("rules")).unwrap();
-        fs::write(
-            root.join("prometheus.yml"),
-            "global: {}\nrule_files:\n  - rules/*.yml\n  - nothing/*.yml\n",
-        )
-        .unwrap();
-        fs::write(root.join("rules/a.yml"), "groups: []\n").unwrap();
-        fs::write(root.join("extra.json"), "[]").unwrap();
-        let includes = [root.join("extra.json"), root.join("rules/a.yml")];
-        let config = root.join("prometheus.yml");
-        let got = collect(&Sources {
-            config: Some(&config),
-            config_explicit: true,
-            includes: &includes,
-        })
-        .unwrap();
-        let kinds: Vec<(&str, &str)> = got
-            .files
-            .iter()
-            .map(|f| {
-                (
-                    f.path.strip_prefix(&root).unwrap().to_str().unwrap(),
-                    f.kind,
-                )
-            })
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                ("prometheus.yml", "config"),
-                ("rules/a.yml", "rules"),
-                ("extra.json", "include")
-            ]
-        );
-        assert!(got.warnings.is_empty());
-
-        // Missing: an error when explicit, a warning when discovered.
-        let missing = root.join("gone.yml");
-        let sources = |explicit| Sources {
-            config: Some(&missing),
-            config_explicit: explicit,
-            includes: &[],
-        };
-        let err = collect(&sources(true)).unwrap_err();
-        assert_eq!(
-            crate::error::status_of(&err),
-            crate::error::ExitStatus::Usage
-        );
-        let got = collect(&sources(false)).unwrap();
-        assert!(got.files.is_empty());
-        assert!(
-            got.warnings[0].contains("--prometheus-config"),
-            "{:?}",
-            got.warnings
-        );
-        let gone = [missing.clone()];
-        assert!(collect(&Sources {
-            config: None,
-            config_explicit: false,
-            includes: &gone
-        })
-        .is_err());
     }
 
     #[tokio::test]

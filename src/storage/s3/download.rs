@@ -1,0 +1,193 @@
+//! Downloads: ranges of a large object in parallel, and resuming a body that
+//! broke off.
+//!
+//! Transient request failures are retried by the SDK's standard strategy. A
+//! download whose body breaks off half-way is past the SDK's retries:
+//! [`Download`] resumes it with a Range request, and a range of a large
+//! object is asked for again as a whole. Both count and wait through
+//! [`Retries`]: each range has `--retries` of its own, and a resumed stream
+//! `--retries` resumes in all.
+
+use anyhow::{Context, Result};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::primitives::ByteStream as AwsStream;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::S3Storage;
+use crate::retry::{Decision, Retries};
+use crate::storage::{ByteStream, Key, NotFound};
+
+/// Downloads of objects larger than this are split into ranges of this size.
+const RANGE: u64 = 4 * 1024 * 1024;
+
+/// How many ranges of one object are downloaded at the same time.
+const PARALLEL_RANGES: usize = 4;
+
+impl S3Storage {
+    /// The object's bytes: the first range at once, the rest a few ranges
+    /// at a time, delivered in order.
+    pub(super) async fn download(&self, key: &Key) -> Result<ByteStream> {
+        let first = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(format!("bytes=0-{}", RANGE - 1))
+            .send()
+            .await;
+        let out = match first {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(NotFound(key.clone()).into())
+            }
+            // An empty object has no byte 0 to ask for.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return self.get_whole(key).await
+            }
+            Err(e) => return Err(self.error(e, "download", key)),
+        };
+        let total = out
+            .content_range()
+            .and_then(|r| r.rsplit('/').next()?.parse::<u64>().ok());
+        let etag = out.e_tag().map(str::to_string);
+        let head = Download::new(self, key, etag.clone(), out.body);
+        let head = futures::stream::try_unfold(head, Download::next);
+        let Some(total) = total.filter(|t| *t > RANGE) else {
+            return Ok(Box::pin(head));
+        };
+        // The rest in ranges, a few in flight, delivered in order: a single
+        // HTTP stream is often slower than the disk and the decompressor.
+        let this = self.clone();
+        let (key, etag) = (key.clone(), etag.clone());
+        let rest = futures::stream::iter((RANGE..total).step_by(RANGE as usize))
+            .map(move |start| {
+                let (this, key, etag) = (this.clone(), key.clone(), etag.clone());
+                let end = (start + RANGE).min(total) - 1;
+                async move { this.get_range(&key, start, end, etag).await }
+            })
+            .buffered(PARALLEL_RANGES);
+        Ok(Box::pin(head.chain(rest)))
+    }
+
+    /// The whole object in one request (for objects a range cannot address).
+    async fn get_whole(&self, key: &Key) -> Result<ByteStream> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.error(e, "download", key))?;
+        let download = Download::new(self, key, out.e_tag().map(str::to_string), out.body);
+        Ok(Box::pin(futures::stream::try_unfold(
+            download,
+            Download::next,
+        )))
+    }
+
+    /// Bytes `start..=end` of the object whose ETag is `etag`, in memory,
+    /// retried as a whole when the request or its body fails.
+    async fn get_range(
+        &self,
+        key: &Key,
+        start: u64,
+        end: u64,
+        etag: Option<String>,
+    ) -> Result<Bytes> {
+        let once = || async {
+            let range = format!("bytes={start}-{end}");
+            let out = self
+                .get_matching(key, range, etag.clone(), "download")
+                .await?;
+            let body = out
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("download of {key} broke off"))?;
+            let bytes = body.into_bytes();
+            anyhow::ensure!(
+                bytes.len() as u64 == end - start + 1,
+                "range {start}-{end} of {key} came back with {} bytes",
+                bytes.len()
+            );
+            Ok(bytes)
+        };
+        Retries::new(self.retries)
+            .run(|| async { once().await.map_err(|e| (e, Decision::Retry)) })
+            .await
+            .map_err(|gave_up| gave_up.error)
+    }
+
+    /// `range` (an HTTP Range value) of the object, if it is still the one
+    /// whose ETag is `etag`; `action` names the request in an error.
+    async fn get_matching(
+        &self,
+        key: &Key,
+        range: String,
+        etag: Option<String>,
+        action: &str,
+    ) -> Result<GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(range)
+            .set_if_match(etag)
+            .send()
+            .await
+            .map_err(|e| self.error(e, action, key))
+    }
+}
+
+/// A download that resumes where it broke off. The SDK retries requests,
+/// but a body that breaks half-way (a reset connection, a restarted server)
+/// is past its reach: this asks for the rest with a Range request, and with
+/// If-Match so that the rest comes from the same object.
+struct Download {
+    storage: S3Storage,
+    key: Key,
+    etag: Option<String>,
+    body: AwsStream,
+    offset: u64,
+    /// Shared by every resume of this download.
+    retries: Retries,
+}
+
+impl Download {
+    fn new(storage: &S3Storage, key: &Key, etag: Option<String>, body: AwsStream) -> Self {
+        Download {
+            storage: storage.clone(),
+            key: key.clone(),
+            etag,
+            body,
+            offset: 0,
+            retries: Retries::new(storage.retries),
+        }
+    }
+
+    async fn next(mut self) -> Result<Option<(Bytes, Download)>> {
+        loop {
+            let broke_off = match self.body.try_next().await {
+                Ok(Some(bytes)) => {
+                    self.offset += bytes.len() as u64;
+                    return Ok(Some((bytes, self)));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => e,
+            };
+            let what = format!("download of {} broke off", self.key);
+            if !self.retries.again().await {
+                return Err(anyhow::Error::new(broke_off).context(what));
+            }
+            let rest = format!("bytes={}-", self.offset);
+            let resumed = self
+                .storage
+                .get_matching(&self.key, rest, self.etag.clone(), "resume the download of")
+                .await
+                .with_context(|| format!("{what} ({broke_off}) and could not resume"))?;
+            self.body = resumed.body;
+        }
+    }
+}
