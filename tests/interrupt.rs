@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cmd::Target;
 use crate::support::{self, Prometheus};
@@ -43,16 +43,8 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok);
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a run may take to reach the point a test interrupts.
+const REACH: Duration = Duration::from_secs(30);
 
 fn open_uploads(garage: &support::Garage, bucket: &str) -> usize {
     let client = crate::prune::s3_client(garage);
@@ -96,7 +88,7 @@ fn sigterm_during_a_multipart_upload() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the multipart upload to start", || {
+    support::wait_until(REACH, "the multipart upload to start", || {
         open_uploads(garage, &bucket) == 1
     });
     signal(&child, "TERM");
@@ -166,7 +158,7 @@ fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
         .spawn()
         .unwrap();
     let snapshots = data.join("snapshots");
-    wait_until("Prometheus to make the snapshot", || {
+    support::wait_until(REACH, "Prometheus to make the snapshot", || {
         fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some())
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -209,7 +201,9 @@ fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
         v.sort();
         v
     };
-    wait_until("the snapshot and promsnap's marker", || names().len() == 2);
+    support::wait_until(REACH, "the snapshot and promsnap's marker", || {
+        names().len() == 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "KILL");
     child.wait().unwrap();

@@ -26,7 +26,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// First sample of the fixture data: 2026-01-01T00:00:00Z, in unix seconds.
 pub const FIXTURE_START: i64 = 1_767_225_600;
@@ -189,6 +189,36 @@ pub fn only_manifest(repo: &Path) -> (PathBuf, serde_json::Value) {
     let json =
         serde_json::from_slice(&fs::read(&path).expect("read manifest")).expect("manifest JSON");
     (path, json)
+}
+
+/// Waits until `done` holds, or fails the test naming `what` once `timeout`
+/// has passed. Tests wait for a state they can observe (a file, an upload,
+/// an answer), never for a fixed time.
+pub fn wait_until(timeout: Duration, what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, done),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// The polling behind [`wait_until`], for callers that add their own
+/// diagnostics: whether `done` held before `timeout` passed. Polls every
+/// 10 ms at first and backs off to every 500 ms, so that a state reached
+/// quickly is seen at once and a slow check (a query) is not repeated in a
+/// tight loop.
+pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }
 
 /// Last `lines` lines of a (log) file, for panic messages.
