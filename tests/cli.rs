@@ -1,7 +1,7 @@
 //! The command line as a user meets it: help that teaches, completions that
 //! are current, broken pipes that are not errors.
 
-use crate::cmd::bare;
+use crate::support::bare;
 
 #[test]
 fn committed_completions_are_current() {

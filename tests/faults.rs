@@ -10,15 +10,15 @@ use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use crate::cmd::{Run, Target};
-use crate::ops::add_random_chunks;
-use crate::support::{self, faultproxy::Stats, FaultProxy, Faults, OwnGarage, FIXTURE_BLOCKS};
+use crate::support::{
+    self, faultproxy::Stats, FaultProxy, Faults, OwnGarage, Run, Target, FIXTURE_BLOCKS,
+};
 
 /// The fixture blocks, each with `mib` MiB of random chunk data.
 fn data_dir(work: &Path, mib: usize) -> PathBuf {
     let data = work.join("data");
     support::fixture_data_dir(&data);
-    add_random_chunks(&data, mib, 7);
+    support::add_random_chunks(&data, mib, 7);
     data
 }
 
@@ -36,12 +36,7 @@ fn wait_for_stored(garage: &OwnGarage, bytes: u64, child: &mut Child) {
 }
 
 fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::finish(child.wait_with_output().unwrap())
 }
 
 fn spawn_backup(target: &Target, data: &Path, extra: &[&str]) -> Child {

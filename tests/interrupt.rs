@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus};
+use crate::support::{self, Prometheus, Target};
 
 /// Random (incompressible) block data, so the upload takes as long as
 /// --max-bandwidth says; 24 MiB makes a multipart upload.
@@ -46,31 +45,11 @@ fn signal(child: &Child, sig: &str) {
 /// How long a run may take to reach the point a test interrupts.
 const REACH: Duration = Duration::from_secs(30);
 
-fn open_uploads(garage: &support::Garage, bucket: &str) -> usize {
-    let client = crate::prune::s3_client(garage);
-    support::block_on(async {
-        client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap()
-            .uploads()
-            .len()
-    })
-}
-
 #[test]
 fn sigterm_during_a_multipart_upload() {
     let garage = support::garage();
     let target = Target::garage(garage, "sigterm");
-    let bucket = target
-        .repo
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let bucket = target.bucket();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     big_block(&data);
@@ -89,7 +68,7 @@ fn sigterm_during_a_multipart_upload() {
         .spawn()
         .unwrap();
     support::wait_until(REACH, "the multipart upload to start", || {
-        open_uploads(garage, &bucket) == 1
+        garage.open_uploads(bucket) == 1
     });
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
@@ -97,7 +76,7 @@ fn sigterm_during_a_multipart_upload() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(
-        open_uploads(garage, &bucket),
+        garage.open_uploads(bucket),
         0,
         "the multipart upload was not aborted"
     );

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS, FIXTURE_MID};
+use crate::support::{self, Prometheus, StartOptions, Target, FIXTURE_BLOCKS, FIXTURE_MID};
 
 /// 01:00 and 05:00 on the fixture day: inside the first and the last block.
 const FIXTURE_EARLY: i64 = 1_767_229_200;

@@ -5,7 +5,6 @@ mod support;
 
 mod backup;
 mod cli;
-mod cmd;
 mod errors;
 mod faults;
 mod ha;

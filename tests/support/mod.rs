@@ -8,15 +8,21 @@
 //!
 //! Policy: a missing Prometheus or Garage binary fails the test with a hint.
 //! Never skip silently: a green run must mean the tests really ran.
+//!
+//! Every helper that more than one test module needs lives here (running
+//! the binary is in `cmd`): test modules import from `support` only, never
+//! from each other.
 
 // Each test module uses a different subset of the harness.
 #![allow(dead_code)]
 
+mod cmd;
 pub mod faultproxy;
 mod garage;
 mod prometheus;
 mod pushgateway;
 
+pub use cmd::{bare, finish, Run, Target};
 pub use faultproxy::{FaultProxy, Faults};
 pub use garage::{garage, Garage, OwnGarage};
 pub use prometheus::{Prometheus, StartOptions};
@@ -27,6 +33,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 /// First sample of the fixture data: 2026-01-01T00:00:00Z, in unix seconds.
 pub const FIXTURE_START: i64 = 1_767_225_600;
@@ -135,6 +144,21 @@ pub fn block_restored_last(manifest: &serde_json::Value) -> &serde_json::Value {
 pub fn fixture_data_dir(dst: &Path) {
     for block in fixture_blocks() {
         copy_dir(&block, &dst.join(block.file_name().unwrap()));
+    }
+}
+
+/// Adds a chunk segment of `mib` MiB of random bytes (which zstd cannot
+/// shrink) to every block in `data`.
+pub fn add_random_chunks(data: &Path, mib: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for entry in fs::read_dir(data).unwrap() {
+        let block = entry.unwrap().path();
+        if !block.join("meta.json").is_file() {
+            continue;
+        }
+        let mut bytes = vec![0u8; mib << 20];
+        rng.fill_bytes(&mut bytes);
+        fs::write(block.join("chunks/000002"), bytes).unwrap();
     }
 }
 
