@@ -45,6 +45,31 @@ fn signal(child: &Child, sig: &str) {
 /// How long a run may take to reach the point a test interrupts.
 const REACH: Duration = Duration::from_secs(30);
 
+/// Waits until the backup `child` is uploading a block into the local
+/// repository `repo`, and `also` holds: the run is then past taking its
+/// snapshot and in the middle of the work.
+fn wait_for_block_upload(child: &mut Child, repo: &Path, what: &str, also: impl Fn() -> bool) {
+    let blocks = repo.join("blocks");
+    support::wait_until(REACH, what, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the backup ended ({status}) before it was interrupted");
+        }
+        has_staging_file(&blocks) && also()
+    });
+}
+
+/// Whether a staging file (`.<name>.tmp-<random>`, where the local backend
+/// writes an object before renaming it into place) exists below `dir`.
+fn has_staging_file(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with('.') && name.contains(".tmp-")) || has_staging_file(&e.path())
+    })
+}
+
 #[test]
 fn sigterm_during_a_multipart_upload() {
     let garage = support::garage();
@@ -93,6 +118,7 @@ fn sigterm_during_a_multipart_upload() {
 struct Setup {
     data: PathBuf,
     prom: Prometheus,
+    repo: PathBuf,
     target: Target,
     _work: tempfile::TempDir, // last: removed after Prometheus stopped
 }
@@ -103,10 +129,12 @@ impl Setup {
         let data = work.path().join("data");
         support::fixture_data_dir(&data);
         let prom = Prometheus::start(&data);
-        let target = Target::local(&work.path().join("repo"));
+        let repo = work.path().join("repo");
+        let target = Target::local(&repo);
         Setup {
             data,
             prom,
+            repo,
             target,
             _work: work,
         }
@@ -130,17 +158,19 @@ impl Setup {
 fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
     let setup = Setup::new();
     let (data, target) = (&setup.data, &setup.target);
-    let child = target
+    let mut child = target
         .cmd(&setup.backup(&["--max-bandwidth", "20KiB/s"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let snapshots = data.join("snapshots");
-    support::wait_until(REACH, "Prometheus to make the snapshot", || {
-        fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some())
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_block_upload(
+        &mut child,
+        &setup.repo,
+        "the snapshot to be taken and a block upload to start",
+        || fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some()),
+    );
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -180,10 +210,12 @@ fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
         v.sort();
         v
     };
-    support::wait_until(REACH, "the snapshot and promsnap's marker", || {
-        names().len() == 2
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_block_upload(
+        &mut child,
+        &setup.repo,
+        "the snapshot, promsnap's marker and a block upload",
+        || names().len() == 2,
+    );
     signal(&child, "KILL");
     child.wait().unwrap();
     let left = names();
