@@ -4,8 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS};
+use crate::support::{self, Prometheus, StartOptions, Target, FIXTURE_BLOCKS};
 
 const PASSWORD: &str = "hunter2-secret";
 /// bcrypt of PASSWORD (cost 4, fast for tests), for Prometheus's web config.

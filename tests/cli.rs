@@ -1,7 +1,7 @@
 //! The command line as a user meets it: help that teaches, completions that
 //! are current, broken pipes that are not errors.
 
-use crate::cmd::bare;
+use crate::support::{self, bare};
 
 #[test]
 fn committed_completions_are_current() {
@@ -65,5 +65,32 @@ fn usage_errors_exit_2() {
     assert_eq!(
         bare(&["backup", "--zstd-level", "99", "--repo", "x"]).code,
         2
+    );
+}
+
+/// `promsnap completions bash | true`: the reader is gone before promsnap
+/// writes, so the write fails every time (with `| head -n 1` it fails only
+/// when the output outgrows the pipe buffer). A closed pipe ends the output,
+/// not the run: exit 0 and nothing on stderr, as for `ls | head`.
+#[test]
+fn a_closed_stdout_pipe_is_not_an_error() {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let out = support::promsnap()
+        .args(["completions", "bash"])
+        .stdout(writer)
+        .output()
+        .expect("run promsnap");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "promsnap ended with {} when its reader went away; stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "a closed pipe printed to stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

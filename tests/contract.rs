@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::Path;
 
-use crate::cmd::{bare, Target};
 use crate::support;
+use crate::support::{bare, finish, Target};
 
 /// A data directory with the fixture blocks, to back up with --from-dir.
 fn data(work: &Path) -> String {
@@ -88,7 +88,7 @@ fn init_and_backup_init_create_a_repository() {
 
     let from_env = Target::uninitialised(&work.path().join("env"));
     let mut cmd = from_env.cmd(&["backup", "--from-dir", &data]);
-    let run = crate::cmd::finish(cmd.env("PROMSNAP_INIT", "true").output().unwrap());
+    let run = finish(cmd.env("PROMSNAP_INIT", "true").output().unwrap());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(from_env.snapshots().len(), 1);
 
@@ -102,7 +102,7 @@ fn init_and_backup_init_create_a_repository() {
         ),
     )
     .unwrap();
-    let run = crate::cmd::finish(
+    let run = finish(
         support::promsnap()
             .args([
                 "--config",

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::cmd::{bare, Target};
-use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS};
+use crate::support::{self, bare, Prometheus, StartOptions, Target, FIXTURE_BLOCKS};
 
 /// A local repository holding one backup of the fixture blocks.
 fn backed_up_repo(work: &Path) -> (Target, PathBuf) {

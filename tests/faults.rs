@@ -8,40 +8,35 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cmd::{Run, Target};
-use crate::ops::add_random_chunks;
-use crate::support::{self, faultproxy::Stats, FaultProxy, Faults, OwnGarage, FIXTURE_BLOCKS};
+use crate::support::{
+    self, faultproxy::Stats, FaultProxy, Faults, OwnGarage, Run, Target, FIXTURE_BLOCKS,
+};
 
 /// The fixture blocks, each with `mib` MiB of random chunk data.
 fn data_dir(work: &Path, mib: usize) -> PathBuf {
     let data = work.join("data");
     support::fixture_data_dir(&data);
-    add_random_chunks(&data, mib, 7);
+    support::add_random_chunks(&data, mib, 7);
     data
 }
 
 /// Waits until Garage has stored at least `bytes` of object data: the
 /// backup is then part-way through its uploads.
 fn wait_for_stored(garage: &OwnGarage, bytes: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while support::dir_size(&garage.dir.join("data")) < bytes {
+    let data = garage.dir.join("data");
+    let what = format!("the backup to store {} MiB in Garage", bytes >> 20);
+    support::wait_until(Duration::from_secs(30), &what, || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the backup ended ({status}) before it was interrupted");
         }
-        assert!(Instant::now() < deadline, "the upload never started");
-        sleep(Duration::from_millis(20));
-    }
+        support::dir_size(&data) >= bytes
+    });
 }
 
 fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::finish(child.wait_with_output().unwrap())
 }
 
 fn spawn_backup(target: &Target, data: &Path, extra: &[&str]) -> Child {

@@ -6,8 +6,7 @@ use std::thread;
 
 use serde_json::Value;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus, StartOptions};
+use crate::support::{self, Prometheus, Run, StartOptions, Target};
 
 fn replica(work: &Path, name: &str) -> Prometheus {
     let data = work.join(format!("data-{name}"));
@@ -22,7 +21,7 @@ fn replica(work: &Path, name: &str) -> Prometheus {
     )
 }
 
-fn ha_backup(target: &Target, prom_url: &str, instance: &str, extra: &[&str]) -> crate::cmd::Run {
+fn ha_backup(target: &Target, prom_url: &str, instance: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "backup",
         "--prometheus-url",
@@ -60,7 +59,7 @@ fn replicas_starting_together_store_one_backup() {
         for r in &runs {
             assert_eq!(r.code, 0, "{}", r.stderr);
         }
-        let skipped: Vec<&crate::cmd::Run> = runs
+        let skipped: Vec<&Run> = runs
             .iter()
             .filter(|r| r.json()["skipped"] == true)
             .collect();

@@ -3,7 +3,6 @@
 
 use crate::support::{self, garage, Prometheus, StartOptions};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 
 #[test]
@@ -86,15 +85,7 @@ fn harness_garage_serves_s3_with_the_test_key() {
 
     // Signed requests with the harness's credentials, region and path-style
     // addressing work: the settings promsnap gets from `Garage::env()`.
-    let creds = Credentials::new(&g.access_key, &g.secret_key, None, None, "harness");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(g.region.clone()))
-        .endpoint_url(&g.endpoint)
-        .force_path_style(true)
-        .credentials_provider(creds)
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
+    let client = g.s3_client();
     let got = support::block_on(async {
         client
             .put_object()

@@ -5,10 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus};
+use crate::support::{self, Prometheus, Target};
 
 /// Random (incompressible) block data, so the upload takes as long as
 /// --max-bandwidth says; 24 MiB makes a multipart upload.
@@ -43,28 +42,31 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok);
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// How long a run may take to reach the point a test interrupts.
+const REACH: Duration = Duration::from_secs(30);
+
+/// Waits until the backup `child` is uploading a block into the local
+/// repository `repo`, and `also` holds: the run is then past taking its
+/// snapshot and in the middle of the work.
+fn wait_for_block_upload(child: &mut Child, repo: &Path, what: &str, also: impl Fn() -> bool) {
+    let blocks = repo.join("blocks");
+    support::wait_until(REACH, what, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the backup ended ({status}) before it was interrupted");
+        }
+        has_staging_file(&blocks) && also()
+    });
 }
 
-fn open_uploads(garage: &support::Garage, bucket: &str) -> usize {
-    let client = crate::prune::s3_client(garage);
-    support::block_on(async {
-        client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap()
-            .uploads()
-            .len()
+/// Whether a staging file (`.<name>.tmp-<random>`, where the local backend
+/// writes an object before renaming it into place) exists below `dir`.
+fn has_staging_file(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with('.') && name.contains(".tmp-")) || has_staging_file(&e.path())
     })
 }
 
@@ -72,13 +74,7 @@ fn open_uploads(garage: &support::Garage, bucket: &str) -> usize {
 fn sigterm_during_a_multipart_upload() {
     let garage = support::garage();
     let target = Target::garage(garage, "sigterm");
-    let bucket = target
-        .repo
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let bucket = target.bucket();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     big_block(&data);
@@ -96,8 +92,8 @@ fn sigterm_during_a_multipart_upload() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the multipart upload to start", || {
-        open_uploads(garage, &bucket) == 1
+    support::wait_until(REACH, "the multipart upload to start", || {
+        garage.open_uploads(bucket) == 1
     });
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
@@ -105,7 +101,7 @@ fn sigterm_during_a_multipart_upload() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(
-        open_uploads(garage, &bucket),
+        garage.open_uploads(bucket),
         0,
         "the multipart upload was not aborted"
     );
@@ -122,6 +118,7 @@ fn sigterm_during_a_multipart_upload() {
 struct Setup {
     data: PathBuf,
     prom: Prometheus,
+    repo: PathBuf,
     target: Target,
     _work: tempfile::TempDir, // last: removed after Prometheus stopped
 }
@@ -132,10 +129,12 @@ impl Setup {
         let data = work.path().join("data");
         support::fixture_data_dir(&data);
         let prom = Prometheus::start(&data);
-        let target = Target::local(&work.path().join("repo"));
+        let repo = work.path().join("repo");
+        let target = Target::local(&repo);
         Setup {
             data,
             prom,
+            repo,
             target,
             _work: work,
         }
@@ -159,17 +158,19 @@ impl Setup {
 fn ctrl_c_during_a_backup_removes_the_local_snapshot() {
     let setup = Setup::new();
     let (data, target) = (&setup.data, &setup.target);
-    let child = target
+    let mut child = target
         .cmd(&setup.backup(&["--max-bandwidth", "20KiB/s"]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let snapshots = data.join("snapshots");
-    wait_until("Prometheus to make the snapshot", || {
-        fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some())
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_block_upload(
+        &mut child,
+        &setup.repo,
+        "the snapshot to be taken and a block upload to start",
+        || fs::read_dir(&snapshots).is_ok_and(|mut d| d.next().is_some()),
+    );
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -209,8 +210,12 @@ fn a_killed_backup_leaves_a_snapshot_that_the_next_backup_removes() {
         v.sort();
         v
     };
-    wait_until("the snapshot and promsnap's marker", || names().len() == 2);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_block_upload(
+        &mut child,
+        &setup.repo,
+        "the snapshot, promsnap's marker and a block upload",
+        || names().len() == 2,
+    );
     signal(&child, "KILL");
     child.wait().unwrap();
     let left = names();

@@ -8,10 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::{RngCore, SeedableRng};
-
-use crate::cmd::{Run, Target};
-use crate::support::{self, Prometheus, Pushgateway, StartOptions, FIXTURE_BLOCKS};
+use crate::support::{self, Prometheus, Pushgateway, Run, StartOptions, Target, FIXTURE_BLOCKS};
 
 /// The value of the sample `series` (name and labels, exactly as written)
 /// in exposition text.
@@ -37,21 +34,6 @@ fn fixture_setup(work: &Path) -> (Target, String) {
         Target::local(&work.join("repo")),
         data.to_str().unwrap().to_string(),
     )
-}
-
-/// Adds a chunk segment of `mib` MiB of random bytes (which zstd cannot
-/// shrink) to every block in `data`.
-pub fn add_random_chunks(data: &Path, mib: usize, seed: u64) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    for entry in fs::read_dir(data).unwrap() {
-        let block = entry.unwrap().path();
-        if !block.join("meta.json").is_file() {
-            continue;
-        }
-        let mut bytes = vec![0u8; mib << 20];
-        rng.fill_bytes(&mut bytes);
-        fs::write(block.join("chunks/000002"), bytes).unwrap();
-    }
 }
 
 fn promtool() -> std::path::PathBuf {
@@ -561,7 +543,7 @@ fn max_bandwidth_paces_backup_and_restore() {
     let work = tempfile::tempdir().unwrap();
     let (target, data) = fixture_setup(work.path());
     // Random chunks in the three blocks: 3 x 3 MiB = 9 MiB.
-    add_random_chunks(Path::new(&data), 3, 1);
+    support::add_random_chunks(Path::new(&data), 3, 1);
     let started = Instant::now();
     target.ok(&["backup", "--from-dir", &data, "--max-bandwidth", "2MiB/s"]);
     let up = started.elapsed();

@@ -8,8 +8,7 @@ use std::thread;
 
 use serde_json::Value;
 
-use crate::cmd::Target;
-use crate::support;
+use crate::support::{self, Target};
 
 /// A data directory holding the fixture blocks with these indexes.
 fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
@@ -415,35 +414,18 @@ fn racing_backups_and_prunes_never_lose_a_referenced_block() {
 fn abandoned_multipart_uploads_are_aborted() {
     let garage = support::garage();
     let target = Target::garage(garage, "multipart");
-    let bucket = target
-        .repo
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let client = s3_client(garage);
-    let open_uploads = |client: &aws_sdk_s3::Client| {
-        support::block_on(async {
-            let out = client
-                .list_multipart_uploads()
-                .bucket(&bucket)
-                .send()
-                .await
-                .unwrap();
-            out.uploads().len()
-        })
-    };
+    let bucket = target.bucket();
+    let client = garage.s3_client();
     support::block_on(async {
         client
             .create_multipart_upload()
-            .bucket(&bucket)
+            .bucket(bucket)
             .key("prom/blocks/x/crashed.tar.zst")
             .send()
             .await
             .unwrap();
     });
-    assert_eq!(open_uploads(&client), 1);
+    assert_eq!(garage.open_uploads(bucket), 1);
     let work = tempfile::tempdir().unwrap();
     three_nights(&target, work.path());
     let young = target.ok(&["prune", "--keep-last", "5", "--json"]).json();
@@ -455,23 +437,5 @@ fn abandoned_multipart_uploads_are_aborted() {
         .ok(&["prune", "--keep-last", "5", "--grace", "0s", "--json"])
         .json();
     assert_eq!(old["uploads_aborted"], 1);
-    assert_eq!(open_uploads(&client), 0);
-}
-
-pub fn s3_client(garage: &support::Garage) -> aws_sdk_s3::Client {
-    let creds = aws_sdk_s3::config::Credentials::new(
-        &garage.access_key,
-        &garage.secret_key,
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(garage.region.clone()))
-        .endpoint_url(&garage.endpoint)
-        .force_path_style(true)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    assert_eq!(garage.open_uploads(bucket), 0);
 }

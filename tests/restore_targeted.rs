@@ -5,13 +5,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cmd::Target;
-use crate::support::{self, Prometheus, StartOptions, FIXTURE_BLOCKS, FIXTURE_MID};
+use crate::support::{self, Prometheus, StartOptions, Target, FIXTURE_BLOCKS, FIXTURE_MID};
 
 /// 01:00 and 05:00 on the fixture day: inside the first and the last block.
 const FIXTURE_EARLY: i64 = 1_767_229_200;
@@ -63,18 +61,6 @@ fn block_dirs(dir: &Path) -> Vec<String> {
 
 fn ulid_of(block: &Path) -> String {
     block.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// Polls `check` every second until it holds or `limit` passes.
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check() {
-            return Some(started.elapsed());
-        }
-        sleep(Duration::from_secs(1));
-    }
-    None
 }
 
 /// The configuration Prometheus reports, its rule files (an absolute glob)
@@ -544,9 +530,9 @@ fn merge_brings_a_lost_block_back_into_a_running_prometheus() {
         "merge left something in the live directory"
     );
 
-    let back = wait_for(RELOAD_WAIT, || load1_series(&prom, FIXTURE_MID) == 1);
+    let back = support::poll_until(RELOAD_WAIT, || load1_series(&prom, FIXTURE_MID) == 1);
     assert!(
-        back.is_some(),
+        back,
         "the merged block was not loaded within {RELOAD_WAIT:?}; log:\n{}",
         support::tail(&prom.log_path, 20)
     );
@@ -605,10 +591,10 @@ fn merge_warns_about_blocks_beyond_the_server_retention() {
     );
     assert_eq!(report["blocks_restored"], 1);
     // The warning was right: the server removes the block again.
-    let gone = wait_for(RELOAD_WAIT, || !live.join(&first).exists());
-    assert!(
-        gone.is_some(),
-        "Prometheus kept a block beyond its retention"
+    support::wait_until(
+        RELOAD_WAIT,
+        "Prometheus to delete the block beyond its retention",
+        || !live.join(&first).exists(),
     );
 
     let run = target.ok(&[

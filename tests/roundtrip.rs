@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::cmd::Target;
 use crate::support::{
-    self, Prometheus, FIXTURE_BLOCKS, FIXTURE_END, FIXTURE_MID, FIXTURE_SERIES, FIXTURE_START,
+    self, Prometheus, Target, FIXTURE_BLOCKS, FIXTURE_END, FIXTURE_MID, FIXTURE_SERIES,
+    FIXTURE_START,
 };
 
 /// Queries whose answers must survive a round trip unchanged.

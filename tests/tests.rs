@@ -1,20 +1,20 @@
 //! The single integration test binary (`autotests = false`): every
-//! end-to-end test module is listed here and shares `support`.
+//! end-to-end test module is listed here, one line on what it covers, and
+//! takes its helpers from `support` only.
 
-mod support;
+mod support; // the harness: Prometheus, Garage, Pushgateway, fault proxy, running promsnap
 
-mod backup;
-mod cli;
-mod cmd;
-mod contract;
-mod errors;
-mod faults;
-mod ha;
-mod harness_selftest;
-mod interrupt;
-mod ops;
-mod prune;
-mod restore_targeted;
-mod roundtrip;
-mod storage;
-mod verify;
+mod backup; // authentication, data dir discovery, quiet cron runs, big unchanged TSDBs
+mod cli; // --help, usage errors, committed completions, a closed stdout pipe
+mod contract; // exit 0 means what it says: init, instances, ids, times, secrets in URLs
+mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
+mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
+mod ha; // replicas of one HA group store one backup per period
+mod harness_selftest; // the harness itself against the real servers
+mod interrupt; // Ctrl-C, SIGTERM and kill -9 mid-backup: clean stop, next run finishes
+mod ops; // metrics and alert rules, the run lock, secrets from files, bandwidth limit
+mod prune; // retention and garbage collection, racing backups and prunes
+mod restore_targeted; // config files, time windows, merging into a running Prometheus
+mod roundtrip; // backup, restore, and a second Prometheus answers exactly as the first
+mod storage; // the shared storage suite on a real S3 server (Garage)
+mod verify; // verify and check-dir against a corruption corpus, every level

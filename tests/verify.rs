@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cmd::{bare, finish, Run, Target};
-use crate::support::{self, Prometheus};
+use crate::support::{self, bare, finish, Prometheus, Run, Target};
 
 fn sha(bytes: &[u8]) -> String {
     use sha2::Digest;

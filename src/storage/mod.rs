@@ -4,7 +4,9 @@
 //! a [`Storage`] only knows how to put, get, stat, list and delete opaque
 //! objects below a root. That split (borrowed from `object_store`) keeps the
 //! on-disk format in one place and lets every backend be proven by one shared
-//! test suite ([`suite`]), run on the local directory and on a real S3 server.
+//! test suite (`suite`), run on the local directory and on a real S3 server.
+//! The suite is compiled only for tests (the `test-suite` feature, which the
+//! package's dev-dependency on itself turns on), never into the binary.
 //!
 //! Keys are [`Key`]s, not paths: validated, relative, `/`-separated strings
 //! with no empty, `.` or `..` segment and no leading dot in any segment, so a
@@ -20,6 +22,7 @@ pub mod body;
 pub mod cleanup;
 mod local;
 mod s3;
+#[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 pub mod throttle;
 

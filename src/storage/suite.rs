@@ -2,7 +2,9 @@
 //!
 //! The unit tests run it on the local backend; the integration tests run it
 //! on a real S3 server (Garage). It is public so that those tests can reach
-//! it, and it uses keys under a random prefix so runs never collide.
+//! it, but compiled only for tests: with `cfg(test)` in the crate's own unit
+//! tests, and with the `test-suite` feature for the integration tests (see
+//! `Cargo.toml`). It uses keys under a random prefix so runs never collide.
 
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;

@@ -173,6 +173,41 @@ impl Garage {
         .collect()
     }
 
+    /// An S3 client of this Garage with the test key, for looking behind
+    /// promsnap's back (open multipart uploads, objects it must not see).
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            None,
+            None,
+            "test",
+        );
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Multipart uploads started and neither completed nor aborted in `bucket`.
+    pub fn open_uploads(&self, bucket: &str) -> usize {
+        let client = self.s3_client();
+        super::block_on(async {
+            client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("list multipart uploads")
+                .uploads()
+                .len()
+        })
+    }
+
     /// `garage -c <config>`, for ad-hoc admin commands in tests.
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new(&self.bin);

@@ -8,15 +8,21 @@
 //!
 //! Policy: a missing Prometheus or Garage binary fails the test with a hint.
 //! Never skip silently: a green run must mean the tests really ran.
+//!
+//! Every helper that more than one test module needs lives here (running
+//! the binary is in `cmd`): test modules import from `support` only, never
+//! from each other.
 
 // Each test module uses a different subset of the harness.
 #![allow(dead_code)]
 
+mod cmd;
 pub mod faultproxy;
 mod garage;
 mod prometheus;
 mod pushgateway;
 
+pub use cmd::{bare, finish, Run, Target};
 pub use faultproxy::{FaultProxy, Faults};
 pub use garage::{garage, Garage, OwnGarage};
 pub use prometheus::{Prometheus, StartOptions};
@@ -26,7 +32,10 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 /// First sample of the fixture data: 2026-01-01T00:00:00Z, in unix seconds.
 pub const FIXTURE_START: i64 = 1_767_225_600;
@@ -138,6 +147,21 @@ pub fn fixture_data_dir(dst: &Path) {
     }
 }
 
+/// Adds a chunk segment of `mib` MiB of random bytes (which zstd cannot
+/// shrink) to every block in `data`.
+pub fn add_random_chunks(data: &Path, mib: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for entry in fs::read_dir(data).unwrap() {
+        let block = entry.unwrap().path();
+        if !block.join("meta.json").is_file() {
+            continue;
+        }
+        let mut bytes = vec![0u8; mib << 20];
+        rng.fill_bytes(&mut bytes);
+        fs::write(block.join("chunks/000002"), bytes).unwrap();
+    }
+}
+
 /// Whether `name` is a ULID the way Prometheus parses block dirs: 26 chars of
 /// Crockford base32.
 pub fn is_ulid(name: &str) -> bool {
@@ -189,6 +213,36 @@ pub fn only_manifest(repo: &Path) -> (PathBuf, serde_json::Value) {
     let json =
         serde_json::from_slice(&fs::read(&path).expect("read manifest")).expect("manifest JSON");
     (path, json)
+}
+
+/// Waits until `done` holds, or fails the test naming `what` once `timeout`
+/// has passed. Tests wait for a state they can observe (a file, an upload,
+/// an answer), never for a fixed time.
+pub fn wait_until(timeout: Duration, what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, done),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// The polling behind [`wait_until`], for callers that add their own
+/// diagnostics: whether `done` held before `timeout` passed. Polls every
+/// 10 ms at first and backs off to every 500 ms, so that a state reached
+/// quickly is seen at once and a slow check (a query) is not repeated in a
+/// tight loop.
+pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }
 
 /// Last `lines` lines of a (log) file, for panic messages.

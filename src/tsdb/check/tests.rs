@@ -13,14 +13,17 @@ use super::*;
 const ALL: CheckOptions = CheckOptions { chunk_refs: true };
 const BASIC: CheckOptions = CheckOptions { chunk_refs: false };
 
-/// Block directories under `fixtures/data`, smallest first; empty (and the
-/// calling test passes vacuously, saying so) only if that directory is absent.
+/// Block directories under `fixtures/data`, smallest first. Missing
+/// fixtures fail the test: a check that ran on nothing proves nothing.
 fn fixture_blocks() -> Vec<PathBuf> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/data");
-    let Ok(entries) = fs::read_dir(&data) else {
-        eprintln!("skipping: {} does not exist", data.display());
-        return Vec::new();
-    };
+    let entries = fs::read_dir(&data).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the fixture blocks in {}: {e}; they are committed with the \
+             source, or rebuild them with fixtures/regenerate.sh",
+            data.display()
+        )
+    });
     let mut blocks: Vec<(u64, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -33,7 +36,7 @@ fn fixture_blocks() -> Vec<PathBuf> {
         .collect();
     assert!(
         !blocks.is_empty(),
-        "{} holds no block directories",
+        "{} holds no block directories; rebuild them with fixtures/regenerate.sh",
         data.display()
     );
     blocks.sort();
@@ -57,12 +60,12 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Option<Scratch> {
-        let src = fixture_blocks().into_iter().next()?;
+    fn new() -> Scratch {
+        let src = fixture_blocks().remove(0);
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join(src.file_name().expect("block name"));
         copy_dir(&src, &dir);
-        Some(Scratch { _tmp: tmp, dir })
+        Scratch { _tmp: tmp, dir }
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -220,7 +223,7 @@ fn summary_reads_meta_json() {
 
 #[test]
 fn flipped_chunk_data_is_a_crc_mismatch_at_the_record() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let seg = b.read("chunks/000001");
     let data = 8 + uvarint_len(&seg[8..]) as u64 + 1;
     b.flip("chunks/000001", data + 3, 0x10);
@@ -237,7 +240,7 @@ fn flipped_chunk_data_is_a_crc_mismatch_at_the_record() {
 
 #[test]
 fn flipped_index_sections_name_the_section() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let index = b.read("index");
     let t = toc(&index);
     let series = first_series_entry(&index);
@@ -279,7 +282,7 @@ fn flipped_index_sections_name_the_section() {
 
 #[test]
 fn non_zero_padding_is_trailing_garbage() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let index = b.read("index");
     let entry = first_series_entry(&index) as usize;
     let len = uvarint_len(&index[entry..]);
@@ -298,7 +301,7 @@ fn non_zero_padding_is_trailing_garbage() {
 
 #[test]
 fn truncated_chunk_segment() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let seg = b.read("chunks/000001");
     b.write("chunks/000001", &seg[..seg.len() - 3]);
     let problems = b.check(&BASIC);
@@ -321,7 +324,7 @@ fn truncated_chunk_segment() {
 
 #[test]
 fn trailing_bytes_after_last_record() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let mut seg = b.read("chunks/000001");
     let end = seg.len() as u64;
     seg.extend_from_slice(&[0; 100]);
@@ -345,7 +348,7 @@ fn edited_meta(original: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Str
 
 #[test]
 fn meta_json_problems() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let original = String::from_utf8(b.read("meta.json")).expect("utf8");
     let other = ulid::Ulid::new().to_string();
     let min_time = read_summary(&b.dir).expect("summary").min_time;
@@ -419,7 +422,7 @@ fn meta_json_problems() {
 
 #[test]
 fn bad_magic_in_each_file() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     for file in ["index", "chunks/000001", "tombstones"] {
         b.flip(file, 1, 0xff);
         let problems = b.check(&ALL);
@@ -434,7 +437,7 @@ fn bad_magic_in_each_file() {
 #[test]
 fn missing_files() {
     for file in ["index", "tombstones", "meta.json", "chunks/000001"] {
-        let Some(b) = Scratch::new() else { return };
+        let b = Scratch::new();
         fs::remove_file(b.path(file)).expect("remove");
         let problems = b.check(&ALL);
         let missing = problems.iter().find(|p| p.kind == ProblemKind::Missing);
@@ -452,7 +455,7 @@ fn missing_files() {
 
 #[test]
 fn gap_in_segment_numbering_is_reported() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     fs::rename(b.path("chunks/000001"), b.path("chunks/000002")).expect("rename");
     // Prometheus maps reference segment 0 to the first file in the listing,
     // so the data still resolves; the gap itself is what gets reported.
@@ -521,7 +524,7 @@ fn drop_label_indices(index: &[u8]) -> Vec<u8> {
 
 #[test]
 fn index_without_label_indices_as_prometheus_3_7_writes_it() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let index = drop_label_indices(&b.read("index"));
     assert!(index.len() < b.read("index").len());
     b.write("index", &index);
@@ -553,7 +556,7 @@ fn set_first_chunk_encoding(b: &Scratch, encoding: u8) {
 
 #[test]
 fn unknown_encoding_is_reported_but_not_corruption() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     set_first_chunk_encoding(&b, 0x42);
     let problems = b.check(&ALL);
     assert_single(
@@ -606,7 +609,7 @@ fn shift_last_chunk_ref(b: &Scratch) -> u64 {
 
 #[test]
 fn chunk_refs_must_land_on_record_starts() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let last = shift_last_chunk_ref(&b);
     assert!(
         b.check(&BASIC).is_empty(),
@@ -658,7 +661,7 @@ fn a_failing_stream_is_an_error_not_a_block_problem() {
             Ok(n)
         }
     }
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let seg = b.read("chunks/000001");
     let scratch = tempfile::tempdir().expect("tempdir");
     let mut block = StreamedBlock::new(scratch.path());
@@ -679,7 +682,7 @@ fn tombstones_with(id: u8) -> Vec<u8> {
 
 #[test]
 fn tombstones_records_and_refs() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     assert_eq!(
         b.read("tombstones"),
         [0x01, 0x30, 0xba, 0x30, 0x01, 0, 0, 0, 0]
@@ -752,7 +755,7 @@ fn provably_harmless(file: &str, offset: u64, original: u8, flipped: u8) -> bool
 
 #[test]
 fn every_single_byte_flip_is_detected_or_provably_harmless() {
-    let Some(b) = Scratch::new() else { return };
+    let b = Scratch::new();
     let files = ["index", "chunks/000001", "tombstones"];
     let originals: Vec<Vec<u8>> = files.iter().map(|f| b.read(f)).collect();
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);

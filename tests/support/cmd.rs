@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{self, Garage};
+use super::{promsnap, Garage};
 
 /// What one run of promsnap printed and how it ended.
 pub struct Run {
@@ -83,9 +83,18 @@ impl Target {
         self
     }
 
+    /// The bucket of an `s3://` target.
+    pub fn bucket(&self) -> &str {
+        let path = self
+            .repo
+            .strip_prefix("s3://")
+            .unwrap_or_else(|| panic!("{} is not an S3 repository", self.repo));
+        path.split('/').next().unwrap_or(path)
+    }
+
     /// `promsnap <args> --repo <repo>` with this target's environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = support::promsnap();
+        let mut cmd = promsnap();
         cmd.args(args)
             .arg("--repo")
             .arg(&self.repo)
@@ -119,10 +128,5 @@ impl Target {
 
 /// promsnap without a repository (completions, --help, usage errors).
 pub fn bare(args: &[&str]) -> Run {
-    finish(
-        support::promsnap()
-            .args(args)
-            .output()
-            .expect("run promsnap"),
-    )
+    finish(promsnap().args(args).output().expect("run promsnap"))
 }
