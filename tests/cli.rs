@@ -94,3 +94,32 @@ fn a_closed_stdout_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The README's Development section lists every module under src/ (files
+/// and directories), and nothing that is not there.
+#[test]
+fn the_readme_module_list_matches_the_tree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## Development")
+        .nth(1)
+        .expect("a Development section");
+    let listed: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("src/"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let tree: std::collections::BTreeSet<String> = std::fs::read_dir(root.join("src"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            match e.file_type().unwrap().is_dir() {
+                true => format!("src/{name}/"),
+                false => format!("src/{name}"),
+            }
+        })
+        .collect();
+    assert_eq!(listed, tree, "README Development section vs src/");
+}
