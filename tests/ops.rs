@@ -55,7 +55,7 @@ pub fn add_random_chunks(data: &Path, mib: usize, seed: u64) {
 }
 
 fn promtool() -> std::path::PathBuf {
-    support::require_tool("promtool")
+    support::promtool()
 }
 
 #[test]
