@@ -612,15 +612,14 @@ fn count_samples(
     start: u64,
     report: &mut impl FnMut(&mut ChunkFacts, ProblemKind, String),
 ) {
-    if rec.data_len < enc.header {
+    let Some(samples) = rec.sample_count() else {
         let msg = format!(
             "chunk data is {} bytes, shorter than the {}-byte header of a {} chunk (encoding {})",
             rec.data_len, enc.header, enc.name, enc.code
         );
         report(facts, ProblemKind::OutOfRange, msg);
         return;
-    }
-    let samples = u64::from(u16::from_be_bytes([rec.head[0], rec.head[1]]) & enc.count_mask);
+    };
     facts.samples += samples;
     if enc.histogram {
         facts.histogram_samples += samples;
