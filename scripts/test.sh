@@ -14,7 +14,15 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-echo "==> cargo test"
-cargo test --locked
+# Every end-to-end test runs against both Prometheus lines: the whole suite
+# (unit, integration, doc tests) with Debian 12's 2.42, then the integration
+# binary again with the 3.5 LTS (tests/support/prometheus.rs picks the server
+# from PROMSNAP_TEST_PROMETHEUS; a missing one fails, never skips).
+started=$SECONDS
+echo "==> cargo test, Prometheus 2.42"
+PROMSNAP_TEST_PROMETHEUS=2.42 cargo test --locked
+echo "==> cargo test --test integration, Prometheus 3.5"
+PROMSNAP_TEST_PROMETHEUS=3.5 cargo test --locked --test integration
+echo "==> tests took $((SECONDS - started)) s"
 
-echo "==> OK: fmt, clippy and all tests passed"
+echo "==> OK: fmt, clippy and all tests passed (end-to-end on Prometheus 2.42 and 3.5)"

@@ -37,7 +37,7 @@ fn fixture_setup(work: &Path) -> (Target, String) {
 }
 
 fn promtool() -> std::path::PathBuf {
-    support::require_tool("promtool")
+    support::promtool()
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::support::{self, Prometheus, StartOptions, Target, FIXTURE_BLOCKS, FIX
 /// 01:00 and 05:00 on the fixture day: inside the first and the last block.
 const FIXTURE_EARLY: i64 = 1_767_229_200;
 const FIXTURE_LATE: i64 = 1_767_243_600;
-/// Prometheus 2.42 rescans its blocks once a minute; allow for a slow host.
+/// Prometheus 2.42 and 3.5 rescan their blocks once a minute; allow for a slow host.
 const RELOAD_WAIT: Duration = Duration::from_secs(90);
 
 const RULES_A: &str =
@@ -268,7 +268,7 @@ fn explicit_config_restores_a_layout_promtool_accepts() {
         out.to_str().unwrap(),
     ]);
     let restored = restored_at(&out, &config);
-    let check = Command::new(support::require_tool("promtool"))
+    let check = Command::new(support::promtool())
         .args(["check", "config"])
         .arg(&restored)
         .output()

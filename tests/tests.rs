@@ -11,8 +11,10 @@ mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
 mod ha; // replicas of one HA group store one backup per period
 mod harness_selftest; // the harness itself against the real servers
+mod histograms; // native histograms back up, verify, restore and answer the same queries
 mod interrupt; // Ctrl-C, SIGTERM and kill -9 mid-backup: clean stop, next run finishes
 mod ops; // metrics and alert rules, the run lock, secrets from files, bandwidth limit
+mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer chunk encodings
 mod prune; // retention and garbage collection, racing backups and prunes
 mod restore_targeted; // config files, time windows, merging into a running Prometheus
 mod roundtrip; // backup, restore, and a second Prometheus answers exactly as the first

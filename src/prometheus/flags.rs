@@ -120,6 +120,12 @@ mod tests {
             ("storage.tsdb.retention.size", "0B"),
         ];
         assert_eq!(get(&unset), Some(DEFAULT_RETENTION_MS));
+        // 3.x has no deprecated flag and shows the default it applied.
+        let unset_3x = [
+            ("storage.tsdb.retention.time", "15d"),
+            ("storage.tsdb.retention.size", "0B"),
+        ];
+        assert_eq!(get(&unset_3x), Some(15 * 86_400_000));
         assert_eq!(
             get(&[("storage.tsdb.retention.time", "3h")]),
             Some(3 * 3_600_000)

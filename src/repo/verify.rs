@@ -203,7 +203,7 @@ pub async fn run(
     let mut notes = Vec::new();
     for r in results {
         for p in r? {
-            if p.kind == "unknown_encoding" {
+            if check::ProblemKind::is_note_name(&p.kind) {
                 notes.push(p);
             } else {
                 problems.push(p);

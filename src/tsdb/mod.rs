@@ -195,15 +195,18 @@ pub fn validate_file_path(rel: &str) -> Result<()> {
 ///
 /// Two checks, because neither is enough alone: Prometheus takes
 /// `flock(LOCK_EX|LOCK_NB)` on `dir/lock` while it runs, but only when its
-/// lock file is enabled (Debian's 2.42 build makes it opt-in with
+/// lock file is enabled (3.x and upstream 2.x by default, unless
+/// `--storage.tsdb.no-lockfile`; Debian's 2.42 build only with
 /// `--storage.tsdb.use-lockfile`); and a running Prometheus always keeps its
-/// WAL segment and `queries.active` open, which `/proc/*/fd` shows.
+/// WAL segment, `queries.active` (and its lock file) open, which `/proc/*/fd`
+/// shows. The processes are named whenever `/proc` shows them, whichever
+/// check found them; a lock held by a process we may not inspect is reported
+/// as the lock's holder.
 pub fn ensure_not_in_use(dir: &Path) -> Result<()> {
-    let users = if is_locked(dir) {
-        vec![format!("the holder of {}", dir.join("lock").display())]
-    } else {
-        processes_using(dir)
-    };
+    let mut users = processes_using(dir);
+    if users.is_empty() && is_locked(dir) {
+        users.push(format!("the holder of {}", dir.join("lock").display()));
+    }
     if users.is_empty() {
         return Ok(());
     }

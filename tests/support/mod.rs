@@ -25,7 +25,7 @@ mod pushgateway;
 pub use cmd::{bare, finish, Run, Target};
 pub use faultproxy::{FaultProxy, Faults};
 pub use garage::{garage, Garage, OwnGarage};
-pub use prometheus::{Prometheus, StartOptions};
+pub use prometheus::{promtool, server, Prometheus, StartOptions};
 pub use pushgateway::Pushgateway;
 
 use std::fs;
@@ -185,8 +185,10 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 
 /// The `promsnap` binary under test, with no `PROMSNAP_*` or `AWS_*`
 /// variables inherited: a developer's own S3 settings must never leak in.
+/// PATH starts with the chosen Prometheus's promtool directory.
 pub fn promsnap() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promsnap"));
+    cmd.env("PATH", prometheus::server_path());
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("PROMSNAP_") || key_str.starts_with("AWS_") {

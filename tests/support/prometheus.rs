@@ -5,6 +5,15 @@
 //! old fixture blocks are not deleted at the first reload (retention counts
 //! from the newest block, not from the wall clock), unless the test passes
 //! its own `--storage.tsdb.retention.time` in `extra_args`.
+//!
+//! Which Prometheus: `PROMSNAP_TEST_PROMETHEUS` picks the server every
+//! end-to-end test runs against, `2.42` (the default: Debian 12's package, on
+//! PATH) or `3.5` (the 3.5 LTS from Debian sid that `scripts/install-deps.sh`
+//! unpacks into `~/.cache/promsnap/prometheus-3.5`, or
+//! `$PROMSNAP_TEST_PROMETHEUS_3_5_DIR`). `scripts/test.sh` runs the
+//! integration tests once per server. The binaries' `--version` must match
+//! the choice, so a run that says 3.5 really ran 3.5; promtool comes from the
+//! same place, for the tests and for the promsnap under test (`server_path`).
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -16,6 +25,139 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::{free_port, http_get, require_tool, tail};
+
+/// Environment variable choosing the server: `2.42` or `3.5`.
+pub const SERVER_ENV: &str = "PROMSNAP_TEST_PROMETHEUS";
+/// Environment variable overriding where the 3.5 binaries are unpacked.
+const DIR_3_5_ENV: &str = "PROMSNAP_TEST_PROMETHEUS_3_5_DIR";
+
+/// The Prometheus release line the end-to-end tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// Debian 12's 2.42 (no lock file unless asked, no UTF-8 names).
+    V2_42,
+    /// The 3.5 LTS (lock file by default, UTF-8 metric and label names).
+    V3_5,
+}
+
+/// The chosen server's binaries and the version they report.
+#[derive(Debug)]
+pub struct Server {
+    pub line: Line,
+    pub prometheus: PathBuf,
+    pub promtool: PathBuf,
+    /// First line of `prometheus --version`.
+    pub version: String,
+}
+
+impl Server {
+    /// `major.minor` as the tests name it: `2.42` or `3.5`.
+    pub fn name(&self) -> &'static str {
+        match self.line {
+            Line::V2_42 => "2.42",
+            Line::V3_5 => "3.5",
+        }
+    }
+
+    pub fn is_v3(&self) -> bool {
+        self.line == Line::V3_5
+    }
+}
+
+/// The server chosen by `PROMSNAP_TEST_PROMETHEUS`, found and checked once.
+/// A missing or mismatched server fails the test with a hint, never skips it.
+pub fn server() -> &'static Server {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(find_server)
+}
+
+/// The promtool of the chosen server.
+pub fn promtool() -> PathBuf {
+    server().promtool.clone()
+}
+
+/// `PATH` with the chosen server's promtool directory first, for the
+/// promsnap under test (`verify --restore-test` runs promtool from PATH).
+pub fn server_path() -> std::ffi::OsString {
+    let dir = server()
+        .promtool
+        .parent()
+        .expect("promtool has a directory")
+        .to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&rest)))
+        .expect("PATH entries without separators")
+}
+
+fn find_server() -> Server {
+    let choice = std::env::var(SERVER_ENV).unwrap_or_else(|_| "2.42".into());
+    let (line, prometheus, promtool) = match choice.as_str() {
+        "2.42" => (
+            Line::V2_42,
+            require_tool("prometheus"),
+            require_tool("promtool"),
+        ),
+        "3.5" => {
+            let dir = std::env::var_os(DIR_3_5_ENV)
+                .map(PathBuf::from)
+                .unwrap_or_else(default_3_5_dir);
+            let bin = dir.join("usr/bin");
+            for tool in ["prometheus", "promtool"] {
+                assert!(
+                    bin.join(tool).is_file(),
+                    "{SERVER_ENV}=3.5 but {} does not exist.\n\
+                     Run scripts/install-deps.sh (it unpacks Debian sid's prometheus and \
+                     promtool 3.5 into {}), or point {DIR_3_5_ENV} at a directory with \
+                     usr/bin/prometheus and usr/bin/promtool 3.5.",
+                    bin.join(tool).display(),
+                    dir.display()
+                );
+            }
+            (Line::V3_5, bin.join("prometheus"), bin.join("promtool"))
+        }
+        other => panic!("{SERVER_ENV}={other:?}: expected 2.42 or 3.5"),
+    };
+    let version = version_line(&prometheus);
+    let tool_version = version_line(&promtool);
+    let want = format!("version {choice}.");
+    for (bin, found) in [(&prometheus, &version), (&promtool, &tool_version)] {
+        assert!(
+            found.contains(&want),
+            "{SERVER_ENV}={choice} but {} says {found:?}.\n\
+             Install the {choice} server with scripts/install-deps.sh, or choose the \
+             server that is installed with {SERVER_ENV}.",
+            bin.display()
+        );
+    }
+    Server {
+        line,
+        prometheus,
+        promtool,
+        version,
+    }
+}
+
+/// `$XDG_CACHE_HOME/promsnap/prometheus-3.5`, as `scripts/install-deps.sh`
+/// writes it (`~/.cache` without XDG_CACHE_HOME).
+fn default_3_5_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME is set");
+    cache.join("promsnap/prometheus-3.5")
+}
+
+fn version_line(bin: &Path) -> String {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} --version: {e}", bin.display()));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines().next().unwrap_or_default().to_string()
+}
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -76,7 +218,7 @@ impl Prometheus {
     }
 
     pub fn start_with(data_dir: &Path, opts: StartOptions) -> Prometheus {
-        let bin = require_tool("prometheus");
+        let bin = server().prometheus.clone();
         let workdir = tempfile::Builder::new()
             .prefix("promsnap-prometheus-")
             .tempdir()

@@ -20,11 +20,22 @@
 //! - The three header padding bytes are written as zeros and never read; a
 //!   non-zero one can only be damage, so it is reported too.
 //! - The length field is at most 5 bytes (`binary.MaxVarintLen32`).
-//! - Known encodings are 1 (XOR), 2 (histogram) and 3 (float histogram). All
-//!   three start their data with a big-endian u16 sample count, which we sum
-//!   to cross-check `stats.numSamples`. A record with another encoding but a
-//!   valid CRC is reported as `UnknownEncoding` (not corruption); its length
-//!   is still trustworthy, so the walk continues after it.
+//! - Encodings (`tsdb/chunkenc/chunk.go`): 1 XOR, 2 histogram, 3 float
+//!   histogram, and, newer than any packaged server, 4 XOR2 (3.11+, when
+//!   configured), 5 HistogramST and 6 FloatHistogramST (3.14+). Every one
+//!   starts its data with a big-endian u16 sample count (`NumSamples()` in
+//!   each `<encoding>.go`); XOR's header is those 2 bytes, the others' 3 (a
+//!   flags byte for 2 and 3, a start-timestamp byte for 4 to 6), and 5 and 6
+//!   keep the counter-reset bits in the count's top 2 bits, so only its low
+//!   14 are samples. We sum the counts to cross-check `stats.numSamples` and,
+//!   when the block's writer records them (3.6+), `numFloatSamples` (1, 4)
+//!   and `numHistogramSamples` (2, 3, 5, 6). Sample data itself is never
+//!   decoded. Records of encodings 4 to 6 get one note per block (not a
+//!   problem): their framing, CRCs and counts were checked, but a
+//!   Prometheus older than the one that writes them cannot read them.
+//!   A record with any other encoding but a valid CRC is reported as
+//!   `UnknownEncoding` (not corruption), and the sample cross-checks are
+//!   skipped; its length is still trustworthy, so the walk continues.
 //! - After a CRC mismatch the walk also continues using the record's length:
 //!   most damage is a flipped bit in the data, and if the length itself was
 //!   hit, the following records fail loudly enough to say so.
@@ -37,14 +48,99 @@ use super::{open_or_report, ProblemKind, Problems};
 const SEGMENT_MAGIC: u32 = 0x85BD_40DD;
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 8;
 const MAX_LEN_FIELD: u64 = 5;
-const KNOWN_ENCODINGS: [u8; 3] = [1, 2, 3];
+/// The longest chunk data header of a known encoding.
+const MAX_HEADER: usize = 3;
+
+/// What the checker knows about a chunk encoding (see the module docs).
+pub(crate) struct Encoding {
+    pub code: u8,
+    pub name: &'static str,
+    /// Bytes of the data header, which starts with the sample count.
+    header: u64,
+    /// Bits of the big-endian u16 at the start of the data that count samples.
+    count_mask: u16,
+    pub histogram: bool,
+    /// For encodings newer than every packaged Prometheus: the first release
+    /// that writes (and reads) them.
+    pub since: Option<&'static str>,
+}
+
+pub(crate) const ENCODINGS: [Encoding; 6] = [
+    Encoding {
+        code: 1,
+        name: "XOR",
+        header: 2,
+        count_mask: 0xffff,
+        histogram: false,
+        since: None,
+    },
+    Encoding {
+        code: 2,
+        name: "histogram",
+        header: 3,
+        count_mask: 0xffff,
+        histogram: true,
+        since: None,
+    },
+    Encoding {
+        code: 3,
+        name: "float histogram",
+        header: 3,
+        count_mask: 0xffff,
+        histogram: true,
+        since: None,
+    },
+    Encoding {
+        code: 4,
+        name: "XOR2",
+        header: 3,
+        count_mask: 0xffff,
+        histogram: false,
+        since: Some("3.11"),
+    },
+    Encoding {
+        code: 5,
+        name: "HistogramST",
+        header: 3,
+        count_mask: 0x3fff,
+        histogram: true,
+        since: Some("3.14"),
+    },
+    Encoding {
+        code: 6,
+        name: "FloatHistogramST",
+        header: 3,
+        count_mask: 0x3fff,
+        histogram: true,
+        since: Some("3.14"),
+    },
+];
+
+pub(crate) fn encoding(code: u8) -> Option<&'static Encoding> {
+    ENCODINGS.iter().find(|e| e.code == code)
+}
+
+/// Records of one encoding newer than every packaged Prometheus.
+#[derive(Debug, Clone)]
+pub(crate) struct NewerRecords {
+    pub encoding: u8,
+    pub records: u64,
+    /// The first one: segment file and offset.
+    pub file: String,
+    pub offset: u64,
+}
 
 /// What the segment files hold, for cross-checks against `meta.json`.
 #[derive(Debug, Default)]
 pub(crate) struct ChunkFacts {
     pub records: u64,
     pub samples: u64,
+    /// Samples in float chunks (XOR, XOR2) and in histogram chunks.
+    pub float_samples: u64,
+    pub histogram_samples: u64,
     pub unknown_encodings: u64,
+    /// Records of encodings 4 to 6, by encoding, in the order first seen.
+    pub newer: Vec<NewerRecords>,
     /// No corruption was found in any segment (and the directory exists).
     pub clean: bool,
 }
@@ -474,27 +570,22 @@ pub(crate) fn scan_record<S: Source>(
                     rec.encoding, rec.data_len, rec.stored_crc, rec.computed_crc
                 );
                 report(facts, ProblemKind::CrcMismatch, msg);
-            } else if !KNOWN_ENCODINGS.contains(&rec.encoding) {
+            } else if let Some(enc) = encoding(rec.encoding) {
+                count_samples(facts, enc, &rec, name, start, &mut report);
+            } else {
                 let msg = format!(
                     "chunk record has encoding {}, which this checker does not know (1 XOR, 2 \
-                     histogram, 3 float histogram); its CRC is valid",
+                     histogram, 3 float histogram, 4 XOR2, 5 HistogramST, 6 \
+                     FloatHistogramST); its CRC is valid",
                     rec.encoding
                 );
                 report(facts, ProblemKind::UnknownEncoding, msg);
                 facts.unknown_encodings += 1;
-            } else if let Some(samples) = rec.samples {
-                facts.samples += samples;
-            } else {
-                let msg = format!(
-                    "chunk data is {} bytes, too short for its 2-byte sample count",
-                    rec.data_len
-                );
-                report(facts, ProblemKind::OutOfRange, msg);
             }
             facts.records += 1;
             Step::Item {
                 start,
-                entries: rec.samples,
+                entries: rec.sample_count(),
             }
         }
         Ok(Record::Tail { nonzero }) => {
@@ -507,6 +598,43 @@ pub(crate) fn scan_record<S: Source>(
             report(facts, kind, msg);
             seg.state = ScanState::Broken;
             Step::Broken
+        }
+    }
+}
+
+/// Adds a record's samples to the totals, or reports data too short for the
+/// encoding's header.
+fn count_samples(
+    facts: &mut ChunkFacts,
+    enc: &'static Encoding,
+    rec: &ChunkRecord,
+    name: &str,
+    start: u64,
+    report: &mut impl FnMut(&mut ChunkFacts, ProblemKind, String),
+) {
+    let Some(samples) = rec.sample_count() else {
+        let msg = format!(
+            "chunk data is {} bytes, shorter than the {}-byte header of a {} chunk (encoding {})",
+            rec.data_len, enc.header, enc.name, enc.code
+        );
+        report(facts, ProblemKind::OutOfRange, msg);
+        return;
+    };
+    facts.samples += samples;
+    if enc.histogram {
+        facts.histogram_samples += samples;
+    } else {
+        facts.float_samples += samples;
+    }
+    if enc.since.is_some() {
+        match facts.newer.iter_mut().find(|n| n.encoding == enc.code) {
+            Some(n) => n.records += 1,
+            None => facts.newer.push(NewerRecords {
+                encoding: enc.code,
+                records: 1,
+                file: name.to_string(),
+                offset: start,
+            }),
         }
     }
 }
@@ -529,9 +657,20 @@ struct ChunkRecord {
     end: u64,
     encoding: u8,
     data_len: u64,
-    samples: Option<u64>,
+    /// The first `min(data_len, MAX_HEADER)` data bytes, zero-padded.
+    head: [u8; MAX_HEADER],
     stored_crc: u32,
     computed_crc: u32,
+}
+
+impl ChunkRecord {
+    /// The sample count a known encoding's header gives (for the streamed
+    /// check's bookkeeping), if the record is long enough to hold one.
+    fn sample_count(&self) -> Option<u64> {
+        let enc = encoding(self.encoding)?;
+        (self.data_len >= enc.header)
+            .then(|| u64::from(u16::from_be_bytes([self.head[0], self.head[1]]) & enc.count_mask))
+    }
 }
 
 enum Record {
@@ -590,22 +729,17 @@ fn read_record<S: Source>(
     r.set_limit(end);
     r.start_crc();
     let encoding = r.u8().map_err(io)?;
-    let samples = if data_len >= 2 {
-        let mut b = [0u8; 2];
-        r.read_exact(&mut b).map_err(io)?;
-        r.skip(data_len - 2).map_err(io)?;
-        Some(u64::from(u16::from_be_bytes(b)))
-    } else {
-        r.skip(data_len).map_err(io)?;
-        None
-    };
+    let mut head = [0u8; MAX_HEADER];
+    let head_len = data_len.min(MAX_HEADER as u64);
+    r.read_exact(&mut head[..head_len as usize]).map_err(io)?;
+    r.skip(data_len - head_len).map_err(io)?;
     let computed_crc = r.finish_crc();
     let stored_crc = r.be32().map_err(io)?;
     Ok(Record::Chunk(ChunkRecord {
         end,
         encoding,
         data_len,
-        samples,
+        head,
         stored_crc,
         computed_crc,
     }))

@@ -51,6 +51,9 @@ struct StatsJson {
     num_chunks: u64,
     #[serde(default)]
     num_tombstones: u64,
+    /// Written by Prometheus 3.6+ only (absent when zero, like the others).
+    num_float_samples: Option<u64>,
+    num_histogram_samples: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +78,10 @@ pub(crate) struct MetaFacts {
     pub num_samples: u64,
     pub num_series: u64,
     pub num_chunks: u64,
+    /// `(numFloatSamples, numHistogramSamples)` when the writer records them
+    /// (Prometheus 3.6+; then at least one is present in a block with
+    /// samples, and an absent one means zero). `None` for older writers.
+    pub sample_kinds: Option<(u64, u64)>,
 }
 
 /// Checks `meta.json`; returns its counts when it could be parsed at all.
@@ -129,6 +136,13 @@ pub(crate) fn check_meta(
         num_samples: meta.stats.num_samples,
         num_series: meta.stats.num_series,
         num_chunks: meta.stats.num_chunks,
+        sample_kinds: match (
+            meta.stats.num_float_samples,
+            meta.stats.num_histogram_samples,
+        ) {
+            (None, None) => None,
+            (f, h) => Some((f.unwrap_or(0), h.unwrap_or(0))),
+        },
     })
 }
 

@@ -71,6 +71,10 @@ pub enum ProblemKind {
     /// A chunk with an encoding this checker does not know; its checksum is
     /// fine, so this is reported for information and is not corruption.
     UnknownEncoding,
+    /// Chunks of an encoding newer than every packaged Prometheus (XOR2,
+    /// HistogramST, FloatHistogramST): checked, but older servers cannot read
+    /// them. A note, not corruption.
+    NewerEncoding,
     /// A length, count or reference points outside where it must point.
     OutOfRange,
     /// Non-zero bytes where padding belongs, or bytes after the last record.
@@ -81,9 +85,21 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Whether this finding means the block is damaged (everything except
-    /// [`ProblemKind::UnknownEncoding`]).
+    /// the notes [`ProblemKind::UnknownEncoding`] and
+    /// [`ProblemKind::NewerEncoding`]).
     pub fn is_corruption(&self) -> bool {
-        !matches!(self, ProblemKind::UnknownEncoding)
+        !matches!(
+            self,
+            ProblemKind::UnknownEncoding | ProblemKind::NewerEncoding
+        )
+    }
+
+    /// Whether `name` (an [`as_str`](Self::as_str) value) is a note rather
+    /// than damage.
+    pub fn is_note_name(name: &str) -> bool {
+        [ProblemKind::UnknownEncoding, ProblemKind::NewerEncoding]
+            .iter()
+            .any(|k| k.as_str() == name)
     }
 
     /// A short, stable, lowercase name for humans and JSON output.
@@ -96,6 +112,7 @@ impl ProblemKind {
             ProblemKind::CrcMismatch => "crc_mismatch",
             ProblemKind::BadMeta => "bad_meta",
             ProblemKind::UnknownEncoding => "unknown_encoding",
+            ProblemKind::NewerEncoding => "newer_encoding",
             ProblemKind::OutOfRange => "out_of_range",
             ProblemKind::TrailingGarbage => "trailing_garbage",
             ProblemKind::Io => "io",
@@ -189,6 +206,7 @@ fn check_rest(
     let index = index::check_index(dir, range, refs, &mut problems);
     segments.check_referenced(index.as_ref().and_then(|i| i.max_segment), &mut problems);
     let chunks = segments.finish(&mut problems);
+    note_newer_encodings(&chunks, &mut problems);
     tombstones::check_tombstones(dir, index.as_ref().map(|i| &i.series), &mut problems);
     if let Some(meta) = &meta {
         cross_check(meta, index.as_ref(), &chunks, &mut problems);
@@ -242,6 +260,16 @@ fn cross_check(
                 chunks.samples,
                 "the chunks hold",
             );
+            if let Some((floats, histograms)) = meta.sample_kinds {
+                let (f, h) = (chunks.float_samples, chunks.histogram_samples);
+                compare("numFloatSamples", floats, f, "the float chunks hold");
+                compare(
+                    "numHistogramSamples",
+                    histograms,
+                    h,
+                    "the histogram chunks hold",
+                );
+            }
         }
     }
     if let Some(o) = index.and_then(|i| i.outside_block) {
@@ -251,6 +279,29 @@ fn cross_check(
             o.count, meta.min_time, meta.max_time, o.min_time, o.max_time, o.entry
         );
         problems.push(meta::META_FILE, None, ProblemKind::BadMeta, msg);
+    }
+}
+
+/// One note per encoding newer than every packaged Prometheus, at its first
+/// record: what was checked, and which servers can read the block.
+fn note_newer_encodings(chunks: &chunks::ChunkFacts, problems: &mut Problems) {
+    for n in &chunks.newer {
+        let Some(enc) = chunks::encoding(n.encoding) else {
+            continue;
+        };
+        let since = enc.since.unwrap_or("?");
+        let records = match n.records {
+            1 => "1 chunk record in this block (here) uses".to_string(),
+            n => format!("{n} chunk records in this block (the first here) use"),
+        };
+        let msg = format!(
+            "{records} encoding {} ({}), which Prometheus {since} and later write: framing, \
+             CRC and sample count were checked, the sample data was not decoded; Prometheus \
+             before {since} cannot read these chunks, so restore this block only into {since} \
+             or later",
+            enc.code, enc.name
+        );
+        problems.push(&n.file, Some(n.offset), ProblemKind::NewerEncoding, msg);
     }
 }
 

@@ -61,10 +61,14 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Scratch {
-        let src = fixture_blocks().remove(0);
+        Scratch::of(&fixture_blocks().remove(0))
+    }
+
+    /// A private copy of the block in `src`.
+    fn of(src: &Path) -> Scratch {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join(src.file_name().expect("block name"));
-        copy_dir(&src, &dir);
+        copy_dir(src, &dir);
         Scratch { _tmp: tmp, dir }
     }
 
@@ -788,4 +792,288 @@ fn every_single_byte_flip_is_detected_or_provably_harmless() {
         "{harmless} harmless flips: the sweep is not exercising the checks"
     );
     assert!(b.check(&ALL).is_empty());
+}
+
+/// The only block directory below `fixtures/<rel>` (at any depth one or two).
+fn single_block(rel: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel);
+    let blocks: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("meta.json").is_file())
+        .collect();
+    assert_eq!(blocks.len(), 1, "one block in {}", root.display());
+    blocks.into_iter().next().expect("one block")
+}
+
+/// `(offset, encoding, data)` of every record in a segment file.
+fn records(segment: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at < segment.len() {
+        let len = SliceDecoder::new(&segment[at..]).uvarint().expect("len") as usize;
+        let enc_at = at + uvarint_len(&segment[at..]);
+        out.push((
+            at,
+            segment[enc_at],
+            segment[enc_at + 1..enc_at + 1 + len].to_vec(),
+        ));
+        at = enc_at + 1 + len + 4;
+    }
+    out
+}
+
+/// Rewrites the data of the record at `at` in place (same length) and fixes
+/// its CRC.
+fn rewrite_record(b: &Scratch, at: usize, edit: impl FnOnce(&mut [u8])) {
+    let mut seg = b.read("chunks/000001");
+    let len = SliceDecoder::new(&seg[at..]).uvarint().expect("len") as usize;
+    let enc_at = at + uvarint_len(&seg[at..]);
+    edit(&mut seg[enc_at + 1..enc_at + 1 + len]);
+    let crc_at = enc_at + 1 + len;
+    let crc = crc32c::crc32c(&seg[enc_at..crc_at]);
+    seg[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+    b.write("chunks/000001", &seg);
+}
+
+/// Blocks that real Prometheus 2.42 and 3.5 wrote from scraped native
+/// histograms (fixtures/histograms): histogram (2) and float histogram (3)
+/// chunks next to XOR ones, and meta.json's numSamples counts them all.
+#[test]
+fn native_histogram_blocks_from_both_servers_are_clean() {
+    for line in ["2.42", "3.5"] {
+        let block = single_block(&format!("histograms/prometheus-{line}"));
+        let encodings: std::collections::BTreeSet<u8> =
+            records(&fs::read(block.join("chunks/000001")).expect("segment"))
+                .iter()
+                .map(|r| r.1)
+                .collect();
+        assert_eq!(encodings, [1, 2, 3].into(), "{line}: encodings");
+        for opts in [&BASIC, &ALL] {
+            let problems = Scratch::of(&block).check(opts);
+            assert!(problems.is_empty(), "{line}: {problems:#?}");
+        }
+    }
+}
+
+/// XOR2, HistogramST and FloatHistogramST (Prometheus 3.11+, 3.14+): every
+/// record's CRC and header is checked, the samples count towards the
+/// cross-checks, and each encoding gets one note (not a problem) at its
+/// first record saying what was not decoded and which servers read it.
+#[test]
+fn newer_encodings_are_checked_and_noted_once_per_encoding() {
+    let block = single_block("newer-encodings/data");
+    let seg = fs::read(block.join("chunks/000001")).expect("segment");
+    let first = |enc: u8| {
+        records(&seg)
+            .iter()
+            .find(|r| r.1 == enc)
+            .map(|r| r.0 as u64)
+    };
+    let b = Scratch::of(&block);
+    let problems = b.check(&ALL);
+    let mut want: Vec<_> = [4, 5, 6]
+        .map(|e| {
+            (
+                "chunks/000001".to_string(),
+                first(e),
+                ProblemKind::NewerEncoding,
+            )
+        })
+        .into();
+    want.sort_by_key(|w| w.1);
+    assert_eq!(summary(&problems), want, "{problems:#?}");
+    assert!(problems.iter().all(|p| !p.kind.is_corruption()));
+    let note = |e: u8| {
+        let p = problems
+            .iter()
+            .find(|p| p.offset == first(e))
+            .expect("note");
+        p.message.clone()
+    };
+    for (enc, needles) in [
+        (
+            4,
+            [
+                "2 chunk records",
+                "encoding 4 (XOR2)",
+                "before 3.11 cannot read",
+            ],
+        ),
+        (
+            5,
+            [
+                "1 chunk record in",
+                "encoding 5 (HistogramST)",
+                "before 3.14",
+            ],
+        ),
+        (
+            6,
+            [
+                "1 chunk record in",
+                "encoding 6 (FloatHistogramST)",
+                "not decoded",
+            ],
+        ),
+    ] {
+        for n in needles {
+            assert!(note(enc).contains(n), "{n:?} not in {:?}", note(enc));
+        }
+    }
+}
+
+/// The ST encodings keep the counter-reset header in the top two bits of
+/// the sample count (histogram_st.go): those bits are not samples.
+#[test]
+fn st_histogram_counter_reset_bits_are_not_counted_as_samples() {
+    let block = single_block("newer-encodings/data");
+    let b = Scratch::of(&block);
+    let seg = b.read("chunks/000001");
+    for (at, enc, data) in records(&seg) {
+        if enc == 5 || enc == 6 {
+            assert_eq!(data[0] & 0xc0, 0, "generated with 'unknown' counter resets");
+            // 0b10: CounterReset.
+            rewrite_record(&b, at, |d| d[0] |= 0b1000_0000);
+        }
+    }
+    let problems = b.check(&ALL);
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::NewerEncoding),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn damage_in_newer_encodings_is_found() {
+    let block = single_block("newer-encodings/data");
+    let seg = fs::read(block.join("chunks/000001")).expect("segment");
+    for (at, enc, data) in records(&seg).into_iter().filter(|r| r.1 >= 4) {
+        // A flipped bit in the samples: the CRC.
+        let b = Scratch::of(&block);
+        let flip_at = at as u64 + uvarint_len(&seg[at..]) as u64 + 1 + data.len() as u64 - 1;
+        b.flip("chunks/000001", flip_at, 0x10);
+        let problems = b.check(&ALL);
+        let crc: Vec<_> = problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::CrcMismatch)
+            .collect();
+        assert_eq!(crc.len(), 1, "encoding {enc}: {problems:#?}");
+        assert_eq!(crc[0].offset, Some(at as u64));
+        // A sample count that disagrees with meta.json (CRC fixed).
+        let b = Scratch::of(&block);
+        rewrite_record(&b, at, |d| d[1] = d[1].wrapping_add(1));
+        let problems = b.check(&ALL);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::BadMeta
+                    && p.message.contains("stats.numSamples is 480")),
+            "encoding {enc}: {problems:#?}"
+        );
+    }
+}
+
+/// meta.json's numFloatSamples and numHistogramSamples (Prometheus 3.6+)
+/// are compared with the chunks; blocks from older writers have neither,
+/// which is not a problem.
+#[test]
+fn float_and_histogram_sample_counts_are_cross_checked() {
+    let block = single_block("newer-encodings/data");
+    let b = Scratch::of(&block);
+    let original = String::from_utf8(b.read("meta.json")).expect("utf8");
+    let cases = [
+        (
+            edited_meta(&original, |v| {
+                v["stats"]["numHistogramSamples"] = 121.into()
+            }),
+            Some("stats.numHistogramSamples is 121, but the histogram chunks hold 120"),
+        ),
+        (
+            edited_meta(&original, |v| v["stats"]["numFloatSamples"] = 1.into()),
+            Some("stats.numFloatSamples is 1, but the float chunks hold 360"),
+        ),
+        (
+            // Go omits a zero count: absent means 0 once the other is there.
+            edited_meta(&original, |v| {
+                v["stats"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("numFloatSamples");
+            }),
+            Some("stats.numFloatSamples is 0, but the float chunks hold 360"),
+        ),
+        (
+            edited_meta(&original, |v| {
+                let stats = v["stats"].as_object_mut().unwrap();
+                stats.remove("numFloatSamples");
+                stats.remove("numHistogramSamples");
+            }),
+            None,
+        ),
+    ];
+    for (text, want) in cases {
+        b.write("meta.json", text.as_bytes());
+        let problems: Vec<Problem> = b
+            .check(&BASIC)
+            .into_iter()
+            .filter(|p| p.kind.is_corruption())
+            .collect();
+        match want {
+            Some(needle) => {
+                assert_single(&problems, "meta.json", None, ProblemKind::BadMeta, needle)
+            }
+            None => assert!(problems.is_empty(), "{problems:#?}"),
+        }
+    }
+}
+
+/// A record shorter than its encoding's header cannot hold a sample count.
+#[test]
+fn chunk_data_shorter_than_its_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("chunks")).expect("mkdir");
+    let mut seg = vec![0x85, 0xBD, 0x40, 0xDD, 1, 0, 0, 0];
+    // Encoding 5 with 2 data bytes (its header is 3), then XOR2 with 3.
+    for (enc, data) in [(5u8, vec![0u8, 1]), (4, vec![0, 1, 0])] {
+        seg.push(data.len() as u8);
+        let mut crc_input = vec![enc];
+        crc_input.extend(&data);
+        seg.extend(&crc_input);
+        seg.extend(crc32c::crc32c(&crc_input).to_be_bytes());
+    }
+    fs::write(dir.path().join("chunks/000001"), &seg).expect("write");
+    let mut problems = Problems::default();
+    let walker = chunks::SegmentWalker::open(dir.path(), &mut problems);
+    let facts = walker.finish(&mut problems);
+    let problems = problems.into_sorted();
+    assert_single(
+        &problems,
+        "chunks/000001",
+        Some(8),
+        ProblemKind::OutOfRange,
+        "shorter than the 3-byte header of a HistogramST chunk",
+    );
+    assert_eq!(
+        (facts.records, facts.samples, facts.float_samples),
+        (2, 1, 1)
+    );
+}
+
+/// Prometheus 2.51+ and 3.x mark blocks written from out-of-order data
+/// (`compaction.hints`); such blocks may overlap others and are as valid.
+#[test]
+fn compaction_hints_are_accepted() {
+    let b = Scratch::new();
+    let original = String::from_utf8(b.read("meta.json")).expect("utf8");
+    let hinted = edited_meta(&original, |v| {
+        v["compaction"]["hints"] = serde_json::json!(["from-out-of-order"]);
+    });
+    b.write("meta.json", hinted.as_bytes());
+    let problems = b.check(&ALL);
+    assert!(problems.is_empty(), "{problems:#?}");
 }
