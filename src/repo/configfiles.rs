@@ -614,7 +614,7 @@ async fn download(repo: &Repository, e: &ConfigFileEntry) -> Result<Bytes> {
     let key = Key::new(e.key.clone())?;
     let data = repo
         .storage()
-        .get_bytes(&key)
+        .get_bytes(&key, e.size.min(MAX_FILE_SIZE))
         .await
         .with_context(|| format!("could not download {} ({key})", e.path))?;
     let sha = sha256_hex(&data);

@@ -85,6 +85,31 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+/// The largest manifest or block entry promsnap reads. A manifest takes
+/// about 180 bytes per file (a 512 MiB chunk segment, or a small file), so
+/// this is room for some 90,000 files, over 40 TB of TSDB in one snapshot;
+/// real manifests are a few KiB to a few MiB. It bounds the memory a
+/// damaged or hostile repository can make promsnap spend on one object.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Just the format version, read when a manifest does not parse: every
+/// other field is skipped without being stored.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    format_version: Option<u64>,
+}
+
+fn readable_version(v: u64) -> Result<()> {
+    if v > u64::from(FORMAT_VERSION) {
+        bail!(
+            "written by a newer promsnap (repository format {v}, this one reads up to \
+             {FORMAT_VERSION}); upgrade promsnap"
+        );
+    }
+    Ok(())
+}
+
 /// Where the object for a block with this fingerprint lives.
 pub fn block_object_key(ulid: &str, fingerprint: &str) -> Result<Key> {
     Key::new(format!("blocks/{ulid}/{fingerprint}.tar.zst"))
@@ -178,17 +203,28 @@ impl BlockEntry {
 }
 
 impl Manifest {
+    /// Parses and validates a manifest read from a repository (at most
+    /// [`MAX_MANIFEST_BYTES`], which the caller enforces while reading).
+    ///
+    /// The bytes go straight into the typed structure: no generic JSON value
+    /// is built, so memory stays near the size of the document, and fields
+    /// this version does not know are skipped without being kept.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
-        let probe: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
-        if let Some(v) = probe.get("format_version").and_then(|v| v.as_u64()) {
-            if v > FORMAT_VERSION as u64 {
-                bail!(
-                    "written by a newer promsnap (repository format {v}, this one reads up to \
-                     {FORMAT_VERSION}); upgrade promsnap"
-                );
+        let m: Manifest = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                // A newer format may not parse as this one: say that, rather
+                // than which field failed.
+                if let Ok(Probe {
+                    format_version: Some(v),
+                }) = serde_json::from_slice(bytes)
+                {
+                    readable_version(v)?;
+                }
+                return Err(e).context("not a promsnap manifest");
             }
-        }
-        let m: Manifest = serde_json::from_value(probe).context("not a promsnap manifest")?;
+        };
+        readable_version(m.format_version.into())?;
         m.validate()?;
         Ok(m)
     }
@@ -344,6 +380,35 @@ pub(crate) mod tests {
         m.format_version = FORMAT_VERSION + 1;
         let err = Manifest::parse(&m.to_json()).unwrap_err();
         assert!(format!("{err}").contains("upgrade promsnap"));
+    }
+
+    /// Fields this version does not know are skipped (a newer promsnap may
+    /// add one within the same format version); anything that is not a
+    /// manifest object fails on its first value, without being built.
+    #[test]
+    fn unknown_fields_are_skipped_and_other_json_is_refused() {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&sample_manifest().to_json()).unwrap();
+        json["added_later"] = serde_json::json!({"nested": [1, 2, 3], "text": "x".repeat(1000)});
+        let parsed = Manifest::parse(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(parsed, sample_manifest());
+
+        let array = format!("[{}0]", "0,".repeat(100_000));
+        for bad in [
+            array.as_str(),
+            "\"text\"",
+            "{\"format_version\": \"1\"}",
+            "not json",
+        ] {
+            let err = Manifest::parse(bad.as_bytes()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("not a promsnap manifest"),
+                "{err:#}"
+            );
+        }
+        // A newer format is recognised even when nothing else parses.
+        let err = Manifest::parse(br#"{"format_version": 2, "blocks": "elsewhere"}"#).unwrap_err();
+        assert!(format!("{err}").contains("upgrade promsnap"), "{err}");
     }
 
     #[test]
