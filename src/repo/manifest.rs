@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::configfiles::ConfigFileEntry;
 use crate::storage::Key;
+use crate::tsdb::check::BlockSummary;
 use crate::tsdb::{self, BlockStats};
 
 /// Bumped when a change would make older promsnap versions misread a repository.
@@ -195,6 +196,55 @@ impl BlockEntry {
             self.ulid
         );
         Ok(())
+    }
+
+    /// How the block's `meta.json`, as Prometheus will read it, differs
+    /// from what the manifest records: `(field, message)` for its ULID (which
+    /// must be the block's directory name), time range, compaction level and
+    /// stats. Hashes only prove that the bytes are the ones the manifest
+    /// lists; this proves that they are the block the manifest says.
+    pub fn meta_differences(&self, meta: &BlockSummary) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !meta.ulid.eq_ignore_ascii_case(&self.ulid) {
+            out.push((
+                "ulid",
+                format!(
+                    "meta.json names block {} but it is stored as block {}",
+                    meta.ulid, self.ulid
+                ),
+            ));
+        }
+        let stats = &self.stats;
+        let numbers: [(&'static str, i128, i128); 7] = [
+            ("minTime", self.min_time.into(), meta.min_time.into()),
+            ("maxTime", self.max_time.into(), meta.max_time.into()),
+            (
+                "compaction.level",
+                self.compaction_level.into(),
+                meta.compaction_level.into(),
+            ),
+            ("numSeries", stats.num_series.into(), meta.num_series.into()),
+            ("numChunks", stats.num_chunks.into(), meta.num_chunks.into()),
+            (
+                "numSamples",
+                stats.num_samples.into(),
+                meta.num_samples.into(),
+            ),
+            (
+                "numTombstones",
+                stats.num_tombstones.into(),
+                meta.num_tombstones.into(),
+            ),
+        ];
+        for (field, manifest, found) in numbers {
+            if manifest != found {
+                out.push((
+                    field,
+                    format!("{field} is {found} in meta.json but {manifest} in the manifest"),
+                ));
+            }
+        }
+        out
     }
 
     pub fn data_size(&self) -> u64 {
@@ -409,6 +459,50 @@ pub(crate) mod tests {
         // A newer format is recognised even when nothing else parses.
         let err = Manifest::parse(br#"{"format_version": 2, "blocks": "elsewhere"}"#).unwrap_err();
         assert!(format!("{err}").contains("upgrade promsnap"), "{err}");
+    }
+
+    fn summary_of(entry: &BlockEntry) -> BlockSummary {
+        BlockSummary {
+            ulid: entry.ulid.clone(),
+            min_time: entry.min_time,
+            max_time: entry.max_time,
+            num_samples: entry.stats.num_samples,
+            num_series: entry.stats.num_series,
+            num_chunks: entry.stats.num_chunks,
+            num_tombstones: entry.stats.num_tombstones,
+            compaction_level: entry.compaction_level,
+        }
+    }
+
+    #[test]
+    fn meta_json_must_describe_the_block_the_manifest_lists() {
+        let entry = sample_entry("01HQ3K6W2Z0000000000000000");
+        let same = summary_of(&entry);
+        assert!(entry.meta_differences(&same).is_empty());
+        let lower = BlockSummary {
+            ulid: entry.ulid.to_lowercase(),
+            ..summary_of(&entry)
+        };
+        assert!(entry.meta_differences(&lower).is_empty(), "the same ULID");
+
+        let other = BlockSummary {
+            ulid: "01HQ3K6W2Z0000000000000001".into(),
+            min_time: -5,
+            num_tombstones: 3,
+            ..summary_of(&entry)
+        };
+        let found = entry.meta_differences(&other);
+        let fields: Vec<&str> = found.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["ulid", "minTime", "numTombstones"]);
+        assert_eq!(
+            found[0].1,
+            "meta.json names block 01HQ3K6W2Z0000000000000001 but it is stored as block \
+             01HQ3K6W2Z0000000000000000"
+        );
+        assert_eq!(
+            found[1].1,
+            "minTime is -5 in meta.json but 0 in the manifest"
+        );
     }
 
     #[test]

@@ -515,48 +515,24 @@ impl EntrySink for DeepCheck<'_> {
     }
 }
 
-/// meta.json must describe the block the manifest says it holds.
+/// meta.json must describe the block the manifest says it holds (the same
+/// comparison a restore makes before a block goes into place). Its ULID is
+/// left to `check_block`, which compares it with the block's name already.
 fn meta_matches_manifest(dir: &Path, entry: &BlockEntry) -> Vec<check::Problem> {
     let Ok(summary) = check::read_summary(dir) else {
         return vec![]; // check_block reports an unreadable meta.json
     };
-    let mut out = Vec::new();
-    let mut differs = |what: &str, manifest: String, meta: String| {
-        if manifest != meta {
-            out.push(check::Problem {
-                file: "meta.json".into(),
-                offset: None,
-                kind: check::ProblemKind::BadMeta,
-                message: format!("{what} is {meta} in meta.json but {manifest} in the manifest"),
-            });
-        }
-    };
-    differs(
-        "minTime",
-        entry.min_time.to_string(),
-        summary.min_time.to_string(),
-    );
-    differs(
-        "maxTime",
-        entry.max_time.to_string(),
-        summary.max_time.to_string(),
-    );
-    differs(
-        "numSeries",
-        entry.stats.num_series.to_string(),
-        summary.num_series.to_string(),
-    );
-    differs(
-        "numChunks",
-        entry.stats.num_chunks.to_string(),
-        summary.num_chunks.to_string(),
-    );
-    differs(
-        "numSamples",
-        entry.stats.num_samples.to_string(),
-        summary.num_samples.to_string(),
-    );
-    out
+    entry
+        .meta_differences(&summary)
+        .into_iter()
+        .filter(|(field, _)| *field != "ulid")
+        .map(|(_, message)| check::Problem {
+            file: "meta.json".into(),
+            offset: None,
+            kind: check::ProblemKind::BadMeta,
+            message,
+        })
+        .collect()
 }
 
 #[cfg(test)]
