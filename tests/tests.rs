@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod ha;
 mod harness_selftest;
+mod hostile;
 mod interrupt;
 mod ops;
 mod prune;
