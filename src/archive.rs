@@ -12,6 +12,16 @@
 //! file's size and SHA-256 must match the manifest. Archives are deterministic
 //! (fixed owner, mode and time), so the same block always packs to the same
 //! bytes.
+//!
+//! Unpacking is also bounded by the manifest, never by what the archive
+//! claims: an entry whose header promises more bytes than the manifest
+//! records for its file is refused before a byte of it is read, and the
+//! decompressed stream as a whole is cut off at what the manifest's files
+//! can take up in a tar stream (`tar_size_limit`), so a few hundred KiB of
+//! zstd that expand to terabytes cost no more time, disk or memory than the
+//! block the manifest describes. Entries are read raw: GNU long names and
+//! PAX headers, which `pack` never writes and which the `tar` crate would
+//! read into memory whole, are refused like any other unexpected entry.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -214,18 +224,39 @@ pub fn read_entries(
     let mut hash = HashThread::spawn()?;
     {
         let decoder = zstd::Decoder::with_buffer(&mut counted)?;
-        let mut archive = tar::Archive::new(decoder);
-        for entry in archive.entries().context("not a valid archive")? {
+        let limit = tar_size_limit(expected);
+        let bounded = Bounded {
+            inner: decoder,
+            left: limit,
+            limit,
+        };
+        let mut archive = tar::Archive::new(bounded);
+        let entries = archive.entries().context("not a valid archive")?.raw(true);
+        for entry in entries {
             let mut entry = entry.context("not a valid archive")?;
             let name = entry_path(&entry)?;
+            let claimed = entry.size();
             match entry.header().entry_type() {
                 tar::EntryType::Directory if name.trim_end_matches('/') == "chunks" => {
+                    if claimed != 0 {
+                        bail!("archive entry {name:?} is a directory with {claimed} bytes of data");
+                    }
                     sink.chunks_dir()?;
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let want = wanted.remove(name.as_str()).with_context(|| {
                         format!("archive entry {name:?} is not in the manifest (or appears twice)")
                     })?;
+                    if claimed > want.size {
+                        // Refused before a byte is read: the header may
+                        // promise terabytes.
+                        bail!(
+                            "{} is {claimed} bytes long in the archive but {} bytes in the \
+                             manifest; nothing of it was unpacked",
+                            want.path,
+                            want.size
+                        );
+                    }
                     let mut reader = TeeReader {
                         inner: &mut entry,
                         hash: &mut hash,
@@ -258,6 +289,47 @@ pub fn read_entries(
     Ok(Unpacked {
         archive_size: counted.count,
     })
+}
+
+/// The most bytes a tar stream of `files` can take up: a 512-byte header
+/// and the data padded to 512 bytes per file, one header for the `chunks`
+/// directory, the two zero blocks that end an archive, and slack for one
+/// 10 KiB record of padding (which `pack` does not write, but other tar
+/// writers do). Reading past it means the archive holds more than the
+/// manifest says, whatever its entries claim.
+fn tar_size_limit(files: &[FileEntry]) -> u64 {
+    const BLOCK: u64 = 512;
+    let data: u64 = files
+        .iter()
+        .map(|f| BLOCK + f.size.div_ceil(BLOCK).saturating_mul(BLOCK))
+        .fold(0, u64::saturating_add);
+    data.saturating_add(BLOCK + 2 * BLOCK + 20 * BLOCK)
+}
+
+/// Reads at most `limit` decompressed bytes; the byte after that is an
+/// error (not an end of file, which tar would take for a short archive).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte more than allowed is asked for, to see whether it exists.
+        let room = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(format!(
+                "the archive decompresses to more than {} bytes, all that the files its \
+                 manifest lists can take up; reading stopped there",
+                self.limit
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Unpacks an archive stream into `dest` (which must exist and be empty),
@@ -649,6 +721,95 @@ mod tests {
             0,
             "something was written"
         );
+    }
+
+    /// A zstd frame of `len` zero bytes made of RLE blocks: 4 bytes per
+    /// 128 KiB, so a few hundred KiB expand to many GiB.
+    fn zero_frame(len: u64) -> Vec<u8> {
+        const BLOCK: u64 = 128 * 1024;
+        // Magic; no content size, checksum or dictionary; a 128 KiB window.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+        let mut left = len;
+        loop {
+            let n = left.min(BLOCK);
+            left -= n;
+            let last = u32::from(left == 0);
+            let header = last | (1 << 1) | ((n as u32) << 3); // an RLE block of n bytes
+            frame.extend_from_slice(&header.to_le_bytes()[..3]);
+            frame.push(0);
+            if left == 0 {
+                return frame;
+            }
+        }
+    }
+
+    /// A tar header alone (zstd-compressed) that claims `size` bytes of data.
+    fn claiming_header(name: &[u8], kind: tar::EntryType, size: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        zstd::encode_all(header.as_bytes().as_slice(), 1).unwrap()
+    }
+
+    /// The issue's bomb: an `index` entry that expands to 4 GiB of a few
+    /// hundred KiB. It is refused at its header: nothing is written, and
+    /// almost none of the input is read.
+    #[test]
+    fn an_entry_larger_than_the_manifest_is_refused_before_it_is_read() {
+        let bomb = 4u64 << 30;
+        let mut archive = claiming_header(b"index", tar::EntryType::Regular, bomb);
+        archive.extend(zero_frame(bomb));
+        let files = [FileEntry {
+            path: "index".into(),
+            size: 60832,
+            sha256: "0".repeat(64),
+        }];
+        let dest = tempfile::tempdir().unwrap();
+        let mut input = &archive[..];
+        let err = unpack(&mut input, dest.path(), &files, false).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(
+                "index is 4294967296 bytes long in the archive but 60832 bytes in the manifest"
+            ),
+            "{err:#}"
+        );
+        assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+        assert!(input.len() > archive.len() / 2, "the bomb was read");
+    }
+
+    /// Bytes the tar stream does not account for (after its end, in a
+    /// directory entry, in a GNU long name the `tar` crate would read into
+    /// memory whole) are cut off at what the manifest's files can take up.
+    #[tokio::test]
+    async fn data_the_manifest_does_not_account_for_is_cut_off() {
+        let src = tempfile::tempdir().unwrap();
+        let block = fake_block(src.path());
+        let (packed, good) = pack_to_vec(&block).await;
+        let bomb = 16u64 << 30;
+        let mut trailing = good.clone();
+        trailing.extend(zero_frame(bomb));
+        let mut in_dir = claiming_header(b"chunks/", tar::EntryType::Directory, bomb);
+        in_dir.extend(zero_frame(bomb));
+        let mut long_name = claiming_header(b"././@LongLink", tar::EntryType::GNULongName, bomb);
+        long_name.extend(zero_frame(bomb));
+        let cases = [
+            (trailing, "decompresses to more than"),
+            (in_dir, "is a directory with 17179869184 bytes of data"),
+            (long_name, "refusing archive entry \"././@LongLink\""),
+        ];
+        for (archive, message) in cases {
+            let dest = tempfile::tempdir().unwrap();
+            let mut input = &archive[..];
+            let err = unpack(&mut input, dest.path(), &packed.files, false).unwrap_err();
+            assert!(format!("{err:#}").contains(message), "{err:#}");
+            assert!(input.len() > archive.len() / 2, "the bomb was read");
+        }
+        // What `pack` writes fits the limit with room to spare.
+        let tar_size = zstd::decode_all(&good[..]).unwrap().len() as u64;
+        assert!(tar_size <= tar_size_limit(&packed.files));
     }
 
     #[test]

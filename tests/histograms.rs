@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{bare, Target};
 use crate::support::{self, Prometheus, StartOptions};
+use crate::support::{bare, Target};
 
 const NATIVE_HISTOGRAMS: &str = "--enable-feature=native-histograms";
 

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{bare, Target};
 use crate::support::{self, Prometheus};
+use crate::support::{bare, Target};
 
 /// The only block directory in `dir`.
 fn only_block(dir: &Path) -> PathBuf {

@@ -12,6 +12,7 @@ mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail cl
 mod ha; // replicas of one HA group store one backup per period
 mod harness_selftest; // the harness itself against the real servers
 mod histograms; // native histograms back up, verify, restore and answer the same queries
+mod hostile; // a damaged or hostile repository: bounded reads, checked names
 mod interrupt; // Ctrl-C, SIGTERM and kill -9 mid-backup: clean stop, next run finishes
 mod ops; // metrics and alert rules, the run lock, secrets from files, bandwidth limit
 mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer chunk encodings

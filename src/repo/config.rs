@@ -116,7 +116,7 @@ pub async fn find(storage: &dyn Storage) -> Result<Found> {
                 meta.size
             );
         }
-        let bytes = storage.get_bytes(&key).await?;
+        let bytes = storage.get_bytes(&key, MAX_CONFIG_BYTES).await?;
         return RepoConfig::parse(&bytes)
             .with_context(|| format!("the repository at {location} is damaged"))
             .map(Found::Repository);

@@ -5,6 +5,11 @@
 //! them through [`ChannelReader`]. Memory stays at a few chunks per object
 //! however large the block is, and hashing, decompression and unpacking run
 //! while the next bytes arrive.
+//!
+//! Every download stops at the size the manifest records for the object
+//! (plus at most one chunk, to see that there is more): an object that never
+//! ends, or is a thousand times longer than recorded, costs the recorded size
+//! and is reported as damage ([`BadObject`]), not as a broken connection.
 
 use std::fs;
 use std::io::{self, BufRead, Read};
@@ -23,7 +28,7 @@ use super::Repository;
 use crate::archive;
 use crate::error::{Environment, Place};
 use crate::progress::Progress;
-use crate::storage::Key;
+use crate::storage::{BadObject, Key};
 
 /// How much downloaded data is handed to the unpacking thread at once.
 const HANDOFF: usize = 1 << 20;
@@ -76,7 +81,7 @@ pub async fn read_object<T: Send + 'static>(
     read: impl FnOnce(ChannelReader) -> Result<(archive::Unpacked, T)> + Send + 'static,
 ) -> Result<T> {
     let key = Key::new(entry.object.key.clone())?;
-    let mut stream = repo.storage().get(&key).await?;
+    let mut stream = repo.storage().get_limited(&key, entry.object.size).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     // The archive is hashed here, as chunks arrive, so that hashing and
     // decompressing run on two cores.
@@ -110,6 +115,9 @@ pub async fn read_object<T: Send + 'static>(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let _ = tx.send(Err(io::Error::other(format!("{e:#}")))).await;
+                    if e.downcast_ref::<BadObject>().is_some() {
+                        return Err(e); // damage, not the connection
+                    }
                     let what = format!("the download of {} broke off", entry.object.key);
                     return Err(e.context(Environment {
                         what,
@@ -195,13 +203,15 @@ impl BufRead for ChannelReader {
     }
 }
 
-/// Downloads an object and returns its size and SHA-256.
+/// Downloads an object of at most `max` bytes and returns its size and
+/// SHA-256; a longer one is a [`BadObject`] error once `max` is passed.
 pub async fn hash_object(
     repo: &Repository,
     key: &Key,
+    max: u64,
     progress: &Arc<dyn Progress>,
 ) -> Result<(u64, String)> {
-    let mut stream = repo.storage().get(key).await?;
+    let mut stream = repo.storage().get_limited(key, max).await?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -218,14 +228,16 @@ pub(crate) mod tests {
     use super::*;
     use crate::error::{environment, Place};
     use crate::progress::Silent;
-    use crate::storage::{Body, ByteStream, LocalStorage, ObjectMeta, Storage};
+    use crate::storage::{BadKind, Body, ByteStream, LocalStorage, ObjectMeta, Storage};
     use async_trait::async_trait;
     use chrono::{DateTime, Utc};
 
     /// A local storage whose downloads break off after their first chunk,
-    /// as a dropped connection does once the retries are spent.
+    /// as a dropped connection does once the retries are spent; with
+    /// `false`, one that serves whole objects as streams of unknown length,
+    /// as S3 does (no size check before the first byte).
     #[derive(Debug)]
-    pub(crate) struct BreaksOff(pub LocalStorage);
+    pub(crate) struct BreaksOff(pub LocalStorage, pub bool);
 
     #[async_trait]
     impl Storage for BreaksOff {
@@ -236,6 +248,9 @@ pub(crate) mod tests {
             self.0.put(key, body).await
         }
         async fn get(&self, key: &Key) -> Result<ByteStream> {
+            if !self.1 {
+                return self.0.get(key).await; // whole
+            }
             let first = self.0.get(key).await?.take(1);
             let reset = futures::stream::once(async { Err(anyhow::anyhow!("connection reset")) });
             Ok(Box::pin(first.chain(reset)))
@@ -254,6 +269,47 @@ pub(crate) mod tests {
         }
     }
 
+    /// An object longer than its manifest records is read no further than
+    /// that (plus one chunk) and is damage, not a broken connection.
+    #[tokio::test]
+    async fn an_object_longer_than_recorded_is_cut_off_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry = crate::repo::manifest::tests::sample_entry("01HQ3K6W2Z0000000000000000");
+        let storage = LocalStorage::new(dir.path().to_path_buf());
+        let key = Key::new(entry.object.key.clone()).unwrap();
+        storage
+            .put_bytes(&key, Bytes::from(vec![7u8; 5 << 20]))
+            .await
+            .unwrap();
+        entry.object.size = 1 << 20;
+        // Through a stream, as S3 serves it: the size is not known up front.
+        let repo = Repository::new(Arc::new(BreaksOff(storage.clone(), false)));
+        let err = read_object(
+            &repo,
+            &entry,
+            Arc::new(Silent),
+            |mut input| -> Result<(archive::Unpacked, u64)> {
+                let mut sink = Vec::new();
+                let read = input.read_to_end(&mut sink);
+                let n = sink.len() as u64;
+                assert!(n <= 1 << 20, "{n} bytes handed on");
+                read?;
+                Ok((archive::Unpacked { archive_size: n }, n))
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(environment(&err), None, "{err:#}");
+        let bad = err.downcast_ref::<BadObject>().expect("a BadObject");
+        assert_eq!(bad.kind, BadKind::TooLarge { limit: 1 << 20 });
+        let repo = Repository::new(Arc::new(storage));
+        let progress: Arc<dyn Progress> = Arc::new(Silent);
+        let err = hash_object(&repo, &key, 1 << 20, &progress)
+            .await
+            .unwrap_err();
+        assert!(err.downcast_ref::<BadObject>().is_some(), "{err:#}");
+    }
+
     /// The broken download is the error, marked as this machine's (so that
     /// verify fails instead of calling the object damaged), not whatever the
     /// reader made of the truncated stream.
@@ -266,7 +322,7 @@ pub(crate) mod tests {
         let key = Key::new(entry.object.key.clone()).unwrap();
         storage.put_bytes(&key, data.clone()).await.unwrap();
         entry.object.size = data.len() as u64;
-        let repo = Repository::new(Arc::new(BreaksOff(storage)));
+        let repo = Repository::new(Arc::new(BreaksOff(storage, true)));
         let err = read_object(
             &repo,
             &entry,

@@ -38,12 +38,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Repository;
 use crate::error::Hinted;
-use crate::storage::{Key, NotFound};
+use crate::storage::{BadObject, Key, NotFound};
 
 /// How long a lock stays valid without a refresh.
 const LEASE: Duration = Duration::from_secs(600);
 /// How often the holder refreshes it.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// The largest lock object read; real ones are a few hundred bytes.
+const MAX_LOCK_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -249,14 +251,16 @@ impl Repository {
     }
 
     /// Every lock in the repository; `None` for an object that is not a lock
-    /// (puts are atomic, so that is damage, and it is removed as stale).
+    /// (puts are atomic, so that is damage, and it is removed as stale):
+    /// one that does not parse, or is larger than [`MAX_LOCK_BYTES`].
     pub async fn locks(&self) -> Result<Vec<(Key, Option<LockInfo>)>> {
         let objects = self.storage().list("locks/").await?;
         let mut out = Vec::new();
         for o in objects {
-            match self.storage().get_bytes(&o.key).await {
+            match self.storage().get_bytes(&o.key, MAX_LOCK_BYTES).await {
                 Ok(bytes) => out.push((o.key, serde_json::from_slice(&bytes).ok())),
                 Err(e) if e.downcast_ref::<NotFound>().is_some() => {} // released meanwhile
+                Err(e) if e.downcast_ref::<BadObject>().is_some() => out.push((o.key, None)),
                 Err(e) => return Err(e),
             }
         }

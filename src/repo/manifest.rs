@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::configfiles::ConfigFileEntry;
 pub use crate::archive::FileEntry;
 use crate::storage::Key;
+use crate::tsdb::check::BlockSummary;
 use crate::tsdb::{self, BlockStats};
 
 /// Bumped when a change would make older promsnap versions misread a repository.
@@ -77,6 +78,31 @@ pub struct ObjectRef {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+}
+
+/// The largest manifest or block entry promsnap reads. A manifest takes
+/// about 180 bytes per file (a 512 MiB chunk segment, or a small file), so
+/// this is room for some 90,000 files, over 40 TB of TSDB in one snapshot;
+/// real manifests are a few KiB to a few MiB. It bounds the memory a
+/// damaged or hostile repository can make promsnap spend on one object.
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Just the format version, read when a manifest does not parse: every
+/// other field is skipped without being stored.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    format_version: Option<u64>,
+}
+
+fn readable_version(v: u64) -> Result<()> {
+    if v > u64::from(FORMAT_VERSION) {
+        bail!(
+            "written by a newer promsnap (repository format {v}, this one reads up to \
+             {FORMAT_VERSION}); upgrade promsnap"
+        );
+    }
+    Ok(())
 }
 
 /// Where the object for a block with this fingerprint lives.
@@ -166,23 +192,83 @@ impl BlockEntry {
         Ok(())
     }
 
+    /// How the block's `meta.json`, as Prometheus will read it, differs
+    /// from what the manifest records: `(field, message)` for its ULID (which
+    /// must be the block's directory name), time range, compaction level and
+    /// stats. Hashes only prove that the bytes are the ones the manifest
+    /// lists; this proves that they are the block the manifest says.
+    pub fn meta_differences(&self, meta: &BlockSummary) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !meta.ulid.eq_ignore_ascii_case(&self.ulid) {
+            out.push((
+                "ulid",
+                format!(
+                    "meta.json names block {} but it is stored as block {}",
+                    meta.ulid, self.ulid
+                ),
+            ));
+        }
+        let stats = &self.stats;
+        let numbers: [(&'static str, i128, i128); 7] = [
+            ("minTime", self.min_time.into(), meta.min_time.into()),
+            ("maxTime", self.max_time.into(), meta.max_time.into()),
+            (
+                "compaction.level",
+                self.compaction_level.into(),
+                meta.compaction_level.into(),
+            ),
+            ("numSeries", stats.num_series.into(), meta.num_series.into()),
+            ("numChunks", stats.num_chunks.into(), meta.num_chunks.into()),
+            (
+                "numSamples",
+                stats.num_samples.into(),
+                meta.num_samples.into(),
+            ),
+            (
+                "numTombstones",
+                stats.num_tombstones.into(),
+                meta.num_tombstones.into(),
+            ),
+        ];
+        for (field, manifest, found) in numbers {
+            if manifest != found {
+                out.push((
+                    field,
+                    format!("{field} is {found} in meta.json but {manifest} in the manifest"),
+                ));
+            }
+        }
+        out
+    }
+
     pub fn data_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
 
 impl Manifest {
+    /// Parses and validates a manifest read from a repository (at most
+    /// [`MAX_MANIFEST_BYTES`], which the caller enforces while reading).
+    ///
+    /// The bytes go straight into the typed structure: no generic JSON value
+    /// is built, so memory stays near the size of the document, and fields
+    /// this version does not know are skipped without being kept.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
-        let probe: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
-        if let Some(v) = probe.get("format_version").and_then(|v| v.as_u64()) {
-            if v > FORMAT_VERSION as u64 {
-                bail!(
-                    "written by a newer promsnap (repository format {v}, this one reads up to \
-                     {FORMAT_VERSION}); upgrade promsnap"
-                );
+        let m: Manifest = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                // A newer format may not parse as this one: say that, rather
+                // than which field failed.
+                if let Ok(Probe {
+                    format_version: Some(v),
+                }) = serde_json::from_slice(bytes)
+                {
+                    readable_version(v)?;
+                }
+                return Err(e).context("not a promsnap manifest");
             }
-        }
-        let m: Manifest = serde_json::from_value(probe).context("not a promsnap manifest")?;
+        };
+        readable_version(m.format_version.into())?;
         m.validate()?;
         Ok(m)
     }
@@ -338,6 +424,79 @@ pub(crate) mod tests {
         m.format_version = FORMAT_VERSION + 1;
         let err = Manifest::parse(&m.to_json()).unwrap_err();
         assert!(format!("{err}").contains("upgrade promsnap"));
+    }
+
+    /// Fields this version does not know are skipped (a newer promsnap may
+    /// add one within the same format version); anything that is not a
+    /// manifest object fails on its first value, without being built.
+    #[test]
+    fn unknown_fields_are_skipped_and_other_json_is_refused() {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&sample_manifest().to_json()).unwrap();
+        json["added_later"] = serde_json::json!({"nested": [1, 2, 3], "text": "x".repeat(1000)});
+        let parsed = Manifest::parse(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(parsed, sample_manifest());
+
+        let array = format!("[{}0]", "0,".repeat(100_000));
+        for bad in [
+            array.as_str(),
+            "\"text\"",
+            "{\"format_version\": \"1\"}",
+            "not json",
+        ] {
+            let err = Manifest::parse(bad.as_bytes()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("not a promsnap manifest"),
+                "{err:#}"
+            );
+        }
+        // A newer format is recognised even when nothing else parses.
+        let err = Manifest::parse(br#"{"format_version": 2, "blocks": "elsewhere"}"#).unwrap_err();
+        assert!(format!("{err}").contains("upgrade promsnap"), "{err}");
+    }
+
+    fn summary_of(entry: &BlockEntry) -> BlockSummary {
+        BlockSummary {
+            ulid: entry.ulid.clone(),
+            min_time: entry.min_time,
+            max_time: entry.max_time,
+            num_samples: entry.stats.num_samples,
+            num_series: entry.stats.num_series,
+            num_chunks: entry.stats.num_chunks,
+            num_tombstones: entry.stats.num_tombstones,
+            compaction_level: entry.compaction_level,
+        }
+    }
+
+    #[test]
+    fn meta_json_must_describe_the_block_the_manifest_lists() {
+        let entry = sample_entry("01HQ3K6W2Z0000000000000000");
+        let same = summary_of(&entry);
+        assert!(entry.meta_differences(&same).is_empty());
+        let lower = BlockSummary {
+            ulid: entry.ulid.to_lowercase(),
+            ..summary_of(&entry)
+        };
+        assert!(entry.meta_differences(&lower).is_empty(), "the same ULID");
+
+        let other = BlockSummary {
+            ulid: "01HQ3K6W2Z0000000000000001".into(),
+            min_time: -5,
+            num_tombstones: 3,
+            ..summary_of(&entry)
+        };
+        let found = entry.meta_differences(&other);
+        let fields: Vec<&str> = found.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["ulid", "minTime", "numTombstones"]);
+        assert_eq!(
+            found[0].1,
+            "meta.json names block 01HQ3K6W2Z0000000000000001 but it is stored as block \
+             01HQ3K6W2Z0000000000000000"
+        );
+        assert_eq!(
+            found[1].1,
+            "minTime is -5 in meta.json but 0 in the manifest"
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::Hinted;
-use crate::storage::{NotFound, Storage};
-use manifest::{manifest_key, BlockEntry, Manifest};
+use crate::storage::{BadObject, NotFound, Storage};
+use manifest::{manifest_key, BlockEntry, Manifest, MAX_MANIFEST_BYTES};
 
 /// How many small objects (manifests, entries) are fetched at once.
 const METADATA_CONCURRENCY: usize = 16;
@@ -194,13 +194,20 @@ impl Repository {
 
     pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
         let key = manifest_key(id)?;
-        let bytes = self.storage.get_bytes(&key).await?;
-        let manifest = Manifest::parse(&bytes).map_err(|e| {
+        let invalid = |e: anyhow::Error| {
             e.context(Hinted::failure(
                 format!("manifest {key} in {} is invalid", self.describe()),
                 "it may be damaged or tampered with; `promsnap verify` checks the repository",
             ))
-        })?;
+        };
+        // Capped while it is read: a manifest of gigabytes costs no more
+        // than the cap, and is damage like any other invalid manifest.
+        let bytes = match self.storage.get_bytes(&key, MAX_MANIFEST_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => return Err(invalid(e)),
+            Err(e) => return Err(e),
+        };
+        let manifest = Manifest::parse(&bytes).map_err(invalid)?;
         if manifest.id != id {
             return Err(Hinted::failure(
                 format!("manifest {key} claims to be snapshot {}", manifest.id),
@@ -250,12 +257,14 @@ impl Repository {
         fingerprint: &str,
     ) -> Result<Option<BlockEntry>> {
         let key = manifest::block_entry_key(ulid, fingerprint)?;
-        let bytes = match self.storage.get_bytes(&key).await {
+        // A damaged entry only costs a re-upload, never a wrong reuse; one
+        // too large to be an entry (or not a file) is damaged.
+        let bytes = match self.storage.get_bytes(&key, MAX_MANIFEST_BYTES).await {
             Ok(b) => b,
             Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(None),
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => return Ok(None),
             Err(e) => return Err(e),
         };
-        // A damaged entry only costs a re-upload, never a wrong reuse.
         match serde_json::from_slice::<BlockEntry>(&bytes) {
             Ok(entry) if entry.validate().is_ok() && entry.fingerprint == fingerprint => {
                 Ok(Some(entry))

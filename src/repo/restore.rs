@@ -10,9 +10,11 @@
 //!    content aside into a dated folder; nothing is ever deleted.
 //! 3. Each block is downloaded, its archive hashed while streaming, unpacked
 //!    into `<ULID>.tmp-for-creation` (a name Prometheus ignores and cleans up)
-//!    with every file checked against the manifest and fsynced, and only then
-//!    renamed to `<ULID>`. A block directory therefore appears whole or not
-//!    at all.
+//!    with every file checked against the manifest and fsynced, its
+//!    `meta.json` compared with the manifest (its ULID must be the directory
+//!    name, its time range and stats the manifest's: what Prometheus reads is
+//!    what the manifest promised), and only then renamed to `<ULID>`. A block
+//!    directory therefore appears whole or not at all.
 //! 4. A marker file records which snapshot is being restored. If the restore
 //!    stops half-way, rerunning it for the same snapshot keeps the blocks that
 //!    are complete and restores the rest.
@@ -69,10 +71,15 @@ use super::Repository;
 use crate::error::local_io;
 use crate::error::Hinted;
 use crate::progress::Progress;
+use crate::storage::BadObject;
 use crate::tsdb;
 
 /// Records an unfinished restore inside the target directory.
 const MARKER: &str = ".promsnap-restore.json";
+
+/// The hint for a block the repository holds damaged.
+const DAMAGED: &str = "the backup may be damaged or tampered with; `promsnap verify --deep` \
+                       checks every block, and an older snapshot may hold a good copy";
 
 pub struct RestoreOptions {
     /// Blocks downloaded and unpacked at the same time.
@@ -388,9 +395,14 @@ async fn restore_block(
     }
     fs::create_dir(&tmp).map_err(|e| local(e, "create", &tmp))?;
     let mut guard = TmpDir(Some(tmp.clone()));
-    download::unpack_object(repo, entry, &tmp, progress.clone(), true)
-        .await
-        .with_context(|| format!("could not restore block {}", entry.ulid))?;
+    if let Err(e) = download::unpack_object(repo, entry, &tmp, progress.clone(), true).await {
+        let what = format!("could not restore block {}", entry.ulid);
+        return Err(match e.downcast_ref::<BadObject>() {
+            Some(_) => e.context(Hinted::failure(what, DAMAGED)),
+            None => e.context(what),
+        });
+    }
+    meta_is_the_manifests(&tmp, entry)?;
     if let Some((uid, gid)) = owner {
         give_to(&tmp, uid, gid);
     }
@@ -402,6 +414,37 @@ async fn restore_block(
     fs::rename(&tmp, &target).map_err(|e| local(e, "rename into place", &tmp))?;
     guard.0 = None;
     progress.note(&format!("block {} restored", entry.ulid));
+    Ok(())
+}
+
+/// The unpacked block's `meta.json` must be the block the manifest lists:
+/// every file's hash matching only proves the bytes are the ones listed, and
+/// a manifest can list a meta.json that names another block or time range.
+/// Prometheus trusts meta.json alone, so a mismatch would load as a
+/// different block than the one restored (`verify --deep` reports the same).
+fn meta_is_the_manifests(block: &Path, entry: &BlockEntry) -> Result<()> {
+    let summary = tsdb::check::read_summary(block).map_err(|p| {
+        Hinted::failure(
+            format!("could not restore block {}: {}", entry.ulid, p.message),
+            DAMAGED,
+        )
+    })?;
+    let differences: Vec<String> = entry
+        .meta_differences(&summary)
+        .into_iter()
+        .map(|(_, message)| message)
+        .collect();
+    if !differences.is_empty() {
+        return Err(Hinted::failure(
+            format!(
+                "could not restore block {}: its meta.json does not match the manifest: {}",
+                entry.ulid,
+                differences.join("; ")
+            ),
+            DAMAGED,
+        )
+        .into());
+    }
     Ok(())
 }
 

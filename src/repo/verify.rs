@@ -40,13 +40,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::configfiles::ConfigFileEntry;
+use crate::prometheus::config_files::MAX_FILE_SIZE;
 use super::download;
-use super::manifest::{BlockEntry, FileEntry, Manifest};
+use super::manifest::{BlockEntry, FileEntry, Manifest, MAX_MANIFEST_BYTES};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
 use crate::progress::Progress;
-use crate::storage::{Key, NotFound};
+use crate::storage::{BadKind, BadObject, Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -223,11 +224,12 @@ pub async fn run(
     })
 }
 
-/// A manifest, or the problem that makes it unusable. Storage errors are
-/// errors: they say nothing about the backup.
+/// A manifest, or the problem that makes it unusable: malformed, or refused
+/// by the storage as damaged (larger than any manifest, not a file). Other
+/// storage errors are errors: they say nothing about the backup.
 async fn load(repo: &Repository, id: &str) -> Result<Result<Manifest, Problem>> {
     let key = super::manifest::manifest_key(id)?;
-    let bytes = repo.storage().get_bytes(&key).await?;
+    let read = repo.storage().get_bytes(&key, MAX_MANIFEST_BYTES).await;
     let problem = |message: String| Problem {
         snapshots: vec![id.to_string()],
         block: None,
@@ -236,6 +238,13 @@ async fn load(repo: &Repository, id: &str) -> Result<Result<Manifest, Problem>> 
         offset: None,
         kind: "invalid_manifest".into(),
         message,
+    };
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(e) => match bad_object(&e) {
+            Some(_) => return Ok(Err(problem(format!("{e:#}")))),
+            None => return Err(e),
+        },
     };
     Ok(match Manifest::parse(&bytes) {
         Ok(m) if m.id == id => Ok(m),
@@ -256,7 +265,13 @@ async fn stat_all(
     let results: Vec<Result<Option<Problem>>> = futures::stream::iter(targets.values())
         .map(|t| async move {
             let key = Key::new(t.entry.object.key.clone())?;
-            let found = repo.storage().head(&key).await?;
+            let found = match repo.storage().head(&key).await {
+                Ok(found) => found,
+                Err(e) => match bad_object(&e) {
+                    Some(kind) => return Ok(Some(problem(t, kind, format!("{e:#}")))),
+                    None => return Err(e),
+                },
+            };
             Ok(match found {
                 None => Some(problem(
                     t,
@@ -294,21 +309,35 @@ async fn check_config_files(
     let mut problems = Vec::new();
     for (key, (entry, snapshots)) in users {
         let key = Key::new(key)?;
+        // Read no more than the manifest records (and never more than a
+        // configuration file may be), whatever the object holds.
+        let max = entry.size.min(MAX_FILE_SIZE);
         let found = match level {
-            Level::Quick => repo.storage().head(&key).await?.map(|m| (m.size, None)),
-            _ => match repo.storage().get_bytes(&key).await {
-                Ok(data) => Some((data.len() as u64, Some(hex::encode(Sha256::digest(&data))))),
-                Err(e) if e.downcast_ref::<NotFound>().is_some() => None,
-                Err(e) => return Err(e),
+            Level::Quick => repo
+                .storage()
+                .head(&key)
+                .await
+                .map(|m| m.map(|m| (m.size, None))),
+            _ => match repo.storage().get_bytes(&key, max).await {
+                Ok(data) => Ok(Some((
+                    data.len() as u64,
+                    Some(hex::encode(Sha256::digest(&data))),
+                ))),
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => Ok(None),
+                Err(e) => Err(e),
             },
         };
         let (kind, message) = match found {
-            None => ("missing_object", "the object does not exist".to_string()),
-            Some((size, _)) if size != entry.size => (
+            Err(e) => match bad_object(&e) {
+                Some(kind) => (kind, format!("{e:#}")),
+                None => return Err(e),
+            },
+            Ok(None) => ("missing_object", "the object does not exist".to_string()),
+            Ok(Some((size, _))) if size != entry.size => (
                 "size_mismatch",
                 format!("expected {} bytes, found {size}", entry.size),
             ),
-            Some((_, Some(sha))) if sha != entry.sha256 => (
+            Ok(Some((_, Some(sha)))) if sha != entry.sha256 => (
                 "checksum_mismatch",
                 format!("expected SHA-256 {}, got {sha}", entry.sha256),
             ),
@@ -325,6 +354,21 @@ async fn check_config_files(
         });
     }
     Ok(problems)
+}
+
+/// The problem kind for an object the storage refused to read
+/// ([`BadObject`]): damage in the repository, not an error of this run.
+fn bad_object(err: &anyhow::Error) -> Option<&'static str> {
+    err.downcast_ref::<BadObject>().map(|b| match b.kind {
+        BadKind::TooLarge { .. } => "size_mismatch",
+        BadKind::NotAFile(_) => "not_a_file",
+    })
+}
+
+/// A missing object, or one that is not a file: the quick level, which
+/// every level runs, has reported it already.
+fn reported_by_quick(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<NotFound>().is_some() || bad_object(err) == Some("not_a_file")
 }
 
 fn problem(t: &Target, kind: &str, message: String) -> Problem {
@@ -348,21 +392,27 @@ async fn read_one(
 ) -> Result<Vec<Problem>> {
     let key = Key::new(t.entry.object.key.clone())?;
     if opts.level == Level::Read {
-        return Ok(match download::hash_object(repo, &key, &progress).await {
-            Ok((size, sha)) if size == t.entry.object.size && sha == t.entry.object.sha256 => {
-                vec![]
-            }
-            Ok((size, sha)) => vec![problem(
-                t,
-                "checksum_mismatch",
-                format!(
-                    "expected {} bytes with SHA-256 {}, found {size} bytes with SHA-256 {sha}",
-                    t.entry.object.size, t.entry.object.sha256
-                ),
-            )],
-            Err(e) if e.downcast_ref::<NotFound>().is_some() => vec![], // reported by the quick level
-            Err(e) => return Err(e),
-        });
+        let max = t.entry.object.size;
+        return Ok(
+            match download::hash_object(repo, &key, max, &progress).await {
+                Ok((size, sha)) if size == t.entry.object.size && sha == t.entry.object.sha256 => {
+                    vec![]
+                }
+                Ok((size, sha)) => vec![problem(
+                    t,
+                    "checksum_mismatch",
+                    format!(
+                        "expected {} bytes with SHA-256 {}, found {size} bytes with SHA-256 {sha}",
+                        t.entry.object.size, t.entry.object.sha256
+                    ),
+                )],
+                Err(e) if reported_by_quick(&e) => vec![],
+                Err(e) => match bad_object(&e) {
+                    Some(kind) => vec![problem(t, kind, format!("{e:#}"))],
+                    None => return Err(e),
+                },
+            },
+        );
     }
     deep_one(repo, t, &opts.scratch, progress).await
 }
@@ -410,7 +460,7 @@ async fn deep_one(
     .await;
     let found = match checked {
         Ok(found) => found,
-        Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(vec![]), // reported by the quick level
+        Err(e) if reported_by_quick(&e) => return Ok(vec![]),
         // A full scratch disk or a broken connection says nothing about the
         // backup: verify fails (exit 1) instead of reporting damage.
         Err(e) => match environment(&e) {
@@ -466,48 +516,24 @@ impl EntrySink for DeepCheck<'_> {
     }
 }
 
-/// meta.json must describe the block the manifest says it holds.
+/// meta.json must describe the block the manifest says it holds (the same
+/// comparison a restore makes before a block goes into place). Its ULID is
+/// left to `check_block`, which compares it with the block's name already.
 fn meta_matches_manifest(dir: &Path, entry: &BlockEntry) -> Vec<check::Problem> {
     let Ok(summary) = check::read_summary(dir) else {
         return vec![]; // check_block reports an unreadable meta.json
     };
-    let mut out = Vec::new();
-    let mut differs = |what: &str, manifest: String, meta: String| {
-        if manifest != meta {
-            out.push(check::Problem {
-                file: "meta.json".into(),
-                offset: None,
-                kind: check::ProblemKind::BadMeta,
-                message: format!("{what} is {meta} in meta.json but {manifest} in the manifest"),
-            });
-        }
-    };
-    differs(
-        "minTime",
-        entry.min_time.to_string(),
-        summary.min_time.to_string(),
-    );
-    differs(
-        "maxTime",
-        entry.max_time.to_string(),
-        summary.max_time.to_string(),
-    );
-    differs(
-        "numSeries",
-        entry.stats.num_series.to_string(),
-        summary.num_series.to_string(),
-    );
-    differs(
-        "numChunks",
-        entry.stats.num_chunks.to_string(),
-        summary.num_chunks.to_string(),
-    );
-    differs(
-        "numSamples",
-        entry.stats.num_samples.to_string(),
-        summary.num_samples.to_string(),
-    );
-    out
+    entry
+        .meta_differences(&summary)
+        .into_iter()
+        .filter(|(field, _)| *field != "ulid")
+        .map(|(_, message)| check::Problem {
+            file: "meta.json".into(),
+            offset: None,
+            kind: check::ProblemKind::BadMeta,
+            message,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -564,7 +590,7 @@ mod tests {
         let key = Key::new(entry.object.key.clone()).unwrap();
         storage.put_bytes(&key, data.clone()).await.unwrap();
         entry.object.size = data.len() as u64;
-        let repo = Repository::new(Arc::new(BreaksOff(storage)));
+        let repo = Repository::new(Arc::new(BreaksOff(storage, true)));
         let target = Target {
             entry: &entry,
             snapshots: vec!["s".into()],

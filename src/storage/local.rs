@@ -5,11 +5,22 @@
 //! fsynced after the rename. A crash or Ctrl-C therefore leaves at most a
 //! staging file, which listings skip (keys never start with a dot) and the
 //! next write of the same key replaces.
+//!
+//! Reads trust nothing they find: an object must be a regular file. A link
+//! (even to a regular file), a FIFO, a device or a socket at an object's
+//! place is refused with [`BadObject`] before it is opened: a FIFO would
+//! block the open forever, `/dev/zero` would never end, and opening some
+//! devices has side effects. Listings skip the same things, so what `list`
+//! shows and what `get` reads agree. The open itself uses `O_NOFOLLOW` and
+//! `O_NONBLOCK` and the opened file is checked again, so swapping a FIFO in
+//! between the check and the open cannot make a read hang either.
 
+use std::fs::{FileType, Metadata};
 use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
+use super::{BadKind, BadObject, Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
 use crate::direct_io::StagingWriter;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -92,28 +103,33 @@ impl Storage for LocalStorage {
     }
 
     async fn get(&self, key: &Key) -> Result<ByteStream> {
-        let path = self.path(key);
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(NotFound(key.clone()).into()),
-            Err(e) => return Err(e).with_context(|| format!("could not open {}", path.display())),
-        };
-        let stream = futures::stream::try_unfold(file, |mut file| async move {
-            let mut buf = BytesMut::with_capacity(READ_CHUNK);
-            let n = file.read_buf(&mut buf).await?;
-            Ok((n > 0).then(|| (buf.freeze(), file)))
-        });
-        Ok(Box::pin(stream))
+        let (file, _) = self.open_regular(key).await?;
+        Ok(read_stream(file))
+    }
+
+    async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
+        let (file, size) = self.open_regular(key).await?;
+        if size > max {
+            return Err(BadObject {
+                key: key.clone(),
+                kind: BadKind::TooLarge { limit: max },
+            }
+            .into());
+        }
+        // The file may still grow while it is read.
+        Ok(super::limit(read_stream(file), key.clone(), max))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        match tokio::fs::metadata(self.path(key)).await {
+        match tokio::fs::symlink_metadata(self.path(key)).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
                 key: key.clone(),
                 size: m.len(),
                 last_modified: m.modified().ok().map(DateTime::<Utc>::from),
             })),
-            Ok(_) => Ok(None),
+            // A directory is a prefix of other keys, as in S3: no object.
+            Ok(m) if m.is_dir() => Ok(None),
+            Ok(m) => Err(not_a_file(key, &m).into()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("could not stat {key}")),
         }
@@ -137,6 +153,87 @@ impl Storage for LocalStorage {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl LocalStorage {
+    /// Opens the object for reading if it is a regular file, with its size.
+    async fn open_regular(&self, key: &Key) -> Result<(tokio::fs::File, u64)> {
+        let path = self.path(key);
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || open_regular(&path, &key)).await?
+    }
+}
+
+fn open_regular(path: &Path, key: &Key) -> Result<(tokio::fs::File, u64)> {
+    // Look before opening: opening a FIFO blocks until a writer appears, and
+    // opening a device can do things (a tape rewinds, a watchdog arms).
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(m) if m.is_dir() => return Err(NotFound(key.clone()).into()),
+        Ok(m) => return Err(not_a_file(key, &m).into()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(NotFound(key.clone()).into()),
+        Err(e) => return Err(e).with_context(|| format!("could not stat {}", path.display())),
+    }
+    // What was a regular file a moment ago may have been swapped: never
+    // follow a link, never wait for a FIFO's writer, and look again at what
+    // was actually opened.
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(NotFound(key.clone()).into()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(BadObject {
+                key: key.clone(),
+                kind: BadKind::NotAFile("a symbolic link"),
+            }
+            .into())
+        }
+        Err(e) => return Err(e).with_context(|| format!("could not open {}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("could not stat {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(not_a_file(key, &meta).into());
+    }
+    Ok((tokio::fs::File::from_std(file), meta.len()))
+}
+
+fn read_stream(file: tokio::fs::File) -> ByteStream {
+    let stream = futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let n = file.read_buf(&mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), file)))
+    });
+    Box::pin(stream)
+}
+
+fn not_a_file(key: &Key, meta: &Metadata) -> BadObject {
+    BadObject {
+        key: key.clone(),
+        kind: BadKind::NotAFile(file_type_name(meta.file_type())),
+    }
+}
+
+fn file_type_name(t: FileType) -> &'static str {
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -234,6 +331,71 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalStorage::new(dir.path().join("repo"));
         super::super::suite::run(&storage).await.unwrap();
+    }
+
+    fn bad_kind(err: &anyhow::Error) -> Option<BadKind> {
+        err.downcast_ref::<BadObject>().map(|b| b.kind.clone())
+    }
+
+    /// A FIFO, a link to `/dev/zero` or to a regular file, and a directory at
+    /// an object's place: refused at once, never opened or read.
+    #[tokio::test]
+    async fn only_regular_files_are_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path().to_path_buf());
+        let path = |name: &str| dir.path().join(name);
+        let fifo = std::ffi::CString::new(path("fifo").into_os_string().into_encoded_bytes());
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", path("zero")).unwrap();
+        std::fs::write(path("real"), b"data").unwrap();
+        std::os::unix::fs::symlink(path("real"), path("link")).unwrap();
+        for (name, what) in [
+            ("fifo", "a FIFO"),
+            ("zero", "a symbolic link"),
+            ("link", "a symbolic link"),
+        ] {
+            let key = Key::new(name).unwrap();
+            let want = Some(BadKind::NotAFile(what));
+            let get = tokio::time::timeout(std::time::Duration::from_secs(10), storage.get(&key));
+            let err = get.await.expect("get blocked").err().unwrap();
+            assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
+            let err = storage.get_bytes(&key, 10).await.unwrap_err();
+            assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
+            let err = storage.head(&key).await.unwrap_err();
+            assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
+        }
+        std::fs::create_dir(path("dir")).unwrap();
+        let key = Key::new("dir").unwrap();
+        assert!(storage.head(&key).await.unwrap().is_none());
+        let err = storage.get(&key).await.err().unwrap();
+        assert!(err.downcast_ref::<NotFound>().is_some(), "{err:#}");
+        // Listings skip them all, as they always did.
+        let keys: Vec<String> = storage
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key.to_string())
+            .collect();
+        assert_eq!(keys, ["real"]);
+    }
+
+    /// A (sparse) terabyte where a few bytes are expected is refused by its
+    /// size, before anything is read.
+    #[tokio::test]
+    async fn an_object_larger_than_the_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path().to_path_buf());
+        let huge = std::fs::File::create(dir.path().join("huge")).unwrap();
+        huge.set_len(1 << 40).unwrap();
+        let key = Key::new("huge").unwrap();
+        let err = storage.get_limited(&key, 1000).await.err().unwrap();
+        assert_eq!(bad_kind(&err), Some(BadKind::TooLarge { limit: 1000 }));
+        assert!(
+            format!("{err}").contains("is damaged: it holds more than the 1000 bytes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

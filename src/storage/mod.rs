@@ -17,6 +17,12 @@
 //! channel and the backend writes them as they come (S3 multipart parts, or a
 //! staged local file renamed into place when complete). An object therefore
 //! either exists whole or not at all, and memory stays bounded by the channel.
+//!
+//! Downloads are bounded: a repository is untrusted input, and an object may
+//! be far longer than the manifest says (or, in a local directory, a link to
+//! `/dev/zero`). The repository layer reads through [`Storage::get_limited`]
+//! and [`Storage::get_bytes`], which stop at the size the caller expects and
+//! fail with [`BadObject`] on the first chunk past it, whatever the backend.
 
 pub mod body;
 pub mod cleanup;
@@ -105,6 +111,75 @@ impl fmt::Display for NotFound {
 
 impl std::error::Error for NotFound {}
 
+/// The error for an object that exists but is not what the caller can use:
+/// longer than the caller's limit, or (in a local directory) not a regular
+/// file. It is damage in the repository, never a failure of this machine or
+/// of the connection; callers test for it with `err.downcast_ref::<BadObject>()`.
+#[derive(Debug)]
+pub struct BadObject {
+    pub key: Key,
+    pub kind: BadKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadKind {
+    /// The object holds more than `limit` bytes; reading stopped there.
+    TooLarge { limit: u64 },
+    /// A local object that is a link, FIFO, device, socket or directory
+    /// (named here): promsnap only ever writes regular files.
+    NotAFile(&'static str),
+}
+
+impl fmt::Display for BadObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BadKind::TooLarge { limit } => write!(
+                f,
+                "object {} is damaged: it holds more than the {limit} bytes expected of it \
+                 (reading stopped there)",
+                self.key
+            ),
+            BadKind::NotAFile(what) => write!(
+                f,
+                "object {} is damaged: it is {what}, not a regular file (promsnap writes only \
+                 regular files and follows no links in a local repository)",
+                self.key
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BadObject {}
+
+/// Cuts `stream` off after `max` bytes: the chunk that goes past it becomes
+/// a [`BadObject`] error and nothing more is read. A backend reads at most
+/// one chunk beyond `max`, however long the object is.
+pub fn limit(stream: ByteStream, key: Key, max: u64) -> ByteStream {
+    use futures::StreamExt;
+    let state = (stream, key, 0u64, false);
+    let limited = futures::stream::unfold(state, move |(mut inner, key, seen, done)| async move {
+        if done {
+            return None;
+        }
+        match inner.next().await? {
+            Ok(chunk) => {
+                let seen = seen + chunk.len() as u64;
+                if seen > max {
+                    let err = BadObject {
+                        key: key.clone(),
+                        kind: BadKind::TooLarge { limit: max },
+                    };
+                    Some((Err(err.into()), (inner, key, seen, true)))
+                } else {
+                    Some((Ok(chunk), (inner, key, seen, false)))
+                }
+            }
+            Err(e) => Some((Err(e), (inner, key, seen, true))),
+        }
+    });
+    Box::pin(limited)
+}
+
 /// An object store below one root (a directory, or a bucket and prefix).
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -119,7 +194,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn put(&self, key: &Key, body: Body) -> Result<u64>;
 
     /// Streams the object's bytes. A missing object is a [`NotFound`] error.
+    /// Reads of repository data go through [`Storage::get_limited`].
     async fn get(&self, key: &Key) -> Result<ByteStream>;
+
+    /// Streams at most `max` bytes of the object: a longer object yields a
+    /// [`BadObject`] error at the first chunk past `max`. Backends that know
+    /// the size up front (a local file) fail before reading anything.
+    async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
+        Ok(limit(self.get(key).await?, key.clone(), max))
+    }
 
     /// Size and time of the object, or `None` when it does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
@@ -140,11 +223,18 @@ pub trait Storage: Send + Sync + fmt::Debug {
         self.put(key, Body::from_bytes(data)).await
     }
 
-    /// Reads a whole (small) object into memory.
-    async fn get_bytes(&self, key: &Key) -> Result<Bytes> {
-        use futures::TryStreamExt;
-        let chunks: Vec<Bytes> = self.get(key).await?.try_collect().await?;
-        Ok(chunks.concat().into())
+    /// Reads a whole (small) object of at most `max` bytes into memory; a
+    /// longer one is a [`BadObject`] error, after at most one chunk past `max`.
+    async fn get_bytes(&self, key: &Key, max: u64) -> Result<Bytes> {
+        use futures::StreamExt;
+        let mut stream = self.get_limited(key, max).await?;
+        // One buffer, grown as chunks arrive: no list of chunks plus a
+        // concatenated copy of them at the end.
+        let mut data = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk?);
+        }
+        Ok(data.freeze())
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{body, Key, NotFound, Storage};
+use super::{body, BadKind, BadObject, Key, NotFound, Storage};
 
 /// Runs every check against `storage`, failing with the first broken one.
 pub async fn run(storage: &dyn Storage) -> Result<()> {
@@ -29,6 +29,9 @@ pub async fn run(storage: &dyn Storage) -> Result<()> {
     large_streamed(storage, &k("large"))
         .await
         .context("large streamed upload")?;
+    limited_reads(storage, &k("large"), &k("small"))
+        .await
+        .context("limited reads")?;
     overwrite(storage, &k("small")).await.context("overwrite")?;
     unfinished_upload(storage, &k("unfinished"))
         .await
@@ -58,7 +61,7 @@ async fn missing_objects(s: &dyn Storage, key: &Key) -> Result<()> {
 async fn small_round_trip(s: &dyn Storage, key: &Key) -> Result<()> {
     let n = s.put_bytes(key, Bytes::from_static(b"hello")).await?;
     ensure!(n == 5, "put returned {n}");
-    ensure!(s.get_bytes(key).await? == "hello", "content differs");
+    ensure!(s.get_bytes(key, 5).await? == "hello", "content differs");
     let meta = s.head(key).await?.context("head after put is None")?;
     ensure!(meta.size == 5 && &meta.key == key, "head says {meta:?}");
     Ok(())
@@ -68,7 +71,10 @@ async fn empty_object(s: &dyn Storage, key: &Key) -> Result<()> {
     let (tx, rx) = body::channel(1);
     tx.finish().await?;
     ensure!(s.put(key, rx).await? == 0, "empty put size");
-    ensure!(s.get_bytes(key).await?.is_empty(), "empty object not empty");
+    ensure!(
+        s.get_bytes(key, 0).await?.is_empty(),
+        "empty object not empty"
+    );
     ensure!(
         s.head(key).await?.map(|m| m.size) == Some(0),
         "empty head size"
@@ -92,7 +98,7 @@ async fn large_streamed(s: &dyn Storage, key: &Key) -> Result<()> {
     sent?;
     ensure!(stored? == total as u64, "stored size differs");
     ensure!(
-        Sha256::digest(s.get_bytes(key).await?) == expected,
+        Sha256::digest(s.get_bytes(key, total as u64).await?) == expected,
         "content differs"
     );
     ensure!(
@@ -102,10 +108,55 @@ async fn large_streamed(s: &dyn Storage, key: &Key) -> Result<()> {
     Ok(())
 }
 
+/// A read limited below the object's size stops with `BadObject` and hands
+/// on no more than the limit; the large object was stored by `large_streamed`.
+async fn limited_reads(s: &dyn Storage, large: &Key, small: &Key) -> Result<()> {
+    use futures::StreamExt;
+    let size = s.head(large).await?.context("no large object")?.size;
+    let limit = size / 2;
+    let mut handed_on = 0u64;
+    let mut failure = None;
+    match s.get_limited(large, limit).await {
+        Err(e) => failure = Some(e),
+        Ok(mut stream) => {
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => handed_on += c.len() as u64,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let err = failure.context("a read limited to half the object succeeded")?;
+    let bad = err.downcast_ref::<BadObject>();
+    ensure!(
+        bad.is_some_and(|b| b.kind == BadKind::TooLarge { limit }),
+        "not a BadObject: {err:#}"
+    );
+    ensure!(
+        handed_on <= limit,
+        "{handed_on} bytes handed on past {limit}"
+    );
+    let err = s
+        .get_bytes(small, 4)
+        .await
+        .err()
+        .context("5 bytes read as 4")?;
+    ensure!(err.downcast_ref::<BadObject>().is_some(), "{err:#}");
+    ensure!(s.get_bytes(small, 6).await? == "hello", "limit above size");
+    Ok(())
+}
+
 async fn overwrite(s: &dyn Storage, key: &Key) -> Result<()> {
     s.put_bytes(key, Bytes::from_static(b"second version"))
         .await?;
-    ensure!(s.get_bytes(key).await? == "second version", "not replaced");
+    ensure!(
+        s.get_bytes(key, 14).await? == "second version",
+        "not replaced"
+    );
     Ok(())
 }
 

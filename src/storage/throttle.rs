@@ -98,6 +98,22 @@ impl Throttled {
     }
 }
 
+impl Throttled {
+    /// Hands on the chunks of a download as the bucket allows.
+    fn paced(&self, stream: ByteStream) -> ByteStream {
+        let bucket = self.bucket.clone();
+        Box::pin(stream.then(move |chunk| {
+            let bucket = bucket.clone();
+            async move {
+                if let Ok(b) = &chunk {
+                    bucket.take(b.len()).await;
+                }
+                chunk
+            }
+        }))
+    }
+}
+
 #[async_trait]
 impl Storage for Throttled {
     fn describe(&self) -> String {
@@ -123,17 +139,11 @@ impl Storage for Throttled {
     }
 
     async fn get(&self, key: &Key) -> Result<ByteStream> {
-        let bucket = self.bucket.clone();
-        let stream = self.inner.get(key).await?.then(move |chunk| {
-            let bucket = bucket.clone();
-            async move {
-                if let Ok(b) = &chunk {
-                    bucket.take(b.len()).await;
-                }
-                chunk
-            }
-        });
-        Ok(Box::pin(stream))
+        Ok(self.paced(self.inner.get(key).await?))
+    }
+
+    async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
+        Ok(self.paced(self.inner.get_limited(key, max).await?))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
@@ -294,7 +304,10 @@ mod tests {
         // for the first one's megabyte.
         let started = std::time::Instant::now();
         for _ in 0..2 {
-            assert_eq!(storage.get_bytes(&key).await.unwrap().len(), 1 << 20);
+            assert_eq!(
+                storage.get_bytes(&key, 1 << 20).await.unwrap().len(),
+                1 << 20
+            );
         }
         let down = started.elapsed().as_secs_f64();
         assert!((0.4..1.5).contains(&down), "2 MiB down took {down:.3}s");

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 
 use super::Repository;
 use crate::error::Hinted;
-use crate::prometheus::config_files::LocalFile;
+use crate::prometheus::config_files::{LocalFile, MAX_FILE_SIZE};
 use crate::storage::Key;
 
 /// One stored file, as listed in a manifest.
@@ -301,7 +301,7 @@ async fn download(repo: &Repository, e: &ConfigFileEntry) -> Result<Bytes> {
     let key = Key::new(e.key.clone())?;
     let data = repo
         .storage()
-        .get_bytes(&key)
+        .get_bytes(&key, e.size.min(MAX_FILE_SIZE))
         .await
         .with_context(|| format!("could not download {} ({key})", e.path))?;
     let sha = sha256_hex(&data);
