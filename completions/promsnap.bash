@@ -907,7 +907,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__verify)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --all --quick --deep --read-data-subset --restore-test --promtool --instance --concurrency --scratch-dir --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --all --quick --deep --read-data-subset --restore-test --promtool --no-promtool --instance --concurrency --scratch-dir --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -415,14 +415,20 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N%|n/m")]
     pub read_data_subset: Option<crate::repo::verify::Subset>,
 
-    /// Also restore the snapshot(s) into a scratch directory and, when
-    /// promtool is available, require `promtool tsdb list` to load every block.
+    /// Also restore the snapshot(s) into a scratch directory and require
+    /// `promtool tsdb list` to load every block. Without promtool (on PATH
+    /// or --promtool) this is an error, unless --no-promtool.
     #[arg(long)]
     pub restore_test: bool,
 
     /// promtool to use for --restore-test [default: promtool on PATH].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", requires = "restore_test")]
     pub promtool: Option<PathBuf>,
+
+    /// Run --restore-test without promtool: restore and check every hash,
+    /// but do not ask Prometheus code to load the blocks.
+    #[arg(long, requires = "restore_test", conflicts_with = "promtool")]
+    pub no_promtool: bool,
 
     /// Only snapshots of this instance (or HA group): with `latest` its
     /// newest, with no snapshot named all of its snapshots. An instance with

@@ -365,7 +365,8 @@ pub struct VerifySettings {
 
 #[derive(Debug)]
 pub struct RestoreTestSettings {
-    /// `--promtool`, when given.
+    /// The promtool that must load the restored blocks; `None` only with
+    /// `--no-promtool`.
     pub promtool: Option<PathBuf>,
     /// Blocks restored at the same time.
     pub concurrency: usize,
@@ -740,10 +741,13 @@ impl Resolver<'_> {
             Level::Deep => crate::repo::cpu_concurrency(),
             _ => DEFAULT_VERIFY_CONCURRENCY,
         });
-        let restore_test = a.restore_test.then(|| RestoreTestSettings {
-            promtool: a.promtool,
-            concurrency: a.concurrency.unwrap_or_else(crate::repo::cpu_concurrency),
-        });
+        let restore_test = match a.restore_test {
+            false => None,
+            true => Some(RestoreTestSettings {
+                promtool: promtool(a.promtool, a.no_promtool)?,
+                concurrency: a.concurrency.unwrap_or_else(crate::repo::cpu_concurrency),
+            }),
+        };
         Ok(VerifySettings {
             repo: self.repo(a.repo)?,
             snapshot: a.snapshot,
@@ -762,6 +766,39 @@ impl Resolver<'_> {
             repo: self.repo(a.repo)?,
             all: a.all,
         })
+    }
+}
+
+/// The promtool for `--restore-test`: `--promtool`, else the first on
+/// PATH. None found is a usage error (a CI job must not stay green while
+/// checking less), unless `--no-promtool` says the user accepts that.
+fn promtool(flag: Option<PathBuf>, none: bool) -> Result<Option<PathBuf>> {
+    if none {
+        return Ok(None);
+    }
+    if let Some(path) = flag {
+        if !path.is_file() {
+            return Err(Hinted::usage(
+                format!("--promtool {} does not exist", path.display()),
+                "point it at the promtool binary",
+            )
+            .into());
+        }
+        return Ok(Some(path));
+    }
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("promtool"))
+        .find(|p| p.is_file());
+    match found {
+        Some(path) => Ok(Some(path)),
+        None => Err(Hinted::usage(
+            "--restore-test needs promtool to load the restored blocks, and there is none on PATH",
+            "install it (Debian: apt install prometheus), name it with --promtool PATH, or pass \
+             --no-promtool to restore and check hashes only",
+        )
+        .into()),
     }
 }
 

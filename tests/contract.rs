@@ -342,3 +342,48 @@ fn times_promsnap_prints_are_accepted_back() {
         ])
         .expect_failure(2, &["as promsnap prints it"]);
 }
+
+/// A check meant to prove something fails when it could not check: a
+/// restore test without promtool, a check-dir of a directory with no block.
+#[test]
+fn checks_that_check_nothing_do_not_pass() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    target.ok(&["backup", "--from-dir", &data(work.path())]);
+    // No promtool on PATH: exit 2 before anything runs, with the way out.
+    let empty_path = work.path().join("no-tools");
+    fs::create_dir(&empty_path).unwrap();
+    let run = finish(
+        target
+            .cmd(&["verify", "--restore-test"])
+            .env("PATH", &empty_path)
+            .output()
+            .unwrap(),
+    );
+    run.expect_failure(2, &["needs promtool", "--promtool PATH", "--no-promtool"]);
+    // --no-promtool: the user accepts checking less, and is told so.
+    let run = finish(
+        target
+            .cmd(&["verify", "--restore-test", "--no-promtool"])
+            .env("PATH", &empty_path)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("--no-promtool"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("blocks restored and verified"),
+        "{}",
+        run.stdout
+    );
+
+    // check-dir of a directory without blocks proves nothing: exit 3.
+    let nothing = work.path().join("not-a-tsdb");
+    fs::create_dir(&nothing).unwrap();
+    fs::write(nothing.join("notes.txt"), "hello").unwrap();
+    bare(&["check-dir", nothing.to_str().unwrap()])
+        .expect_failure(3, &["no blocks in", "nothing was checked"]);
+    // A data directory with blocks passes.
+    let run = bare(&["check-dir", work.path().join("data").to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

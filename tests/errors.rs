@@ -191,12 +191,24 @@ fn unreachable_s3_endpoint() {
         }
     }
     // One retry instead of five keeps the test short (each waits 1-2 s).
-    Target {
+    let run = Target {
         repo: "s3://b/x".into(),
         env,
     }
-    .run(&["list", "--retries", "1"])
-    .expect_failure(1, &["did not answer", "hint: check that --s3-endpoint"]);
+    .run(&["list", "--retries", "1"]);
+    run.expect_failure(
+        1,
+        &[
+            "did not answer",
+            &format!("127.0.0.1:{port}"),
+            "Connection refused",
+            "hint: check that --s3-endpoint",
+        ],
+    );
+    // The cause in words, not Rust's debug output of the SDK's error types.
+    for debug in ["DispatchFailure", "ConnectorError", " { ", "Some("] {
+        assert!(!run.stderr.contains(debug), "{debug:?} in:\n{}", run.stderr);
+    }
 }
 
 #[test]
@@ -250,7 +262,7 @@ fn restore_into_the_directory_of_a_running_prometheus() {
             "--force",
         ])
         .expect_failure(
-            1,
+            2,
             &[
                 "is in use by a running process",
                 "prometheus (pid",

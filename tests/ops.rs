@@ -536,6 +536,110 @@ fn secrets_from_files_work_and_are_never_printed() {
     assert_eq!(blocks, FIXTURE_BLOCKS);
 }
 
+/// A password written into a URL (Prometheus, Pushgateway, S3 endpoint) is
+/// used, and never printed or stored: not in the output of good or failing
+/// runs, not in the manifest, not in `list --json`.
+#[test]
+fn passwords_in_urls_are_never_printed_or_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let web = format!("basic_auth_users:\n  backup: {PROM_PASSWORD_BCRYPT}\n");
+    let prom = Prometheus::start_with(
+        &data,
+        StartOptions {
+            web_config_yaml: Some(web),
+            ..Default::default()
+        },
+    );
+    let with = |password: &str| {
+        prom.url
+            .replace("http://", &format!("http://backup:{password}@"))
+    };
+    let wrong_password = "wr0ng-url-passw0rd";
+    let gateway_password = "g4teway-passw0rd";
+    let s3_password = "s3-endp0int-passw0rd";
+    let secrets = [PROM_PASSWORD, wrong_password, gateway_password, s3_password];
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data_dir = data.to_str().unwrap();
+    let gateway = format!(
+        "http://gw:{gateway_password}@127.0.0.1:{}",
+        support::free_port()
+    );
+    let good = target.run(&[
+        "backup",
+        "--prometheus-url",
+        &with(PROM_PASSWORD),
+        "--data-dir",
+        data_dir,
+        "--pushgateway",
+        &gateway,
+        "--retries",
+        "0",
+    ]);
+    // The backup is stored; only the metrics push to nowhere failed.
+    assert_eq!(good.code, 3, "{}", good.stderr);
+    assert!(
+        good.stderr.contains("could not push the metrics"),
+        "{}",
+        good.stderr
+    );
+    let wrong = target.run(&[
+        "backup",
+        "--prometheus-url",
+        &with(wrong_password),
+        "--data-dir",
+        data_dir,
+        "--retries",
+        "0",
+    ]);
+    wrong.expect_failure(1, &["401"]);
+    let s3 = support::bare(&[
+        "list",
+        "--repo",
+        "s3://b/x",
+        "--s3-endpoint",
+        &format!(
+            "http://key:{s3_password}@127.0.0.1:{}",
+            support::free_port()
+        ),
+        "--retries",
+        "0",
+    ]);
+    assert_eq!(s3.code, 1, "{}", s3.stderr);
+    let list = target.ok(&["list", "--json"]);
+    let (_, manifest) = support::only_manifest(&repo);
+    let stored = fs::read_to_string(
+        repo.join("snapshots")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let shown = [
+        ("backup", &good.stdout),
+        ("backup", &good.stderr),
+        ("wrong backup", &wrong.stderr),
+        ("s3 list", &s3.stderr),
+        ("list", &list.stdout),
+        ("manifest", &stored),
+    ];
+    for (what, text) in shown {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} shows a password:\n{text}");
+        }
+    }
+    assert_eq!(
+        manifest["source"]["prometheus_url"].as_str(),
+        Some(prom.url.as_str()),
+        "the manifest keeps the URL without its credentials"
+    );
+}
+
 /// `--max-bandwidth` paces a backup and a restore: 8 MiB that zstd cannot
 /// shrink take about four seconds at 2 MiB/s, each way.
 #[test]

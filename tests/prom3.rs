@@ -152,7 +152,7 @@ fn lock_file_differs_by_line_and_restore_refuses_both() {
             data.to_str().unwrap(),
             "--force",
         ])
-        .expect_failure(1, &["is in use by a running process", "prometheus (pid"]);
+        .expect_failure(2, &["is in use by a running process", "prometheus (pid"]);
 }
 
 /// Metric and label names beyond `[a-zA-Z_:][a-zA-Z0-9_:]*` (dots, accents),

@@ -281,7 +281,7 @@ fn locks_block_what_they_must_and_stale_ones_do_not() {
 
     foreign_lock(&repo, "exclusive", "prune", 600);
     target.run(&backup).expect_failure(
-        1,
+        4,
         &[
             "is locked by prune (pid 4242) on other-host",
             "promsnap unlock",
@@ -293,10 +293,18 @@ fn locks_block_what_they_must_and_stale_ones_do_not() {
         "{}",
         unlock.stderr
     );
-    target.run(&backup).expect_failure(1, &["locked by prune"]);
+    target.run(&backup).expect_failure(4, &["locked by prune"]);
     target.ok(&["unlock", "--all"]);
     target.ok(&backup);
     assert_eq!(ids(&target).len(), 2);
+
+    // A prune that a running backup (on another host) holds off exits 4,
+    // like one the local run lock holds off: it did nothing.
+    foreign_lock(&repo, "shared", "backup", 600);
+    target
+        .run(&["prune", "--keep-last", "1", "--lock-wait", "1s"])
+        .expect_failure(4, &["is locked by backup (pid 4242) on other-host"]);
+    assert_eq!(ids(&target).len(), 2, "a blocked prune removed something");
 }
 
 /// `backup --prune` prunes with the configuration file's policy; when only

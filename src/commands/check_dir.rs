@@ -25,6 +25,17 @@ struct Report {
 
 pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<ExitStatus> {
     let blocks = block_dirs(&args.dir)?;
+    if blocks.is_empty() {
+        // A check meant to prove a directory's blocks proves nothing here.
+        return Err(Hinted {
+            message: format!("no blocks in {}: nothing was checked", args.dir.display()),
+            hint: "check-dir takes a Prometheus data directory, a snapshot directory or one \
+                   block directory (named by its ULID); is this the right path?"
+                .into(),
+            status: ExitStatus::Problems,
+        }
+        .into());
+    }
     let dirs = blocks;
     // Blocks are independent: check them on all cores, one worker per core.
     let results = tokio::task::spawn_blocking(move || check_all(&dirs)).await?;

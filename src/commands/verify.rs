@@ -1,6 +1,6 @@
 //! `promsnap verify`: integrity checks with an exit code for CI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::HumanBytes;
@@ -59,7 +59,10 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
     let report = verify::run(&repo, &ids, &opts, printer.progress("verify")).await?;
     let mut tests = Vec::new();
     if let Some(test) = &args.restore_test {
-        let promtool = find_promtool(test.promtool.as_deref(), printer)?;
+        if test.promtool.is_none() {
+            printer.info("--no-promtool: the restore test checks hashes, but no Prometheus code loads the blocks");
+        }
+        let promtool = test.promtool.clone();
         for id in &ids {
             tests.push(
                 restore_test(
@@ -95,28 +98,6 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
             ..RunSummary::default()
         },
     })
-}
-
-fn find_promtool(flag: Option<&Path>, printer: &Printer) -> Result<Option<PathBuf>> {
-    if let Some(p) = flag {
-        if !p.is_file() {
-            return Err(Hinted::usage(
-                format!("--promtool {} does not exist", p.display()),
-                "point it at the promtool binary",
-            )
-            .into());
-        }
-        return Ok(Some(p.to_path_buf()));
-    }
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("promtool"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        printer.warn("promtool not found: --restore-test restores and checks hashes, but cannot ask Prometheus code to load the blocks (use --promtool PATH)");
-    }
-    Ok(found)
 }
 
 fn restore_test_hint(place: Place) -> Hinted {

@@ -135,9 +135,20 @@ impl Prometheus {
                 .with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
             builder = builder.add_root_certificate(cert);
         }
+        // Credentials written into the URL become basic authentication
+        // (unless given otherwise), so the URL itself carries none: it is
+        // shown and stored without them.
+        let (base, user, password) = split_credentials(opts.url.trim_end_matches('/'));
+        let mut opts = opts;
+        if opts.username.is_none() && opts.bearer_token.is_none() {
+            if let Some(user) = user {
+                opts.username = Some(user);
+                opts.password = password;
+            }
+        }
         Ok(Prometheus {
-            base: opts.url.trim_end_matches('/').to_string(),
-            shown: crate::redact::url(opts.url.trim_end_matches('/')),
+            shown: crate::redact::url(&base),
+            base,
             http: builder.build()?,
             opts,
             timeout,
@@ -309,6 +320,28 @@ impl Prometheus {
     }
 }
 
+/// `url` without its userinfo, and the user and password that were in it
+/// (percent-decoded).
+fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return (url.to_string(), None, None);
+    };
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return (url.to_string(), None, None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(parsed.username());
+    let password = parsed.password().map(decode);
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let base = parsed.as_str().trim_end_matches('/').to_string();
+    (base, Some(user), password)
+}
+
 fn parse_external_labels(yaml: &str) -> Result<BTreeMap<String, String>> {
     #[derive(Deserialize, Default)]
     struct Config {
@@ -377,6 +410,25 @@ mod tests {
         assert!(parse_external_labels("global:\n  scrape_interval: 15s\n")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+        let (base, user, password) = split_credentials("http://admin:S3cr%40t@prom:9090/x");
+        assert_eq!(base, "http://prom:9090/x");
+        assert_eq!(user.as_deref(), Some("admin"));
+        assert_eq!(password.as_deref(), Some("S3cr@t"));
+        let prom = Prometheus::new(PrometheusOptions {
+            url: "http://admin:S3cr3t@prom:9090/".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(prom.url(), "http://prom:9090");
+        assert_eq!(prom.opts.username.as_deref(), Some("admin"));
+        assert_eq!(prom.opts.password.as_deref(), Some("S3cr3t"));
+        assert!(!format!("{:?}", prom.opts).contains("S3cr3t"));
+        let (base, user, _) = split_credentials("http://prom:9090");
+        assert_eq!((base.as_str(), user), ("http://prom:9090", None));
     }
 
     #[test]

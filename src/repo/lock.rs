@@ -220,15 +220,19 @@ impl Repository {
             };
             self.storage().delete(&key).await?;
             if started.elapsed() >= wait {
-                return Err(Hinted::failure(
-                    format!(
+                // Like the local run lock: another run holds it, this one
+                // did nothing (exit 4).
+                return Err(Hinted {
+                    message: format!(
                         "the repository {} is locked by {}",
                         self.describe(),
                         holder.describe()
                     ),
-                    "wait for it to finish (or raise --lock-wait); if that process is gone, its \
-                     lock expires by itself, or run `promsnap unlock`",
-                )
+                    hint: "wait for it to finish (or raise --lock-wait); if that process is \
+                           gone, its lock expires by itself, or run `promsnap unlock`"
+                        .into(),
+                    status: crate::error::ExitStatus::Busy,
+                }
                 .into());
             }
             if !told {

@@ -210,7 +210,9 @@ pub fn ensure_not_in_use(dir: &Path) -> Result<()> {
     if users.is_empty() {
         return Ok(());
     }
-    Err(Hinted::failure(
+    // A refusal like a non-empty target (exit 2): fix the command or the
+    // situation, nothing failed.
+    Err(Hinted::usage(
         format!(
             "{} is in use by a running process: {}",
             dir.display(),

@@ -1,7 +1,7 @@
 //! What an S3 error means for the user: what failed, and what to check.
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::S3Storage;
 use crate::error::Hinted;
@@ -22,7 +22,7 @@ impl S3Storage {
             .as_service_error()
             .and_then(|e| e.code())
             .map(str::to_string);
-        let detail = DisplayErrorContext(&err).to_string();
+        let detail = in_words(&err);
         let status = err.raw_response().map(|r| r.status().as_u16());
         let what = format!("could not {action} {key} in {}", self.describe());
         let hinted = classify(code.as_deref(), status, &detail, &self.bucket, what);
@@ -64,6 +64,34 @@ fn classify(
             "see the cause above; rerun to retry, nothing was half-written",
         ),
     }
+}
+
+/// The cause of an SDK error in words: the S3 error code and message when
+/// the server answered, else each layer of the cause chain ("dispatch
+/// failure: io error: ... connection refused"), never the Rust debug
+/// representation that `DisplayErrorContext` appends.
+fn in_words<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(service) = err.as_service_error() {
+        let code = service.code().unwrap_or("an error");
+        return match service.message() {
+            Some(message) => format!("S3 answered {code}: {message}"),
+            None => format!("S3 answered {code}"),
+        };
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut layer: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = layer {
+        let text = e.to_string();
+        // Layers often repeat their source's text; keep the new words.
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        layer = e.source();
+    }
+    parts.join(": ")
 }
 
 pub(super) fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
