@@ -633,7 +633,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__prune)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --forget-damaged --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -181,6 +181,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --max-bandwidth 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host''s network'
             cand --lock-file 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]'
             cand --dry-run 'Show what would be removed and why; change nothing'
+            cand --forget-damaged 'Delete manifests that cannot be read (damaged, truncated, tampered with). Without it, a damaged manifest keeps every object, since it might reference any, and prune exits 3. `promsnap verify` names them; restore an older copy instead if you have one'
             cand --json 'Print the decisions and the result as one JSON object on stdout'
             cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
             cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'

@@ -377,6 +377,13 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Delete manifests that cannot be read (damaged, truncated, tampered
+    /// with). Without it, a damaged manifest keeps every object, since it
+    /// might reference any, and prune exits 3. `promsnap verify` names them;
+    /// restore an older copy instead if you have one.
+    #[arg(long)]
+    pub forget_damaged: bool,
+
     /// How long to wait for running backups to finish [default: 10m].
     #[arg(long, value_name = "DURATION")]
     pub lock_wait: Option<Duration>,

@@ -340,6 +340,8 @@ pub struct RestoreSettings {
 #[derive(Debug)]
 pub struct PruneSettings {
     pub repo: RepoSettings,
+    /// Delete damaged manifests instead of keeping every object for them.
+    pub forget_damaged: bool,
     /// Flags over the file's `[prune]`; never empty.
     pub policy: Policy,
     pub instance: Option<String>,
@@ -722,6 +724,7 @@ impl Resolver<'_> {
         )?;
         Ok(PruneSettings {
             repo: self.repo(a.repo)?,
+            forget_damaged: a.forget_damaged,
             policy,
             instance: a.instance,
             dry_run: a.dry_run,

@@ -582,3 +582,159 @@ fn a_block_must_be_the_block_the_manifest_lists() {
     restore.in_time().expect_failure(1, &[&ulid, &shifted]);
     assert_not_restored(&dest, &ulid);
 }
+
+/// `restore --config-to DIR` where a directory of the stored path is a
+/// symlink leading outside DIR: refused (exit 1) before anything is
+/// created, and nothing at all appears where the link points.
+#[test]
+fn config_files_are_never_written_through_a_link_leading_outside() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let etc = work.path().join("etc/prometheus");
+    fs::create_dir_all(etc.join("rules")).unwrap();
+    fs::write(
+        etc.join("prometheus.yml"),
+        "global: {}\nrule_files: ['rules/*.yml']\n",
+    )
+    .unwrap();
+    fs::write(etc.join("rules/node.yml"), "groups: []\n").unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    target.ok(&[
+        "backup",
+        "--from-dir",
+        data.to_str().unwrap(),
+        "--prometheus-config",
+        etc.join("prometheus.yml").to_str().unwrap(),
+    ]);
+    let config_to = work.path().join("config-to");
+    let outside = work.path().join("outside");
+    fs::create_dir_all(&config_to).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    // The first directory of every stored path (the tempdir's first
+    // component, e.g. "tmp") leads outside.
+    let first = etc.components().nth(1).unwrap().as_os_str().to_owned();
+    std::os::unix::fs::symlink(&outside, config_to.join(&first)).unwrap();
+    let run = target.run(&[
+        "restore",
+        "latest",
+        "--no-data",
+        "--config-to",
+        config_to.to_str().unwrap(),
+    ]);
+    run.expect_failure(1, &["leads outside", "refusing to write there"]);
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something was created through the link"
+    );
+}
+
+/// The objects below `repo/blocks`, counted.
+fn block_objects(repo: &Path) -> usize {
+    fs::read_dir(repo.join("blocks"))
+        .unwrap()
+        .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum()
+}
+
+/// One malformed file in `snapshots/` must not take the repository down
+/// during the incident in which someone needs it: list shows it as damaged
+/// (exit 3), restore and verify of every other snapshot proceed, and prune
+/// deletes no data the damaged manifest might reference until it is told to
+/// forget it.
+#[test]
+fn one_damaged_manifest_does_not_take_the_repository_down() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    // Three snapshots of growing data: each adds one block.
+    let blocks = support::fixture_blocks();
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let data = work.path().join(format!("data{n}"));
+        for b in &blocks[..n] {
+            support::copy_dir(b, &data.join(b.file_name().unwrap()));
+        }
+        let out = target
+            .ok(&["backup", "--from-dir", data.to_str().unwrap(), "--json"])
+            .json();
+        ids.push(out["snapshot_id"].as_str().unwrap().to_string());
+    }
+    // The oldest manifest is cut short.
+    let damaged = repo.join("snapshots").join(format!("{}.json", ids[0]));
+    let text = fs::read(&damaged).unwrap();
+    fs::write(&damaged, &text[..text.len() / 2]).unwrap();
+
+    let list = target.run(&["list"]);
+    assert_eq!(list.code, 3, "{}", list.stderr);
+    assert!(
+        list.stdout.contains(&format!("{}  DAMAGED", ids[0])),
+        "{}",
+        list.stdout
+    );
+    for id in &ids[1..] {
+        assert!(
+            list.stdout.contains(id),
+            "{} missing from:\n{}",
+            id,
+            list.stdout
+        );
+    }
+    // Restore and verify of the others go on; the damaged one says so.
+    let dest = work.path().join("dest");
+    let run = target.ok(&["restore", &ids[1], "--data-dir", dest.to_str().unwrap()]);
+    assert!(run.stdout.contains("2 restored"), "{}", run.stdout);
+    target.ok(&[
+        "restore",
+        "latest",
+        "--data-dir",
+        work.path().join("dest2").to_str().unwrap(),
+    ]);
+    target
+        .run(&[
+            "restore",
+            &ids[0],
+            "--data-dir",
+            work.path().join("dest3").to_str().unwrap(),
+        ])
+        .expect_failure(1, &["is damaged"]);
+    target.ok(&["verify", &ids[2]]);
+    let verify = target.run(&["verify", "--quick"]);
+    assert_eq!(verify.code, 3, "{}", verify.stdout);
+    assert!(verify.stdout.contains(&ids[0]), "{}", verify.stdout);
+
+    // Prune keeps every object while the damaged manifest exists.
+    let before = block_objects(&repo);
+    let prune = target.run(&["prune", "--keep-last", "1", "--grace", "0s"]);
+    assert_eq!(prune.code, 3, "{}{}", prune.stdout, prune.stderr);
+    assert!(
+        prune.stdout.contains("--forget-damaged"),
+        "{}",
+        prune.stdout
+    );
+    assert_eq!(
+        block_objects(&repo),
+        before,
+        "prune deleted objects a damaged manifest may use"
+    );
+    assert!(damaged.exists());
+    // Told to forget it, prune collects what no remaining snapshot uses.
+    target.ok(&[
+        "prune",
+        "--keep-last",
+        "1",
+        "--grace",
+        "0s",
+        "--forget-damaged",
+    ]);
+    assert!(!damaged.exists());
+    assert_eq!(target.ok(&["list"]).code, 0);
+    target.ok(&["verify"]);
+    target.ok(&[
+        "restore",
+        "latest",
+        "--data-dir",
+        work.path().join("dest4").to_str().unwrap(),
+    ]);
+}

@@ -243,6 +243,7 @@ async fn prune_after(
         instance: Some(report.instance.clone()),
         dry_run: false,
         now: chrono::Utc::now(),
+        forget_damaged: false,
     };
     match prune::run_locked(repo, &opts, lock_wait, &waiting(printer)).await {
         Ok(r) => {

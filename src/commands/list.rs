@@ -35,18 +35,40 @@ struct Row<'a> {
 
 pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
     let repo = super::open_repo(&args.repo).await?;
-    let manifests = repo.manifests().await?;
+    let catalog = repo.catalog().await?;
+    let manifests = &catalog.manifests;
     // An instance that matches nothing is an error that lists the others.
-    find::of_instance(&manifests, args.instance.as_deref(), &repo.describe())?;
-    let rows = rows(&manifests, args.instance.as_deref());
+    if catalog.damaged.is_empty() {
+        find::of_instance(manifests, args.instance.as_deref(), &repo.describe())?;
+    }
+    let rows = rows(manifests, args.instance.as_deref());
     if args.json {
         printer.json(&rows)?;
-    } else if rows.is_empty() {
+    } else if rows.is_empty() && catalog.damaged.is_empty() {
         printer.info(&format!("no snapshots in {}", repo.describe()));
     } else {
-        printer.stdout(&render(&rows))?;
+        let mut text = render(&rows);
+        for d in &catalog.damaged {
+            text.push_str(&format!("{}  DAMAGED: {}\n", d.id, d.reason));
+        }
+        printer.stdout(&text)?;
     }
-    Ok(ExitStatus::Success)
+    if catalog.damaged.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    // Shown, and a problem: exit 3, like verify.
+    printer.warn(&format!(
+        "{} manifest(s) are damaged ({}); the other snapshots are unaffected. `promsnap \
+         verify` reports them; prune keeps every object while they exist",
+        catalog.damaged.len(),
+        catalog
+            .damaged
+            .iter()
+            .map(|d| d.key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(ExitStatus::Problems)
 }
 
 fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {

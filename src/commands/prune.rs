@@ -21,6 +21,7 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
         instance: args.instance.clone(),
         dry_run: args.dry_run,
         now: chrono::Utc::now(),
+        forget_damaged: args.forget_damaged,
     };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let report = prune::run_locked(&repo, &opts, args.lock_wait, &waiting).await?;
@@ -36,8 +37,13 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
         } else {
             0
         };
+    // Damaged manifests kept their data: done, but with a problem (exit 3).
+    let status = match report.damaged.is_empty() || report.damaged_forgotten {
+        true => ExitStatus::Success,
+        false => ExitStatus::Problems,
+    };
     Ok(Outcome {
-        status: ExitStatus::Success,
+        status,
         summary: RunSummary {
             snapshots: Some(remaining as u64),
             ..RunSummary::default()
@@ -75,6 +81,24 @@ fn render(r: &PruneReport) -> String {
         r.uploads_aborted,
         if r.dry_run { "to abort" } else { "aborted" },
     ));
+    for d in &r.damaged {
+        let fate = match (r.damaged_forgotten, r.dry_run) {
+            (true, false) => "removed",
+            (true, true) => "would be removed",
+            (false, _) => "kept",
+        };
+        out.push_str(&format!(
+            "damaged manifest {} ({fate}): {}\n",
+            d.key, d.reason
+        ));
+    }
+    if !r.damaged.is_empty() && !r.damaged_forgotten {
+        out.push_str(&format!(
+            "{} damaged manifest(s): no object was deleted, since they might reference any; \
+             repair them, or remove them with --forget-damaged\n",
+            r.damaged.len()
+        ));
+    }
     if r.dry_run {
         out.push_str("dry run: nothing was changed\n");
     }

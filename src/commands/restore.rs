@@ -42,9 +42,12 @@ struct Output<'a> {
 pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<ExitStatus> {
     let range = args.range;
     let repo = super::open_repo(&args.repo).await?;
-    let manifest = repo
+    let (manifest, warnings) = repo
         .resolve(&args.snapshot, args.instance.as_deref())
         .await?;
+    for warning in &warnings {
+        printer.warn(warning);
+    }
     let selected = check_selection(&manifest, range)?;
     let configs = match &args.config_to {
         Some(dir) => Some(restore_configs(&repo, &manifest, dir, &args, printer).await?),

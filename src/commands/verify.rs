@@ -37,15 +37,32 @@ struct RestoreTest {
 pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
     let repo = super::open_repo(&args.repo).await?;
     let ids = match (&args.snapshot, &args.instance) {
-        (Some(spec), instance) => vec![repo.resolve(spec, instance.as_deref()).await?.id],
+        (Some(spec), instance) => {
+            let (manifest, warnings) = repo.resolve(spec, instance.as_deref()).await?;
+            for warning in &warnings {
+                printer.warn(warning);
+            }
+            vec![manifest.id]
+        }
         // --instance alone: every snapshot of that instance (none is an
-        // error that lists the instances there are).
+        // error that lists the instances there are), and every damaged
+        // manifest, which might be one of them and is reported as a problem.
         (None, Some(instance)) => {
-            let all = repo.manifests().await?;
-            find::of_instance(&all, Some(instance), &repo.describe())?
-                .iter()
-                .map(|m| m.id.clone())
-                .collect()
+            let catalog = repo.catalog().await?;
+            let mut ids: Vec<String> = match catalog.damaged.is_empty() {
+                true => find::of_instance(&catalog.manifests, Some(instance), &repo.describe())?,
+                false => catalog
+                    .manifests
+                    .iter()
+                    .filter(|m| find::belongs_to(m, instance))
+                    .collect(),
+            }
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+            ids.extend(catalog.damaged.iter().map(|d| d.id.clone()));
+            ids.sort();
+            ids
         }
         (None, None) => repo.snapshot_ids().await?,
     };

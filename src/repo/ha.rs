@@ -73,7 +73,10 @@ async fn recent(repo: &Repository, group: &str, min: Duration) -> Result<Option<
         if stamp.is_some_and(|t| t.and_utc() < since - chrono::Duration::seconds(1)) {
             continue;
         }
-        let m = repo.load_manifest(&id).await?;
+        // A damaged manifest's group is unknown: it does not count.
+        let Ok(m) = repo.read_manifest(&id).await? else {
+            continue;
+        };
         if m.ha_group.as_deref() == Some(group)
             && m.created >= since
             && newest.as_ref().is_none_or(|n| m.created > n.created)

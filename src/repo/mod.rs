@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use crate::error::Hinted;
 use crate::storage::{BadObject, NotFound, Storage};
@@ -66,6 +66,25 @@ pub fn largest_first<T>(items: &mut [T], size: impl Fn(&T) -> u64) {
 /// wait on the network) and at most 16 (each holds a few MiB of buffers).
 pub fn cpu_concurrency() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().clamp(4, 16))
+}
+
+/// A manifest that could not be read as one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DamagedManifest {
+    /// The snapshot id its key names.
+    pub id: String,
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// What [`Repository::catalog`] found.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// The manifests that read, oldest first.
+    pub manifests: Vec<Manifest>,
+    /// The ones that did not, by id.
+    pub damaged: Vec<DamagedManifest>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,51 +211,119 @@ impl Repository {
         Ok(ids)
     }
 
-    pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
+    /// Reads one manifest. The outer error is a failure to read at all
+    /// (the storage is unreachable); the inner one says the manifest is
+    /// damaged: too large, not a manifest, or claiming another id.
+    pub async fn read_manifest(&self, id: &str) -> Result<Result<Manifest, DamagedManifest>> {
         let key = manifest_key(id)?;
-        let invalid = |e: anyhow::Error| {
-            e.context(Hinted::failure(
-                format!("manifest {key} in {} is invalid", self.describe()),
-                "it may be damaged or tampered with; `promsnap verify` checks the repository",
-            ))
+        let damaged = |reason: String| {
+            Ok(Err(DamagedManifest {
+                id: id.to_string(),
+                key: key.to_string(),
+                reason,
+            }))
         };
         // Capped while it is read: a manifest of gigabytes costs no more
         // than the cap, and is damage like any other invalid manifest.
         let bytes = match self.storage.get_bytes(&key, MAX_MANIFEST_BYTES).await {
             Ok(bytes) => bytes,
-            Err(e) if e.downcast_ref::<BadObject>().is_some() => return Err(invalid(e)),
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => return damaged(format!("{e:#}")),
             Err(e) => return Err(e),
         };
-        let manifest = Manifest::parse(&bytes).map_err(invalid)?;
-        if manifest.id != id {
-            return Err(Hinted::failure(
-                format!("manifest {key} claims to be snapshot {}", manifest.id),
-                "it may have been renamed or tampered with",
-            )
-            .into());
+        match Manifest::parse(&bytes) {
+            Ok(m) if m.id == id => Ok(Ok(m)),
+            Ok(m) => damaged(format!(
+                "it claims to be snapshot {} (renamed or tampered with)",
+                m.id
+            )),
+            Err(e) => damaged(format!("{e:#}")),
         }
-        Ok(manifest)
     }
 
-    /// Every manifest, oldest first (by creation time, then id).
-    pub async fn manifests(&self) -> Result<Vec<Manifest>> {
+    /// One manifest; a damaged one is an error that says so.
+    pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
+        self.read_manifest(id).await?.map_err(|d| {
+            Hinted::failure(
+                format!(
+                    "manifest {} in {} is damaged: {}",
+                    d.key,
+                    self.describe(),
+                    d.reason
+                ),
+                "it may be damaged or tampered with; `promsnap verify` checks the repository, \
+                 and other snapshots are not affected",
+            )
+            .into()
+        })
+    }
+
+    /// Every snapshot the repository lists: the manifests that read, oldest
+    /// first (by creation time, then id), and the damaged ones apart. One
+    /// bad file must not take the repository down: `list`, `restore` and
+    /// `verify` of every other snapshot go on, and prune keeps whatever a
+    /// damaged manifest might reference.
+    pub async fn catalog(&self) -> Result<Catalog> {
         let ids = self.snapshot_ids().await?;
-        let mut all: Vec<Manifest> = futures::stream::iter(ids)
-            .map(|id| async move { self.load_manifest(&id).await })
-            .buffer_unordered(METADATA_CONCURRENCY)
-            .try_collect()
-            .await?;
-        all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        Ok(all)
+        let read: Vec<(String, Result<Result<Manifest, DamagedManifest>>)> =
+            futures::stream::iter(ids)
+                .map(|id| async move {
+                    let r = self.read_manifest(&id).await;
+                    (id, r)
+                })
+                .buffer_unordered(METADATA_CONCURRENCY)
+                .collect()
+                .await;
+        let mut catalog = Catalog::default();
+        for (_, result) in read {
+            match result {
+                Ok(Ok(m)) => catalog.manifests.push(m),
+                Ok(Err(d)) => catalog.damaged.push(d),
+                // Removed since it was listed (a prune): it is gone.
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        catalog
+            .manifests
+            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(catalog)
     }
 
     /// Finds the snapshot named by `spec`: `latest`, an id, or a unique id
     /// prefix; `instance` narrows the choice to one instance or HA group
     /// (see `find.rs` for the rules that keep it from taking another
     /// server's snapshot).
-    pub async fn resolve(&self, spec: &str, instance: Option<&str>) -> Result<Manifest> {
-        let all = self.manifests().await?;
-        find::find(&all, spec, instance, &self.describe()).cloned()
+    /// Warnings come back with it: a damaged manifest newer than the
+    /// `latest` found might have been the one meant.
+    pub async fn resolve(
+        &self,
+        spec: &str,
+        instance: Option<&str>,
+    ) -> Result<(Manifest, Vec<String>)> {
+        let catalog = self.catalog().await?;
+        if let Some(d) = catalog.damaged.iter().find(|d| d.id == spec) {
+            return Err(Hinted::failure(
+                format!("the manifest of snapshot {} is damaged: {}", d.id, d.reason),
+                "`promsnap verify` checks the repository; restore another snapshot \
+                 (`promsnap list`)",
+            )
+            .into());
+        }
+        let found = find::find(&catalog.manifests, spec, instance, &self.describe())?.clone();
+        let warnings = catalog
+            .damaged
+            .iter()
+            .filter(|d| spec == "latest" && d.id > found.id)
+            .map(|d| {
+                format!(
+                    "snapshot {} is newer than {} but its manifest is damaged ({}); it may have \
+                     been the latest",
+                    d.id, found.id, d.reason
+                )
+            })
+            .collect();
+        Ok((found, warnings))
     }
 
     /// Writes a manifest: from this moment the snapshot exists.

@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::lock::{LockInfo, LockKind, RepoLock};
 use super::manifest::Manifest;
 use super::retention::{self, Decision, Policy, SnapshotRef};
-use super::Repository;
+use super::{DamagedManifest, Repository};
 use crate::error::Hinted;
 use crate::storage::{Key, ObjectMeta};
 
@@ -34,6 +34,9 @@ pub struct PruneOptions {
     pub instance: Option<String>,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
+    /// Delete damaged manifests (`--forget-damaged`); without it, their
+    /// presence keeps every object, since they might reference any.
+    pub forget_damaged: bool,
 }
 
 impl PruneOptions {
@@ -61,6 +64,11 @@ pub struct PruneReport {
     /// Orphans kept because they are younger than the grace period.
     pub orphans_in_grace: usize,
     pub uploads_aborted: u64,
+    /// Manifests that could not be read. While any is kept, no object is
+    /// deleted: a damaged manifest might reference any of them.
+    pub damaged: Vec<DamagedManifest>,
+    /// Whether the damaged manifests were removed (`--forget-damaged`).
+    pub damaged_forgotten: bool,
 }
 
 /// Takes the exclusive repository lock (not for a dry run, which changes
@@ -88,8 +96,12 @@ pub async fn run(
     opts: &PruneOptions,
     lock: Option<&RepoLock>,
 ) -> Result<PruneReport> {
-    let manifests = repo.manifests().await?;
+    let catalog = repo.catalog().await?;
+    let manifests = catalog.manifests;
     let decisions = decide(&manifests, opts)?;
+    // Data a damaged manifest references cannot be told apart: keep it all
+    // unless the user says the damaged manifests are to go.
+    let keep_objects = !catalog.damaged.is_empty() && !opts.forget_damaged;
     let removed: HashSet<&str> = decisions
         .iter()
         .filter(|d| !d.keep)
@@ -97,9 +109,18 @@ pub async fn run(
         .collect();
     let mut objects = repo.storage().list("blocks/").await?;
     objects.extend(repo.storage().list("configs/").await?);
-    let plan = collect(&manifests, &removed, &objects, opts.cutoff());
+    let mut plan = collect(&manifests, &removed, &objects, opts.cutoff());
+    if keep_objects {
+        plan = Collection::default();
+    }
 
     if !opts.dry_run {
+        if opts.forget_damaged {
+            for d in &catalog.damaged {
+                check(lock)?;
+                repo.storage().delete(&Key::new(d.key.clone())?).await?;
+            }
+        }
         for id in &removed {
             check(lock)?;
             repo.storage()
@@ -128,6 +149,8 @@ pub async fn run(
         orphans_in_grace: plan.orphans_in_grace,
         uploads_aborted,
         decisions,
+        damaged_forgotten: opts.forget_damaged && !catalog.damaged.is_empty(),
+        damaged: catalog.damaged,
     })
 }
 
@@ -154,6 +177,7 @@ fn decide(manifests: &[Manifest], opts: &PruneOptions) -> Result<Vec<Decision>> 
         .map_err(|e| Hinted::usage(e.to_string(), e.hint()).into())
 }
 
+#[derive(Default)]
 struct Collection<'a> {
     delete: Vec<&'a ObjectMeta>,
     orphans_deleted: usize,

@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -220,6 +222,12 @@ pub async fn restore(
     let root = dir
         .canonicalize()
         .with_context(|| format!("could not resolve {}", dir.display()))?;
+    // Every path is checked before anything is created below DIR.
+    for e in entries {
+        check_inside(&root, Path::new(&e.name))?;
+    }
+    let base = Dir::open_ambient_dir(&root, ambient_authority())
+        .with_context(|| format!("could not open {}", root.display()))?;
     let mut states = HashMap::new();
     for e in entries {
         let state = existing(&root.join(&e.name), &e.sha256)?;
@@ -247,11 +255,13 @@ pub async fn restore(
         let state = states[e.name.as_str()];
         let mut moved = None;
         if let Some(data) = contents.get(e.name.as_str()) {
-            let parent = safe_parent(&root, &target)?;
+            let rel = Path::new(&e.name);
+            create_parents(&base, &root, rel)?;
             if state == Existing::Differs {
-                moved = Some(move_aside(&target)?);
+                moved = Some(root.join(move_aside(&base, rel)?));
             }
-            write_staged(&parent, &target, data)?;
+            write_staged(&base, rel, data)
+                .with_context(|| format!("could not write {}", target.display()))?;
         }
         files.push(RestoredFile {
             path: e.path.clone(),
@@ -321,53 +331,84 @@ async fn download(repo: &Repository, e: &ConfigFileEntry) -> Result<Bytes> {
     Ok(data)
 }
 
-/// Creates the parent directory of `target` and makes sure it really lies
-/// below `root` (no symlinked directory leads elsewhere).
-fn safe_parent(root: &Path, target: &Path) -> Result<PathBuf> {
-    let parent = target.parent().context("a file without a directory")?;
-    fs::create_dir_all(parent).with_context(|| format!("could not create {}", parent.display()))?;
-    let real = parent.canonicalize()?;
-    if !real.starts_with(root) {
-        bail!(
-            "{} leads outside {} (through a symlink); refusing to write there",
-            parent.display(),
-            root.display()
-        );
+/// Refuses a path below `root` that would be written through a symlink
+/// leading outside `root`, or through something that is not a directory;
+/// creates nothing.
+fn check_inside(root: &Path, rel: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        at.push(part);
+        let meta = match fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("could not inspect {}", at.display())),
+            Ok(m) => m,
+        };
+        if meta.file_type().is_symlink() {
+            // As cap-std resolves them: relative links that stay inside.
+            let relative = fs::read_link(&at).is_ok_and(|to| to.is_relative());
+            let inside = at.canonicalize().is_ok_and(|real| real.starts_with(root));
+            if !(relative && inside) {
+                bail!(
+                    "{} leads outside {} (through a symlink); refusing to write there",
+                    at.display(),
+                    root.display()
+                );
+            }
+        } else if !meta.is_dir() {
+            bail!(
+                "{} is not a directory; refusing to write below it",
+                at.display()
+            );
+        }
     }
-    Ok(real)
+    Ok(())
 }
 
-fn move_aside(target: &Path) -> Result<PathBuf> {
+/// Creates the directories of `rel` below `base`, one at a time and
+/// relative to the opened directory (cap-std resolves every component
+/// inside it, so a symlink swapped in meanwhile cannot lead outside).
+fn create_parents(base: &Dir, root: &Path, rel: &Path) -> Result<()> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    base.create_dir_all(parent).with_context(|| {
+        format!(
+            "could not create {} inside {} (a symlink leading outside it is refused)",
+            root.join(parent).display(),
+            root.display()
+        )
+    })
+}
+
+fn move_aside(base: &Dir, rel: &Path) -> Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let name = target
+    let name = rel
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let aside = target.with_file_name(format!("{name}.before-restore-{stamp}"));
-    fs::rename(target, &aside)
-        .with_context(|| format!("could not move {} aside", target.display()))?;
+    let aside = rel.with_file_name(format!("{name}.before-restore-{stamp}"));
+    base.rename(rel, base, &aside)
+        .with_context(|| format!("could not move {} aside", rel.display()))?;
     Ok(aside)
 }
 
-/// Writes `data` to a dot-named staging file in `parent`, fsyncs it and
-/// renames it to `target`.
-fn write_staged(parent: &Path, target: &Path, data: &[u8]) -> Result<()> {
-    let name = target
-        .file_name()
-        .context("a file without a name")?
-        .to_string_lossy();
-    let staged = parent.join(format!(".{name}.promsnap-tmp"));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&staged)?;
+/// Writes `data` to a dot-named staging file next to `rel`, fsyncs it and
+/// renames it into place, all relative to `base`.
+fn write_staged(base: &Dir, rel: &Path, data: &[u8]) -> std::io::Result<()> {
+    let name = rel.file_name().unwrap_or_default().to_string_lossy();
+    let staged = rel.with_file_name(format!(".{name}.promsnap-tmp"));
+    let result = (|| {
+        let mut f = base.create(&staged)?;
         f.write_all(data)?;
         f.sync_all()?;
-        fs::rename(&staged, parent.join(target.file_name().unwrap_or_default()))?;
-        fs::File::open(parent)?.sync_all()
+        base.rename(&staged, base, rel)?;
+        let parent = rel.parent().filter(|p| !p.as_os_str().is_empty());
+        base.open(parent.unwrap_or(Path::new(".")))?.sync_all()
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&staged);
+        let _ = base.remove_file(&staged);
     }
-    result.with_context(|| format!("could not write {}", target.display()))
+    result
 }
 
 #[cfg(test)]
@@ -496,5 +537,33 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:#}").contains("outside"), "{err:#}");
         assert!(!elsewhere.path().join("x.yml").exists());
+        // Deeper paths: nothing is created through the link either, not
+        // even directories (the check comes before anything is created).
+        let files = [LocalFile {
+            path: "/etc/prometheus/rules/node.yml".into(),
+            kind: "rules",
+            data: Bytes::from_static(b"groups: []"),
+        }];
+        let (entries, _) = store(&repo, &files).await.unwrap();
+        let err = restore(&repo, &entries, out.path(), false)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("leads outside"), "{err:#}");
+        assert_eq!(
+            fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "created through the link"
+        );
+        // A symlink that stays inside the target is followed.
+        let inside = tempfile::tempdir().unwrap();
+        fs::create_dir(inside.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", inside.path().join("etc")).unwrap();
+        restore(&repo, &entries, inside.path(), false)
+            .await
+            .unwrap();
+        assert!(inside
+            .path()
+            .join("real/prometheus/rules/node.yml")
+            .is_file());
     }
 }
