@@ -65,7 +65,7 @@ impl fmt::Debug for PrometheusOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
         f.debug_struct("PrometheusOptions")
-            .field("url", &self.url)
+            .field("url", &crate::redact::url(&self.url))
             .field("username", &self.username)
             .field("password", &redacted(&self.password))
             .field("bearer_token", &redacted(&self.bearer_token))
@@ -140,6 +140,7 @@ impl Prometheus {
         // shown and stored without them.
         let (base, user, password) = split_credentials(opts.url.trim_end_matches('/'));
         let mut opts = opts;
+        opts.url = base.clone();
         if opts.username.is_none() && opts.bearer_token.is_none() {
             if let Some(user) = user {
                 opts.username = Some(user);
