@@ -698,7 +698,7 @@ fn one_damaged_manifest_does_not_take_the_repository_down() {
             "--data-dir",
             work.path().join("dest3").to_str().unwrap(),
         ])
-        .expect_failure(1, &["is damaged"]);
+        .expect_failure(1, &["is invalid"]);
     target.ok(&["verify", &ids[2]]);
     let verify = target.run(&["verify", "--quick"]);
     assert_eq!(verify.code, 3, "{}", verify.stdout);

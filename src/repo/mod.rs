@@ -242,19 +242,22 @@ impl Repository {
 
     /// One manifest; a damaged one is an error that says so.
     pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
-        self.read_manifest(id).await?.map_err(|d| {
-            Hinted::failure(
-                format!(
-                    "manifest {} in {} is damaged: {}",
-                    d.key,
-                    self.describe(),
-                    d.reason
-                ),
-                "it may be damaged or tampered with; `promsnap verify` checks the repository, \
-                 and other snapshots are not affected",
-            )
-            .into()
-        })
+        self.read_manifest(id).await?.map_err(|d| self.invalid(&d))
+    }
+
+    /// The error for a damaged manifest that a command needed.
+    fn invalid(&self, d: &DamagedManifest) -> anyhow::Error {
+        Hinted::failure(
+            format!(
+                "manifest {} in {} is invalid: {}",
+                d.key,
+                self.describe(),
+                d.reason
+            ),
+            "it is damaged or was tampered with; `promsnap verify` checks the repository, and \
+             other snapshots are not affected (`promsnap list`)",
+        )
+        .into()
     }
 
     /// Every snapshot the repository lists: the manifests that read, oldest
@@ -303,14 +306,24 @@ impl Repository {
     ) -> Result<(Manifest, Vec<String>)> {
         let catalog = self.catalog().await?;
         if let Some(d) = catalog.damaged.iter().find(|d| d.id == spec) {
-            return Err(Hinted::failure(
-                format!("the manifest of snapshot {} is damaged: {}", d.id, d.reason),
-                "`promsnap verify` checks the repository; restore another snapshot \
-                 (`promsnap list`)",
-            )
-            .into());
+            return Err(self.invalid(d));
         }
-        let found = find::find(&catalog.manifests, spec, instance, &self.describe())?.clone();
+        let found = match find::find(&catalog.manifests, spec, instance, &self.describe()) {
+            Ok(found) => found.clone(),
+            // Nothing readable matches, but a damaged manifest might have:
+            // say that, not "no such snapshot".
+            Err(e) => {
+                let newest_damaged = catalog
+                    .damaged
+                    .iter()
+                    .rev()
+                    .find(|d| spec == "latest" || d.id.starts_with(spec));
+                return Err(match newest_damaged {
+                    Some(d) => self.invalid(d),
+                    None => e,
+                });
+            }
+        };
         let warnings = catalog
             .damaged
             .iter()
