@@ -355,7 +355,7 @@ pub struct BackupArgs {
     )]
     pub init: Option<bool>,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -381,7 +381,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION")]
     pub lock_wait: Option<Duration>,
 
-    /// Print the decisions and the result as one JSON object on stdout.
+    /// Print the decisions and the result as one JSON object on stdout (the
+    /// error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -441,7 +442,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
 
-    /// Print the report as one JSON object on stdout.
+    /// Print the report as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -452,7 +453,7 @@ pub struct CheckDirArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Print the report as one JSON object on stdout.
+    /// Print the report as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -462,7 +463,7 @@ pub struct InitArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -487,7 +488,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
-    /// Print the snapshots as one JSON array on stdout.
+    /// Print the snapshots as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -558,7 +559,7 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }

@@ -2,9 +2,11 @@
 
 use anyhow::Result;
 use indicatif::HumanBytes;
+use serde::Serialize;
 
 use super::Outcome;
 use crate::error::ExitStatus;
+use crate::json;
 use crate::metrics::RunSummary;
 use crate::output::{table, Printer};
 use crate::repo::lock::LockInfo;
@@ -24,9 +26,7 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
     };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let report = prune::run_locked(&repo, &opts, args.lock_wait, &waiting).await?;
-    if args.json {
-        printer.json(&report)?;
-    } else if printer.summaries() {
+    if !args.json && printer.summaries() {
         printer.stdout(&render(&report))?;
     }
     // A dry run removes nothing: the repository keeps them all.
@@ -36,13 +36,64 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
         } else {
             0
         };
-    Ok(Outcome {
+    Outcome {
         status: ExitStatus::Success,
         summary: RunSummary {
             snapshots: Some(remaining as u64),
             ..RunSummary::default()
         },
-    })
+        document: None,
+    }
+    .with_document(args.json, &Json::new(&report))
+}
+
+/// `prune --json` (docs/json/prune.schema.json).
+#[derive(Serialize)]
+struct Json<'a> {
+    dry_run: bool,
+    snapshots_kept: usize,
+    snapshots_removed: usize,
+    objects_deleted: usize,
+    bytes_freed: u64,
+    orphans_deleted: usize,
+    orphans_in_grace: usize,
+    uploads_aborted: u64,
+    decisions: Vec<JsonDecision<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonDecision<'a> {
+    id: &'a str,
+    created: String,
+    group: &'a str,
+    keep: bool,
+    reasons: &'a [String],
+}
+
+impl<'a> Json<'a> {
+    fn new(r: &'a PruneReport) -> Json<'a> {
+        Json {
+            dry_run: r.dry_run,
+            snapshots_kept: r.snapshots_kept,
+            snapshots_removed: r.snapshots_removed,
+            objects_deleted: r.objects_deleted,
+            bytes_freed: r.bytes_freed,
+            orphans_deleted: r.orphans_deleted,
+            orphans_in_grace: r.orphans_in_grace,
+            uploads_aborted: r.uploads_aborted,
+            decisions: r
+                .decisions
+                .iter()
+                .map(|d| JsonDecision {
+                    id: &d.id,
+                    created: json::time(d.time),
+                    group: &d.group,
+                    keep: d.keep,
+                    reasons: &d.reasons,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn render(r: &PruneReport) -> String {
