@@ -173,10 +173,10 @@ impl Invocation {
     pub async fn record(&self, result: Result<Outcome>) -> Finished {
         let m = &self.metrics;
         let Some(command) = self.metrics_name else {
-            return Finished::failed_or(result, false);
+            return Finished::unrecorded(result, false);
         };
         if m.file.is_none() && m.pushgateway.is_none() {
-            return Finished::failed_or(result, true);
+            return Finished::unrecorded(result, true);
         }
         let none = RunSummary::default();
         let (status, summary) = match &result {
@@ -212,7 +212,8 @@ impl Invocation {
 }
 
 impl Finished {
-    fn failed_or(result: Result<Outcome>, records_metrics: bool) -> Finished {
+    /// A run whose metrics were not asked for.
+    fn unrecorded(result: Result<Outcome>, records_metrics: bool) -> Finished {
         Finished {
             result,
             metrics_error: None,
