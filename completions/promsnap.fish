@@ -58,7 +58,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l retries -d 'R
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -99,7 +99,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-file -
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prune -d 'After a successful backup, prune with the policy in the configuration file\'s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -117,7 +117,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l retries -d 'R
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l json -d 'Print the snapshots as one JSON array on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l json -d 'Print the snapshots as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -148,7 +148,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l lock-file 
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time>; with --config-to, move existing files that differ aside too (nothing is deleted)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l merge -d 'Add the snapshot\'s missing blocks to the data directory of a RUNNING Prometheus (2.39 or newer), which loads them at its next block reload, within about a minute. Blocks it already has are skipped; nothing in the directory is changed or deleted. With --prometheus-url promsnap reads the server\'s retention and warns about blocks it would delete'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l no-data -d 'Restore only the configuration files (with --config-to), no blocks'
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -178,7 +178,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l max-bandwidt
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l dry-run -d 'Show what would be removed and why; change nothing'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l forget-damaged -d 'Delete manifests that cannot be read (damaged, truncated, tampered with). Without it, a damaged manifest keeps every object, since it might reference any, and prune exits 3. `promsnap verify` names them; restore an older copy instead if you have one'
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l json -d 'Print the decisions and the result as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l json -d 'Print the decisions and the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
@@ -205,7 +205,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l quick -d 'O
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also decompress every block as it downloads and check each file\'s SHA-256 and the TSDB structure (index, every chunk record\'s CRC, tombstones, meta.json)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l restore-test -d 'Also restore the snapshot(s) into a scratch directory and require `promtool tsdb list` to load every block. Without promtool (on PATH or --promtool) this is an error, unless --no-promtool'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l no-promtool -d 'Run --restore-test without promtool: restore and check every hash, but do not ask Prometheus code to load the blocks'
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Print the report as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Print the report as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
@@ -215,7 +215,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l retries 
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l json -d 'Print the report as one JSON object on stdout'
+complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l json -d 'Print the report as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r

@@ -355,7 +355,7 @@ pub struct BackupArgs {
     )]
     pub init: Option<bool>,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -388,7 +388,8 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION")]
     pub lock_wait: Option<Duration>,
 
-    /// Print the decisions and the result as one JSON object on stdout.
+    /// Print the decisions and the result as one JSON object on stdout (the
+    /// error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -454,7 +455,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
 
-    /// Print the report as one JSON object on stdout.
+    /// Print the report as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -465,7 +466,7 @@ pub struct CheckDirArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Print the report as one JSON object on stdout.
+    /// Print the report as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -475,7 +476,7 @@ pub struct InitArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -500,7 +501,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
-    /// Print the snapshots as one JSON array on stdout.
+    /// Print the snapshots as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }
@@ -571,7 +572,7 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
 }

@@ -26,6 +26,29 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Every status, in the order of the README's exit-code table (a test
+    /// checks the table against this list and [`ExitStatus::meaning`]).
+    pub const ALL: [ExitStatus; 6] = [
+        ExitStatus::Success,
+        ExitStatus::Failure,
+        ExitStatus::Usage,
+        ExitStatus::Problems,
+        ExitStatus::Busy,
+        ExitStatus::Interrupted,
+    ];
+
+    /// What the code means, as the README's table begins to say it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Success => "success",
+            ExitStatus::Failure => "the operation failed",
+            ExitStatus::Usage => "usage or configuration error, or a refusal",
+            ExitStatus::Problems => "finished, but found problems",
+            ExitStatus::Busy => "another run holds the lock",
+            ExitStatus::Interrupted => "interrupted",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,

@@ -13,6 +13,7 @@ pub mod direct_io;
 pub mod duration;
 pub mod error;
 pub mod hash_thread;
+pub mod json;
 pub mod metrics;
 pub mod output;
 pub mod progress;

@@ -3,7 +3,8 @@
 //! cancel the running command: its drop guards remove staging files and the
 //! local snapshot, and S3 multipart uploads are aborted before we exit 130.
 //! Every run that started, however it ended (interrupted too), is then
-//! recorded as metrics when `--metrics-file` or `--pushgateway` ask for it.
+//! recorded as metrics when `--metrics-file` or `--pushgateway` ask for it,
+//! and only then is its result printed (`commands::conclude`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,26 +13,34 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use clap::Parser;
 
 use promsnap::cli::Cli;
-use promsnap::error::{self, ExitStatus, Interrupted};
+use promsnap::commands::{Finished, Request};
+use promsnap::error::Interrupted;
 use promsnap::output::Printer;
 use promsnap::{commands, storage};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::new(cli.global.quiet);
+    // Known before the settings are resolved: a run that cannot even start
+    // still answers --json with the error document.
+    let request = Request::of(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            printer.error(&anyhow::Error::new(e).context("could not start the async runtime"));
-            return ExitCode::from(ExitStatus::Failure.code());
+            let err = anyhow::Error::new(e).context("could not start the async runtime");
+            let status = commands::conclude(&request, Finished::failed(err), &printer);
+            return ExitCode::from(status.code());
         }
     };
-    let result = runtime.block_on(async {
+    let finished = runtime.block_on(async {
         let mut shutdown = Shutdown::register();
-        let mut invocation = commands::Invocation::prepare(cli)?;
+        let mut invocation = match commands::Invocation::prepare(cli) {
+            Ok(invocation) => invocation,
+            Err(err) => return Finished::failed(err),
+        };
         let outcome = tokio::select! {
             r = invocation.execute(&printer) => r,
             () = shutdown.wait() => Err(Interrupted.into()),
@@ -39,22 +48,12 @@ fn main() -> ExitCode {
         // Let cleanup that drop guards started (multipart aborts) finish.
         storage::cleanup::wait(Duration::from_secs(10)).await;
         tokio::select! {
-            r = invocation.record(outcome, &printer) => r,
-            () = shutdown.wait() => Err(Interrupted.into()),
+            f = invocation.record(outcome) => f,
+            () = shutdown.wait() => Finished::failed(Interrupted.into()),
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(10));
-    let status = match result {
-        Ok(status) => status,
-        Err(err) => {
-            if err.downcast_ref::<Interrupted>().is_some() {
-                eprintln!("interrupted: stopped cleanly; nothing half-done was kept, run the command again to finish");
-            } else {
-                printer.error(&err);
-            }
-            error::status_of(&err)
-        }
-    };
+    let status = commands::conclude(&request, finished, &printer);
     ExitCode::from(status.code())
 }
 

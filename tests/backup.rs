@@ -202,7 +202,7 @@ fn backup_settings_come_from_the_configuration_file() {
         "keep_local_snapshot ignored"
     );
     let target = Target::uninitialised(&repo);
-    let list = target.ok(&["list", "--json"]).json();
+    let list = target.snapshots();
     assert_eq!(
         (list[0]["instance"].as_str(), list[0]["ha_group"].as_str()),
         (Some("from-file"), Some("g1"))
@@ -225,10 +225,7 @@ fn backup_settings_come_from_the_configuration_file() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(
-        target.ok(&["list", "--json"]).json()[1]["instance"],
-        "from-flag"
-    );
+    assert_eq!(target.snapshots()[1]["instance"], "from-flag");
 }
 
 /// A bearer token (for a Prometheus behind an authenticating proxy) is sent

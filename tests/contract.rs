@@ -253,7 +253,7 @@ fn never_another_servers_data() {
         .ok(&["verify", "--instance", "prom-b", "--json"])
         .json();
     assert_eq!(
-        verified["snapshots"], 1,
+        verified["snapshots_checked"], 1,
         "verify --instance checked others too"
     );
 }

@@ -171,7 +171,7 @@ fn native_histograms_round_trip() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(report["problems"], Value::Array(vec![]), "{report}");
     assert_eq!(report["notes"], Value::Array(vec![]), "{report}");
-    assert_eq!(report["restore_test"][0]["promtool_loaded_blocks"], 1);
+    assert_eq!(report["restore_test"][0]["blocks_loaded_by_promtool"], 1);
 
     let restored = work.path().join("restored");
     target.ok(&[

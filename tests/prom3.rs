@@ -238,7 +238,7 @@ fn blocks_with_newer_chunk_encodings_back_up_and_restore() {
         let with = notes.iter().filter(|n| n.contains(name)).count();
         assert_eq!(with, 1, "one note on encoding {name}: {notes:#?}");
     }
-    assert_eq!(report["restore_test"][0]["promtool_loaded_blocks"], 1);
+    assert_eq!(report["restore_test"][0]["blocks_loaded_by_promtool"], 1);
     let human = target.run(&["verify", "--deep"]);
     assert_eq!(human.code, 0, "{}", human.stdout);
     assert!(human.stdout.contains("note "), "{}", human.stdout);

@@ -37,9 +37,8 @@ fn backup_at(target: &Target, dir: &Path, time: &str) -> Value {
 }
 
 fn ids(target: &Target) -> Vec<String> {
-    let list = target.ok(&["list", "--json"]).json();
-    list.as_array()
-        .unwrap()
+    target
+        .snapshots()
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()

@@ -82,15 +82,15 @@ fn round_trip(target: Target) {
         "the local snapshot was left behind: {snapshots:?}"
     );
 
-    let list = target.ok(&["list", "--json"]).json();
-    let rows = list.as_array().unwrap();
+    let rows = target.snapshots();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["id"], backup["snapshot_id"]);
     assert_eq!(rows[0]["instance"], "prom-a");
     assert_eq!(rows[0]["blocks"], FIXTURE_BLOCKS);
-    assert_eq!(rows[0]["min_time"], FIXTURE_START * 1000);
-    assert!(rows[0]["max_time"].as_i64().unwrap() > FIXTURE_END * 1000);
-    assert_eq!(rows[0]["stored_bytes"], backup["bytes_uploaded"]);
+    assert_eq!(rows[0]["min_time_ms"], FIXTURE_START * 1000);
+    assert_eq!(rows[0]["min_time"], "2026-01-01T00:00:00Z");
+    assert!(rows[0]["max_time_ms"].as_i64().unwrap() > FIXTURE_END * 1000);
+    assert_eq!(rows[0]["bytes_stored"], backup["bytes_uploaded"]);
     let human = target.ok(&["list"]);
     assert!(
         human
@@ -184,11 +184,10 @@ fn second_backup_uploads_only_the_new_block() {
     let second = backup(&prom.url);
     assert_eq!(second["blocks_new"], 1);
     assert_eq!(second["blocks_reused"], 2);
-    let list = target.ok(&["list", "--json"]).json();
-    let rows = list.as_array().unwrap();
+    let rows = target.snapshots();
     assert_eq!(rows.len(), 2);
     // Exactly the new block's archive went over the wire.
-    assert_eq!(rows[1]["new_bytes"], second["bytes_uploaded"]);
+    assert_eq!(rows[1]["bytes_new"], second["bytes_uploaded"]);
     assert!(second["bytes_uploaded"].as_u64().unwrap() > 0);
     assert!(second["bytes_uploaded"].as_u64().unwrap() < first["bytes_uploaded"].as_u64().unwrap());
     // Unchanged blocks were not even read.
@@ -255,7 +254,7 @@ fn deleted_series_give_new_block_objects() {
     );
 
     // The first snapshot still restores the series as they were.
-    let list = target.ok(&["list", "--json"]).json();
+    let list = target.snapshots();
     let first_id = list[0]["id"].as_str().unwrap().to_string();
     let old = work.path().join("old");
     target.ok(&["restore", &first_id, "--data-dir", old.to_str().unwrap()]);

@@ -14,6 +14,7 @@ mod harness_selftest; // the harness itself against the real servers
 mod histograms; // native histograms back up, verify, restore and answer the same queries
 mod hostile; // a damaged or hostile repository: bounded reads, checked names
 mod interrupt; // Ctrl-C, SIGTERM and kill -9 mid-backup: clean stop, next run finishes
+mod json; // every --json document against its schema; the README's JSON and exit-code tables
 mod ops; // metrics and alert rules, the run lock, secrets from files, bandwidth limit
 mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer chunk encodings
 mod prune; // retention and garbage collection, racing backups and prunes

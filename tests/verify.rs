@@ -443,7 +443,7 @@ fn clean_backup_passes_every_level(target: Target) {
     }
     let (_, report) = verify(&target, &["--restore-test"]);
     assert_eq!(
-        report["restore_test"][0]["promtool_loaded_blocks"],
+        report["restore_test"][0]["blocks_loaded_by_promtool"],
         support::FIXTURE_BLOCKS
     );
     assert_eq!(bare(&["check-dir", data.to_str().unwrap()]).code, 0);

@@ -12,9 +12,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{HumanBytes, HumanDuration};
+use serde::Serialize;
 
 use super::Outcome;
 use crate::error::{ExitStatus, Hinted};
+use crate::json::DataRange;
 use crate::metrics::RunSummary;
 use crate::output::{format_ms, Printer};
 use crate::prometheus::config_files::{self, LocalFile};
@@ -22,7 +24,7 @@ use crate::prometheus::{self, snapshots, Connected};
 use crate::repo::backup::{self, BackupOptions, BackupReport};
 use crate::repo::lock::{LockInfo, LockKind, RepoLock};
 use crate::repo::manifest::Source;
-use crate::repo::prune::{self, PruneOptions};
+use crate::repo::prune::{self, PruneOptions, PruneReport};
 use crate::repo::retention::Policy;
 use crate::repo::{ha, Opened, Repository};
 use crate::settings::{ApiSource, BackupSettings, BackupSource, HaGroup, HaSettings};
@@ -59,7 +61,7 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
         concurrency: args.concurrency,
         pack: args.pack,
         instance: args.instance.clone(),
-        ha_group,
+        ha_group: ha_group.clone(),
         source: Source::default(),
         now: args.time,
         config_files,
@@ -75,12 +77,107 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
     if let Some(l) = ha_lock {
         l.release().await?;
     }
-    print_report(&report, args.json, printer)?;
-    let status = match args.prune {
-        Some(policy) => prune_after(&repo, policy, &report, args.lock_wait, printer).await,
-        None => ExitStatus::Success,
+    if !args.json {
+        print_report(&report, printer)?;
+    }
+    let pruned = match args.prune {
+        Some(policy) => Some(prune_after(&repo, policy, &report, args.lock_wait, printer).await),
+        None => None,
     };
-    Ok(outcome(status, &repo, &report).await)
+    let status = match pruned {
+        Some(Err(_)) => ExitStatus::Problems,
+        _ => ExitStatus::Success,
+    };
+    let json = Json::stored(&report, ha_group.as_deref(), pruned.as_ref());
+    outcome(status, &repo, &report)
+        .await
+        .with_document(args.json, &json)
+}
+
+/// `backup --json` (docs/json/backup.schema.json): a stored snapshot, or
+/// (HA groups) a backup skipped because another replica's turn it was.
+#[derive(Serialize)]
+struct Json<'a> {
+    skipped: bool,
+    /// Why it was skipped.
+    reason: Option<&'a str>,
+    instance: &'a str,
+    ha_group: Option<&'a str>,
+    /// Absent when skipped.
+    #[serde(flatten)]
+    stored: Option<Stored<'a>>,
+}
+
+#[derive(Serialize)]
+struct Stored<'a> {
+    snapshot_id: &'a str,
+    repository: &'a str,
+    blocks: usize,
+    blocks_new: usize,
+    blocks_reused: usize,
+    bytes_read: u64,
+    bytes_uploaded: u64,
+    bytes_total: u64,
+    compression_ratio: Option<f64>,
+    #[serde(flatten)]
+    data: DataRange,
+    config_files: usize,
+    config_files_new: usize,
+    duration_seconds: f64,
+    /// With --prune: what the prune afterwards removed.
+    prune: Option<Pruned>,
+    prune_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Pruned {
+    snapshots_removed: usize,
+    objects_deleted: usize,
+    bytes_freed: u64,
+}
+
+impl<'a> Json<'a> {
+    fn stored(
+        r: &'a BackupReport,
+        ha_group: Option<&'a str>,
+        pruned: Option<&Result<PruneReport, String>>,
+    ) -> Json<'a> {
+        let (prune, prune_error) = match pruned {
+            Some(Ok(p)) => (
+                Some(Pruned {
+                    snapshots_removed: p.snapshots_removed,
+                    objects_deleted: p.objects_deleted,
+                    bytes_freed: p.bytes_freed,
+                }),
+                None,
+            ),
+            Some(Err(e)) => (None, Some(e.clone())),
+            None => (None, None),
+        };
+        Json {
+            skipped: false,
+            reason: None,
+            stored: Some(Stored {
+                snapshot_id: &r.snapshot_id,
+                repository: &r.repository,
+                blocks: r.blocks,
+                blocks_new: r.blocks_new,
+                blocks_reused: r.blocks_reused,
+                bytes_read: r.bytes_read,
+                bytes_uploaded: r.bytes_uploaded,
+                bytes_total: r.bytes_total,
+                compression_ratio: r.compression_ratio,
+                data: DataRange::new(r.min_time, r.max_time),
+                config_files: r.config_files,
+                config_files_new: r.config_files_new,
+                duration_seconds: r.duration_seconds,
+                prune,
+                prune_error,
+            }),
+            instance: &r.instance,
+            ha_group,
+        }
+    }
 }
 
 /// The repository, created first with `--init` when the location holds
@@ -218,26 +315,38 @@ fn ha_group(ha: Option<&HaSettings>, server: Option<&Connected>) -> Result<Optio
 /// Another replica of the group has (or is storing) a recent snapshot:
 /// this one says why it skips and succeeds.
 fn skipped(args: &BackupSettings, group: &str, reason: &str, printer: &Printer) -> Result<Outcome> {
-    print_skip(group, reason, args.json, printer)?;
-    Ok(Outcome {
+    if !args.json {
+        printer.info(&format!("skipped: {reason}"));
+    }
+    let json = Json {
+        skipped: true,
+        reason: Some(reason),
+        stored: None,
+        instance: &args.instance,
+        ha_group: Some(group),
+    };
+    Outcome {
         status: ExitStatus::Success,
         summary: RunSummary {
             instance: Some(args.instance.clone()),
             skipped: true,
             ..RunSummary::default()
         },
-    })
+        document: None,
+    }
+    .with_document(args.json, &json)
 }
 
 /// `backup --prune`: the configuration file's policy for this instance. A
-/// failed prune is exit 3: the backup is stored, housekeeping failed.
+/// failed prune is exit 3 (the backup is stored, housekeeping failed): it
+/// returns the error as printed.
 async fn prune_after(
     repo: &Repository,
     policy: Policy,
     report: &BackupReport,
     lock_wait: std::time::Duration,
     printer: &Printer,
-) -> ExitStatus {
+) -> Result<PruneReport, String> {
     let opts = PruneOptions {
         policy,
         instance: Some(report.instance.clone()),
@@ -251,11 +360,12 @@ async fn prune_after(
                 "pruned {} snapshots and {} objects",
                 r.snapshots_removed, r.objects_deleted
             ));
-            ExitStatus::Success
+            Ok(r)
         }
         Err(e) => {
-            printer.error(&e.context("the backup is stored, but pruning afterwards failed"));
-            ExitStatus::Problems
+            let e = e.context("the backup is stored, but pruning afterwards failed");
+            printer.error(&e);
+            Err(format!("{e:#}"))
         }
     }
 }
@@ -275,6 +385,7 @@ async fn outcome(status: ExitStatus, repo: &Repository, r: &BackupReport) -> Out
             snapshots,
             skipped: false,
         },
+        document: None,
     }
 }
 
@@ -311,15 +422,6 @@ async fn config_files(
         printer.warn(warning);
     }
     Ok(collected.files)
-}
-
-fn print_skip(group: &str, reason: &str, json: bool, printer: &Printer) -> Result<()> {
-    if json {
-        return printer
-            .json(&serde_json::json!({ "skipped": true, "ha_group": group, "reason": reason }));
-    }
-    printer.info(&format!("skipped: {reason}"));
-    Ok(())
 }
 
 fn snapshot_blocks(dir: &Path) -> Result<Vec<Block>> {
@@ -370,10 +472,7 @@ fn from_dir(dir: &Path, printer: &Printer) -> Result<(Vec<Block>, Source)> {
     Ok((blocks, source))
 }
 
-fn print_report(r: &BackupReport, json: bool, printer: &Printer) -> Result<()> {
-    if json {
-        return printer.json(r);
-    }
+fn print_report(r: &BackupReport, printer: &Printer) -> Result<()> {
     if !printer.summaries() {
         return Ok(());
     }

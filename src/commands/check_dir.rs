@@ -5,25 +5,58 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::Outcome;
 use crate::error::{ExitStatus, Hinted};
 use crate::output::Printer;
 use crate::settings::CheckDirSettings;
 use crate::tsdb::check::{self, CheckOptions, Problem};
 use crate::tsdb::parse_ulid;
 
-#[derive(Serialize)]
 struct BlockResult {
     block: String,
     problems: Vec<Problem>,
 }
 
+/// `check-dir --json` (docs/json/check-dir.schema.json).
 #[derive(Serialize)]
-struct Report {
-    ok: bool,
-    blocks: Vec<BlockResult>,
+struct Json<'a> {
+    dir: String,
+    blocks_checked: usize,
+    blocks_damaged: usize,
+    results: Vec<JsonResult<'a>>,
 }
 
-pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<ExitStatus> {
+/// One block in `check-dir --json`: its damage and its notes.
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    block: &'a str,
+    problems: Vec<&'a Problem>,
+    notes: Vec<&'a Problem>,
+}
+
+impl<'a> Json<'a> {
+    fn new(dir: &Path, results: &'a [BlockResult]) -> Json<'a> {
+        let results: Vec<JsonResult> = results
+            .iter()
+            .map(|b| {
+                let (problems, notes) = b.problems.iter().partition(|p| p.kind.is_corruption());
+                JsonResult {
+                    block: &b.block,
+                    problems,
+                    notes,
+                }
+            })
+            .collect();
+        Json {
+            dir: dir.display().to_string(),
+            blocks_checked: results.len(),
+            blocks_damaged: results.iter().filter(|r| !r.problems.is_empty()).count(),
+            results,
+        }
+    }
+}
+
+pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<Outcome> {
     let blocks = block_dirs(&args.dir)?;
     if blocks.is_empty() {
         // A check meant to prove a directory's blocks proves nothing here.
@@ -42,11 +75,13 @@ pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<ExitStatus
     let ok = results
         .iter()
         .all(|b| b.problems.iter().all(|p| !p.kind.is_corruption()));
+    let status = if ok {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Problems
+    };
     if args.json {
-        printer.json(&Report {
-            ok,
-            blocks: results,
-        })?;
+        return Outcome::from(status).with_document(true, &Json::new(&args.dir, &results));
     } else {
         let mut out = String::new();
         for b in &results {
@@ -75,11 +110,7 @@ pub async fn run(args: CheckDirSettings, printer: &Printer) -> Result<ExitStatus
         ));
         printer.stdout(&out)?;
     }
-    Ok(if ok {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Problems
-    })
+    Ok(status.into())
 }
 
 fn check_all(dirs: &[(String, std::path::PathBuf)]) -> Vec<BlockResult> {

@@ -6,14 +6,16 @@ use anyhow::Result;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
+use super::Outcome;
 use crate::error::ExitStatus;
+use crate::json::DataRange;
 use crate::output::{format_ms, table, Printer};
 use crate::repo::find;
 use crate::repo::manifest::Manifest;
+use crate::repo::DamagedManifest;
 use crate::settings::ListSettings;
 
-/// One row of `list --json`.
-#[derive(Serialize)]
+/// One snapshot in the table.
 struct Row<'a> {
     id: &'a str,
     created: String,
@@ -33,7 +35,53 @@ struct Row<'a> {
     source: &'a str,
 }
 
-pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
+/// `list --json` (docs/json/list.schema.json).
+#[derive(Serialize)]
+struct Json<'a> {
+    repository: String,
+    /// The `--instance` asked for.
+    instance: Option<&'a str>,
+    snapshots: Vec<JsonRow<'a>>,
+    /// Manifests that could not be read (`list` exits 3 when there are any).
+    damaged: &'a [DamagedManifest],
+}
+
+/// A snapshot in `list --json`.
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    id: &'a str,
+    created: String,
+    instance: &'a str,
+    ha_group: Option<&'a str>,
+    blocks: usize,
+    config_files: usize,
+    #[serde(flatten)]
+    data: DataRange,
+    bytes_stored: u64,
+    bytes_new: u64,
+    prometheus_version: Option<&'a str>,
+    source: &'a str,
+}
+
+impl<'a> From<&Row<'a>> for JsonRow<'a> {
+    fn from(r: &Row<'a>) -> Self {
+        JsonRow {
+            id: r.id,
+            created: r.created.clone(),
+            instance: r.instance,
+            ha_group: r.ha_group,
+            blocks: r.blocks,
+            config_files: r.config_files,
+            data: DataRange::new(r.min_time, r.max_time),
+            bytes_stored: r.stored_bytes,
+            bytes_new: r.new_bytes,
+            prometheus_version: r.prometheus_version,
+            source: r.source,
+        }
+    }
+}
+
+pub async fn run(args: ListSettings, printer: &Printer) -> Result<Outcome> {
     let repo = super::open_repo(&args.repo).await?;
     let catalog = repo.catalog().await?;
     let manifests = &catalog.manifests;
@@ -42,9 +90,34 @@ pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
         find::of_instance(manifests, args.instance.as_deref(), &repo.describe())?;
     }
     let rows = rows(manifests, args.instance.as_deref());
+    // Damaged manifests are shown, and are a problem: exit 3, like verify.
+    let status = match catalog.damaged.is_empty() {
+        true => ExitStatus::Success,
+        false => ExitStatus::Problems,
+    };
+    if !catalog.damaged.is_empty() {
+        printer.warn(&format!(
+            "{} manifest(s) are damaged ({}); the other snapshots are unaffected. `promsnap \
+             verify` reports them; prune keeps every object while they exist",
+            catalog.damaged.len(),
+            catalog
+                .damaged
+                .iter()
+                .map(|d| d.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if args.json {
-        printer.json(&rows)?;
-    } else if rows.is_empty() && catalog.damaged.is_empty() {
+        let json = Json {
+            repository: repo.describe(),
+            instance: args.instance.as_deref(),
+            snapshots: rows.iter().map(JsonRow::from).collect(),
+            damaged: &catalog.damaged,
+        };
+        return Outcome::from(status).with_document(true, &json);
+    }
+    if rows.is_empty() && catalog.damaged.is_empty() {
         printer.info(&format!("no snapshots in {}", repo.describe()));
     } else {
         let mut text = render(&rows);
@@ -53,22 +126,7 @@ pub async fn run(args: ListSettings, printer: &Printer) -> Result<ExitStatus> {
         }
         printer.stdout(&text)?;
     }
-    if catalog.damaged.is_empty() {
-        return Ok(ExitStatus::Success);
-    }
-    // Shown, and a problem: exit 3, like verify.
-    printer.warn(&format!(
-        "{} manifest(s) are damaged ({}); the other snapshots are unaffected. `promsnap \
-         verify` reports them; prune keeps every object while they exist",
-        catalog.damaged.len(),
-        catalog
-            .damaged
-            .iter()
-            .map(|d| d.key.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    Ok(ExitStatus::Problems)
+    Ok(status.into())
 }
 
 fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {

@@ -7,7 +7,10 @@
 //! before, it resolves the settings (`settings.rs`, once for the whole run)
 //! and takes the local lock (so a run that cannot start changes nothing);
 //! after, it records the run's [`Outcome`] as metrics for alerting, whether
-//! the command succeeded, failed or was interrupted.
+//! the command succeeded, failed or was interrupted. Last, [`conclude`] says
+//! how the run ended: the error on stderr, and with `--json` the one
+//! document on stdout (`crate::json`), printed only now because whether the
+//! metrics were recorded is part of it.
 
 mod backup;
 mod check_dir;
@@ -24,8 +27,9 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Result;
 
-use crate::cli::Cli;
-use crate::error::{self, ExitStatus};
+use crate::cli::{Cli, Command};
+use crate::error::{self, ExitStatus, Interrupted};
+use crate::json::{self, Document};
 use crate::metrics::{self, RunRecord, RunSummary};
 use crate::output::Printer;
 use crate::repo::Repository;
@@ -34,11 +38,13 @@ use crate::settings::{CommandSettings, MetricsSettings, Network, RepoSettings, S
 use crate::storage::{self, throttle, Storage};
 
 /// How a command ended and what it did: the exit status for `main`, the
-/// summary for the metrics.
+/// summary for the metrics, and with `--json` the command's document.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub status: ExitStatus,
     pub summary: RunSummary,
+    /// The fields of the `--json` document (printed by [`conclude`]).
+    pub document: Option<Document>,
 }
 
 impl From<ExitStatus> for Outcome {
@@ -46,6 +52,65 @@ impl From<ExitStatus> for Outcome {
         Outcome {
             status,
             summary: RunSummary::default(),
+            document: None,
+        }
+    }
+}
+
+impl Outcome {
+    /// With `--json`, the document `fields` make; without it, none.
+    pub fn with_document(mut self, json: bool, fields: &impl serde::Serialize) -> Result<Self> {
+        if json {
+            self.document = Some(Document::new(fields)?);
+        }
+        Ok(self)
+    }
+}
+
+/// What the command line asked for, known before any setting is resolved:
+/// even a run that cannot start answers `--json` with a JSON document.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// The subcommand's name, as typed.
+    pub command: &'static str,
+    pub json: bool,
+}
+
+impl Request {
+    pub fn of(cli: &Cli) -> Request {
+        let (command, json) = match &cli.command {
+            Command::Init(a) => ("init", a.json),
+            Command::Backup(a) => ("backup", a.json),
+            Command::List(a) => ("list", a.json),
+            Command::Restore(a) => ("restore", a.json),
+            Command::Prune(a) => ("prune", a.json),
+            Command::Verify(a) => ("verify", a.json),
+            Command::CheckDir(a) => ("check-dir", a.json),
+            Command::Unlock(_) => ("unlock", false),
+            Command::Completions { .. } => ("completions", false),
+        };
+        Request { command, json }
+    }
+}
+
+/// A run that has ended, with its metrics recorded (or not).
+pub struct Finished {
+    pub result: Result<Outcome>,
+    /// Why the metrics asked for (`--metrics-file`, `--pushgateway`) could
+    /// not be recorded.
+    pub metrics_error: Option<String>,
+    /// Whether this command records metrics at all (backup, prune, verify,
+    /// restore): its document then has a `metrics_error` field.
+    pub records_metrics: bool,
+}
+
+impl Finished {
+    /// A run that failed before it could record anything.
+    pub fn failed(err: anyhow::Error) -> Finished {
+        Finished {
+            result: Err(err),
+            metrics_error: None,
+            records_metrics: false,
         }
     }
 }
@@ -90,13 +155,13 @@ impl Invocation {
         let command = self.command.take().expect("an invocation runs once");
         match command {
             CommandSettings::Backup(s) => backup::run(*s, printer).await,
-            CommandSettings::List(s) => list::run(s, printer).await.map(Outcome::from),
-            CommandSettings::Restore(s) => restore::run(*s, printer).await.map(Outcome::from),
+            CommandSettings::List(s) => list::run(s, printer).await,
+            CommandSettings::Restore(s) => restore::run(*s, printer).await,
             CommandSettings::Prune(s) => prune::run(s, printer).await,
             CommandSettings::Unlock(s) => unlock::run(s, printer).await.map(Outcome::from),
             CommandSettings::Verify(s) => verify::run(s, printer).await,
-            CommandSettings::CheckDir(s) => check_dir::run(s, printer).await.map(Outcome::from),
-            CommandSettings::Init(s) => init::run(s, printer).await.map(Outcome::from),
+            CommandSettings::CheckDir(s) => check_dir::run(s, printer).await,
+            CommandSettings::Init(s) => init::run(s, printer).await,
             CommandSettings::Completions(shell) => {
                 completions::run(shell, printer).map(Outcome::from)
             }
@@ -104,16 +169,14 @@ impl Invocation {
     }
 
     /// Writes the run's metrics (`--metrics-file`, `--pushgateway`) and
-    /// passes the result on. Metrics that could not be written turn a
-    /// success into exit 3: the backup alert depends on them, and a broken
-    /// metrics path should be noticed tonight, not when the alert misfires.
-    pub async fn record(&self, result: Result<Outcome>, printer: &Printer) -> Result<ExitStatus> {
-        let Some(command) = self.metrics_name else {
-            return result.map(|o| o.status);
-        };
+    /// passes the result on, with why they could not be recorded if so.
+    pub async fn record(&self, result: Result<Outcome>) -> Finished {
         let m = &self.metrics;
+        let Some(command) = self.metrics_name else {
+            return Finished::unrecorded(result, false);
+        };
         if m.file.is_none() && m.pushgateway.is_none() {
-            return result.map(|o| o.status);
+            return Finished::unrecorded(result, true);
         }
         let none = RunSummary::default();
         let (status, summary) = match &result {
@@ -128,24 +191,106 @@ impl Invocation {
             duration: self.started.elapsed(),
             summary,
         };
-        let mut recorded = true;
+        let mut failures = Vec::new();
         if let Some(path) = &m.file {
             if let Err(e) = metrics::write_file(path, &run).await {
-                printer.warn(&format!("could not write the metrics file: {e:#}"));
-                recorded = false;
+                failures.push(format!("could not write the metrics file: {e:#}"));
             }
         }
         if let Some(url) = &m.pushgateway {
             let net = self.network;
             if let Err(e) = metrics::push(url, &run, net.retries, net.timeout).await {
-                printer.warn(&format!("could not push the metrics: {e:#}"));
-                recorded = false;
+                failures.push(format!("could not push the metrics: {e:#}"));
             }
         }
-        match result {
-            Ok(o) if o.status == ExitStatus::Success && !recorded => Ok(ExitStatus::Problems),
-            other => other.map(|o| o.status),
+        Finished {
+            result,
+            metrics_error: (!failures.is_empty()).then(|| failures.join("; ")),
+            records_metrics: true,
         }
+    }
+}
+
+impl Finished {
+    /// A run whose metrics were not asked for.
+    fn unrecorded(result: Result<Outcome>, records_metrics: bool) -> Finished {
+        Finished {
+            result,
+            metrics_error: None,
+            records_metrics,
+        }
+    }
+}
+
+/// Ends a run: says how it went and returns the exit status. Errors go to
+/// stderr as "error, causes, hint"; with `--json`, stdout gets the one
+/// document, the error document when the run failed. Metrics that could not
+/// be recorded turn a success into exit 3 (the alerts depend on them, and a
+/// broken metrics path should be noticed tonight, not when the alert
+/// misfires), said on one line.
+pub fn conclude(request: &Request, finished: Finished, printer: &Printer) -> ExitStatus {
+    let Finished {
+        result,
+        metrics_error,
+        records_metrics,
+    } = finished;
+    let (status, document) = match result {
+        Ok(outcome) => {
+            let mut status = outcome.status;
+            match (&metrics_error, status) {
+                (Some(why), ExitStatus::Success) => {
+                    status = ExitStatus::Problems;
+                    printer.error(&anyhow::anyhow!(
+                        "{}, but its metrics were not recorded, so it exits 3: {why}",
+                        succeeded(request.command)
+                    ));
+                }
+                (Some(why), _) => printer.warn(why),
+                (None, _) => {}
+            }
+            let fields = outcome.document.unwrap_or_default();
+            let metrics = records_metrics.then_some(metrics_error.as_deref());
+            (
+                status,
+                json::finished(request.command, status, fields, metrics),
+            )
+        }
+        Err(err) => {
+            if err.downcast_ref::<Interrupted>().is_some() {
+                eprintln!("interrupted: {}", json::INTERRUPTED_HINT);
+            } else {
+                printer.error(&err);
+            }
+            if let Some(why) = &metrics_error {
+                printer.warn(why);
+            }
+            let status = error::status_of(&err);
+            (
+                status,
+                json::failed(request.command, &err, metrics_error.as_deref()),
+            )
+        }
+    };
+    if !request.json {
+        return status;
+    }
+    match printer.json(&document) {
+        Ok(()) => status,
+        Err(e) => {
+            printer.error(&e.context("could not print the JSON document"));
+            ExitStatus::Failure
+        }
+    }
+}
+
+/// What a command that succeeded did, for the line that says why it still
+/// exits 3.
+fn succeeded(command: &str) -> String {
+    match command {
+        "verify" => "verify found no problems".into(),
+        "backup" => "the backup succeeded".into(),
+        "restore" => "the restore succeeded".into(),
+        other => format!("{other} succeeded"),
     }
 }
 

@@ -2,13 +2,16 @@
 
 use anyhow::Result;
 use indicatif::HumanBytes;
+use serde::Serialize;
 
 use super::Outcome;
 use crate::error::ExitStatus;
+use crate::json;
 use crate::metrics::RunSummary;
 use crate::output::{table, Printer};
 use crate::repo::lock::LockInfo;
 use crate::repo::prune::{self, PruneOptions, PruneReport};
+use crate::repo::DamagedManifest;
 use crate::settings::PruneSettings;
 
 pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
@@ -25,9 +28,7 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
     };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let report = prune::run_locked(&repo, &opts, args.lock_wait, &waiting).await?;
-    if args.json {
-        printer.json(&report)?;
-    } else if printer.summaries() {
+    if !args.json && printer.summaries() {
         printer.stdout(&render(&report))?;
     }
     // A dry run removes nothing: the repository keeps them all.
@@ -42,13 +43,70 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
         true => ExitStatus::Success,
         false => ExitStatus::Problems,
     };
-    Ok(Outcome {
+    Outcome {
         status,
         summary: RunSummary {
             snapshots: Some(remaining as u64),
             ..RunSummary::default()
         },
-    })
+        document: None,
+    }
+    .with_document(args.json, &Json::new(&report))
+}
+
+/// `prune --json` (docs/json/prune.schema.json).
+#[derive(Serialize)]
+struct Json<'a> {
+    dry_run: bool,
+    snapshots_kept: usize,
+    snapshots_removed: usize,
+    objects_deleted: usize,
+    bytes_freed: u64,
+    orphans_deleted: usize,
+    orphans_in_grace: usize,
+    uploads_aborted: u64,
+    decisions: Vec<JsonDecision<'a>>,
+    /// Manifests that could not be read; while one is kept, no object is
+    /// deleted.
+    damaged: &'a [DamagedManifest],
+    damaged_forgotten: bool,
+}
+
+#[derive(Serialize)]
+struct JsonDecision<'a> {
+    id: &'a str,
+    created: String,
+    group: &'a str,
+    keep: bool,
+    reasons: &'a [String],
+}
+
+impl<'a> Json<'a> {
+    fn new(r: &'a PruneReport) -> Json<'a> {
+        Json {
+            dry_run: r.dry_run,
+            snapshots_kept: r.snapshots_kept,
+            snapshots_removed: r.snapshots_removed,
+            objects_deleted: r.objects_deleted,
+            bytes_freed: r.bytes_freed,
+            orphans_deleted: r.orphans_deleted,
+            orphans_in_grace: r.orphans_in_grace,
+            uploads_aborted: r.uploads_aborted,
+            damaged: &r.damaged,
+            damaged_forgotten: r.damaged_forgotten,
+            decisions: r
+                .decisions
+                .iter()
+                .map(|d| JsonDecision {
+                    id: &d.id,
+                    created: json::time(d.time),
+                    group: &d.group,
+                    keep: d.keep,
+                    reasons: &d.reasons,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn render(r: &PruneReport) -> String {

@@ -6,12 +6,15 @@
 //! the configuration files (`--config-to`, alone with `--no-data`).
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Result;
 use indicatif::{HumanBytes, HumanDuration};
 use serde::Serialize;
 
+use super::Outcome;
 use crate::error::{ExitStatus, Hinted};
+use crate::json::{self, DataRange};
 use crate::output::{format_ms, Printer};
 use crate::prometheus::Prometheus;
 use crate::repo::configfiles::{self, ConfigRestoreReport};
@@ -24,22 +27,102 @@ use crate::settings::RestoreSettings;
 /// Prometheus's default retention; older data is deleted when it starts.
 const DEFAULT_RETENTION_DAYS: i64 = 15;
 
-/// What `restore --json` prints: the block restore (absent with
-/// --no-data), the merge's retention check, the configuration files.
+/// `restore --json` (docs/json/restore.schema.json): the block restore
+/// (nothing restored with --no-data), the merge's retention check, the
+/// configuration files.
 #[derive(Serialize)]
-struct Output<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    snapshot_id: Option<&'a str>,
+struct Json<'a> {
+    snapshot_id: &'a str,
+    instance: &'a str,
+    ha_group: Option<&'a str>,
+    /// `None` with --no-data.
+    data_dir: Option<&'a str>,
+    merge: bool,
+    blocks: usize,
+    blocks_selected: usize,
+    blocks_restored: usize,
+    blocks_already_present: usize,
+    /// The --from/--to window, when one was given.
+    time_range: Option<JsonRange>,
+    /// Of the selected blocks.
     #[serde(flatten)]
-    restore: Option<&'a RestoreReport>,
+    data: DataRange,
+    bytes_downloaded: u64,
+    bytes_written: u64,
+    moved_aside_to: Option<&'a str>,
     /// With --merge and a server to ask: blocks it will delete as too old.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    blocks_beyond_retention: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks_beyond_retention: Option<&'a [String]>,
     config_files: Option<&'a ConfigRestoreReport>,
+    duration_seconds: f64,
 }
 
-pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<ExitStatus> {
+/// `--from`/`--to` in both time forms; an open end is `null`.
+#[derive(Serialize)]
+struct JsonRange {
+    from: Option<String>,
+    to: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+impl<'a> Json<'a> {
+    /// `--no-data`: only the configuration files were restored.
+    fn configs_only(manifest: &'a Manifest, configs: Option<&'a ConfigRestoreReport>) -> Self {
+        Json {
+            snapshot_id: &manifest.id,
+            instance: &manifest.instance,
+            ha_group: manifest.ha_group.as_deref(),
+            data_dir: None,
+            merge: false,
+            blocks: manifest.blocks.len(),
+            blocks_selected: 0,
+            blocks_restored: 0,
+            blocks_already_present: 0,
+            time_range: None,
+            data: DataRange::new(None, None),
+            bytes_downloaded: 0,
+            bytes_written: 0,
+            moved_aside_to: None,
+            blocks_beyond_retention: None,
+            config_files: configs,
+            duration_seconds: 0.0,
+        }
+    }
+
+    fn restored(
+        r: &'a RestoreReport,
+        beyond: Option<&'a [String]>,
+        configs: Option<&'a ConfigRestoreReport>,
+    ) -> Self {
+        Json {
+            snapshot_id: &r.snapshot_id,
+            instance: &r.instance,
+            ha_group: r.ha_group.as_deref(),
+            data_dir: Some(&r.data_dir),
+            merge: r.merge,
+            blocks: r.blocks,
+            blocks_selected: r.blocks_selected,
+            blocks_restored: r.blocks_restored,
+            blocks_already_present: r.blocks_already_present,
+            time_range: r.time_range.map(|t| JsonRange {
+                from: t.from_ms.and_then(json::time_ms),
+                to: t.to_ms.and_then(json::time_ms),
+                from_ms: t.from_ms,
+                to_ms: t.to_ms,
+            }),
+            data: DataRange::new(r.min_time, r.max_time),
+            bytes_downloaded: r.bytes_downloaded,
+            bytes_written: r.bytes_written,
+            moved_aside_to: r.moved_aside_to.as_deref(),
+            blocks_beyond_retention: beyond,
+            config_files: configs,
+            duration_seconds: r.duration_seconds,
+        }
+    }
+}
+
+pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<Outcome> {
+    let started = Instant::now();
     let range = args.range;
     let repo = super::open_repo(&args.repo).await?;
     let (manifest, warnings) = repo
@@ -54,13 +137,19 @@ pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<ExitStatus>
         None => None,
     };
     let Some(data_dir) = args.data_dir.as_deref() else {
-        let out = Output {
-            snapshot_id: Some(&manifest.id),
-            restore: None,
-            blocks_beyond_retention: None,
-            config_files: configs.as_ref(),
-        };
-        return print_output(&out, args.json, printer).map(|()| ExitStatus::Success);
+        if let Some(c) = configs
+            .as_ref()
+            .filter(|_| !args.json && printer.summaries())
+        {
+            printer.stdout(&format!(
+                "restored the configuration files of snapshot {}\n{}",
+                manifest.id,
+                config_lines(c)
+            ))?;
+        }
+        let mut json = Json::configs_only(&manifest, configs.as_ref());
+        json.duration_seconds = started.elapsed().as_secs_f64();
+        return Outcome::from(ExitStatus::Success).with_document(args.json, &json);
     };
     printer.info(&format!(
         "{} snapshot {} ({selected} of {} blocks, instance {}) into {}",
@@ -93,17 +182,17 @@ pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<ExitStatus>
             "the previous content of the directory is now in {moved}"
         ));
     }
-    let out = Output {
-        snapshot_id: None,
-        restore: Some(&report),
-        blocks_beyond_retention: beyond,
-        config_files: configs.as_ref(),
-    };
-    print_output(&out, args.json, printer)?;
+    if !args.json {
+        print_report(&report, printer)?;
+        if let Some(c) = configs.as_ref().filter(|_| printer.summaries()) {
+            printer.stdout(&config_lines(c))?;
+        }
+    }
     if !args.merge {
         warn_about_retention(report.min_time, report.max_time, printer);
     }
-    Ok(ExitStatus::Success)
+    let json = Json::restored(&report, beyond.as_deref(), configs.as_ref());
+    Outcome::from(ExitStatus::Success).with_document(args.json, &json)
 }
 
 /// How many blocks --from/--to select; none at all is a usage error, since
@@ -219,23 +308,6 @@ fn format_retention(ms: i64) -> String {
         }
     }
     format!("{ms}ms")
-}
-
-fn print_output(out: &Output, json: bool, printer: &Printer) -> Result<()> {
-    if json {
-        return printer.json(out);
-    }
-    if let Some(r) = out.restore {
-        print_report(r, printer)?;
-    }
-    match (out.config_files, out.snapshot_id) {
-        (Some(c), Some(id)) if printer.summaries() => printer.stdout(&format!(
-            "restored the configuration files of snapshot {id}\n{}",
-            config_lines(c)
-        )),
-        (Some(c), None) if printer.summaries() => printer.stdout(&config_lines(c)),
-        _ => Ok(()),
-    }
 }
 
 fn config_lines(c: &ConfigRestoreReport) -> String {

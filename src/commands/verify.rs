@@ -16,20 +16,32 @@ use crate::repo::verify::{self, Level, Problem, VerifyOptions, VerifyReport};
 use crate::repo::Repository;
 use crate::settings::VerifySettings;
 
+/// `verify --json` (docs/json/verify.schema.json).
 #[derive(Serialize)]
-struct Output<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    report: &'a VerifyReport,
-    restore_test: Vec<RestoreTest>,
+struct Json<'a> {
+    level: Level,
+    snapshots_checked: usize,
+    /// Blocks the snapshots list, counted once per snapshot.
+    block_references: usize,
+    /// Distinct block objects those references name.
+    objects_checked: usize,
+    objects_read: usize,
+    bytes_read: u64,
+    problems: &'a [Problem],
+    notes: &'a [Problem],
+    /// `None` without --restore-test.
+    restore_test: Option<&'a [RestoreTest]>,
 }
 
 /// What `--restore-test` found for one snapshot.
 #[derive(Serialize)]
 struct RestoreTest {
+    #[serde(rename = "snapshot_id")]
     snapshot: String,
+    #[serde(rename = "blocks_restored")]
     restored_blocks: usize,
     /// `None` when promtool was not available.
+    #[serde(rename = "blocks_loaded_by_promtool")]
     promtool_loaded_blocks: Option<usize>,
     problem: Option<String>,
 }
@@ -95,16 +107,21 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
         }
     }
     let ok = report.problems.is_empty() && tests.iter().all(|t| t.problem.is_none());
-    if args.json {
-        printer.json(&Output {
-            ok,
-            report: &report,
-            restore_test: tests,
-        })?;
-    } else {
+    if !args.json {
         printer.stdout(&render(&report, &tests))?;
     }
-    Ok(Outcome {
+    let json = Json {
+        level: report.level,
+        snapshots_checked: report.snapshots,
+        block_references: report.blocks,
+        objects_checked: report.objects,
+        objects_read: report.objects_read,
+        bytes_read: report.bytes_read,
+        problems: &report.problems,
+        notes: &report.notes,
+        restore_test: args.restore_test.as_ref().map(|_| &tests[..]),
+    };
+    Outcome {
         status: if ok {
             ExitStatus::Success
         } else {
@@ -114,7 +131,9 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
             snapshots: Some(report.snapshots as u64),
             ..RunSummary::default()
         },
-    })
+        document: None,
+    }
+    .with_document(args.json, &json)
 }
 
 fn restore_test_hint(place: Place) -> Hinted {

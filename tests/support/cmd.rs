@@ -108,9 +108,9 @@ impl Target {
 
     /// The snapshots `list --json` shows, oldest first.
     pub fn snapshots(&self) -> Vec<Value> {
-        match self.ok(&["list", "--json"]).json() {
+        match self.ok(&["list", "--json"]).json()["snapshots"].take() {
             Value::Array(list) => list,
-            other => panic!("list --json printed {other}, not an array"),
+            other => panic!("list --json has no snapshots array: {other}"),
         }
     }
 

@@ -77,7 +77,6 @@ pub struct RestoredFile {
     /// `written`, `unchanged` (already there with this content) or `replaced`.
     pub status: String,
     /// With `replaced`: where the previous file was moved.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_aside_to: Option<String>,
 }
 
