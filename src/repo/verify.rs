@@ -40,13 +40,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::configfiles::ConfigFileEntry;
-use crate::prometheus::config_files::MAX_FILE_SIZE;
 use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest, MAX_MANIFEST_BYTES};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
 use crate::progress::Progress;
+use crate::prometheus::config_files::MAX_FILE_SIZE;
 use crate::storage::{BadKind, BadObject, Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
