@@ -29,6 +29,17 @@ Examples:
   promsnap list --repo s3://backups/prometheus
   promsnap restore latest --repo s3://backups/prometheus --data-dir /var/lib/prometheus/restored";
 
+/// `--version`: the package version, the commit it was built from and the
+/// build date (`build.rs`), e.g. `0.1.0 (abc1234 2026-11-29)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PROMSNAP_COMMIT"),
+    " ",
+    env!("PROMSNAP_BUILD_DATE"),
+    ")"
+);
+
 /// Back up and restore Prometheus TSDB data.
 ///
 /// promsnap asks Prometheus for a snapshot through its admin API, stores each
@@ -36,7 +47,7 @@ Examples:
 /// directory (blocks already stored are not uploaded again), and restores
 /// any snapshot into a data directory with every byte checked.
 #[derive(Debug, Parser)]
-#[command(name = "promsnap", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "promsnap", version = VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -123,3 +123,33 @@ fn the_readme_module_list_matches_the_tree() {
         .collect();
     assert_eq!(listed, tree, "README Development section vs src/");
 }
+
+/// `--version` names the commit the binary was built from and the build
+/// date, e.g. `promsnap 0.1.0 (abc1234 2026-11-29)`: `unknown` only when
+/// built outside a git checkout.
+#[test]
+fn version_names_the_commit_and_the_build_date() {
+    let run = bare(&["--version"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = run.stdout.trim();
+    let inner = text
+        .strip_prefix(&format!("promsnap {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--version printed {text:?}"));
+    let (commit, date) = inner.split_once(' ').expect("a commit and a date");
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".git")
+        .exists();
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    match checkout {
+        true => assert!(
+            hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a commit: {commit:?} in {text:?}"
+        ),
+        false => assert_eq!(commit, "unknown", "{text:?}"),
+    }
+    use chrono::Datelike;
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .unwrap_or_else(|e| panic!("not a date: {date:?} in {text:?} ({e})"));
+    assert!(date.year() >= 2024, "{text:?}");
+}
