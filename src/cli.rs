@@ -216,7 +216,11 @@ pub enum Command {
 
     /// Print a shell completion script (commands and options).
     ///
-    /// The script completes commands, options and their fixed values.
+    /// The script completes commands, options and their fixed values. For
+    /// completions that also offer the snapshot ids and instance names of
+    /// your repository, source `COMPLETE=SHELL promsnap` instead (see the
+    /// examples); it reads the repository from --repo and --config when they
+    /// are already typed, else from PROMSNAP_REPO or PROMSNAP_CONFIG.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         /// The shell to complete for.
@@ -288,7 +292,11 @@ Examples:
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   promsnap completions bash > /etc/bash_completion.d/promsnap
-  promsnap completions zsh > \"${fpath[1]}/_promsnap\"";
+  promsnap completions zsh > \"${fpath[1]}/_promsnap\"
+  # With snapshot ids and instance names from the repository:
+  echo 'source <(COMPLETE=bash promsnap)' >> ~/.bashrc
+  echo 'source <(COMPLETE=zsh promsnap)' >> ~/.zshrc
+  echo 'COMPLETE=fish promsnap | source' > ~/.config/fish/completions/promsnap.fish";
 
 /// Where the repository is; the S3 options only matter for `s3://` ones.
 #[derive(Debug, Args, Clone, Default)]

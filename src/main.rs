@@ -17,6 +17,9 @@ use promsnap::output::Printer;
 use promsnap::{commands, storage};
 
 fn main() -> ExitCode {
+    // The shell asking for completions (COMPLETE=bash promsnap -- ...) is
+    // answered here, and the process ends.
+    commands::complete_from_env();
     let cli = Cli::parse();
     let printer = Printer::new(cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

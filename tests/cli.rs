@@ -1,7 +1,8 @@
 //! The command line as a user meets it: help that teaches (each group of
 //! options under its heading, examples that parse), a `list` that fits the
 //! terminal, paths that can be pasted, a `--version` that names the build,
-//! completions that are current, broken pipes that are not errors.
+//! completions that are current and that know the repository, broken pipes
+//! that are not errors.
 
 use crate::support::{self, bare};
 
@@ -514,5 +515,150 @@ fn printed_paths_are_absolute_when_given_relative() {
     assert!(
         std::path::Path::new(&written).is_file(),
         "{written} was not written"
+    );
+}
+
+/// Dynamic completion, driven the way bash drives it
+/// (`COMPLETE=bash promsnap -- <words>` with the index of the word under
+/// the cursor): snapshot ids and instance names come from the repository
+/// named by the words typed so far, PROMSNAP_REPO or the configuration
+/// file; a repository that cannot be read yields no ids, no message, and
+/// does not keep the shell waiting.
+#[test]
+fn dynamic_completion_offers_snapshot_ids_and_instances_from_the_repository() {
+    let work = tempfile::tempdir().unwrap();
+    let (target, stored) = busy_repository(work.path());
+    let complete = |words: &[&str], env: &[(&str, &str)]| {
+        let out = support::promsnap()
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .envs(env.iter().copied())
+            .arg("--")
+            .args(words)
+            .output()
+            .expect("run promsnap");
+        let run = support::finish(out);
+        assert_eq!(run.code, 0, "{words:?}: {}", run.stderr);
+        assert!(run.stderr.is_empty(), "{words:?} printed:\n{}", run.stderr);
+        run.stdout
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let repo = target.repo.as_str();
+    let all_ids: Vec<&str> = stored.iter().map(|(_, _, id)| id.as_str()).collect();
+    let offered = complete(&["promsnap", "restore", "--repo", repo, ""], &[]);
+    assert_eq!(offered[0], "latest");
+    for id in &all_ids {
+        assert!(offered.iter().any(|o| o == id), "{id} not in {offered:?}");
+    }
+    // A prefix narrows (the shell shows what matches), --instance too.
+    let prefix = &all_ids[0][..10];
+    let offered = complete(&["promsnap", "verify", "--repo", repo, prefix], &[]);
+    assert!(!offered.is_empty() && offered.iter().all(|o| o.starts_with(prefix)));
+    let offered = complete(
+        &[
+            "promsnap",
+            "restore",
+            "--instance",
+            "prom-a",
+            "--repo",
+            repo,
+            "2026",
+        ],
+        &[],
+    );
+    let mine: Vec<&str> = stored
+        .iter()
+        .filter(|(g, _, _)| g == "prom-a")
+        .map(|(_, _, id)| id.as_str())
+        .collect();
+    let mut offered_sorted = offered.clone();
+    offered_sorted.sort();
+    let mut mine_sorted = mine.clone();
+    mine_sorted.sort();
+    assert_eq!(offered_sorted, mine_sorted);
+    // Instance and HA group names, with the repository from PROMSNAP_REPO
+    // or from the configuration file.
+    let names = [
+        "k8s-monitoring-eu-ha",
+        "prom-a",
+        "prometheus-eu-west-1",
+        "prometheus-k8s-0",
+        "prometheus-k8s-1",
+    ];
+    let offered = complete(
+        &["promsnap", "list", "--instance", ""],
+        &[("PROMSNAP_REPO", repo)],
+    );
+    assert_eq!(offered, names);
+    let config = work.path().join("promsnap.toml");
+    std::fs::write(&config, format!("[repository]\nurl = {repo:?}\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let offered = complete(
+        &[
+            "promsnap",
+            "--config",
+            config,
+            "prune",
+            "--instance",
+            "prom",
+        ],
+        &[],
+    );
+    assert_eq!(offered, &names[1..]);
+    // No repository, or one that is not there: `latest` and the options,
+    // no ids, no message.
+    let missing = work.path().join("missing");
+    for words in [
+        &["promsnap", "restore", ""][..],
+        &[
+            "promsnap",
+            "restore",
+            "--repo",
+            missing.to_str().unwrap(),
+            "",
+        ],
+    ] {
+        let offered = complete(words, &[]);
+        assert_eq!(offered[0], "latest");
+        assert!(
+            offered.iter().skip(1).all(|o| o.starts_with("--")),
+            "{offered:?}"
+        );
+    }
+    // An S3 endpoint that accepts connections and never answers: the
+    // completion gives up within its deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    let offered = complete(
+        &[
+            "promsnap",
+            "restore",
+            "--repo",
+            "s3://bucket/prefix",
+            "--s3-endpoint",
+            &endpoint,
+            "2026",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "GK0000000000000000000000"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", "garage"),
+        ],
+    );
+    let took = started.elapsed();
+    assert!(offered.is_empty(), "{offered:?}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    // The registration script for the shell's rc file.
+    let script = support::promsnap()
+        .env("COMPLETE", "bash")
+        .output()
+        .expect("run promsnap");
+    let script = String::from_utf8_lossy(&script.stdout);
+    assert!(
+        script.contains("complete ") && script.contains("promsnap"),
+        "{script}"
     );
 }
