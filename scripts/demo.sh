@@ -85,6 +85,7 @@ start_prometheus source "$work/data"
 source_url=$url
 
 run() { log "\$ promsnap $*"; "$promsnap" "$@"; }
+run init --repo "$work/repo"
 run backup --prometheus-url "$source_url" --data-dir "$work/data" --repo "$work/repo"
 run list --repo "$work/repo"
 run restore latest --repo "$work/repo" --data-dir "$work/restored"
