@@ -83,37 +83,13 @@ _promsnap() {
 
     case "${cmd}" in
         promsnap)
-            opts="-q -h -V --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help --version init backup list restore prune verify check-dir unlock completions help"
+            opts="-q -h -V --config --quiet --help --version init backup list restore prune verify check-dir unlock completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --retries)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-bandwidth)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -125,52 +101,12 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__backup)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --wait-ready --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --init --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --wait-ready --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --init --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-endpoint)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-region)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-path-style)
-                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
-                    return 0
-                    ;;
-                --s3-checksums)
-                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
-                    return 0
-                    ;;
-                --prometheus-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prometheus-username)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prometheus-password-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prometheus-bearer-token-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prometheus-ca-cert)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --wait-ready)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -231,16 +167,44 @@ _promsnap() {
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
-                --config)
+                --prometheus-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --metrics-file)
+                --prometheus-username)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --pushgateway)
+                --prometheus-password-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-bearer-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --s3-checksums)
+                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
                     return 0
                     ;;
                 --retries)
@@ -255,7 +219,19 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --lock-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -267,37 +243,13 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__check__subcmd__dir)
-            opts="-q -h --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --json --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --retries)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-bandwidth)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -309,37 +261,13 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__completions)
-            opts="-q -h --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help bash elvish fish powershell zsh"
+            opts="-q -h --config --quiet --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --retries)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-bandwidth)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -505,7 +433,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__init)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,18 +459,6 @@ _promsnap() {
                     COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
                     return 0
                     ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --retries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -555,7 +471,7 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-file)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -567,12 +483,16 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__list)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --instance --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --instance --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -591,22 +511,6 @@ _promsnap() {
                     ;;
                 --s3-checksums)
                     COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
-                    return 0
-                    ;;
-                --instance)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --retries)
@@ -621,7 +525,7 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-file)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -633,32 +537,12 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__prune)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --forget-damaged --lock-wait --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --forget-damaged --lock-wait --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-endpoint)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-region)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-path-style)
-                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
-                    return 0
-                    ;;
-                --s3-checksums)
-                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
-                    return 0
-                    ;;
                 --keep-last)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -703,48 +587,6 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --retries)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-bandwidth)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        promsnap__subcmd__restore)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --data-dir --force --from --to --merge --config-to --no-data --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --instance --concurrency --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -765,6 +607,48 @@ _promsnap() {
                     COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
                     return 0
                     ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-bandwidth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        promsnap__subcmd__restore)
+            opts="-q -h --data-dir --force --from --to --merge --config-to --no-data --instance --concurrency --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --config --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -778,6 +662,14 @@ _promsnap() {
                     return 0
                     ;;
                 --config-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -801,24 +693,24 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --instance)
+                --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --concurrency)
+                --s3-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
+                --s3-region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                --s3-checksums)
+                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
                     return 0
                     ;;
                 --retries)
@@ -833,7 +725,15 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-file)
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -845,7 +745,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__unlock)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --all --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --all --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -869,18 +769,6 @@ _promsnap() {
                     ;;
                 --s3-checksums)
                     COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --metrics-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pushgateway)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --retries)
@@ -895,7 +783,7 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-file)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -907,32 +795,12 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__verify)
-            opts="-q -h --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --all --quick --deep --read-data-subset --restore-test --promtool --no-promtool --instance --concurrency --scratch-dir --json --config --quiet --metrics-file --pushgateway --retries --timeout --max-bandwidth --lock-file --help"
+            opts="-q -h --all --quick --deep --read-data-subset --restore-test --promtool --no-promtool --instance --concurrency --scratch-dir --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-endpoint)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-region)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --s3-path-style)
-                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
-                    return 0
-                    ;;
-                --s3-checksums)
-                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
-                    return 0
-                    ;;
                 --read-data-subset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -953,16 +821,24 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
+                --repo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --metrics-file)
+                --s3-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --pushgateway)
+                --s3-region)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --s3-checksums)
+                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
                     return 0
                     ;;
                 --retries)
@@ -977,7 +853,19 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --lock-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

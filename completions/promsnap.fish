@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_promsnap_global_optspecs
-    string join \n config= q/quiet metrics-file= pushgateway= retries= timeout= max-bandwidth= lock-file= h/help V/version
+    string join \n config= q/quiet h/help V/version
 end
 
 function __fish_promsnap_needs_command
@@ -25,24 +25,18 @@ function __fish_promsnap_using_subcommand
 end
 
 complete -c promsnap -n "__fish_promsnap_needs_command" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_needs_command" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_needs_command" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
-complete -c promsnap -n "__fish_promsnap_needs_command" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
-complete -c promsnap -n "__fish_promsnap_needs_command" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
-complete -c promsnap -n "__fish_promsnap_needs_command" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_needs_command" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_needs_command" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_needs_command" -s V -l version -d 'Print version'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "init" -d 'Create a repository: a local directory or an S3 bucket prefix'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
-complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "list" -d 'List the snapshots in a repository, grouped by instance, oldest first'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
-complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "completions" -d 'Print a shell completion script (commands and options)'
 complete -c promsnap -n "__fish_promsnap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
@@ -51,28 +45,13 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-path-style
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
-false\t''"
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
-when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l wait-ready -d 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l data-dir -d 'Prometheus\'s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus\'s /api/v1/status/flags]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
@@ -89,19 +68,32 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Re
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l init -d 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed' -r -f -a "true\t''
 false\t''"
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l metrics-file -d 'Write this run\'s metrics (success or failure) to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prune -d 'After a successful backup, prune with the policy in the configuration file\'s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l instance -d 'Only snapshots of this instance or HA group' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
@@ -109,17 +101,24 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-path-style
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l instance -d 'Only snapshots of this instance' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -l json -d 'Print the snapshots as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force (or --merge)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l from -d 'Only restore the blocks with data at or after TIME: as promsnap prints it (2026-01-01 03:00, UTC), RFC 3339 (2026-01-01T03:00:00Z), a date, Unix seconds, `now`, or relative to now (-7d, -12h, -90m)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l to -d 'Only restore the blocks with data at or before TIME (same forms as --from)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config-to -d 'Also write the snapshot\'s configuration and rule files below DIR, each at its original absolute path (/etc/prometheus/prometheus.yml goes to DIR/etc/prometheus/prometheus.yml)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'Whose snapshot: an instance or HA group. `latest` needs it when the repository holds several; an id of another instance is refused' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time, largest first [default: one per CPU, 4 to 16]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
@@ -127,37 +126,18 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-path-st
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l data-dir -d 'The data directory to restore into. It must not be in use by a running Prometheus, and must be empty unless --force (or --merge)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l from -d 'Only restore the blocks with data at or after TIME: as promsnap prints it (2026-01-01 03:00, UTC), RFC 3339 (2026-01-01T03:00:00Z), a date, Unix seconds, `now`, or relative to now (-7d, -12h, -90m)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l to -d 'Only restore the blocks with data at or before TIME (same forms as --from)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config-to -d 'Also write the snapshot\'s configuration and rule files below DIR, each at its original absolute path (/etc/prometheus/prometheus.yml goes to DIR/etc/prometheus/prometheus.yml)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-bearer-token-file -d 'File holding a bearer token' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l prometheus-ca-cert -d 'PEM file with the CA that signed Prometheus\'s TLS certificate' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l instance -d 'Whose snapshot: an instance or HA group. `latest` needs it when the repository holds several; an id of another instance is refused' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l concurrency -d 'Blocks downloaded and unpacked at the same time, largest first [default: one per CPU, 4 to 16]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l metrics-file -d 'Write this run\'s metrics (success or failure) to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l force -d 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time>; with --config-to, move existing files that differ aside too (nothing is deleted)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l merge -d 'Add the snapshot\'s missing blocks to the data directory of a RUNNING Prometheus (2.39 or newer), which loads them at its next block reload, within about a minute. Blocks it already has are skipped; nothing in the directory is changed or deleted. With --prometheus-url promsnap reads the server\'s retention and warns about blocks it would delete'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l no-data -d 'Restore only the configuration files (with --config-to), no blocks'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -l json -d 'Print the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
-false\t''"
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
-when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-last -d 'Keep the N newest snapshots' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-hourly -d 'Keep the newest snapshot of each of the last N hours that have one' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-daily -d 'Keep the newest snapshot of each of the last N days that have one' -r
@@ -169,18 +149,30 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timezone -d 
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l grace -d 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 'Only apply the policy to this instance\'s snapshots (by default every instance keeps its own N)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-wait -d 'How long to wait for running backups to finish [default: 10m]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-path-style -d 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this' -r -f -a "true\t''
+false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
+when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l metrics-file -d 'Write this run\'s metrics (success or failure) to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l dry-run -d 'Show what would be removed and why; change nothing'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l forget-damaged -d 'Delete manifests that cannot be read (damaged, truncated, tampered with). Without it, a damaged manifest keeps every object, since it might reference any, and prune exits 3. `promsnap verify` names them; restore an older copy instead if you have one'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l json -d 'Print the decisions and the result as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-subset -d 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'Only snapshots of this instance (or HA group): with `latest` its newest, with no snapshot named all of its snapshots. An instance with no snapshot is an error that lists the instances there are' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time, largest first [default: 4; with --deep one per CPU, 4 to 16]' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space [default: the system temp dir]. --deep keeps a block\'s small files there (index, meta.json, tombstones; chunks are checked in the stream); --restore-test restores whole snapshots into it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-region -d 'S3 region [default: $AWS_REGION or the AWS profile\'s, else us-east-1]' -r
@@ -188,18 +180,13 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-path-sty
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l read-data-subset -d 'Download only part of the objects: N% (random), or n/m (the n-th of m fixed groups, e.g. 1/7 .. 7/7 on seven nights covers everything)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l promtool -d 'promtool to use for --restore-test [default: promtool on PATH]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l instance -d 'Only snapshots of this instance (or HA group): with `latest` its newest, with no snapshot named all of its snapshots. An instance with no snapshot is an error that lists the instances there are' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l concurrency -d 'Objects checked at the same time, largest first [default: 4; with --deep one per CPU, 4 to 16]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l scratch-dir -d 'Scratch space [default: the system temp dir]. --deep keeps a block\'s small files there (index, meta.json, tombstones; chunks are checked in the stream); --restore-test restores whole snapshots into it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l metrics-file -d 'Write this run\'s metrics (success or failure) to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l all -d 'Verify every snapshot (the default when no snapshot is named)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l quick -d 'Only check that manifests parse and objects exist with the right size'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l deep -d 'Also decompress every block as it downloads and check each file\'s SHA-256 and the TSDB structure (index, every chunk record\'s CRC, tombstones, meta.json)'
@@ -209,12 +196,6 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -l json -d 'Pr
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -l json -d 'Print the report as one JSON object on stdout (the error, if it fails)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand check-dir" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -225,32 +206,23 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-path-sty
 false\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l s3-checksums -d 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3' -r -f -a "when-required\t'Only where the API requires one: works with every S3-compatible store'
 when-supported\t'On every request that supports one (AWS S3 and stores that support the flexible checksum headers)'"
-complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -l all -d 'Remove every lock, also live ones. Only when you are sure no promsnap is running against this repository'
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l metrics-file -d 'After backup, prune, verify and restore (success or failure), write metrics for alerting to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l retries -d 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l timeout -d 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l max-bandwidth -d 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host\'s network' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors (for cron and timers); the exit code tells the result'
 complete -c promsnap -n "__fish_promsnap_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "init" -d 'Create a repository: a local directory or an S3 bucket prefix'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "backup" -d 'Snapshot a running Prometheus and store its blocks in the repository'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "list" -d 'List the snapshots in a repository, oldest first'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "list" -d 'List the snapshots in a repository, grouped by instance, oldest first'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "restore" -d 'Restore a snapshot into a Prometheus data directory'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "prune" -d 'Apply a retention policy: forget old snapshots, delete unused blocks'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "verify" -d 'Check that backups are whole and would restore (for CI and incidents)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "check-dir" -d 'Check the TSDB structure of the blocks in a local directory'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "unlock" -d 'Remove stale repository locks (left by crashed runs)'
-complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "completions" -d 'Print a shell completion script (commands and options)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand help; and not __fish_seen_subcommand_from init backup list restore prune verify check-dir unlock completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

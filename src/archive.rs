@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -86,26 +87,17 @@ pub struct Packed {
 }
 
 /// Packs `block` into `out`. Runs on a blocking thread.
-pub fn pack(
-    block: &Block,
-    out: BodyWriter,
-    opts: PackOptions,
-    progress: &Arc<dyn Progress>,
-) -> Result<Packed> {
-    let sink = HashingWriter::new(ChunkWriter::new(out, opts.chunk_size));
-    let mut encoder = zstd::Encoder::new(sink, opts.level)?;
-    if opts.level <= 16 {
-        encoder.set_parameter(zstd::zstd_safe::CParameter::MinMatch(MIN_MATCH))?;
-    }
-    // One thread means no zstd workers at all: the thread that reads and
-    // hashes also compresses, so the whole backup stays on about one core.
-    if opts.threads > 1 {
-        encoder.multithread(opts.threads)?;
-        // zstd's default job is up to 8 MiB, buffered in and out for
-        // every worker plus two: smaller jobs keep memory flat at a ratio
-        // cost of well under 1% (the jobs overlap by part of the window).
-        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
-    }
+///
+/// Each chunk sent carries, as its progress work, the block bytes whose
+/// compressed form it completes (see [`PackProgress`]), so a body that
+/// reports progress ([`crate::storage::Body::reporting`]) counts block
+/// bytes as the archive made of them is uploaded.
+pub fn pack(block: &Block, out: BodyWriter, opts: PackOptions) -> Result<Packed> {
+    let counts: Arc<PackProgress> = Arc::default();
+    let progress: Arc<dyn Progress> = counts.clone();
+    let progress = &progress;
+    let sink = HashingWriter::new(ChunkWriter::new(out, opts.chunk_size, counts.clone()));
+    let encoder = Compressor::new(sink, opts, counts)?;
     let mut tar = tar::Builder::new(encoder);
     let mut files = Vec::with_capacity(block.files.len());
     let mut chunks_dir_done = false;
@@ -526,39 +518,183 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Cuts the compressed stream into chunks for the uploader.
+/// How far packing one block has got, for progress. zstd holds several MiB
+/// of input in its buffers when it runs with worker threads, so the bytes
+/// read run ahead of the archive written; what a chunk of the archive
+/// completes is the input zstd has compressed *and* written out, which
+/// [`Compressor`] records.
+#[derive(Default)]
+struct PackProgress {
+    /// Block file bytes read.
+    read: AtomicU64,
+    /// Bytes of the tar stream whose compressed form has been written out.
+    written: AtomicU64,
+}
+
+impl PackProgress {
+    /// Block bytes whose compressed form has been written out (the tar
+    /// stream's headers make it a little larger than the files).
+    fn done(&self) -> u64 {
+        let read = self.read.load(Ordering::Relaxed);
+        self.written.load(Ordering::Relaxed).min(read)
+    }
+}
+
+impl Progress for PackProgress {
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn note(&self, _: &str) {}
+}
+
+/// zstd onto `out`, as `zstd::Encoder` does, also recording in
+/// [`PackProgress::written`] how much of its input the compressed bytes
+/// written so far stand for: zstd's frame progression says how much input
+/// it has compressed and how much output that produced, and the share of
+/// that output written out is taken to stand for the same share of input.
+struct Compressor<W: Write> {
+    cctx: zstd::zstd_safe::CCtx<'static>,
+    out: W,
+    buf: Vec<u8>,
+    /// Compressed bytes written to `out`.
+    flushed: u64,
+    progress: Arc<PackProgress>,
+}
+
+impl<W: Write> Compressor<W> {
+    fn new(out: W, opts: PackOptions, progress: Arc<PackProgress>) -> Result<Self> {
+        use zstd::zstd_safe::{CCtx, CParameter};
+        let mut cctx = CCtx::try_create().context("could not create a zstd context")?;
+        let mut set = |p: CParameter| cctx.set_parameter(p).map(|_| ()).map_err(zstd_error);
+        set(CParameter::CompressionLevel(opts.level))?;
+        if opts.level <= 16 {
+            set(CParameter::MinMatch(MIN_MATCH))?;
+        }
+        // One thread means no zstd workers at all: the thread that reads and
+        // hashes also compresses, so the whole backup stays on about one core.
+        if opts.threads > 1 {
+            set(CParameter::NbWorkers(opts.threads))?;
+            // zstd's default job is up to 8 MiB, buffered in and out for
+            // every worker plus two: smaller jobs keep memory flat at a ratio
+            // cost of well under 1% (the jobs overlap by part of the window).
+            set(CParameter::JobSize(JOB_SIZE))?;
+        }
+        Ok(Compressor {
+            cctx,
+            out,
+            buf: vec![0; CCtx::out_size()],
+            flushed: 0,
+            progress,
+        })
+    }
+
+    /// One call into zstd; writes out what it produced. Returns zstd's
+    /// hint: 0 when a flush or end is complete.
+    fn step(
+        &mut self,
+        input: &mut zstd::zstd_safe::InBuffer<'_>,
+        op: zstd::zstd_safe::zstd_sys::ZSTD_EndDirective,
+    ) -> io::Result<usize> {
+        let mut output = zstd::zstd_safe::OutBuffer::around(&mut self.buf[..]);
+        let hint = self
+            .cctx
+            .compress_stream2(&mut output, input, op)
+            .map_err(zstd_error)?;
+        let n = output.pos();
+        self.flushed += n as u64;
+        let p = self.cctx.get_frame_progression();
+        let written = match p.produced {
+            0 => 0,
+            produced => {
+                let share = u128::from(p.consumed) * u128::from(self.flushed.min(produced));
+                (share / u128::from(produced)) as u64
+            }
+        };
+        self.progress.written.store(written, Ordering::Relaxed);
+        self.out.write_all(&self.buf[..n])?;
+        Ok(hint)
+    }
+
+    /// Ends the zstd frame and returns the writer.
+    fn finish(mut self) -> io::Result<W> {
+        use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end;
+        let mut none = zstd::zstd_safe::InBuffer::around(&[]);
+        while self.step(&mut none, ZSTD_e_end)? != 0 {}
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue;
+        let mut input = zstd::zstd_safe::InBuffer::around(data);
+        while input.pos < data.len() {
+            self.step(&mut input, ZSTD_e_continue)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))
+}
+
+/// Cuts the compressed stream into chunks for the uploader, each carrying
+/// the block bytes it completes (see [`PackProgress`]).
 struct ChunkWriter {
     out: BodyWriter,
     buf: BytesMut,
     chunk_size: usize,
+    progress: Arc<PackProgress>,
+    /// Block bytes already handed on with a chunk.
+    counted: u64,
 }
 
 impl ChunkWriter {
-    fn new(out: BodyWriter, chunk_size: usize) -> Self {
+    fn new(out: BodyWriter, chunk_size: usize, progress: Arc<PackProgress>) -> Self {
         ChunkWriter {
             out,
             buf: BytesMut::with_capacity(chunk_size),
             chunk_size,
+            progress,
+            counted: 0,
         }
+    }
+
+    /// Block bytes done since the last call.
+    fn newly_done(&mut self) -> u64 {
+        let done = self.progress.done();
+        let new = done.saturating_sub(self.counted);
+        self.counted = done.max(self.counted);
+        new
     }
 
     fn send(&mut self) -> io::Result<()> {
         let chunk: Bytes = self.buf.split().freeze();
         self.buf.reserve(self.chunk_size);
+        let work = self.newly_done();
         self.out
-            .blocking_send(chunk)
+            .blocking_send_counted(chunk, work)
             .map_err(|e| match e.downcast() {
                 Ok(gone @ UploadAbandoned) => io::Error::new(io::ErrorKind::BrokenPipe, gone),
                 Err(other) => io::Error::other(other),
             })
     }
 
-    /// Sends what is left and marks the body complete.
+    /// Sends what is left and marks the body complete, with the block
+    /// bytes no chunk has counted yet.
     fn finish(mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.send()?;
         }
-        self.out.blocking_finish()
+        let read = self.progress.read.load(Ordering::Relaxed);
+        let rest = read.saturating_sub(self.counted);
+        self.out.blocking_finish_counted(rest)
     }
 }
 
@@ -581,7 +717,6 @@ impl Write for ChunkWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::Silent;
     use crate::storage::body;
     use crate::tsdb;
 
@@ -608,10 +743,7 @@ mod tests {
             threads: 2,
             chunk_size: 64 * 1024,
         };
-        let packer = tokio::task::spawn_blocking(move || {
-            let progress: Arc<dyn Progress> = Arc::new(Silent);
-            pack(&b, writer, opts, &progress)
-        });
+        let packer = tokio::task::spawn_blocking(move || pack(&b, writer, opts));
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next().await.unwrap() {
             bytes.extend_from_slice(&chunk);

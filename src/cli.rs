@@ -7,6 +7,13 @@
 //! typed here already (durations in Prometheus's grammar, rates, times), so
 //! a malformed one is refused before anything runs, with the same message
 //! whether it came from a flag or from the file.
+//!
+//! A command offers only the options that do something for it: the shared
+//! ones come in groups ([`RepoArgs`], [`PrometheusArgs`], [`NetworkArgs`],
+//! [`MetricsArgs`], [`LockArgs`]) that each command flattens in when it uses
+//! them, and each group has its own heading in `--help`, after the command's
+//! own options. Only `--config` and `--quiet` are global (accepted before or
+//! after the command's name, as in `promsnap --config F backup`).
 
 use std::path::PathBuf;
 
@@ -24,10 +31,26 @@ Exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 finished with prob
 
 Durations are written as in Prometheus: 90s, 15m, 1h30m, 7d, 2w, 1y (m is minutes, y is 365 days).
 
+A command's options go after its name (promsnap list --retries 3); --config and --quiet go \
+anywhere. `promsnap <command> --help` shows each command's options and examples.
+
 Examples:
+  promsnap init --repo s3://backups/prometheus
   promsnap backup --prometheus-url http://localhost:9090 --repo s3://backups/prometheus
   promsnap list --repo s3://backups/prometheus
-  promsnap restore latest --repo s3://backups/prometheus --data-dir /var/lib/prometheus/restored";
+  promsnap restore latest --repo s3://backups/prometheus --data-dir /var/lib/prometheus/restored
+  promsnap --config /etc/promsnap/promsnap.toml backup --quiet";
+
+/// `--version`: the package version, the commit it was built from and the
+/// build date (`build.rs`), e.g. `0.1.0 (abc1234 2026-11-29)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PROMSNAP_COMMIT"),
+    " ",
+    env!("PROMSNAP_BUILD_DATE"),
+    ")"
+);
 
 /// Back up and restore Prometheus TSDB data.
 ///
@@ -36,7 +59,7 @@ Examples:
 /// directory (blocks already stored are not uploaded again), and restores
 /// any snapshot into a data directory with every byte checked.
 #[derive(Debug, Parser)]
-#[command(name = "promsnap", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "promsnap", version = VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -45,7 +68,9 @@ pub struct Cli {
     pub global: GlobalArgs,
 }
 
+/// The options every command takes, before or after its name.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// TOML configuration file. Flags and PROMSNAP_* variables override it.
     #[arg(long, global = true, env = "PROMSNAP_CONFIG", value_name = "FILE")]
@@ -54,48 +79,54 @@ pub struct GlobalArgs {
     /// Print nothing but errors (for cron and timers); the exit code tells the result.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+}
 
-    /// After backup, prune, verify and restore (success or failure), write
-    /// metrics for alerting to FILE in node_exporter's textfile-collector
-    /// format (atomically; other commands' metrics in FILE are kept).
-    #[arg(
-        long,
-        global = true,
-        env = "PROMSNAP_METRICS_FILE",
-        value_name = "FILE"
-    )]
-    pub metrics_file: Option<PathBuf>,
-
-    /// Push the same metrics to a Prometheus Pushgateway, e.g.
-    /// http://pushgateway:9091 (job promsnap, grouped by instance and command).
-    #[arg(long, global = true, env = "PROMSNAP_PUSHGATEWAY", value_name = "URL")]
-    pub pushgateway: Option<String>,
-
+/// Retries, timeouts and bandwidth: the commands that reach S3 or Prometheus.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Network")]
+pub struct NetworkArgs {
     /// Retry a failed S3 or Prometheus request up to N times (connection
     /// errors, timeouts, 5xx, throttling), with exponential backoff and
     /// jitter [default: 5].
-    #[arg(long, global = true, env = "PROMSNAP_RETRIES", value_name = "N")]
+    #[arg(long, env = "PROMSNAP_RETRIES", value_name = "N")]
     pub retries: Option<u32>,
 
     /// Abandon (and retry) a request that gets no answer within DURATION,
     /// e.g. 30s [default: 2m; snapshots at least 10m].
-    #[arg(long, global = true, env = "PROMSNAP_TIMEOUT", value_name = "DURATION")]
+    #[arg(long, env = "PROMSNAP_TIMEOUT", value_name = "DURATION")]
     pub timeout: Option<Duration>,
 
     /// Limit uploads and downloads together to RATE, e.g. 50MiB/s or
     /// 12.5MB/s, so a backup does not starve the host's network.
-    #[arg(
-        long,
-        global = true,
-        env = "PROMSNAP_MAX_BANDWIDTH",
-        value_name = "RATE"
-    )]
+    #[arg(long, env = "PROMSNAP_MAX_BANDWIDTH", value_name = "RATE")]
     pub max_bandwidth: Option<Rate>,
+}
 
+/// Metrics for alerting: the commands whose runs are worth an alert
+/// (backup, prune, verify, restore).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsArgs {
+    /// Write this run's metrics (success or failure) to FILE in
+    /// node_exporter's textfile-collector format (atomically; other
+    /// commands' metrics in FILE are kept).
+    #[arg(long, env = "PROMSNAP_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Push the same metrics to a Prometheus Pushgateway, e.g.
+    /// http://pushgateway:9091 (job promsnap, grouped by instance and command).
+    #[arg(long, env = "PROMSNAP_PUSHGATEWAY", value_name = "URL")]
+    pub pushgateway: Option<String>,
+}
+
+/// The local lock that keeps runs from overlapping: backup, prune, verify.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Run lock")]
+pub struct LockArgs {
     /// Lock file that keeps two runs from overlapping; a second run exits 4
     /// at once [default: DATA_DIR/.promsnap.lock for backup, else one file
     /// per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir].
-    #[arg(long, global = true, env = "PROMSNAP_LOCK_FILE", value_name = "FILE")]
+    #[arg(long, env = "PROMSNAP_LOCK_FILE", value_name = "FILE")]
     pub lock_file: Option<PathBuf>,
 }
 
@@ -108,6 +139,7 @@ pub enum Command {
     /// unmounted NAS share fails loudly instead of looking like an empty
     /// repository. A repository written by an older promsnap (before init
     /// existed) is adopted as it is.
+    #[command(after_help = INIT_EXAMPLES)]
     Init(InitArgs),
 
     /// Snapshot a running Prometheus and store its blocks in the repository.
@@ -118,9 +150,19 @@ pub enum Command {
     /// manifest last, and removes the local snapshot directory. An interrupted
     /// backup leaves no snapshot behind; running it again uploads only what is
     /// missing.
+    #[command(after_help = BACKUP_EXAMPLES)]
     Backup(BackupArgs),
 
-    /// List the snapshots in a repository, oldest first.
+    /// List the snapshots in a repository, grouped by instance, oldest first.
+    ///
+    /// One group per instance, or per HA group for snapshots stored with
+    /// --ha-group (the name --instance takes), groups in alphabetical order,
+    /// and within each group the oldest snapshot first: the last line of a
+    /// group is its newest snapshot, the one `restore latest --instance NAME`
+    /// takes. An id starts with the snapshot's creation time in UTC
+    /// (20261124T030000Z-...); DATA is the time range its blocks hold, SIZE
+    /// what a restore downloads.
+    #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
 
     /// Restore a snapshot into a Prometheus data directory.
@@ -130,6 +172,7 @@ pub enum Command {
     /// checked file by file against the manifest's SHA-256 sums, and renamed
     /// into place only then. An interrupted restore can be rerun: it keeps the
     /// blocks already complete and restores the rest.
+    #[command(after_help = RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
 
     /// Apply a retention policy: forget old snapshots, delete unused blocks.
@@ -140,6 +183,7 @@ pub enum Command {
     /// only once older than --grace. Use --dry-run first: it prints every
     /// snapshot with keep/remove and the reason, and changes nothing. Rules not
     /// given as flags come from the [prune] section of the configuration file.
+    #[command(after_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
 
     /// Check that backups are whole and would restore (for CI and incidents).
@@ -152,12 +196,14 @@ pub enum Command {
     /// promtool load the blocks. Exits 0 when everything holds, 3 when
     /// problems were found, 1 when verify itself could not run (storage
     /// unreachable, a download broke off, no room in --scratch-dir).
+    #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
 
     /// Check the TSDB structure of the blocks in a local directory.
     ///
     /// The same checks as `verify --deep`, on a data directory, a snapshot,
     /// or a restored directory: before a backup, or after a restore.
+    #[command(after_help = CHECK_DIR_EXAMPLES)]
     CheckDir(CheckDirArgs),
 
     /// Remove stale repository locks (left by crashed runs).
@@ -165,29 +211,117 @@ pub enum Command {
     /// Locks expire by themselves a few minutes after their holder stops
     /// refreshing them, and locks of dead processes on this host are ignored,
     /// so this is rarely needed.
+    #[command(after_help = UNLOCK_EXAMPLES)]
     Unlock(UnlockArgs),
 
-    /// Print a shell completion script.
+    /// Print a shell completion script (commands and options).
     ///
-    /// For bash: promsnap completions bash > /etc/bash_completion.d/promsnap
+    /// The script completes commands, options and their fixed values. For
+    /// completions that also offer the snapshot ids and instance names of
+    /// your repository, source `COMPLETE=SHELL promsnap` instead (see the
+    /// examples); it reads the repository from --repo and --config when they
+    /// are already typed, else from PROMSNAP_REPO or PROMSNAP_CONFIG.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
 }
 
+const INIT_EXAMPLES: &str = "\
+Examples:
+  promsnap init --repo /mnt/backups/prometheus
+  promsnap init --repo s3://backups/prometheus
+  promsnap init --repo s3://backups/prometheus --s3-endpoint http://minio:9000 --s3-path-style";
+
+const BACKUP_EXAMPLES: &str = "\
+Examples:
+  # Prometheus on this host, into S3 (create the repository on the first run):
+  promsnap backup --prometheus-url http://localhost:9090 --repo s3://backups/prometheus --init
+  # Nightly from cron, every setting in the configuration file:
+  promsnap --config /etc/promsnap/promsnap.toml backup --quiet
+  # A stopped Prometheus's data directory, or a snapshot taken earlier:
+  promsnap backup --from-dir /var/lib/prometheus/metrics2 --instance prom-eu1 --repo /mnt/backups
+  # Each replica of an HA pair runs the same; one backup per 12h is stored:
+  promsnap backup --ha-group auto --repo s3://backups/prometheus";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  promsnap list --repo s3://backups/prometheus
+  promsnap list --instance prom-eu1 --repo s3://backups/prometheus
+  # The newest snapshot's id, for scripts:
+  promsnap list --instance prom-eu1 --json --repo /mnt/backups | jq -r '.[-1].id'";
+
+const RESTORE_EXAMPLES: &str = "\
+Examples:
+  promsnap restore latest --repo s3://backups/prometheus --data-dir /var/lib/prometheus/restored
+  promsnap restore 20261124T030000Z-c92014bb --repo /mnt/backups --data-dir /srv/restored
+  # Only last night, with the configuration, for a scratch Prometheus:
+  promsnap restore latest --instance prom-eu1 --from -2d --to -1d --repo /mnt/backups \\
+      --data-dir /srv/scratch/data --config-to /srv/scratch/config
+  # Add the missing blocks to a running Prometheus:
+  promsnap restore latest --merge --data-dir /var/lib/prometheus/metrics2 --repo /mnt/backups";
+
+const PRUNE_EXAMPLES: &str = "\
+Examples:
+  # See what would go, then do it:
+  promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --repo /mnt/backups
+  promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --repo /mnt/backups
+  # The policy of the configuration file's [prune] section:
+  promsnap --config /etc/promsnap/promsnap.toml prune";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  promsnap verify --quick --repo s3://backups/prometheus
+  promsnap verify latest --deep --instance prom-eu1 --repo s3://backups/prometheus
+  # A seventh of the objects (1/7 .. 7/7 on seven nights read them all):
+  promsnap verify --read-data-subset 3/7 --repo s3://backups/prometheus
+  promsnap verify latest --restore-test --scratch-dir /srv/scratch --repo /mnt/backups";
+
+const CHECK_DIR_EXAMPLES: &str = "\
+Examples:
+  promsnap check-dir /var/lib/prometheus/metrics2
+  promsnap check-dir /var/lib/prometheus/restored --json";
+
+const UNLOCK_EXAMPLES: &str = "\
+Examples:
+  promsnap unlock --repo s3://backups/prometheus
+  # Only when no promsnap can be running against the repository:
+  promsnap unlock --all --repo s3://backups/prometheus";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  promsnap completions bash > /etc/bash_completion.d/promsnap
+  promsnap completions zsh > \"${fpath[1]}/_promsnap\"
+  # With snapshot ids and instance names from the repository:
+  echo 'source <(COMPLETE=bash promsnap)' >> ~/.bashrc
+  echo 'source <(COMPLETE=zsh promsnap)' >> ~/.zshrc
+  echo 'COMPLETE=fish promsnap | source' > ~/.config/fish/completions/promsnap.fish";
+
+/// Where the repository is; the S3 options only matter for `s3://` ones.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Repository")]
 pub struct RepoArgs {
     /// Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path.
     #[arg(long, env = "PROMSNAP_REPO", value_name = "REPO")]
     pub repo: Option<String>,
 
     /// S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...).
-    #[arg(long, env = "PROMSNAP_S3_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PROMSNAP_S3_ENDPOINT",
+        value_name = "URL",
+        help_heading = "S3"
+    )]
     pub s3_endpoint: Option<String>,
 
     /// S3 region [default: $AWS_REGION or the AWS profile's, else us-east-1].
-    #[arg(long, env = "PROMSNAP_S3_REGION", value_name = "REGION")]
+    #[arg(
+        long,
+        env = "PROMSNAP_S3_REGION",
+        value_name = "REGION",
+        help_heading = "S3"
+    )]
     pub s3_region: Option<String>,
 
     /// Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most
@@ -195,6 +329,7 @@ pub struct RepoArgs {
     #[arg(
         long,
         env = "PROMSNAP_S3_PATH_STYLE",
+        help_heading = "S3",
         value_name = "BOOL",
         value_parser = BoolishValueParser::new(),
         num_args = 0..=1,
@@ -205,10 +340,18 @@ pub struct RepoArgs {
 
     /// When to add CRC checksums to S3 requests. `when-required` works with
     /// every S3-compatible store; `when-supported` suits AWS S3.
-    #[arg(long, env = "PROMSNAP_S3_CHECKSUMS", value_enum, value_name = "MODE")]
+    #[arg(
+        long,
+        env = "PROMSNAP_S3_CHECKSUMS",
+        value_enum,
+        value_name = "MODE",
+        help_heading = "S3"
+    )]
     pub s3_checksums: Option<ChecksumMode>,
 }
 
+/// How to reach Prometheus's HTTP API (the heading is the command's: what
+/// it needs Prometheus for).
 #[derive(Debug, Args, Clone, Default)]
 pub struct PrometheusArgs {
     /// Prometheus base URL [default: http://localhost:9090]. Repeat it (or
@@ -245,12 +388,6 @@ pub struct PrometheusArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    #[command(flatten)]
-    pub repo: RepoArgs,
-
-    #[command(flatten)]
-    pub prometheus: PrometheusArgs,
-
     /// While Prometheus answers /-/ready with 503 (starting up, replaying
     /// its WAL), wait up to DURATION for it; 0 fails at once [default: 5m].
     #[arg(long, env = "PROMSNAP_WAIT_READY", value_name = "DURATION")]
@@ -358,13 +495,25 @@ pub struct BackupArgs {
     /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten, next_help_heading = "Prometheus")]
+    pub prometheus: PrometheusArgs,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    #[command(flatten)]
-    pub repo: RepoArgs,
-
     #[command(flatten)]
     pub policy: Policy,
 
@@ -392,6 +541,18 @@ pub struct PruneArgs {
     /// error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -400,9 +561,6 @@ pub struct VerifyArgs {
     /// [default: every snapshot].
     #[arg(value_name = "SNAPSHOT_ID|latest", conflicts_with = "all")]
     pub snapshot: Option<String>,
-
-    #[command(flatten)]
-    pub repo: RepoArgs,
 
     /// Verify every snapshot (the default when no snapshot is named).
     #[arg(long)]
@@ -458,6 +616,18 @@ pub struct VerifyArgs {
     /// Print the report as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -473,37 +643,46 @@ pub struct CheckDirArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    #[command(flatten)]
-    pub repo: RepoArgs,
-
     /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
-    #[command(flatten)]
-    pub repo: RepoArgs,
-
     /// Remove every lock, also live ones. Only when you are sure no promsnap
     /// is running against this repository.
     #[arg(long)]
     pub all: bool,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[command(flatten)]
-    pub repo: RepoArgs,
-
-    /// Only snapshots of this instance.
+    /// Only snapshots of this instance or HA group.
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
 
     /// Print the snapshots as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, Args)]
@@ -511,9 +690,6 @@ pub struct RestoreArgs {
     /// The snapshot to restore: its id (or a unique prefix of it), or `latest`.
     #[arg(value_name = "SNAPSHOT_ID|latest")]
     pub snapshot: String,
-
-    #[command(flatten)]
-    pub repo: RepoArgs,
 
     /// The data directory to restore into. It must not be in use by a running
     /// Prometheus, and must be empty unless --force (or --merge).
@@ -558,10 +734,6 @@ pub struct RestoreArgs {
     )]
     pub no_data: bool,
 
-    /// For --merge: the Prometheus whose retention to check.
-    #[command(flatten)]
-    pub prometheus: PrometheusArgs,
-
     /// Whose snapshot: an instance or HA group. `latest` needs it when the
     /// repository holds several; an id of another instance is refused.
     #[arg(long, value_name = "NAME")]
@@ -575,6 +747,19 @@ pub struct RestoreArgs {
     /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,
+
+    /// For --merge: the Prometheus whose retention to check.
+    #[command(flatten, next_help_heading = "Prometheus (for --merge)")]
+    pub prometheus: PrometheusArgs,
+
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[cfg(test)]

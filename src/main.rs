@@ -19,6 +19,9 @@ use promsnap::output::Printer;
 use promsnap::{commands, storage};
 
 fn main() -> ExitCode {
+    // The shell asking for completions (COMPLETE=bash promsnap -- ...) is
+    // answered here, and the process ends.
+    commands::complete_from_env();
     let cli = Cli::parse();
     let printer = Printer::new(cli.global.quiet);
     // Known before the settings are resolved: a run that cannot even start

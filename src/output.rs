@@ -20,6 +20,21 @@ use crate::progress::{Progress, Silent, Warn};
 /// How often the non-terminal progress line is printed.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Test-only, undocumented: the end-to-end tests set this variable to see
+/// several progress lines in a run of seconds. Nothing else should.
+const TEST_LOG_EVERY_VAR: &str = "PROMSNAP_TEST_PROGRESS_EVERY_MS";
+
+/// [`LOG_EVERY`], unless a test shortened it (read once per process).
+fn log_every() -> Duration {
+    static EVERY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *EVERY.get_or_init(|| {
+        std::env::var(TEST_LOG_EVERY_VAR)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(LOG_EVERY, Duration::from_millis)
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
     quiet: bool,
@@ -168,7 +183,7 @@ struct LogLines {
 
 impl LogLines {
     fn new(label: &str) -> Self {
-        Self::writing_to(label, LOG_EVERY, Box::new(std::io::stderr()))
+        Self::writing_to(label, log_every(), Box::new(std::io::stderr()))
     }
 
     fn writing_to(label: &str, every: Duration, out: Box<dyn Write + Send>) -> Self {

@@ -18,6 +18,11 @@
 //! The one exception to "from a file" is `repository.access_key_id`, which is
 //! an identifier, not a secret; its secret is always read from a file.
 //!
+//! Paths are made absolute here, against the working directory, whether
+//! they came from a flag or the file: every path promsnap prints (a data
+//! directory to start Prometheus on, where old content was moved) can then
+//! be pasted as it is, from any directory.
+//!
 //! `examples/promsnap.toml` shows every key; a test keeps it in step with the
 //! structs here.
 
@@ -29,8 +34,8 @@ use serde::Deserialize;
 
 use crate::archive::{self, PackOptions};
 use crate::cli::{
-    BackupArgs, Cli, Command, GlobalArgs, ListArgs, PrometheusArgs, PruneArgs, RepoArgs,
-    RestoreArgs, UnlockArgs, VerifyArgs,
+    BackupArgs, Cli, Command, ListArgs, LockArgs, MetricsArgs, NetworkArgs, PrometheusArgs,
+    PruneArgs, RepoArgs, RestoreArgs, UnlockArgs, VerifyArgs,
 };
 use crate::duration::Duration;
 use crate::error::Hinted;
@@ -401,16 +406,19 @@ impl Settings {
 
     /// Resolves the command line against an already loaded file.
     pub fn from_sources(cli: Cli, file: &FileConfig) -> Result<Settings> {
-        let g = &cli.global;
-        let network = network(g, file)?;
+        let (net, m, lock) = shared_args(&cli.command);
+        let network = network(&net, file)?;
         let metrics = MetricsSettings {
-            file: g.metrics_file.clone().or_else(|| file.metrics.file.clone()),
-            pushgateway: g
-                .pushgateway
-                .clone()
-                .or_else(|| file.metrics.pushgateway.clone()),
+            file: m
+                .metrics_file
+                .or_else(|| file.metrics.file.clone())
+                .map(absolute),
+            pushgateway: m.pushgateway.or_else(|| file.metrics.pushgateway.clone()),
         };
-        let lock_override = g.lock_file.clone().or_else(|| file.lock.file.clone());
+        let lock_override = lock
+            .lock_file
+            .or_else(|| file.lock.file.clone())
+            .map(absolute);
         let r = Resolver { file, network };
         let command = match cli.command {
             Command::Backup(a) => CommandSettings::Backup(Box::new(r.backup(a)?)),
@@ -419,7 +427,7 @@ impl Settings {
             Command::Prune(a) => CommandSettings::Prune(r.prune(a)?),
             Command::Verify(a) => CommandSettings::Verify(r.verify(a)?),
             Command::CheckDir(a) => CommandSettings::CheckDir(CheckDirSettings {
-                dir: a.dir,
+                dir: absolute(a.dir),
                 json: a.json,
             }),
             Command::Unlock(a) => CommandSettings::Unlock(r.unlock(a)?),
@@ -441,7 +449,7 @@ impl Settings {
         };
         let lock_file = lock_file(&command, lock_override);
         Ok(Settings {
-            quiet: g.quiet,
+            quiet: cli.global.quiet,
             network,
             metrics,
             lock_file,
@@ -458,7 +466,34 @@ fn default_instance(flag: Option<String>, file: &FileConfig) -> String {
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
 }
 
-fn network(flags: &GlobalArgs, file: &FileConfig) -> Result<Network> {
+/// The network, metrics and lock options of the command, for those that
+/// take them (the others get none, and only the file's settings apply).
+fn shared_args(command: &Command) -> (NetworkArgs, MetricsArgs, LockArgs) {
+    let none = (MetricsArgs::default(), LockArgs::default());
+    let (network, (metrics, lock)) = match command {
+        Command::Backup(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
+        Command::Prune(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
+        Command::Verify(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
+        Command::Restore(a) => (&a.network, (a.metrics.clone(), LockArgs::default())),
+        Command::List(a) => (&a.network, none),
+        Command::Init(a) => (&a.network, none),
+        Command::Unlock(a) => (&a.network, none),
+        Command::CheckDir(_) | Command::Completions { .. } => return Default::default(),
+    };
+    (network.clone(), metrics, lock)
+}
+
+/// `path` made absolute against the working directory (without resolving
+/// symbolic links), so that every path promsnap prints can be pasted as it
+/// is, whatever directory the user gave it from.
+fn absolute(path: PathBuf) -> PathBuf {
+    match path.is_absolute() {
+        true => path,
+        false => std::path::absolute(&path).unwrap_or(path),
+    }
+}
+
+fn network(flags: &NetworkArgs, file: &FileConfig) -> Result<Network> {
     let n = &file.network;
     let timeout = flags
         .timeout
@@ -498,7 +533,10 @@ impl Resolver<'_> {
             )
             .into());
         };
-        let location = Location::parse(&url)?;
+        let location = match Location::parse(&url)? {
+            Location::Local(path) => Location::Local(absolute(path)),
+            s3 => s3,
+        };
         let credentials = match location {
             Location::S3 { .. } => s3_credentials(f)?,
             Location::Local(_) => None,
@@ -567,10 +605,10 @@ impl Resolver<'_> {
             .into());
         }
         let source = match a.from_dir {
-            Some(dir) => BackupSource::Dir(dir),
+            Some(dir) => BackupSource::Dir(absolute(dir)),
             None => BackupSource::Api(ApiSource {
                 prometheus: self.prometheus(a.prometheus)?,
-                data_dir: a.data_dir.or_else(|| p.data_dir.clone()),
+                data_dir: a.data_dir.or_else(|| p.data_dir.clone()).map(absolute),
                 wait_ready: a.wait_ready.unwrap_or(DEFAULT_WAIT_READY).std(),
                 skip_head: a.skip_head || b.skip_head.unwrap_or(false),
                 keep_local_snapshot: a.keep_local_snapshot
@@ -701,11 +739,11 @@ impl Resolver<'_> {
             repo: self.repo(a.repo)?,
             snapshot: a.snapshot,
             instance: a.instance,
-            data_dir: a.data_dir,
+            data_dir: a.data_dir.map(absolute),
             force: a.force,
             range,
             merge: a.merge,
-            config_to: a.config_to,
+            config_to: a.config_to.map(absolute),
             prometheus,
             concurrency: a
                 .concurrency
@@ -759,7 +797,7 @@ impl Resolver<'_> {
             subset: a.read_data_subset,
             concurrency: concurrency.max(1),
             restore_test,
-            scratch: a.scratch_dir.unwrap_or_else(std::env::temp_dir),
+            scratch: absolute(a.scratch_dir.unwrap_or_else(std::env::temp_dir)),
             json: a.json,
         })
     }
@@ -1121,6 +1159,26 @@ mod tests {
         assert!(usage(err));
         let err = resolve(&["backup", "--repo", "/r", "--instance", ""], "").unwrap_err();
         assert!(usage(err));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let s = resolve(
+            &["restore", "latest", "--repo", "r", "--data-dir", "./d"],
+            "",
+        )
+        .unwrap();
+        let CommandSettings::Restore(r) = s.command else {
+            panic!()
+        };
+        assert_eq!(r.data_dir, Some(cwd.join("d")));
+        assert_eq!(r.repo.location, Location::Local(cwd.join("r")));
+        let s = resolve(&["check-dir", "blocks/01X"], "").unwrap();
+        let CommandSettings::CheckDir(c) = s.command else {
+            panic!()
+        };
+        assert_eq!(c.dir, cwd.join("blocks/01X"));
     }
 
     #[test]

@@ -675,3 +675,67 @@ fn max_bandwidth_paces_backup_and_restore() {
         .run(&["list", "--max-bandwidth", "fast"])
         .expect_failure(2, &["50MiB/s"]);
 }
+
+/// Under `--max-bandwidth`, the progress a cron log shows is the share of
+/// the backup uploaded, not the share read ahead into buffers, so its rate
+/// and the time left are right: every line's percentage is within about a
+/// 4 MiB chunk per block in flight of what the repository had received when
+/// it was printed.
+#[test]
+fn progress_under_max_bandwidth_counts_bytes_uploaded() {
+    use std::io::{BufRead, BufReader};
+    let work = tempfile::tempdir().unwrap();
+    let (target, data) = fixture_setup(work.path());
+    // 3 x 16 MiB that zstd cannot shrink: the archives are the data's size.
+    support::add_random_chunks(Path::new(&data), 16, 7);
+    let mut child = target
+        .cmd(&[
+            "backup",
+            "--from-dir",
+            &data,
+            "--max-bandwidth",
+            "8MiB/s",
+            // Two blocks at a time, each with zstd workers (which buffer
+            // several MiB of input): the default on a multi-core host.
+            "--concurrency",
+            "2",
+            "--zstd-threads",
+            "2",
+        ])
+        // Test-only: a progress line every 100 ms instead of every 10 s.
+        .env("PROMSNAP_TEST_PROGRESS_EVERY_MS", "100")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start promsnap");
+    let blocks = Path::new(&target.repo).join("blocks");
+    // (share the line reports, bytes in the repository when it came)
+    let mut seen: Vec<(f64, u64, String)> = Vec::new();
+    let mut stderr = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let uploaded = support::dir_size(&blocks);
+        if let Some(share) = line
+            .split_once("backup: ")
+            .and_then(|(_, rest)| rest.split_once('%'))
+            .and_then(|(pct, _)| pct.parse::<f64>().ok())
+        {
+            seen.push((share, uploaded, line.clone()));
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    let total = support::dir_size(&blocks) as f64;
+    assert!(
+        seen.len() >= 5,
+        "too few progress lines for a 6 s upload:\n{stderr}"
+    );
+    for (share, uploaded, line) in &seen {
+        let stored = *uploaded as f64 * 100.0 / total;
+        assert!(
+            (share - stored).abs() <= 15.0,
+            "the line says {share}% while {stored:.0}% is in the repository: {line}\n{stderr}"
+        );
+    }
+}

@@ -37,6 +37,8 @@ use crate::run_lock::{self, RunLock};
 use crate::settings::{CommandSettings, MetricsSettings, Network, RepoSettings, Settings};
 use crate::storage::{self, throttle, Storage};
 
+pub use completions::complete_from_env;
+
 /// How a command ended and what it did: the exit status for `main`, the
 /// summary for the metrics, and with `--json` the command's document.
 #[derive(Debug, Clone)]

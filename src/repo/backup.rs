@@ -210,11 +210,14 @@ async fn upload_block(
 ) -> Result<BlockEntry> {
     let ulid = block.ulid.to_string();
     let key: Key = manifest::block_object_key(&ulid, &block.fingerprint)?;
+    // Progress counts the block's bytes as the storage takes the archive
+    // made of them (see `Body::reporting`): with --max-bandwidth the packer
+    // runs ahead by the channel, and the bar must not.
     let (writer, body) = body::channel(2);
+    let body = body.reporting(progress.clone());
     let packer = {
         let block = block.clone();
-        let progress = progress.clone();
-        tokio::task::spawn_blocking(move || archive::pack(&block, writer, pack, &progress))
+        tokio::task::spawn_blocking(move || archive::pack(&block, writer, pack))
     };
     let (stored, packed) = tokio::join!(repo.storage().put(&key, body), packer);
     let packed = packed.context("the packing thread failed")?;

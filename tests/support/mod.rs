@@ -185,13 +185,18 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 
 /// The `promsnap` binary under test, with no `PROMSNAP_*` or `AWS_*`
 /// variables inherited: a developer's own S3 settings must never leak in.
-/// PATH starts with the chosen Prometheus's promtool directory.
+/// Nor `COMPLETE` and `_CLAP_*`, which would turn a run into a shell
+/// completion. PATH starts with the chosen Prometheus's promtool directory.
 pub fn promsnap() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_promsnap"));
     cmd.env("PATH", prometheus::server_path());
     for (key, _) in std::env::vars_os() {
         let key_str = key.to_string_lossy();
-        if key_str.starts_with("PROMSNAP_") || key_str.starts_with("AWS_") {
+        if key_str.starts_with("PROMSNAP_")
+            || key_str.starts_with("AWS_")
+            || key_str.starts_with("_CLAP_")
+            || key_str == "COMPLETE"
+        {
             cmd.env_remove(&key);
         }
     }
