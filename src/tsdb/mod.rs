@@ -11,7 +11,10 @@
 //! copy is still current then costs two small reads, never a scan.
 
 pub mod check;
+pub(crate) mod index;
 pub mod meta;
+pub(crate) mod reader;
+pub(crate) mod segment;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
