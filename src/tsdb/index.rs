@@ -1,5 +1,5 @@
-//! The framing of a block's `index` file, for the checker
-//! ([`super::check`]) and whoever else reads an index.
+//! The framing of a block's `index` file, shared by the checker
+//! ([`super::check`]) and the window engine ([`super::windows`]).
 //!
 //! An index is a 5-byte header (magic `0xBAAAD700`, version), its sections,
 //! and a 52-byte table of contents at the end: six big-endian u64 section
@@ -10,10 +10,19 @@
 //! chunk segment files (see prometheus/prometheus `tsdb/docs/format/index.md`
 //! and `tsdb/index/index.go`, `Decoder.Series`).
 //!
-//! [`ChunkMetas`] decodes a series entry's chunk metas lazily, one at a
-//! time, from the entry's bytes.
+//! [`SeriesReader`] walks that section front to back through one 256 KiB
+//! buffer and one reused entry buffer, handing out each series' chunk metas
+//! as a lazy [`ChunkMetas`] iterator over the entry's bytes, so a walk costs
+//! the same memory for ten series as for ten million, and a series with many
+//! chunks costs no more than its entry's bytes (at most
+//! [`MAX_SERIES_ENTRY`]). Nothing read is trusted: every length is checked
+//! against its section, and every entry's CRC before it is decoded.
 
-use super::reader::{SliceDecoder, SliceError};
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+use super::reader::{FileReader, ReadError, SliceDecoder, SliceError};
 
 pub(crate) const INDEX_MAGIC: u32 = 0xBAAA_D700;
 pub(crate) const HEADER_LEN: u64 = 5;
@@ -179,4 +188,173 @@ impl Iterator for ChunkMetas<'_> {
         }
         Some(item)
     }
+}
+
+/// Skips a series entry's labels (`count <uvarint>`, then a name and a value
+/// symbol reference per label), leaving `d` at its chunk count.
+pub(crate) fn skip_labels(d: &mut SliceDecoder) -> Result<(), SliceError> {
+    let labels = d.uvarint()?;
+    for _ in 0..labels {
+        d.uvarint()?;
+        d.uvarint()?;
+    }
+    Ok(())
+}
+
+/// Why the series section could not be read.
+#[derive(Debug)]
+pub enum IndexError {
+    /// The operating system failed a read.
+    Io(io::Error),
+    /// The bytes at `offset` are not what an index holds there.
+    Format { offset: u64, message: String },
+}
+
+impl IndexError {
+    fn format(offset: u64, message: impl Into<String>) -> IndexError {
+        IndexError::Format {
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IndexError::Io(e) => write!(f, "reading the index failed: {e}"),
+            IndexError::Format { offset, message } => {
+                write!(f, "index at offset {offset}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+impl From<ReadError> for IndexError {
+    fn from(e: ReadError) -> IndexError {
+        match e {
+            ReadError::Io(e) => IndexError::Io(e),
+            ReadError::Overrun { at, limit } => {
+                IndexError::format(at, format!("a read would run past offset {limit}"))
+            }
+            ReadError::BadVarint { at } => IndexError::format(at, "malformed varint"),
+        }
+    }
+}
+
+/// A forward walk over the series section of an index file.
+pub(crate) struct SeriesReader {
+    r: FileReader,
+    /// Entries start at multiples of this (16 from version 2, 1 before).
+    align: u64,
+    pos: u64,
+    end: u64,
+    entry: Vec<u8>,
+}
+
+/// One series entry: where it starts, and its chunks.
+pub(crate) struct Series<'a> {
+    /// Offset of the entry in the index file.
+    pub offset: u64,
+    pub chunks: ChunkMetas<'a>,
+}
+
+impl SeriesReader {
+    /// Opens `path`, checks its header and TOC and finds the series section.
+    pub(crate) fn open(path: &Path) -> Result<SeriesReader, IndexError> {
+        let mut r = FileReader::open(path).map_err(IndexError::Io)?;
+        let len = r.len();
+        if len < HEADER_LEN + TOC_LEN {
+            let msg = format!("the file is {len} bytes, too short for a header and a TOC");
+            return Err(IndexError::format(0, msg));
+        }
+        let magic = r.be32()?;
+        if magic != INDEX_MAGIC {
+            let msg = format!("magic is {magic:#010x}, expected {INDEX_MAGIC:#010x}");
+            return Err(IndexError::format(0, msg));
+        }
+        let version = r.u8()?;
+        if !(1..=3).contains(&version) {
+            let msg = format!("format version is {version}, expected 1, 2 or 3");
+            return Err(IndexError::format(4, msg));
+        }
+        let toc_start = len - TOC_LEN;
+        r.seek(toc_start);
+        r.start_crc();
+        let mut offsets = [0u64; 6];
+        for slot in &mut offsets {
+            *slot = r.be64()?;
+        }
+        let computed = r.finish_crc();
+        let stored = r.be32()?;
+        if computed != stored {
+            let msg = format!("TOC CRC32C is {stored:#010x}, computed {computed:#010x}");
+            return Err(IndexError::format(toc_start, msg));
+        }
+        let layout = plan_layout(&Toc::from_offsets(offsets), toc_start)
+            .map_err(|m| IndexError::format(toc_start, m))?;
+        let (pos, end) = layout.series.unwrap_or((0, 0));
+        r.seek(pos);
+        Ok(SeriesReader {
+            r,
+            align: if version == 1 { 1 } else { 16 },
+            pos,
+            end,
+            entry: Vec::new(),
+        })
+    }
+
+    /// The next series entry, or `None` after the last one. Its CRC has been
+    /// checked; its chunk metas are decoded as they are iterated.
+    pub(crate) fn next_series(&mut self) -> Result<Option<Series<'_>>, IndexError> {
+        let start = self.pos.next_multiple_of(self.align).min(self.end);
+        if start >= self.end {
+            return Ok(None);
+        }
+        let r = &mut self.r;
+        r.seek(start);
+        r.set_limit(self.end);
+        let len = r.uvarint()?;
+        if len == 0 || len > MAX_SERIES_ENTRY {
+            let msg = format!("series entry of {len} bytes (expected 1 to {MAX_SERIES_ENTRY})");
+            return Err(IndexError::format(start, msg));
+        }
+        r.start_crc();
+        let read = r.read_vec(len as usize, &mut self.entry);
+        let computed = r.finish_crc();
+        read?;
+        let stored = r.be32()?;
+        if computed != stored {
+            let msg = format!("series entry CRC32C is {stored:#010x}, computed {computed:#010x}");
+            return Err(IndexError::format(start, msg));
+        }
+        self.pos = r.pos();
+        let bad = |e: SliceError| {
+            let at = match e {
+                SliceError::Short { at } | SliceError::BadVarint { at } => at,
+            };
+            IndexError::format(start, format!("series entry malformed at byte {at}"))
+        };
+        let mut d = SliceDecoder::new(&self.entry);
+        skip_labels(&mut d).map_err(bad)?;
+        let chunks = ChunkMetas::new(d).map_err(bad)?;
+        Ok(Some(Series {
+            offset: start,
+            chunks,
+        }))
+    }
+}
+
+/// Turns a chunk meta decoding error inside the entry at `entry` into an
+/// [`IndexError`].
+pub(crate) fn meta_error(entry: u64, e: SliceError) -> IndexError {
+    let at = match e {
+        SliceError::Short { at } | SliceError::BadVarint { at } => at,
+    };
+    IndexError::format(
+        entry,
+        format!("series entry: chunk meta malformed at byte {at}"),
+    )
 }

@@ -15,6 +15,7 @@ pub(crate) mod index;
 pub mod meta;
 pub(crate) mod reader;
 pub(crate) mod segment;
+pub mod windows;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
