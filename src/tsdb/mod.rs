@@ -11,7 +11,11 @@
 //! copy is still current then costs two small reads, never a scan.
 
 pub mod check;
+pub(crate) mod index;
 pub mod meta;
+pub(crate) mod reader;
+pub(crate) mod segment;
+pub mod windows;
 
 use std::fs::{self, File};
 use std::io::ErrorKind;

@@ -42,12 +42,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::reader::{FileReader, Lookup, ReadError, ScanState, Source, StartCursor, Step};
 use super::{open_or_report, ProblemKind, Problems};
+use crate::tsdb::reader::{FileReader, Lookup, ReadError, ScanState, Source, StartCursor, Step};
+pub(crate) use crate::tsdb::segment::SEGMENT_HEADER_LEN;
+use crate::tsdb::segment::{MAX_LEN_FIELD, SEGMENT_MAGIC};
 
-const SEGMENT_MAGIC: u32 = 0x85BD_40DD;
-pub(crate) const SEGMENT_HEADER_LEN: u64 = 8;
-const MAX_LEN_FIELD: u64 = 5;
 /// The longest chunk data header of a known encoding.
 const MAX_HEADER: usize = 3;
 

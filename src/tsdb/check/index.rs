@@ -33,18 +33,16 @@
 use std::path::Path;
 
 use super::chunks::{RefVerdict, Segments};
-use super::reader::{
+use super::{open_or_report, ProblemKind, Problems};
+use crate::tsdb::index::{
+    plan_layout, ChunkMeta, ChunkMetas, Layout, Toc, HEADER_LEN, INDEX_MAGIC, MAX_SERIES_ENTRY,
+    TOC_LEN,
+};
+use crate::tsdb::reader::{
     FileReader, Lookup, ReadError, ScanState, SliceDecoder, SliceError, StartCursor, Step,
 };
-use super::{open_or_report, ProblemKind, Problems};
 
 pub(crate) const INDEX_FILE: &str = "index";
-const INDEX_MAGIC: u32 = 0xBAAA_D700;
-const HEADER_LEN: u64 = 5;
-const TOC_LEN: u64 = 6 * 8 + 4;
-/// No real series entry comes near this (it would need millions of chunks);
-/// larger ones are checksummed in a streaming fashion but not decoded.
-const MAX_SERIES_ENTRY: u64 = 16 << 20;
 /// Longest symbol whose sort order is checked (longer ones are just hashed).
 const MAX_COMPARED_SYMBOL: u64 = 1 << 20;
 
@@ -118,27 +116,6 @@ impl SeriesIds {
     }
 }
 
-/// The six TOC offsets, in the order they are stored.
-#[derive(Debug, Clone, Copy)]
-struct Toc {
-    symbols: u64,
-    series: u64,
-    label_indices: u64,
-    label_offset_table: u64,
-    postings: u64,
-    postings_offset_table: u64,
-}
-
-/// Byte ranges `[start, end)` of each part; `None` when the TOC says absent.
-struct Layout {
-    symbols: (u64, u64),
-    series: Option<(u64, u64)>,
-    label_indices: Option<(u64, u64)>,
-    postings: Option<(u64, u64)>,
-    label_offset_table: Option<(u64, u64)>,
-    postings_offset_table: Option<(u64, u64)>,
-}
-
 /// What later checks need to know about the symbol table.
 #[derive(Clone, Copy)]
 struct Symbols {
@@ -152,14 +129,6 @@ struct Ctx {
     symbols: Option<Symbols>,
     /// The block's `[minTime, maxTime)` from `meta.json`, if readable.
     block_range: Option<(i64, i64)>,
-}
-
-/// One chunk as the index describes it.
-#[derive(Clone, Copy)]
-struct ChunkMeta {
-    chunk_ref: u64,
-    min_time: i64,
-    max_time: i64,
 }
 
 impl Ctx {
@@ -313,61 +282,7 @@ fn read_toc(r: &mut FileReader, problems: &mut Problems) -> Option<Toc> {
         problems.push(INDEX_FILE, Some(at), ProblemKind::CrcMismatch, msg);
         return None;
     }
-    Some(Toc {
-        symbols: v[0],
-        series: v[1],
-        label_indices: v[2],
-        label_offset_table: v[3],
-        postings: v[4],
-        postings_offset_table: v[5],
-    })
-}
-
-/// Validates the TOC offsets and turns them into section ranges.
-///
-/// Sections appear in the file in this order (which is not the TOC's order):
-/// symbols, series, label indices, postings, label offset table, postings
-/// offset table. A zero offset means "absent"; each present section ends
-/// where the next present one starts, the last one where the TOC starts.
-fn plan_layout(toc: &Toc, toc_start: u64) -> Result<Layout, String> {
-    let parts = [
-        ("symbol table", toc.symbols),
-        ("series", toc.series),
-        ("label indices", toc.label_indices),
-        ("postings", toc.postings),
-        ("label offset table", toc.label_offset_table),
-        ("postings offset table", toc.postings_offset_table),
-    ];
-    if toc.symbols == 0 {
-        return Err("TOC has no symbol table offset".into());
-    }
-    let mut prev: (&str, u64) = ("header", HEADER_LEN);
-    for &(name, off) in parts.iter().filter(|p| p.1 != 0) {
-        if off < prev.1 || off > toc_start {
-            return Err(format!(
-                "TOC offset of the {name} is {off}, but it must lie between the {} (at {}) and the TOC (at {toc_start})",
-                prev.0, prev.1
-            ));
-        }
-        prev = (name, off);
-    }
-    let range = |i: usize| -> Option<(u64, u64)> {
-        let start = parts[i].1;
-        let end = parts[i + 1..]
-            .iter()
-            .map(|p| p.1)
-            .find(|&o| o != 0)
-            .unwrap_or(toc_start);
-        (start != 0).then_some((start, end))
-    };
-    Ok(Layout {
-        symbols: (toc.symbols, range(0).map_or(toc_start, |r| r.1)),
-        series: range(1),
-        label_indices: range(2),
-        postings: range(3),
-        label_offset_table: range(4),
-        postings_offset_table: range(5),
-    })
+    Some(Toc::from_offsets(v))
 }
 
 /// Checks one `len <4b> | content | CRC32C <4b>` section starting at `start`
@@ -723,27 +638,11 @@ fn decode_series(b: &[u8], ctx: &Ctx, metas: &mut Vec<ChunkMeta>) -> Result<(), 
         }
         prev_name = Some(name);
     }
-    let chunks = d.uvarint().map_err(short)?;
-    let mut maxt: i64 = 0;
-    let mut chunk_ref: u64 = 0;
-    for i in 0..chunks {
-        let mint = if i == 0 {
-            d.varint().map_err(short)?
-        } else {
-            maxt.wrapping_add(d.uvarint().map_err(short)? as i64)
-        };
-        maxt = mint.wrapping_add(d.uvarint().map_err(short)? as i64);
-        chunk_ref = if i == 0 {
-            d.uvarint().map_err(short)?
-        } else {
-            chunk_ref.wrapping_add(d.varint().map_err(short)? as u64)
-        };
-        metas.push(ChunkMeta {
-            chunk_ref,
-            min_time: mint,
-            max_time: maxt,
-        });
+    let mut chunks = ChunkMetas::new(d).map_err(short)?;
+    for meta in chunks.by_ref() {
+        metas.push(meta.map_err(short)?);
     }
+    let d = chunks.decoder();
     if d.remaining() > 0 {
         return Err((
             d.pos(),

@@ -25,7 +25,6 @@
 mod chunks;
 mod index;
 mod meta;
-mod reader;
 mod stream;
 mod tombstones;
 
@@ -38,6 +37,7 @@ use serde::Serialize;
 pub use meta::read_summary;
 pub use stream::StreamedBlock;
 
+use crate::tsdb::reader::FileReader;
 use chunks::Segments;
 
 /// One thing found wrong with a block.
@@ -310,8 +310,8 @@ pub(crate) fn open_or_report(
     path: &Path,
     file: &str,
     problems: &mut Problems,
-) -> Option<reader::FileReader> {
-    match reader::FileReader::open(path) {
+) -> Option<FileReader> {
+    match FileReader::open(path) {
         Ok(r) => Some(r),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             problems.push(

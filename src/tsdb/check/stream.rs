@@ -31,9 +31,9 @@ use super::chunks::{
     report_gaps, report_unlisted, scan_record, ChunkFacts, OpenSegment, RefVerdict, Segments,
     SEGMENT_HEADER_LEN,
 };
-use super::reader::{decode_uvarint, FileReader, Lookup, StartCursor, Step};
 use super::{check_rest, CheckOptions, Problem, ProblemKind, Problems};
 use crate::error::local_io;
+use crate::tsdb::reader::{decode_uvarint, FileReader, Lookup, StartCursor, Step};
 
 /// How many bytes of record starts are kept in memory per block before they
 /// go to a scratch file (about two million chunks).

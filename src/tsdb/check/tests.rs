@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::reader::SliceDecoder;
 use super::*;
+use crate::tsdb::reader::SliceDecoder;
 
 const ALL: CheckOptions = CheckOptions { chunk_refs: true };
 const BASIC: CheckOptions = CheckOptions { chunk_refs: false };

@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use super::index::SeriesIds;
-use super::reader::{FileReader, ReadError};
 use super::{open_or_report, ProblemKind, Problems};
+use crate::tsdb::reader::{FileReader, ReadError};
 
 pub(crate) const TOMBSTONES_FILE: &str = "tombstones";
 const TOMBSTONES_MAGIC: u32 = 0x0130_BA30;

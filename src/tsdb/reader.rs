@@ -1,4 +1,5 @@
-//! Bounded, buffered, checksumming reads over one file of a block.
+//! Bounded, buffered, checksumming reads over one file of a block, for the
+//! checker ([`super::check`]) and the window engine ([`super::windows`]).
 //!
 //! Index and chunk files can be many gigabytes, so nothing here ever holds a
 //! whole file: a `FileReader` owns one fixed-size buffer and streams through
@@ -17,7 +18,7 @@
 //! References between TSDB structures (postings offsets, chunk refs) are
 //! written in increasing order, so `StartCursor` can check "does an item
 //! start exactly here?" against a scan that only moves forward, without
-//! remembering every item start.
+//! remembering every item start (the checker's scans use it).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
