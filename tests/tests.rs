@@ -6,6 +6,7 @@ mod support; // the harness: Prometheus, Garage, Pushgateway, fault proxy, runni
 
 mod backup; // authentication, data dir discovery, quiet cron runs, big unchanged TSDBs
 mod cli; // --help, list's table, absolute paths, --version, completions, a closed stdout pipe
+mod compat; // a repository written by promsnap 0.1 (format 1, before init) still reads and takes backups
 mod contract; // exit 0 means what it says: init, instances, ids, times, secrets in URLs
 mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
