@@ -51,7 +51,7 @@ impl S3Storage {
             .content_range()
             .and_then(|r| r.rsplit('/').next()?.parse::<u64>().ok());
         let etag = out.e_tag().map(str::to_string);
-        let head = Download::new(self, key, etag.clone(), out.body);
+        let head = Download::new(self, key, etag.clone(), out.body, Some(RANGE - 1));
         let head = futures::stream::try_unfold(head, Download::next);
         let Some(total) = total.filter(|t| *t > RANGE) else {
             return Ok(Box::pin(head));
@@ -80,7 +80,8 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| self.error(e, "download", key))?;
-        let download = Download::new(self, key, out.e_tag().map(str::to_string), out.body);
+        let etag = out.e_tag().map(str::to_string);
+        let download = Download::new(self, key, etag, out.body, None);
         Ok(Box::pin(futures::stream::try_unfold(
             download,
             Download::next,
@@ -144,25 +145,39 @@ impl S3Storage {
 /// A download that resumes where it broke off. The SDK retries requests,
 /// but a body that breaks half-way (a reset connection, a restarted server)
 /// is past its reach: this asks for the rest with a Range request, and with
-/// If-Match so that the rest comes from the same object.
+/// If-Match so that the rest comes from the same object. The rest ends
+/// where the first request's range ended: resuming a range never reads
+/// into the bytes that follow it.
 struct Download {
     storage: S3Storage,
     key: Key,
     etag: Option<String>,
     body: AwsStream,
+    /// The position of the next byte in the object.
     offset: u64,
+    /// The last byte the request asked for, if it asked for a range.
+    last: Option<u64>,
     /// Shared by every resume of this download.
     retries: Retries,
 }
 
 impl Download {
-    fn new(storage: &S3Storage, key: &Key, etag: Option<String>, body: AwsStream) -> Self {
+    /// A download from the start of the object to byte `last` (or to its
+    /// end), whose first response `body` is.
+    fn new(
+        storage: &S3Storage,
+        key: &Key,
+        etag: Option<String>,
+        body: AwsStream,
+        last: Option<u64>,
+    ) -> Self {
         Download {
             storage: storage.clone(),
             key: key.clone(),
             etag,
             body,
             offset: 0,
+            last,
             retries: Retries::new(storage.retries),
         }
     }
@@ -177,11 +192,16 @@ impl Download {
                 Ok(None) => return Ok(None),
                 Err(e) => e,
             };
+            let rest = match self.last {
+                // Every byte asked for arrived before the body broke.
+                Some(last) if self.offset > last => return Ok(None),
+                Some(last) => format!("bytes={}-{last}", self.offset),
+                None => format!("bytes={}-", self.offset),
+            };
             let what = format!("download of {} broke off", self.key);
             if !self.retries.again().await {
                 return Err(anyhow::Error::new(broke_off).context(what));
             }
-            let rest = format!("bytes={}-", self.offset);
             let resumed = self
                 .storage
                 .get_matching(&self.key, rest, self.etag.clone(), "resume the download of")
