@@ -22,8 +22,10 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod blob;
 pub mod config;
 pub mod configfiles;
+pub mod content_id;
 pub mod download;
 pub mod find;
 pub mod ha;
