@@ -26,6 +26,7 @@ pub mod blob;
 pub mod config;
 pub mod configfiles;
 pub mod content_id;
+pub mod cutter;
 pub mod download;
 pub mod find;
 pub mod ha;
