@@ -32,6 +32,7 @@ pub mod find;
 pub mod ha;
 pub mod lock;
 pub mod manifest;
+pub mod pack;
 pub mod prune;
 pub mod restore;
 pub mod retention;
