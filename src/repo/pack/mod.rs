@@ -24,9 +24,10 @@
 //! overflow) and match the header's entry at its offset in length, raw
 //! length and id. A failure is a [`DamagedPack`] that names the pack.
 //! `writer.rs` fills and uploads packs, `reader.rs` reads blobs back with
-//! ranged reads.
+//! ranged reads, `stream.rs` decodes a sequence of blobs as one stream.
 
 pub mod reader;
+pub mod stream;
 pub mod writer;
 
 use std::fmt;
@@ -38,6 +39,7 @@ use super::content_id::ContentId;
 use crate::storage::Key;
 
 pub use reader::PackReader;
+pub use stream::BlobsReader;
 pub use writer::{PackWriter, PackWriterOptions};
 
 /// The last 8 bytes of every pack.
