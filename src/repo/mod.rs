@@ -9,6 +9,8 @@
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
 //! configs/<sha256>                       a configuration or rule file, by content
 //! locks/<id>.json                        who is using the repository (lock.rs)
+//! packs/<2 hex>/<64 hex>                 format 2: blobs packed together (pack/; blob.rs,
+//!                                        cutter.rs), not yet written by backups
 //! ```
 //!
 //! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
