@@ -55,7 +55,7 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// instead of 1060 MB for about 1.4x its CPU time, less than plain level 3
 /// stores (934 MB) at two thirds of its CPU; level 3 itself goes to 886 MB.
 /// Levels 17 and up already use 4 or 3 and keep their own.
-const MIN_MATCH: u32 = 4;
+pub(crate) const MIN_MATCH: u32 = 4;
 
 /// One file of a block as an archive holds it: path in the block, size and
 /// SHA-256 (hex). Manifests list these; unpacking checks every file against

@@ -255,6 +255,9 @@ pub(crate) mod tests {
             let reset = futures::stream::once(async { Err(anyhow::anyhow!("connection reset")) });
             Ok(Box::pin(first.chain(reset)))
         }
+        async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
+            self.0.get_range(key, offset, length).await
+        }
         async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
             self.0.head(key).await
         }

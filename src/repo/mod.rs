@@ -9,6 +9,8 @@
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
 //! configs/<sha256>                       a configuration or rule file, by content
 //! locks/<id>.json                        who is using the repository (lock.rs)
+//! packs/<2 hex>/<64 hex>                 format 2: blobs packed together (pack/; blob.rs,
+//!                                        cutter.rs), not yet written by backups
 //! ```
 //!
 //! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
@@ -22,13 +24,17 @@
 //! entries and reuses them instead of uploading again.
 
 pub mod backup;
+pub mod blob;
 pub mod config;
 pub mod configfiles;
+pub mod content_id;
+pub mod cutter;
 pub mod download;
 pub mod find;
 pub mod ha;
 pub mod lock;
 pub mod manifest;
+pub mod pack;
 pub mod prune;
 pub mod restore;
 pub mod retention;

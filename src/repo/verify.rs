@@ -360,7 +360,7 @@ async fn check_config_files(
 /// ([`BadObject`]): damage in the repository, not an error of this run.
 fn bad_object(err: &anyhow::Error) -> Option<&'static str> {
     err.downcast_ref::<BadObject>().map(|b| match b.kind {
-        BadKind::TooLarge { .. } => "size_mismatch",
+        BadKind::TooLarge { .. } | BadKind::TooShort { .. } => "size_mismatch",
         BadKind::NotAFile(_) => "not_a_file",
     })
 }

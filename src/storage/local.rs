@@ -26,9 +26,13 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 const READ_CHUNK: usize = 1 << 20;
+
+/// The chunk size of ranged reads, which are parts of packs read by many
+/// decoders at once: a chunk is what each of them holds.
+const RANGE_CHUNK: usize = 64 << 10;
 
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
@@ -104,7 +108,7 @@ impl Storage for LocalStorage {
 
     async fn get(&self, key: &Key) -> Result<ByteStream> {
         let (file, _) = self.open_regular(key).await?;
-        Ok(read_stream(file))
+        Ok(read_stream(file, READ_CHUNK))
     }
 
     async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
@@ -117,7 +121,32 @@ impl Storage for LocalStorage {
             .into());
         }
         // The file may still grow while it is read.
-        Ok(super::limit(read_stream(file), key.clone(), max))
+        Ok(super::limit(
+            read_stream(file, READ_CHUNK),
+            key.clone(),
+            max,
+        ))
+    }
+
+    async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
+        let (mut file, size) = self.open_regular(key).await?;
+        let end = offset.checked_add(length).filter(|end| *end <= size);
+        if end.is_none() {
+            return Err(BadObject {
+                key: key.clone(),
+                kind: BadKind::TooShort {
+                    end: offset.saturating_add(length),
+                },
+            }
+            .into());
+        }
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .with_context(|| format!("could not read {key}"))?;
+        // The file may have shrunk or grown since it was measured.
+        let chunk = RANGE_CHUNK.min(usize::try_from(length).unwrap_or(usize::MAX));
+        let stream = read_stream(file.take(length), chunk);
+        Ok(super::exact(stream, key.clone(), offset, length))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
@@ -203,9 +232,13 @@ fn open_regular(path: &Path, key: &Key) -> Result<(tokio::fs::File, u64)> {
     Ok((tokio::fs::File::from_std(file), meta.len()))
 }
 
-fn read_stream(file: tokio::fs::File) -> ByteStream {
-    let stream = futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+/// `file` in chunks of `chunk` bytes (fewer at its end).
+fn read_stream<F>(file: F, chunk: usize) -> ByteStream
+where
+    F: AsyncRead + Unpin + Send + 'static,
+{
+    let stream = futures::stream::try_unfold(file, move |mut file| async move {
+        let mut buf = BytesMut::with_capacity(chunk);
         let n = file.read_buf(&mut buf).await?;
         Ok((n > 0).then(|| (buf.freeze(), file)))
     });
@@ -361,6 +394,8 @@ mod tests {
             let err = get.await.expect("get blocked").err().unwrap();
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
             let err = storage.get_bytes(&key, 10).await.unwrap_err();
+            assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
+            let err = storage.get_range(&key, 0, 1).await.err().unwrap();
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
             let err = storage.head(&key).await.unwrap_err();
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");

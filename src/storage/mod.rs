@@ -23,6 +23,8 @@
 //! `/dev/zero`). The repository layer reads through [`Storage::get_limited`]
 //! and [`Storage::get_bytes`], which stop at the size the caller expects and
 //! fail with [`BadObject`] on the first chunk past it, whatever the backend.
+//! [`Storage::get_range`] reads a part of an object (a blob in a pack):
+//! exactly the bytes asked for, or an error, never fewer or more.
 
 pub mod body;
 pub mod cleanup;
@@ -125,6 +127,8 @@ pub struct BadObject {
 pub enum BadKind {
     /// The object holds more than `limit` bytes; reading stopped there.
     TooLarge { limit: u64 },
+    /// The object ends before byte `end`, which the caller asked for.
+    TooShort { end: u64 },
     /// A local object that is a link, FIFO, device, socket or directory
     /// (named here): promsnap only ever writes regular files.
     NotAFile(&'static str),
@@ -137,6 +141,11 @@ impl fmt::Display for BadObject {
                 f,
                 "object {} is damaged: it holds more than the {limit} bytes expected of it \
                  (reading stopped there)",
+                self.key
+            ),
+            BadKind::TooShort { end } => write!(
+                f,
+                "object {} is damaged: it ends before byte {end}, which was expected of it",
                 self.key
             ),
             BadKind::NotAFile(what) => write!(
@@ -180,6 +189,42 @@ pub fn limit(stream: ByteStream, key: Key, max: u64) -> ByteStream {
     Box::pin(limited)
 }
 
+/// Checks that `stream` (bytes `offset..offset + length` of the object at
+/// `key`) yields exactly `length` bytes: one that ends early is a
+/// [`BadObject`] ([`BadKind::TooShort`]), one that goes on is cut off with
+/// [`BadKind::TooLarge`] at the chunk that goes past.
+pub fn exact(stream: ByteStream, key: Key, offset: u64, length: u64) -> ByteStream {
+    use futures::StreamExt;
+    let end = offset.saturating_add(length);
+    let state = (stream, key, 0u64, false);
+    let checked = futures::stream::unfold(state, move |(mut inner, key, seen, done)| async move {
+        if done {
+            return None;
+        }
+        let bad = |kind| {
+            Err(BadObject {
+                key: key.clone(),
+                kind,
+            }
+            .into())
+        };
+        let item = match inner.next().await {
+            None if seen == length => return None,
+            None => bad(BadKind::TooShort { end }),
+            Some(Ok(chunk)) if seen + chunk.len() as u64 > length => {
+                bad(BadKind::TooLarge { limit: end })
+            }
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                return Some((Ok(chunk), (inner, key, seen, false)));
+            }
+            Some(Err(e)) => Err(e),
+        };
+        Some((item, (inner, key, seen, true)))
+    });
+    Box::pin(checked)
+}
+
 /// An object store below one root (a directory, or a bucket and prefix).
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -203,6 +248,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
         Ok(limit(self.get(key).await?, key.clone(), max))
     }
+
+    /// Streams bytes `offset..offset + length` of the object: exactly those
+    /// (a part of a pack: one blob, or its header). A missing object is a
+    /// [`NotFound`] error; an object that ends before `offset + length` is a
+    /// [`BadObject`] error ([`BadKind::TooShort`]), before or while the
+    /// bytes are read; in a local directory, an object that is not a
+    /// regular file is refused as by [`Storage::get`].
+    async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream>;
 
     /// Size and time of the object, or `None` when it does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;

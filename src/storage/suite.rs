@@ -32,6 +32,9 @@ pub async fn run(storage: &dyn Storage) -> Result<()> {
     limited_reads(storage, &k("large"), &k("small"))
         .await
         .context("limited reads")?;
+    ranges(storage, &k("large"), &k("empty"), &k("missing"))
+        .await
+        .context("ranged reads")?;
     overwrite(storage, &k("small")).await.context("overwrite")?;
     unfinished_upload(storage, &k("unfinished"))
         .await
@@ -82,10 +85,16 @@ async fn empty_object(s: &dyn Storage, key: &Key) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of the large object.
+fn large_data() -> Vec<u8> {
+    let total: usize = 21 * 1024 * 1024 + 12345;
+    (0..total).map(|i| (i * 31 % 251) as u8).collect()
+}
+
 /// Larger than one S3 multipart part, sent in uneven chunks.
 async fn large_streamed(s: &dyn Storage, key: &Key) -> Result<()> {
-    let total: usize = 21 * 1024 * 1024 + 12345;
-    let data: Vec<u8> = (0..total).map(|i| (i * 31 % 251) as u8).collect();
+    let data = large_data();
+    let total = data.len();
     let expected = Sha256::digest(&data);
     let (tx, rx) = body::channel(2);
     let producer = async {
@@ -147,6 +156,90 @@ async fn limited_reads(s: &dyn Storage, large: &Key, small: &Key) -> Result<()> 
         .context("5 bytes read as 4")?;
     ensure!(err.downcast_ref::<BadObject>().is_some(), "{err:#}");
     ensure!(s.get_bytes(small, 6).await? == "hello", "limit above size");
+    Ok(())
+}
+
+/// Reads bytes `offset..offset + length`; what was handed on before an
+/// error, and the error.
+async fn read_range(
+    s: &dyn Storage,
+    key: &Key,
+    offset: u64,
+    length: u64,
+) -> (Vec<u8>, Option<anyhow::Error>) {
+    use futures::StreamExt;
+    let mut got = Vec::new();
+    let mut stream = match s.get_range(key, offset, length).await {
+        Ok(stream) => stream,
+        Err(e) => return (got, Some(e)),
+    };
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => got.extend_from_slice(&c),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
+/// A ranged read yields exactly the bytes asked for; one that runs past the
+/// end of the object is `BadObject` (`TooShort`) and hands on no more than
+/// was asked; a missing object is `NotFound`, even for no bytes.
+async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Result<()> {
+    let data = large_data();
+    let size = data.len() as u64;
+    let four_mib = 4 << 20;
+    let inside = [
+        (0, 10),
+        (12345, 1),
+        (four_mib - 100, 5 << 20), // across the S3 download's 4 MiB ranges
+        (size - 7, 7),
+        (size, 0),
+        (0, size),
+    ];
+    for (offset, length) in inside {
+        let (got, err) = read_range(s, large, offset, length).await;
+        if let Some(e) = err {
+            return Err(e.context(format!("range {offset}+{length}")));
+        }
+        let want = &data[offset as usize..(offset + length) as usize];
+        ensure!(got == want, "range {offset}+{length}: other bytes");
+    }
+    let past_the_end = [
+        (large, size - 5, 6),
+        (large, size, 1),
+        (large, size + 100, 10),
+        (large, u64::MAX - 1, 5),
+        (empty, 0, 1),
+    ];
+    for (key, offset, length) in past_the_end {
+        let (got, err) = read_range(s, key, offset, length).await;
+        let err = err.with_context(|| format!("range {offset}+{length} past the end was read"))?;
+        let end = offset.saturating_add(length);
+        let bad = err.downcast_ref::<BadObject>();
+        ensure!(
+            bad.is_some_and(|b| b.kind == BadKind::TooShort { end }),
+            "range {offset}+{length}: not a BadObject: {err:#}"
+        );
+        ensure!(
+            got.len() as u64 <= length,
+            "range {offset}+{length}: {} bytes",
+            got.len()
+        );
+    }
+    let (got, err) = read_range(s, empty, 0, 0).await;
+    ensure!(
+        err.is_none() && got.is_empty(),
+        "no bytes of the empty object: {err:?}"
+    );
+    for length in [0, 1] {
+        let (_, err) = read_range(s, missing, 0, length).await;
+        let err = err.context("a range of a missing object was read")?;
+        ensure!(
+            err.downcast_ref::<NotFound>().is_some(),
+            "not a NotFound: {err:#}"
+        );
+    }
     Ok(())
 }
 

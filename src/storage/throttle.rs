@@ -146,6 +146,10 @@ impl Storage for Throttled {
         Ok(self.paced(self.inner.get_limited(key, max).await?))
     }
 
+    async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
+        Ok(self.paced(self.inner.get_range(key, offset, length).await?))
+    }
+
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         self.inner.head(key).await
     }

@@ -245,8 +245,10 @@ async fn relay(
             let text = String::from_utf8_lossy(&first[..n]);
             let head_len = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(n);
             let body_len = content_length(&text[..head_len]);
-            // Only answers with a body worth cutting.
-            if text.starts_with("HTTP/1.1 200") && body_len > after {
+            // Only answers with a body worth cutting: whole objects and
+            // ranges of them.
+            let ok = text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.1 206");
+            if ok && body_len > after {
                 stats.cuts.fetch_add(1, Ordering::SeqCst);
                 let mut sent = 0;
                 let mut data = first[..n].to_vec();

@@ -1,5 +1,5 @@
-//! Downloads: ranges of a large object in parallel, and resuming a body that
-//! broke off.
+//! Downloads: ranges of a large object in parallel, a part of an object
+//! (a blob in a pack), and resuming a body that broke off.
 //!
 //! Transient request failures are retried by the SDK's standard strategy. A
 //! download whose body breaks off half-way is past the SDK's retries:
@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use super::S3Storage;
 use crate::retry::{Decision, Retries};
-use crate::storage::{ByteStream, Key, NotFound};
+use crate::storage::{exact, BadKind, BadObject, ByteStream, Key, NotFound, Storage};
 
 /// Downloads of objects larger than this are split into ranges of this size.
 const RANGE: u64 = 4 * 1024 * 1024;
@@ -51,7 +51,7 @@ impl S3Storage {
             .content_range()
             .and_then(|r| r.rsplit('/').next()?.parse::<u64>().ok());
         let etag = out.e_tag().map(str::to_string);
-        let head = Download::new(self, key, etag.clone(), out.body);
+        let head = Download::new(self, key, etag.clone(), out.body, 0, Some(RANGE - 1));
         let head = futures::stream::try_unfold(head, Download::next);
         let Some(total) = total.filter(|t| *t > RANGE) else {
             return Ok(Box::pin(head));
@@ -64,7 +64,7 @@ impl S3Storage {
             .map(move |start| {
                 let (this, key, etag) = (this.clone(), key.clone(), etag.clone());
                 let end = (start + RANGE).min(total) - 1;
-                async move { this.get_range(&key, start, end, etag).await }
+                async move { this.range_bytes(&key, start, end, etag).await }
             })
             .buffered(PARALLEL_RANGES);
         Ok(Box::pin(head.chain(rest)))
@@ -80,16 +80,79 @@ impl S3Storage {
             .send()
             .await
             .map_err(|e| self.error(e, "download", key))?;
-        let download = Download::new(self, key, out.e_tag().map(str::to_string), out.body);
+        let etag = out.e_tag().map(str::to_string);
+        let download = Download::new(self, key, etag, out.body, 0, None);
         Ok(Box::pin(futures::stream::try_unfold(
             download,
             Download::next,
         )))
     }
 
+    /// Bytes `offset..offset + length` of the object, streamed as they
+    /// arrive (one request, resumed if its body breaks off), exactly those
+    /// or an error.
+    pub(super) async fn download_range(
+        &self,
+        key: &Key,
+        offset: u64,
+        length: u64,
+    ) -> Result<ByteStream> {
+        let too_short = || -> anyhow::Error {
+            BadObject {
+                key: key.clone(),
+                kind: BadKind::TooShort {
+                    end: offset.saturating_add(length),
+                },
+            }
+            .into()
+        };
+        let Some(end) = offset.checked_add(length) else {
+            return Err(too_short());
+        };
+        if length == 0 {
+            // A Range header cannot ask for no bytes: look the object up.
+            return match self.head(key).await? {
+                None => Err(NotFound(key.clone()).into()),
+                Some(meta) if meta.size < offset => Err(too_short()),
+                Some(_) => Ok(Box::pin(futures::stream::empty())),
+            };
+        }
+        let last = end - 1;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(format!("bytes={offset}-{last}"))
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(NotFound(key.clone()).into())
+            }
+            // The object ends before `offset`.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Err(too_short())
+            }
+            Err(e) => return Err(self.error(e, "download", key)),
+        };
+        // A range that runs past the end comes back with what there is.
+        if out
+            .content_length()
+            .is_some_and(|n| n >= 0 && (n as u64) < length)
+        {
+            return Err(too_short());
+        }
+        let etag = out.e_tag().map(str::to_string);
+        let download = Download::new(self, key, etag, out.body, offset, Some(last));
+        let stream = futures::stream::try_unfold(download, Download::next);
+        Ok(exact(Box::pin(stream), key.clone(), offset, length))
+    }
+
     /// Bytes `start..=end` of the object whose ETag is `etag`, in memory,
     /// retried as a whole when the request or its body fails.
-    async fn get_range(
+    async fn range_bytes(
         &self,
         key: &Key,
         start: u64,
@@ -144,25 +207,40 @@ impl S3Storage {
 /// A download that resumes where it broke off. The SDK retries requests,
 /// but a body that breaks half-way (a reset connection, a restarted server)
 /// is past its reach: this asks for the rest with a Range request, and with
-/// If-Match so that the rest comes from the same object.
+/// If-Match so that the rest comes from the same object. The rest ends
+/// where the first request's range ended: resuming a range never reads
+/// into the bytes that follow it.
 struct Download {
     storage: S3Storage,
     key: Key,
     etag: Option<String>,
     body: AwsStream,
+    /// The position of the next byte in the object.
     offset: u64,
+    /// The last byte the request asked for, if it asked for a range.
+    last: Option<u64>,
     /// Shared by every resume of this download.
     retries: Retries,
 }
 
 impl Download {
-    fn new(storage: &S3Storage, key: &Key, etag: Option<String>, body: AwsStream) -> Self {
+    /// A download of bytes `offset..=last` (or to the end of the object),
+    /// whose first response `body` is.
+    fn new(
+        storage: &S3Storage,
+        key: &Key,
+        etag: Option<String>,
+        body: AwsStream,
+        offset: u64,
+        last: Option<u64>,
+    ) -> Self {
         Download {
             storage: storage.clone(),
             key: key.clone(),
             etag,
             body,
-            offset: 0,
+            offset,
+            last,
             retries: Retries::new(storage.retries),
         }
     }
@@ -177,11 +255,16 @@ impl Download {
                 Ok(None) => return Ok(None),
                 Err(e) => e,
             };
+            let rest = match self.last {
+                // Every byte asked for arrived before the body broke.
+                Some(last) if self.offset > last => return Ok(None),
+                Some(last) => format!("bytes={}-{last}", self.offset),
+                None => format!("bytes={}-", self.offset),
+            };
             let what = format!("download of {} broke off", self.key);
             if !self.retries.again().await {
                 return Err(anyhow::Error::new(broke_off).context(what));
             }
-            let rest = format!("bytes={}-", self.offset);
             let resumed = self
                 .storage
                 .get_matching(&self.key, rest, self.etag.clone(), "resume the download of")

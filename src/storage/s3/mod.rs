@@ -205,6 +205,10 @@ impl Storage for S3Storage {
         self.download(key).await
     }
 
+    async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
+        self.download_range(key, offset, length).await
+    }
+
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         let out = self
             .client
