@@ -68,6 +68,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --time 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir'
             cand --lock-wait 'How long to wait for a prune that holds the repository [default: 10m]'
             cand --init 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed'
+            cand --repository-format 'The repository format to store new blocks in: 2 (the default; data that compaction only moved is stored once) or 1 (one archive per block, readable by promsnap 0.1). For tests and migrations'
             cand --prometheus-url 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used'
             cand --prometheus-username 'User name for basic authentication (Prometheus behind a web config)'
             cand --prometheus-password-file 'File holding the basic-authentication password'

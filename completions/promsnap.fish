@@ -68,6 +68,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l time -d 'Re
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l init -d 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed' -r -f -a "true\t''
 false\t''"
+complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l repository-format -d 'The repository format to store new blocks in: 2 (the default; data that compaction only moved is stored once) or 1 (one archive per block, readable by promsnap 0.1). For tests and migrations' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-url -d 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-username -d 'User name for basic authentication (Prometheus behind a web config)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand backup" -l prometheus-password-file -d 'File holding the basic-authentication password' -r -F

@@ -492,6 +492,12 @@ pub struct BackupArgs {
     )]
     pub init: Option<bool>,
 
+    /// The repository format to store new blocks in: 2 (the default; data
+    /// that compaction only moved is stored once) or 1 (one archive per
+    /// block, readable by promsnap 0.1). For tests and migrations.
+    #[arg(long, value_name = "1|2", hide = true, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub repository_format: Option<u32>,
+
     /// Print the result as one JSON object on stdout (the error, if it fails).
     #[arg(long)]
     pub json: bool,

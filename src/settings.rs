@@ -278,6 +278,8 @@ pub struct BackupSettings {
     pub lock_wait: std::time::Duration,
     /// Create the repository when the location holds none.
     pub init: bool,
+    /// The format new blocks are stored in (2; 1 for archives).
+    pub format: u32,
     pub json: bool,
 }
 
@@ -665,6 +667,9 @@ impl Resolver<'_> {
                 .unwrap_or(DEFAULT_LOCK_WAIT)
                 .std(),
             init: a.init.or(self.file.repository.init).unwrap_or(false),
+            format: a
+                .repository_format
+                .unwrap_or(crate::repo::manifest::FORMAT_VERSION),
             json: a.json,
         })
     }

@@ -66,7 +66,7 @@ fn init_and_backup_init_create_a_repository() {
     let made = work.path().join("made");
     let target = Target::uninitialised(&made);
     let out = target.ok(&["init", "--json"]).json();
-    assert_eq!(out["format_version"], 1);
+    assert_eq!(out["format_version"], 2);
     assert_eq!(out["id"].as_str().map(str::len), Some(32));
     assert!(made.join("repository.json").is_file());
     target.ok(&["list"]);

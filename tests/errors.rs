@@ -13,6 +13,15 @@ use crate::support::{self, bare, Prometheus, StartOptions, Target, FIXTURE_BLOCK
 
 /// A local repository holding one backup of the fixture blocks.
 fn backed_up_repo(work: &Path) -> (Target, PathBuf) {
+    backed_up_as(work, "2")
+}
+
+/// The same as format 1 archives, for tests that tamper with an archive.
+fn backed_up_archives(work: &Path) -> (Target, PathBuf) {
+    backed_up_as(work, "1")
+}
+
+fn backed_up_as(work: &Path, format: &str) -> (Target, PathBuf) {
     let data = work.join("data");
     support::fixture_data_dir(&data);
     let target = Target::local(&work.join("repo"));
@@ -22,6 +31,8 @@ fn backed_up_repo(work: &Path) -> (Target, PathBuf) {
         data.to_str().unwrap(),
         "--instance",
         "t",
+        "--repository-format",
+        format,
     ]);
     (target, data)
 }
@@ -327,7 +338,7 @@ fn tampered_manifest_cannot_steer_the_restore() {
 #[test]
 fn tar_entry_escaping_the_block_is_refused() {
     let work = tempfile::tempdir().unwrap();
-    let (target, _) = backed_up_repo(work.path());
+    let (target, _) = backed_up_archives(work.path());
     let (path, mut manifest) = support::only_manifest(Path::new(&target.repo));
     let block = &mut manifest["blocks"][0];
     let payload = b"owned";
@@ -434,10 +445,11 @@ fn a_failed_backup_leaves_no_snapshot_and_the_rerun_finishes_it() {
     support::fixture_data_dir(&data);
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    // Block the directory of the block stored last with a file.
+    // Block the directory of the block stored last with a file: its
+    // recipe (format 2) cannot be written.
     let last = support::fixture_block_packed_last();
-    fs::create_dir_all(repo.join("blocks")).unwrap();
-    let blocker = repo.join("blocks").join(last.file_name().unwrap());
+    fs::create_dir_all(repo.join("recipes")).unwrap();
+    let blocker = repo.join("recipes").join(last.file_name().unwrap());
     fs::write(&blocker, b"in the way").unwrap();
     let args = [
         "backup",

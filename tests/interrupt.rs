@@ -49,12 +49,12 @@ const REACH: Duration = Duration::from_secs(30);
 /// repository `repo`, and `also` holds: the run is then past taking its
 /// snapshot and in the middle of the work.
 fn wait_for_block_upload(child: &mut Child, repo: &Path, what: &str, also: impl Fn() -> bool) {
-    let blocks = repo.join("blocks");
     support::wait_until(REACH, what, || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the backup ended ({status}) before it was interrupted");
         }
-        has_staging_file(&blocks) && also()
+        // A pack (or an archive) being written somewhere in the repository.
+        has_staging_file(repo) && also()
     });
 }
 

@@ -123,14 +123,15 @@ fn every_json_document_matches_its_schema() {
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 3);
 
     let verified = valid("verify", &target.run(&["verify", "--json"]), 0);
-    // Three snapshots of the same three blocks: 9 references, 3 objects.
+    // Three snapshots of the same three blocks: 9 references to 3 blocks,
+    // each one recipe and two packs (chunk data, index and meta.json).
     assert_eq!(
         (
             &verified["snapshots_checked"],
             &verified["block_references"],
             &verified["objects_checked"]
         ),
-        (&3.into(), &9.into(), &3.into())
+        (&3.into(), &9.into(), &9.into())
     );
     let scratch = work.path().join("scratch");
     let deep = target.run(&[
@@ -195,10 +196,10 @@ fn every_json_document_matches_its_schema() {
         .unwrap()
         .is_empty());
 
-    // Damage in the repository: problems, exit 3.
-    let block_dir = work.path().join("repo/blocks");
-    let archive = fs::read_dir(
-        fs::read_dir(&block_dir)
+    // Damage in the repository: problems, exit 3. A block's recipe goes.
+    let recipes = work.path().join("repo/recipes");
+    let recipe = fs::read_dir(
+        fs::read_dir(&recipes)
             .unwrap()
             .next()
             .unwrap()
@@ -207,9 +208,9 @@ fn every_json_document_matches_its_schema() {
     )
     .unwrap()
     .map(|e| e.unwrap().path())
-    .find(|p| p.extension().is_some_and(|x| x == "zst"))
+    .find(|p| p.extension().is_some_and(|x| x == "json"))
     .unwrap();
-    fs::remove_file(&archive).unwrap();
+    fs::remove_file(&recipe).unwrap();
     let broken = valid("verify", &target.run(&["verify", "--quick", "--json"]), 3);
     assert_eq!(broken["problems"][0]["kind"], "missing_object");
     assert_eq!(

@@ -708,7 +708,8 @@ fn progress_under_max_bandwidth_counts_bytes_uploaded() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start promsnap");
-    let blocks = Path::new(&target.repo).join("blocks");
+    // What is in the repository: packs (format 2), staging files included.
+    let blocks = Path::new(&target.repo).join("packs");
     // (share the line reports, bytes in the repository when it came)
     let mut seen: Vec<(f64, u64, String)> = Vec::new();
     let mut stderr = String::new();

@@ -101,14 +101,12 @@ fn prune_removes_old_snapshots_and_their_blocks(target: Target) {
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0]["id"], nights[0]["snapshot_id"]);
     assert_eq!(removed[0]["reasons"][0], "no rule keeps it");
-    // The block only night 0 used is gone: its archive and its entry.
-    assert_eq!(report["objects_deleted"], 2);
-    // Its archive, plus its small entry.
+    // The block only night 0 used is gone: its recipe, and its two packs
+    // (chunk data, and its index and meta.json).
+    assert_eq!(report["objects_deleted"], 3);
+    // All that night 0 uploaded for it.
     let freed = report["bytes_freed"].as_u64().unwrap();
-    assert!(
-        freed > nights[0]["bytes_uploaded"].as_u64().unwrap(),
-        "{freed}"
-    );
+    assert_eq!(freed, nights[0]["bytes_uploaded"].as_u64().unwrap());
     assert_eq!(
         ids(&target),
         [
@@ -123,7 +121,7 @@ fn prune_removes_old_snapshots_and_their_blocks(target: Target) {
             report["snapshots_removed"].as_u64(),
             report["objects_deleted"].as_u64()
         ),
-        (Some(1), Some(2))
+        (Some(1), Some(3))
     );
     // What is left still restores completely.
     let restored = work.path().join("restored");
@@ -203,11 +201,12 @@ fn orphans_are_collected_only_after_the_grace_period() {
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
     let data = data_with(work.path(), "data", &[0, 1, 2]);
-    // Interrupt a backup: the block stored last cannot be stored.
+    // Interrupt a backup: the block stored last cannot be stored (its
+    // recipe cannot be written; its packs are).
     let last = support::fixture_block_packed_last();
-    fs::create_dir_all(repo.join("blocks")).unwrap();
+    fs::create_dir_all(repo.join("recipes")).unwrap();
     fs::write(
-        repo.join("blocks").join(last.file_name().unwrap()),
+        repo.join("recipes").join(last.file_name().unwrap()),
         b"in the way",
     )
     .unwrap();
@@ -220,13 +219,12 @@ fn orphans_are_collected_only_after_the_grace_period() {
             "1",
         ])
         .expect_failure(1, &[]);
-    fs::remove_file(repo.join("blocks").join(last.file_name().unwrap())).unwrap();
+    fs::remove_file(repo.join("recipes").join(last.file_name().unwrap())).unwrap();
     assert!(ids(&target).is_empty());
-    let stored_before = listing(&repo).len();
-    assert_eq!(
-        stored_before, 4,
-        "two blocks (archive + entry each) should be stored"
-    );
+    // Two blocks stored whole (a recipe, a data pack and a metadata pack
+    // each), and the packs of the third.
+    let stored_before = listing(&repo).len() as u64;
+    assert_eq!(stored_before, 2 * 3 + 2, "{:?}", listing(&repo));
 
     let kept = target.ok(&["prune", "--keep-last", "1", "--json"]).json();
     assert_eq!(
@@ -234,14 +232,14 @@ fn orphans_are_collected_only_after_the_grace_period() {
             kept["orphans_in_grace"].as_u64(),
             kept["objects_deleted"].as_u64()
         ),
-        (Some(4), Some(0))
+        (Some(stored_before), Some(0))
     );
-    assert_eq!(listing(&repo).len(), stored_before);
+    assert_eq!(listing(&repo).len() as u64, stored_before);
 
     let collected = target
         .ok(&["prune", "--keep-last", "1", "--grace", "0s", "--json"])
         .json();
-    assert_eq!(collected["orphans_deleted"], 4);
+    assert_eq!(collected["orphans_deleted"], stored_before);
     assert!(listing(&repo).is_empty(), "{:?}", listing(&repo));
 }
 

@@ -17,6 +17,16 @@ fn sha(bytes: &[u8]) -> String {
 /// A local repository with one backup of the fixture blocks, after `damage`
 /// was done to the data directory (as bit rot on the Prometheus host would).
 fn backed_up(work: &Path, damage: impl FnOnce(&Path)) -> (Target, PathBuf) {
+    backed_up_as(work, "2", damage)
+}
+
+/// The same, stored as format 1 archives: for the tests that tamper with
+/// an archive itself (format 2's packs and recipes: tests/format2.rs).
+fn backed_up_archives(work: &Path, damage: impl FnOnce(&Path)) -> (Target, PathBuf) {
+    backed_up_as(work, "1", damage)
+}
+
+fn backed_up_as(work: &Path, format: &str, damage: impl FnOnce(&Path)) -> (Target, PathBuf) {
     let data = work.join("data");
     support::fixture_data_dir(&data);
     let first = support::fixture_blocks()[0].file_name().unwrap().to_owned();
@@ -28,6 +38,8 @@ fn backed_up(work: &Path, damage: impl FnOnce(&Path)) -> (Target, PathBuf) {
         data.to_str().unwrap(),
         "--instance",
         "v",
+        "--repository-format",
+        format,
     ]);
     (target, data.join(first))
 }
@@ -188,7 +200,7 @@ fn missing_object_is_found_by_quick() {
 #[test]
 fn wrong_checksum_is_found_by_the_default_level() {
     let work = tempfile::tempdir().unwrap();
-    let (target, _) = backed_up(work.path(), |_| {});
+    let (target, _) = backed_up_archives(work.path(), |_| {});
     let (_, m) = manifest(&target);
     let block = &m["blocks"][2];
     let object = Path::new(&target.repo).join(block["object"]["key"].as_str().unwrap());
@@ -241,7 +253,7 @@ fn damaged_manifest_is_reported_not_fatal() {
 #[test]
 fn meta_json_naming_another_block() {
     let work = tempfile::tempdir().unwrap();
-    let (target, block_dir) = backed_up(work.path(), |_| {});
+    let (target, block_dir) = backed_up_archives(work.path(), |_| {});
     let (path, mut m) = manifest(&target);
     let ulid = block_dir.file_name().unwrap().to_str().unwrap().to_string();
     let entry = m["blocks"]
@@ -316,7 +328,7 @@ fn run_with_file_size_limit(target: &Target, args: &[&str], limit: u64) -> Run {
 #[test]
 fn deep_verify_never_writes_chunk_segments_to_scratch() {
     let work = tempfile::tempdir().unwrap();
-    let (target, block) = backed_up(work.path(), |_| {});
+    let (target, block) = backed_up_archives(work.path(), |_| {});
     let size = |f: &str| fs::metadata(block.join(f)).unwrap().len();
     let limit = 16 * 1024;
     assert!(size("index") < limit && size("chunks/000001") > limit);
@@ -413,9 +425,15 @@ fn subsets_cover_everything_over_several_runs() {
                 .unwrap()
         })
         .sum();
-    assert_eq!(read, support::FIXTURE_BLOCKS as u64);
     let (_, all) = verify(&target, &["--read-data-subset", "100%"]);
-    assert_eq!(all["objects_read"], support::FIXTURE_BLOCKS);
+    // Every object exactly once over the three runs (recipes and packs).
+    let objects = all["objects_checked"].as_u64().unwrap();
+    assert_eq!(all["objects_read"], objects);
+    assert!(objects > support::FIXTURE_BLOCKS as u64);
+    assert_eq!(
+        read, objects,
+        "the three runs read {read} of {objects} objects"
+    );
 }
 
 /// Backups of a real Prometheus pass every level, on both kinds of repository.

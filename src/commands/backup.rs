@@ -60,6 +60,7 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
     let opts = BackupOptions {
         concurrency: args.concurrency,
         pack: args.pack,
+        format: args.format,
         instance: args.instance.clone(),
         ha_group: ha_group.clone(),
         source: Source::default(),
@@ -117,6 +118,7 @@ struct Stored<'a> {
     blocks_reused: usize,
     bytes_read: u64,
     bytes_uploaded: u64,
+    bytes_deduplicated: u64,
     bytes_total: u64,
     compression_ratio: Option<f64>,
     #[serde(flatten)]
@@ -165,6 +167,7 @@ impl<'a> Json<'a> {
                 blocks_reused: r.blocks_reused,
                 bytes_read: r.bytes_read,
                 bytes_uploaded: r.bytes_uploaded,
+                bytes_deduplicated: r.bytes_deduplicated,
                 bytes_total: r.bytes_total,
                 compression_ratio: r.compression_ratio,
                 data: DataRange::new(r.min_time, r.max_time),
@@ -490,7 +493,8 @@ fn print_report(r: &BackupReport, printer: &Printer) -> Result<()> {
     };
     printer.stdout(&format!(
         "promsnap snapshot {id} stored in {repo}\n  instance  {inst}\n  blocks    {n} ({new} new, {reused} reused)\n  \
-         data      {range}\n{configs}  read      {read} of {total}\n  uploaded  {up}{ratio}\n  took      {took}\n",
+         data      {range}\n{configs}  read      {read} of {total}\n  uploaded  {up}{ratio}\n  \
+         deduplicated {dedup} already in the repository\n  took      {took}\n",
         id = r.snapshot_id,
         repo = r.repository,
         inst = r.instance,
@@ -500,6 +504,7 @@ fn print_report(r: &BackupReport, printer: &Printer) -> Result<()> {
         read = HumanBytes(r.bytes_read),
         total = HumanBytes(r.bytes_total),
         up = HumanBytes(r.bytes_uploaded),
+        dedup = HumanBytes(r.bytes_deduplicated),
         took = HumanDuration(std::time::Duration::from_secs_f64(r.duration_seconds)),
     ))
 }

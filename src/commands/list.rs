@@ -141,7 +141,7 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
             .blocks
             .iter()
             .filter(|b| seen.insert(b.object.key.as_str()))
-            .map(|b| b.object.size)
+            .map(|b| b.bytes_new.unwrap_or(b.object.size))
             .sum();
         if instance.is_some_and(|i| !find::belongs_to(m, i)) {
             continue;

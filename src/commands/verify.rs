@@ -81,6 +81,7 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
     let scratch = args.scratch.clone();
     let opts = VerifyOptions {
         level: args.level,
+        whole_repository: args.snapshot.is_none() && args.instance.is_none(),
         subset: args.subset,
         concurrency: args.concurrency,
         scratch: scratch.clone(),

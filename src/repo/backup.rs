@@ -19,20 +19,26 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::configfiles;
+use super::leaves::{self, LeafTable};
 use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
+use super::recipe::{self, Recipe};
+use super::store::{self, StoreOptions};
 use super::Repository;
 use crate::archive::{self, PackOptions};
 use crate::progress::Progress;
 use crate::prometheus::config_files::LocalFile;
 use crate::storage::body::{self, UploadAbandoned};
 use crate::storage::Key;
-use crate::tsdb::Block;
+use crate::tsdb::{windows, Block};
 
 pub struct BackupOptions {
     /// Blocks packed and uploaded at the same time.
     pub concurrency: usize,
     pub pack: PackOptions,
+    /// The repository format new blocks are stored in: 2 (recipes, window
+    /// streams shared across compactions), or 1 (one archive per block).
+    pub format: u32,
     pub instance: String,
     pub ha_group: Option<String>,
     pub source: Source,
@@ -52,8 +58,12 @@ pub struct BackupReport {
     pub blocks_reused: usize,
     /// Block bytes read and packed (reused blocks are not read).
     pub bytes_read: u64,
-    /// Archive bytes uploaded.
+    /// Bytes uploaded: archives, or packs and recipes.
     pub bytes_uploaded: u64,
+    /// Block bytes the repository held already, so not uploaded: whole
+    /// blocks reused, and (format 2) window streams of new blocks that
+    /// earlier snapshots stored.
+    pub bytes_deduplicated: u64,
     /// Size of all the snapshot's blocks on disk.
     pub bytes_total: u64,
     /// bytes_read / bytes_uploaded for the new blocks.
@@ -70,6 +80,14 @@ pub struct BackupReport {
 enum Plan {
     Reuse(Box<BlockEntry>),
     Upload(Block),
+}
+
+/// A block this backup stored.
+struct Uploaded {
+    entry: BlockEntry,
+    bytes_read: u64,
+    bytes_uploaded: u64,
+    bytes_deduplicated: u64,
 }
 
 /// Backs up `blocks`. The caller holds the repository's shared `lock` from
@@ -93,25 +111,54 @@ pub async fn run(
         .collect();
     super::largest_first(&mut to_upload, Block::total_size);
     progress.set_total(to_upload.iter().map(Block::total_size).sum());
-    let uploaded: Vec<BlockEntry> = futures::stream::iter(to_upload)
-        .map(|block| upload_block(repo, block, opts.pack, progress.clone()))
+    // Format 2 looks up the windows the group's newest snapshot stored.
+    let known = match (opts.format, to_upload.is_empty()) {
+        (2, false) => {
+            let group = opts.ha_group.as_deref().unwrap_or(&opts.instance);
+            Arc::new(leaves::of_newest(repo, group).await?)
+        }
+        _ => Arc::new(LeafTable::new(windows::DEFAULT_WINDOW_MS)),
+    };
+    let uploaded: Vec<Uploaded> = futures::stream::iter(to_upload)
+        .map(|block| {
+            let (known, progress) = (known.clone(), progress.clone());
+            async move {
+                match opts.format {
+                    1 => upload_block(repo, block, opts.pack, progress).await,
+                    _ => store_block(repo, block, known, opts.pack, progress).await,
+                }
+            }
+        })
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect()
         .await?;
-    let new_keys: HashSet<&str> = uploaded.iter().map(|e| e.object.key.as_str()).collect();
-    let mut entries: Vec<BlockEntry> = plans
+    let new_keys: HashSet<&str> = uploaded
+        .iter()
+        .map(|u| u.entry.object.key.as_str())
+        .collect();
+    let reused: Vec<BlockEntry> = plans
         .iter()
         .filter_map(|p| match p {
             Plan::Reuse(e) => Some((**e).clone()),
             Plan::Upload(_) => None,
         })
-        .chain(uploaded.iter().cloned())
+        .collect();
+    let mut entries: Vec<BlockEntry> = reused
+        .iter()
+        .cloned()
+        .chain(uploaded.iter().map(|u| u.entry.clone()))
         .collect();
     entries.sort_by(|a, b| (a.min_time, &a.ulid).cmp(&(b.min_time, &b.ulid)));
     let (config_files, config_files_new) = configfiles::store(repo, &opts.config_files).await?;
 
+    // Format 1 while every block is an archive, so that older promsnap
+    // versions still read it; format 2 once a recipe is referenced.
+    let format_version = match entries.iter().any(BlockEntry::is_recipe) {
+        true => FORMAT_VERSION,
+        false => manifest::FORMAT_ARCHIVES,
+    };
     let manifest = Manifest {
-        format_version: FORMAT_VERSION,
+        format_version,
         id: manifest::new_id(opts.now),
         created: opts.now,
         instance: opts.instance,
@@ -125,8 +172,10 @@ pub async fn run(
     lock.check()?;
     repo.write_manifest(&manifest).await?;
 
-    let bytes_read: u64 = uploaded.iter().map(BlockEntry::data_size).sum();
-    let bytes_uploaded: u64 = uploaded.iter().map(|e| e.object.size).sum();
+    let bytes_read: u64 = uploaded.iter().map(|u| u.bytes_read).sum();
+    let bytes_uploaded: u64 = uploaded.iter().map(|u| u.bytes_uploaded).sum();
+    let bytes_deduplicated: u64 = reused.iter().map(BlockEntry::data_size).sum::<u64>()
+        + uploaded.iter().map(|u| u.bytes_deduplicated).sum::<u64>();
     Ok(BackupReport {
         snapshot_id: manifest.id.clone(),
         instance: manifest.instance.clone(),
@@ -136,6 +185,7 @@ pub async fn run(
         blocks_reused: manifest.blocks.len() - new_keys.len(),
         bytes_read,
         bytes_uploaded,
+        bytes_deduplicated,
         bytes_total,
         compression_ratio: (bytes_uploaded > 0).then(|| bytes_read as f64 / bytes_uploaded as f64),
         min_time: manifest.min_time(),
@@ -146,16 +196,19 @@ pub async fn run(
     })
 }
 
-/// Decides, for every block, whether a stored copy can be reused.
+/// Decides, for every block, whether a stored copy can be reused: listed
+/// in the newest manifest, or left complete by an interrupted run (an
+/// archive with its entry, or a recipe).
 async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
-    let stored: HashSet<String> = repo
-        .storage()
-        .list("blocks/")
-        .await
-        .with_context(|| format!("could not list blocks in {}", repo.describe()))?
-        .into_iter()
-        .map(|o| o.key.as_str().to_string())
-        .collect();
+    let mut stored: HashSet<String> = HashSet::new();
+    for prefix in ["blocks/", "recipes/"] {
+        let listed = repo
+            .storage()
+            .list(prefix)
+            .await
+            .with_context(|| format!("could not list {prefix} in {}", repo.describe()))?;
+        stored.extend(listed.into_iter().map(|o| o.key.as_str().to_string()));
+    }
     let known = newest_entries(repo).await?;
     let stored = &stored;
     let known = &known;
@@ -163,16 +216,21 @@ async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
         .map(|block| async move {
             let ulid = block.ulid.to_string();
             let fp = block.fingerprint.clone();
-            let object = manifest::block_object_key(&ulid, &fp)?;
-            if !stored.contains(object.as_str()) {
-                return Ok(Plan::Upload(block));
-            }
             if let Some(entry) = known.get(&(ulid.clone(), fp.clone())) {
-                return Ok(Plan::Reuse(Box::new(entry.clone())));
+                if stored.contains(&entry.object.key) {
+                    return Ok(Plan::Reuse(Box::new(entry.clone())));
+                }
             }
+            let object = manifest::block_object_key(&ulid, &fp)?;
             let entry_key = manifest::block_entry_key(&ulid, &fp)?;
-            if stored.contains(entry_key.as_str()) {
+            if stored.contains(object.as_str()) && stored.contains(entry_key.as_str()) {
                 if let Some(entry) = repo.load_block_entry(&ulid, &fp).await? {
+                    return Ok(Plan::Reuse(Box::new(entry)));
+                }
+            }
+            let recipe = recipe::key(&ulid, &fp)?;
+            if stored.contains(recipe.as_str()) {
+                if let Some(entry) = recipe_entry(repo, &block, &recipe).await {
                     return Ok(Plan::Reuse(Box::new(entry)));
                 }
             }
@@ -181,6 +239,51 @@ async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
         .buffered(16)
         .try_collect()
         .await
+}
+
+/// The entry of a recipe an interrupted run left, if it reads and is this
+/// block version. A recipe is written after every pack it references, so
+/// it stands for a block stored whole.
+async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<BlockEntry> {
+    let bytes = repo
+        .storage()
+        .get_bytes(key, recipe::MAX_RECIPE_BYTES)
+        .await
+        .ok()?;
+    let recipe = Recipe::parse(&bytes).ok()?;
+    if recipe.ulid != block.ulid.to_string() || recipe.fingerprint != block.fingerprint {
+        return None;
+    }
+    let object = ObjectRef {
+        key: key.to_string(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+    };
+    let stored = recipe.stored_bytes() + object.size;
+    Some(recipe_block_entry(block, &recipe, object, stored, 0))
+}
+
+/// A manifest's entry for a block stored as `recipe`: `stored` is what the
+/// block takes in the repository, `new` what this backup uploaded for it.
+fn recipe_block_entry(
+    block: &Block,
+    recipe: &Recipe,
+    object: ObjectRef,
+    stored: u64,
+    new: u64,
+) -> BlockEntry {
+    BlockEntry {
+        ulid: block.ulid.to_string(),
+        min_time: block.meta.min_time,
+        max_time: block.meta.max_time,
+        compaction_level: block.meta.compaction.level,
+        stats: block.meta.stats.clone(),
+        fingerprint: block.fingerprint.clone(),
+        object,
+        files: recipe.files.clone(),
+        bytes_stored: Some(stored),
+        bytes_new: Some(new),
+    }
 }
 
 /// Block entries of the newest snapshot, which is where nightly backups find
@@ -201,13 +304,40 @@ async fn newest_entries(repo: &Repository) -> Result<HashMap<(String, String), B
         .collect())
 }
 
+/// Stores one block in format 2 (`store.rs`), then makes its entry.
+async fn store_block(
+    repo: &Repository,
+    block: Block,
+    known: Arc<LeafTable>,
+    pack: PackOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Uploaded> {
+    let opts = StoreOptions {
+        level: pack.level,
+        ..StoreOptions::default()
+    };
+    let stored = store::store_block(repo, &block, known, opts, progress).await?;
+    Ok(Uploaded {
+        entry: recipe_block_entry(
+            &block,
+            &stored.recipe,
+            stored.object.clone(),
+            stored.bytes_stored,
+            stored.bytes_uploaded,
+        ),
+        bytes_read: stored.bytes_read,
+        bytes_uploaded: stored.bytes_uploaded,
+        bytes_deduplicated: stored.bytes_reused,
+    })
+}
+
 /// Packs one block straight into an upload, then records its entry.
 async fn upload_block(
     repo: &Repository,
     block: Block,
     pack: PackOptions,
     progress: Arc<dyn Progress>,
-) -> Result<BlockEntry> {
+) -> Result<Uploaded> {
     let ulid = block.ulid.to_string();
     let key: Key = manifest::block_object_key(&ulid, &block.fingerprint)?;
     // Progress counts the block's bytes as the storage takes the archive
@@ -249,11 +379,18 @@ async fn upload_block(
             sha256: packed.archive_sha256,
         },
         files: packed.files,
+        bytes_stored: None,
+        bytes_new: None,
     };
     repo.write_block_entry(&entry).await?;
     progress.note(&format!(
         "block {ulid} stored ({} bytes)",
         entry.object.size
     ));
-    Ok(entry)
+    Ok(Uploaded {
+        bytes_read: entry.data_size(),
+        bytes_uploaded: entry.object.size,
+        bytes_deduplicated: 0,
+        entry,
+    })
 }

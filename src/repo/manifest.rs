@@ -24,7 +24,10 @@ use crate::tsdb::check::BlockSummary;
 use crate::tsdb::{self, BlockStats};
 
 /// Bumped when a change would make older promsnap versions misread a repository.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format of manifests whose blocks are all archives (format 1).
+pub const FORMAT_ARCHIVES: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -69,8 +72,17 @@ pub struct BlockEntry {
     pub compaction_level: u32,
     pub stats: BlockStats,
     pub fingerprint: String,
+    /// Where the block is: its archive (`blocks/<ULID>/<fp>.tar.zst`,
+    /// format 1) or its recipe (`recipes/<ULID>/<fp>.json`, format 2).
     pub object: ObjectRef,
     pub files: Vec<FileEntry>,
+    /// Format 2: bytes of every blob the recipe references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_stored: Option<u64>,
+    /// Format 2: bytes the snapshot that stored this block uploaded for it
+    /// (0 when it reused a stored block whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_new: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,10 +168,11 @@ impl BlockEntry {
             "block {} has a malformed fingerprint",
             self.ulid
         );
-        let expected = block_object_key(&self.ulid, &self.fingerprint)?;
+        let archive = block_object_key(&self.ulid, &self.fingerprint)?;
+        let recipe = super::recipe::key(&self.ulid, &self.fingerprint)?;
         ensure!(
-            self.object.key == expected.as_str(),
-            "block {} points at object {:?}, expected {expected}",
+            self.object.key == archive.as_str() || self.object.key == recipe.as_str(),
+            "block {} points at object {:?}, expected {archive} or {recipe}",
             self.ulid,
             self.object.key
         );
@@ -244,6 +257,17 @@ impl BlockEntry {
     pub fn data_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
+
+    /// Whether the block is stored as a format 2 recipe (else an archive).
+    pub fn is_recipe(&self) -> bool {
+        self.object.key.starts_with("recipes/")
+    }
+
+    /// Bytes the repository holds for this block: its archive, or every
+    /// blob of its recipe (which other blocks may share).
+    pub fn stored(&self) -> u64 {
+        self.bytes_stored.unwrap_or(self.object.size)
+    }
 }
 
 impl Manifest {
@@ -297,7 +321,7 @@ impl Manifest {
 
     /// Bytes of all the archives this snapshot references.
     pub fn stored_bytes(&self) -> u64 {
-        self.blocks.iter().map(|b| b.object.size).sum()
+        self.blocks.iter().map(BlockEntry::stored).sum()
     }
 }
 
@@ -336,12 +360,14 @@ pub(crate) mod tests {
                     sha256: "c".repeat(64),
                 },
             ],
+            bytes_stored: None,
+            bytes_new: None,
         }
     }
 
     pub fn sample_manifest() -> Manifest {
         Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: FORMAT_ARCHIVES,
             id: "20261125T063726Z-0000abcd".into(),
             created: "2026-11-25T06:37:26Z".parse().unwrap(),
             instance: "prom-a".into(),
@@ -451,7 +477,7 @@ pub(crate) mod tests {
             );
         }
         // A newer format is recognised even when nothing else parses.
-        let err = Manifest::parse(br#"{"format_version": 2, "blocks": "elsewhere"}"#).unwrap_err();
+        let err = Manifest::parse(br#"{"format_version": 3, "blocks": "elsewhere"}"#).unwrap_err();
         assert!(format!("{err}").contains("upgrade promsnap"), "{err}");
     }
 

@@ -32,13 +32,17 @@ pub mod cutter;
 pub mod download;
 pub mod find;
 pub mod ha;
+pub mod leaves;
 pub mod lock;
 pub mod manifest;
 pub mod pack;
 pub mod prune;
+pub mod rebuild;
+pub mod recipe;
 pub mod restore;
 pub mod retention;
 pub mod selection;
+pub mod store;
 pub mod verify;
 
 use std::sync::Arc;
@@ -343,6 +347,48 @@ impl Repository {
             })
             .collect();
         Ok((found, warnings))
+    }
+
+    /// The recipe a format 2 block entry names, read (at most
+    /// [`recipe::MAX_RECIPE_BYTES`]) and checked: its size and SHA-256 are
+    /// the entry's, it is the same block version, and it lists the same
+    /// files.
+    pub async fn load_recipe(&self, entry: &BlockEntry) -> Result<recipe::Recipe> {
+        let key = crate::storage::Key::new(entry.object.key.clone())?;
+        let damaged = |why: String| -> anyhow::Error {
+            Hinted::failure(
+                format!("recipe {key} in {} is invalid: {why}", self.describe()),
+                "it is damaged or was tampered with; `promsnap verify` checks the repository",
+            )
+            .into()
+        };
+        let limit = entry.object.size.min(recipe::MAX_RECIPE_BYTES);
+        let bytes = match self.storage.get_bytes(&key, limit).await {
+            Ok(b) => b,
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => {
+                return Err(damaged(format!("{e:#}")))
+            }
+            Err(e) => return Err(e),
+        };
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if bytes.len() as u64 != entry.object.size || sha != entry.object.sha256 {
+            return Err(damaged(format!(
+                "expected {} bytes with SHA-256 {}, found {} bytes with SHA-256 {sha}",
+                entry.object.size,
+                entry.object.sha256,
+                bytes.len()
+            )));
+        }
+        let recipe = recipe::Recipe::parse(&bytes).map_err(|e| damaged(format!("{e:#}")))?;
+        if recipe.ulid != entry.ulid
+            || recipe.fingerprint != entry.fingerprint
+            || recipe.files != entry.files
+        {
+            return Err(damaged(
+                "it describes another block version than the manifest".into(),
+            ));
+        }
+        Ok(recipe)
     }
 
     /// Writes a manifest: from this moment the snapshot exists.

@@ -15,14 +15,18 @@
 //! covers repositories shared with older promsnap versions or clock trouble).
 //! Incomplete multipart uploads are aborted after the same grace period.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use futures::StreamExt;
+
+use super::content_id::ContentId;
 use super::lock::{LockInfo, LockKind, RepoLock};
-use super::manifest::Manifest;
+use super::manifest::{BlockEntry, Manifest};
+use super::recipe::Recipe;
 use super::retention::{self, Decision, Policy, SnapshotRef};
 use super::{DamagedManifest, Repository};
 use crate::error::Hinted;
@@ -109,7 +113,11 @@ pub async fn run(
         .collect();
     let mut objects = repo.storage().list("blocks/").await?;
     objects.extend(repo.storage().list("configs/").await?);
+    objects.extend(repo.storage().list("recipes/").await?);
+    let packs = repo.storage().list("packs/").await?;
+    let users = pack_users(repo, &manifests, &removed).await?;
     let mut plan = collect(&manifests, &removed, &objects, opts.cutoff());
+    plan.add_packs(&packs, &users, opts.cutoff());
     if keep_objects {
         plan = Collection::default();
     }
@@ -177,6 +185,34 @@ fn decide(manifests: &[Manifest], opts: &PruneOptions) -> Result<Vec<Decision>> 
         .map_err(|e| Hinted::usage(e.to_string(), e.hint()).into())
 }
 
+impl<'a> Collection<'a> {
+    /// Packs go like the other objects: kept while a kept snapshot's recipe
+    /// references them, deleted once only removed snapshots' did, and
+    /// deleted as orphans (left by interrupted backups) after the grace
+    /// period. All stay when a kept recipe could not be read.
+    fn add_packs(&mut self, packs: &'a [ObjectMeta], users: &PackUsers, cutoff: DateTime<Utc>) {
+        if users.unknown {
+            return;
+        }
+        for object in packs {
+            let Some(id) = super::pack::pack_of_key(&object.key) else {
+                continue;
+            };
+            if users.kept.contains(&id) {
+                continue;
+            }
+            if users.dropped.contains(&id) {
+                self.delete.push(object);
+            } else if object.last_modified.is_some_and(|t| t < cutoff) {
+                self.delete.push(object);
+                self.orphans_deleted += 1;
+            } else {
+                self.orphans_in_grace += 1;
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Collection<'a> {
     delete: Vec<&'a ObjectMeta>,
@@ -191,6 +227,56 @@ fn stem(key: &Key) -> &str {
     k.strip_suffix(".tar.zst")
         .or_else(|| k.strip_suffix(".json"))
         .unwrap_or(k)
+}
+
+/// Which packs the recipes of kept and of removed snapshots reference.
+#[derive(Default)]
+struct PackUsers {
+    kept: HashSet<ContentId>,
+    dropped: HashSet<ContentId>,
+    /// A kept snapshot's recipe could not be read: any pack may be its.
+    unknown: bool,
+}
+
+/// Reads the recipes of every format 2 block (once per recipe) and sorts
+/// the packs they reference by whether a kept snapshot needs them.
+async fn pack_users(
+    repo: &Repository,
+    manifests: &[Manifest],
+    removed: &HashSet<&str>,
+) -> Result<PackUsers> {
+    let mut entries: HashMap<&str, (&BlockEntry, bool)> = HashMap::new();
+    for m in manifests {
+        let kept = !removed.contains(m.id.as_str());
+        for b in m.blocks.iter().filter(|b| b.is_recipe()) {
+            let e = entries.entry(b.object.key.as_str()).or_insert((b, kept));
+            e.1 |= kept;
+        }
+    }
+    let read: Vec<(bool, Result<Recipe>)> = futures::stream::iter(entries.into_values())
+        .map(|(entry, kept)| async move { (kept, repo.load_recipe(entry).await) })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut users = PackUsers::default();
+    for (kept, recipe) in read {
+        let recipe = match recipe {
+            Ok(r) => r,
+            // A missing recipe references nothing; verify reports it.
+            Err(e) if e.downcast_ref::<crate::storage::NotFound>().is_some() => continue,
+            Err(e) if crate::error::is_environment(&e) => return Err(e),
+            Err(_) => {
+                users.unknown |= kept;
+                continue;
+            }
+        };
+        let set = match kept {
+            true => &mut users.kept,
+            false => &mut users.dropped,
+        };
+        set.extend(recipe.blobs().map(|b| b.pack));
+    }
+    Ok(users)
 }
 
 /// Which stored objects go: those only removed snapshots referenced, and

@@ -66,6 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
+use super::rebuild;
 use super::selection::{self, TimeRange};
 use super::Repository;
 use crate::error::local_io;
@@ -148,8 +149,8 @@ pub async fn run(
         .copied()
         .filter(|b| !prepared.complete.contains(&b.ulid))
         .collect();
-    super::largest_first(&mut todo, |b| b.object.size);
-    progress.set_total(todo.iter().map(|b| b.object.size).sum());
+    super::largest_first(&mut todo, |b| b.stored());
+    progress.set_total(todo.iter().map(|b| progress_size(b)).sum());
     let owner = prepared.owner;
     futures::stream::iter(todo.iter().copied())
         .map(|entry| restore_block(repo, entry, dir, owner, progress.clone()))
@@ -178,11 +179,20 @@ pub async fn run(
         time_range: opts.range.is_bounded().then_some(opts.range),
         min_time: selected.iter().map(|b| b.min_time).min(),
         max_time: selected.iter().map(|b| b.max_time).max(),
-        bytes_downloaded: todo.iter().map(|b| b.object.size).sum(),
+        bytes_downloaded: todo.iter().map(|b| b.stored()).sum(),
         bytes_written: todo.iter().map(|b| b.data_size()).sum(),
         moved_aside_to: prepared.moved_aside.map(|p| p.display().to_string()),
         duration_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What restoring a block reports as progress: an archive's bytes as they
+/// download, a rebuilt block's as they are written.
+fn progress_size(b: &BlockEntry) -> u64 {
+    match b.is_recipe() {
+        true => b.data_size(),
+        false => b.object.size,
+    }
 }
 
 struct Prepared {
@@ -395,7 +405,13 @@ async fn restore_block(
     }
     fs::create_dir(&tmp).map_err(|e| local(e, "create", &tmp))?;
     let mut guard = TmpDir(Some(tmp.clone()));
-    if let Err(e) = download::unpack_object(repo, entry, &tmp, progress.clone(), true).await {
+    let unpacked = match entry.is_recipe() {
+        true => rebuild::rebuild(repo, entry, &tmp, progress.clone(), true)
+            .await
+            .map(|_| ()),
+        false => download::unpack_object(repo, entry, &tmp, progress.clone(), true).await,
+    };
+    if let Err(e) = unpacked {
         let what = format!("could not restore block {}", entry.ulid);
         return Err(match e.downcast_ref::<BadObject>() {
             Some(_) => e.context(Hinted::failure(what, DAMAGED)),

@@ -89,6 +89,15 @@ impl BodyWriter {
             .map_err(|_| upload_gone())
     }
 
+    /// [`BodyWriter::send`] of a chunk that completes `work` units of
+    /// progress (see [`Body::reporting`]).
+    pub async fn send_counted(&self, data: Bytes, work: u64) -> Result<()> {
+        self.0
+            .send(Msg::Data(data, work))
+            .await
+            .map_err(|_| upload_gone())
+    }
+
     pub async fn finish(self) -> Result<()> {
         self.0.send(Msg::End(0)).await.map_err(|_| upload_gone())
     }

@@ -135,7 +135,13 @@ pub fn block_restored_last(manifest: &serde_json::Value) -> &serde_json::Value {
     blocks
         .iter()
         .rev()
-        .min_by_key(|b| b["object"]["size"].as_u64().unwrap())
+        .min_by_key(|b| {
+            // What the restore orders by: the block's stored bytes (format
+            // 2's recipes record them), else its archive's size.
+            b["bytes_stored"]
+                .as_u64()
+                .unwrap_or_else(|| b["object"]["size"].as_u64().unwrap())
+        })
         .unwrap()
 }
 

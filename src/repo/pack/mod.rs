@@ -282,6 +282,8 @@ pub struct DamagedPack {
     pub pack: ContentId,
     /// "is damaged: ..." or "is missing".
     pub what: String,
+    /// The pack does not exist at all.
+    pub missing: bool,
 }
 
 impl DamagedPack {
@@ -289,6 +291,7 @@ impl DamagedPack {
         DamagedPack {
             pack,
             what: format!("is damaged: {reason}"),
+            missing: false,
         }
     }
 
@@ -296,6 +299,7 @@ impl DamagedPack {
         DamagedPack {
             pack,
             what: "is missing from the repository".into(),
+            missing: true,
         }
     }
 

@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::{key, trailer, BlobRef, HeaderEntry, MAX_BLOBS};
+use crate::progress::Progress;
 use crate::repo::blob::EncodedBlob;
 use crate::repo::content_id::ContentId;
 use crate::storage::{body, Storage};
@@ -130,6 +131,8 @@ impl<T> Filling<T> {
 pub struct PackWriter<T> {
     storage: Arc<dyn Storage>,
     opts: PackWriterOptions,
+    /// Hears the raw bytes of a pack's blobs as its upload proceeds.
+    progress: Option<Arc<dyn Progress>>,
     filling: Filling<T>,
     uploads: JoinSet<Result<Uploaded<T>>>,
     /// Bytes of the packs stored so far.
@@ -145,10 +148,19 @@ impl<T: Send + 'static> PackWriter<T> {
         PackWriter {
             storage,
             opts,
+            progress: None,
             filling: Filling::new(opts.target),
             uploads: JoinSet::new(),
             stored: 0,
         }
+    }
+
+    /// Reports the raw bytes of each pack's blobs to `progress` while the
+    /// pack uploads, in proportion to the bytes the storage has taken: a
+    /// progress bar then follows the upload (with `--max-bandwidth` too).
+    pub fn reporting(mut self, progress: Arc<dyn Progress>) -> PackWriter<T> {
+        self.progress = Some(progress);
+        self
     }
 
     /// Adds a blob. Returns the refs of every blob whose pack has been
@@ -194,8 +206,13 @@ impl<T: Send + 'static> PackWriter<T> {
         let filled = mem::replace(&mut self.filling, Filling::new(self.opts.target));
         let (bytes, pack, refs) = filled.seal();
         let storage = self.storage.clone();
+        let raw: u64 = refs.iter().map(|(_, r)| u64::from(r.raw_length)).sum();
+        let progress = self.progress.clone().map(|p| (p, raw));
         self.uploads.spawn(async move {
-            let size = upload(storage.as_ref(), &pack, bytes)
+            // Dropped after the upload's own guards when the task is
+            // aborted: main then waits for the abort they start.
+            let _in_flight = crate::storage::cleanup::InFlight::new();
+            let size = upload(storage.as_ref(), &pack, bytes, progress)
                 .await
                 .with_context(|| format!("could not store pack {}", key(&pack)))?;
             Ok((size, refs))
@@ -224,13 +241,31 @@ type Uploaded<T> = (u64, Vec<(T, BlobRef)>);
 
 type Joined<T> = Result<Result<Uploaded<T>>, tokio::task::JoinError>;
 
-/// Stores a pack, handed on in pieces of its one buffer (no copies).
-async fn upload(storage: &dyn Storage, pack: &ContentId, bytes: Bytes) -> Result<u64> {
-    let (writer, body) = body::channel(4);
+/// Stores a pack, handed on in pieces of its one buffer (no copies). With
+/// `progress`, each piece reports its share of the pack's `raw` bytes as
+/// the storage takes it.
+async fn upload(
+    storage: &dyn Storage,
+    pack: &ContentId,
+    bytes: Bytes,
+    progress: Option<(Arc<dyn Progress>, u64)>,
+) -> Result<u64> {
+    let (writer, mut body) = body::channel(4);
+    let raw = progress.as_ref().map_or(0, |(_, raw)| *raw);
+    if let Some((p, _)) = progress {
+        body = body.reporting(p);
+    }
     let send = async move {
+        let len = bytes.len().max(1) as u64;
+        let mut reported = 0;
         for at in (0..bytes.len()).step_by(UPLOAD_PIECE) {
             let end = (at + UPLOAD_PIECE).min(bytes.len());
-            writer.send(bytes.slice(at..end)).await?;
+            // The raw bytes up to this piece's end, in proportion.
+            let upto = (u128::from(raw) * end as u128 / u128::from(len)) as u64;
+            writer
+                .send_counted(bytes.slice(at..end), upto - reported)
+                .await?;
+            reported = upto;
         }
         writer.finish().await
     };

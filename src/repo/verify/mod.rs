@@ -28,6 +28,8 @@
 //! reports everything it finds and the caller turns "found problems" into
 //! exit code 3. Errors (the storage cannot be listed) still propagate.
 
+mod format2;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -117,6 +119,8 @@ impl Subset {
 
 pub struct VerifyOptions {
     pub level: Level,
+    /// Every snapshot is verified: data none references is reported too.
+    pub whole_repository: bool,
     pub subset: Option<Subset>,
     /// Objects checked at the same time.
     pub concurrency: usize,
@@ -188,6 +192,8 @@ pub async fn run(
     }
     let blocks = manifests.iter().map(|m| m.blocks.len()).sum();
     problems.extend(stat_all(repo, &targets, opts.concurrency).await?);
+    let (format2, packs) = format2::quick(repo, &targets, opts.concurrency).await?;
+    problems.extend(format2);
     problems.extend(check_config_files(repo, &manifests, opts.level).await?);
     let mut chosen: Vec<&Target> = targets
         .values()
@@ -201,7 +207,17 @@ pub async fn run(
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
+    let (mut packs_read, mut pack_bytes) = (0, 0);
     let mut notes = Vec::new();
+    if format2::reads(opts.level) {
+        let (found, n, bytes) =
+            format2::read(repo, &packs, opts.subset, opts.concurrency, &progress).await?;
+        problems.extend(found);
+        (packs_read, pack_bytes) = (n, bytes);
+        if opts.whole_repository {
+            notes.extend(format2::unreferenced(repo, &packs).await?);
+        }
+    }
     for r in results {
         for p in r? {
             if check::ProblemKind::is_note_name(&p.kind) {
@@ -216,9 +232,9 @@ pub async fn run(
         level: opts.level,
         snapshots: ids.len(),
         blocks,
-        objects: targets.len(),
-        objects_read: chosen.len(),
-        bytes_read: chosen.iter().map(|t| t.entry.object.size).sum(),
+        objects: targets.len() + packs.len(),
+        objects_read: chosen.len() + packs_read,
+        bytes_read: chosen.iter().map(|t| t.entry.object.size).sum::<u64>() + pack_bytes,
         problems,
         notes,
     })
@@ -414,7 +430,10 @@ async fn read_one(
             },
         );
     }
-    deep_one(repo, t, &opts.scratch, progress).await
+    match t.entry.is_recipe() {
+        true => format2::deep(repo, t, &opts.scratch, progress).await,
+        false => deep_one(repo, t, &opts.scratch, progress).await,
+    }
 }
 
 /// The deep level for one object: the archive streams through the checks

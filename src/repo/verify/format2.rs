@@ -1,0 +1,263 @@
+//! Verifying format 2 blocks: recipes, the packs they reference, and the
+//! blocks they rebuild.
+//!
+//! - quick: every recipe reads and checks out (its size and SHA-256 are the
+//!   manifest's); every pack it references exists, its header reads, and
+//!   every blob reference resolves in it (inside the pack, listed by the
+//!   header with that length and id): no dangling piece.
+//! - read: every referenced pack is downloaded whole and hashed; a pack is
+//!   named by its SHA-256, so this checks every stored byte. A pack many
+//!   blocks share is read once. `--read-data-subset` picks packs.
+//! - deep: every block is rebuilt from its recipe into the scratch
+//!   directory, each file's SHA-256 checked on the way, then its TSDB
+//!   structure walked as for a restored block.
+//!
+//! Packs no checked recipe references are reported as notes (unreferenced
+//! data that `prune` reclaims), when every snapshot is verified.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use futures::StreamExt;
+
+use super::{environment, local_io, problem, Level, Place, Problem, Subset, Target};
+use crate::repo::content_id::ContentId;
+use crate::repo::pack::{self, BlobRef, DamagedPack, PackReader};
+use crate::repo::rebuild;
+use crate::repo::Repository;
+use crate::tsdb::check::{self, CheckOptions};
+
+/// The packs the checked recipes reference, with who needs them.
+#[derive(Default)]
+pub(super) struct Packs {
+    /// Each pack's references and the (snapshots, block) of a user.
+    by_pack: BTreeMap<ContentId, (Vec<BlobRef>, Vec<String>, String)>,
+}
+
+impl Packs {
+    pub(super) fn len(&self) -> usize {
+        self.by_pack.len()
+    }
+
+    fn problem(&self, pack: &ContentId, kind: &str, message: String) -> Problem {
+        let (_, snapshots, block) = &self.by_pack[pack];
+        Problem {
+            snapshots: snapshots.clone(),
+            block: Some(block.clone()),
+            object: Some(pack::key(pack).to_string()),
+            file: None,
+            offset: None,
+            kind: kind.into(),
+            message,
+        }
+    }
+}
+
+/// The quick level for the recipes among `targets`: their packs exist and
+/// every reference resolves. Returns the problems and the packs to read.
+pub(super) async fn quick(
+    repo: &Repository,
+    targets: &BTreeMap<&str, Target<'_>>,
+    concurrency: usize,
+) -> Result<(Vec<Problem>, Packs)> {
+    let mut problems = Vec::new();
+    let mut packs = Packs::default();
+    for t in targets.values().filter(|t| t.entry.is_recipe()) {
+        let recipe = match repo.load_recipe(t.entry).await {
+            Ok(r) => r,
+            Err(e) if super::reported_by_quick(&e) => continue,
+            Err(e)
+                if environment(&e).is_some()
+                    || crate::error::status_of(&e) != crate::error::ExitStatus::Failure =>
+            {
+                return Err(e)
+            }
+            Err(e) => {
+                problems.push(problem(t, "invalid_recipe", format!("{e:#}")));
+                continue;
+            }
+        };
+        for r in recipe.blobs() {
+            let user = packs
+                .by_pack
+                .entry(r.pack)
+                .or_insert_with(|| (Vec::new(), t.snapshots.clone(), t.entry.ulid.clone()));
+            user.0.push(*r);
+        }
+    }
+    let reader = Arc::new(PackReader::new(repo.storage().clone()));
+    let checked: Vec<Result<Vec<Problem>>> = futures::stream::iter(packs.by_pack.iter())
+        .map(|(pack, (refs, _, _))| {
+            let reader = reader.clone();
+            let packs = &packs;
+            async move {
+                let header = match reader.read_header(pack).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        return match DamagedPack::find(&e) {
+                            Some(d) if d.missing => Ok(vec![packs.problem(
+                                pack,
+                                "missing_object",
+                                "the pack does not exist".into(),
+                            )]),
+                            Some(_) => {
+                                Ok(vec![packs.problem(pack, "damaged_pack", format!("{e:#}"))])
+                            }
+                            None => Err(e),
+                        }
+                    }
+                };
+                let mut found = Vec::new();
+                for r in refs {
+                    if let Err(d) = header.find(r) {
+                        found.push(packs.problem(pack, "dangling_reference", d.to_string()));
+                    }
+                }
+                Ok(found)
+            }
+        })
+        .buffer_unordered(concurrency.max(1) * 4)
+        .collect()
+        .await;
+    for r in checked {
+        problems.extend(r?);
+    }
+    Ok((problems, packs))
+}
+
+/// The read level: every referenced pack (or the subset's) downloaded and
+/// hashed against its name.
+pub(super) async fn read(
+    repo: &Repository,
+    packs: &Packs,
+    subset: Option<Subset>,
+    concurrency: usize,
+    progress: &Arc<dyn crate::progress::Progress>,
+) -> Result<(Vec<Problem>, usize, u64)> {
+    let chosen: Vec<&ContentId> = packs
+        .by_pack
+        .keys()
+        .filter(|p| subset.is_none_or(|s| s.includes(pack::key(p).as_str())))
+        .collect();
+    let results: Vec<Result<(Option<Problem>, u64)>> = futures::stream::iter(chosen.iter())
+        .map(|pack| async move {
+            let key = pack::key(pack);
+            let size = match repo.storage().head(&key).await? {
+                Some(m) => m.size,
+                None => return Ok((None, 0)), // reported by the quick level
+            };
+            let (read, sha) = super::download::hash_object(repo, &key, size, progress).await?;
+            let found = (sha != pack.to_hex()).then(|| {
+                packs.problem(
+                    pack,
+                    "checksum_mismatch",
+                    format!("the pack's {read} bytes hash to {sha}, not to its name"),
+                )
+            });
+            Ok((found, read))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut problems = Vec::new();
+    let mut bytes = 0;
+    for r in results {
+        let (p, n) = r?;
+        problems.extend(p);
+        bytes += n;
+    }
+    Ok((problems, chosen.len(), bytes))
+}
+
+/// The deep level for one format 2 block: rebuilt into scratch, checked.
+pub(super) async fn deep(
+    repo: &Repository,
+    t: &Target<'_>,
+    scratch: &Path,
+    progress: Arc<dyn crate::progress::Progress>,
+) -> Result<Vec<Problem>> {
+    let dir = std::fs::create_dir_all(scratch)
+        .and_then(|_| {
+            tempfile::Builder::new()
+                .prefix("promsnap-verify-")
+                .tempdir_in(scratch)
+        })
+        .map_err(|e| {
+            local_io(
+                e,
+                format!("could not create a directory in {}", scratch.display()),
+            )
+        })
+        .map_err(|e| e.context(super::scratch_hint(t, Place::Disk)))?;
+    let block_dir = dir.path().join(&t.entry.ulid);
+    std::fs::create_dir(&block_dir)
+        .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
+    if let Err(e) = rebuild::rebuild(repo, t.entry, &block_dir, progress, false).await {
+        if super::reported_by_quick(&e) {
+            return Ok(vec![]);
+        }
+        return match environment(&e) {
+            Some(place) => Err(e.context(super::scratch_hint(t, place))),
+            None if crate::error::status_of(&e) == crate::error::ExitStatus::Failure
+                && crate::error::hint_of(&e).is_some() =>
+            {
+                Ok(vec![problem(t, "rebuild", format!("{e:#}"))])
+            }
+            None => Err(e),
+        };
+    }
+    let (work, entry) = (block_dir.clone(), t.entry.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let opts = CheckOptions { chunk_refs: true };
+        let mut found = check::check_block(&work, Some(&entry.ulid), &opts);
+        found.extend(super::meta_matches_manifest(&work, &entry));
+        found
+    })
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|p| Problem {
+            file: Some(p.file),
+            offset: p.offset,
+            kind: p.kind.as_str().to_string(),
+            ..problem(t, "", p.message)
+        })
+        .collect())
+}
+
+/// Packs in the repository that none of `packs` is: unreferenced data, a
+/// note (prune reclaims it).
+pub(super) async fn unreferenced(repo: &Repository, packs: &Packs) -> Result<Vec<Problem>> {
+    let listed = repo.storage().list("packs/").await?;
+    let referenced: HashSet<&ContentId> = packs.by_pack.keys().collect();
+    let mut unused = BTreeSet::new();
+    for o in listed {
+        if let Some(id) = pack::pack_of_key(&o.key) {
+            if !referenced.contains(&id) {
+                unused.insert((o.key.to_string(), o.size));
+            }
+        }
+    }
+    Ok(unused
+        .into_iter()
+        .map(|(key, size)| Problem {
+            snapshots: Vec::new(),
+            block: None,
+            object: Some(key),
+            file: None,
+            offset: None,
+            kind: "unreferenced_pack".into(),
+            message: format!(
+                "no verified snapshot references this pack ({size} bytes); `promsnap prune` \
+                 reclaims it once no snapshot does"
+            ),
+        })
+        .collect())
+}
+
+/// Whether `level` reads data.
+pub(super) fn reads(level: Level) -> bool {
+    level >= Level::Read
+}
