@@ -161,7 +161,8 @@ pub enum Command {
     /// group is its newest snapshot, the one `restore latest --instance NAME`
     /// takes. An id starts with the snapshot's creation time in UTC
     /// (20261124T030000Z-...); DATA is the time range its blocks hold, SIZE
-    /// what a restore downloads.
+    /// what a restore downloads, ADDED what the snapshot added to the
+    /// repository (data already stored by earlier snapshots is not counted).
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
 

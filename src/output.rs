@@ -232,6 +232,25 @@ impl Progress for LogLines {
 
 pub use crate::time::format_ms;
 
+/// Bytes in at most 8 characters, three significant digits: `842 MiB`,
+/// `1.21 GiB`, `3.52 KiB`, `0 B`.
+pub fn short_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    // 999.5 and above would round to 1000, four digits.
+    while value >= 999.5 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match (unit, value) {
+        (0, _) => format!("{n} B"),
+        (_, v) if v < 9.995 => format!("{v:.2} {}", UNITS[unit]),
+        (_, v) if v < 99.95 => format!("{v:.1} {}", UNITS[unit]),
+        (_, v) => format!("{v:.0} {}", UNITS[unit]),
+    }
+}
+
 /// Lays out rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -258,6 +277,24 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_bytes_keep_three_digits() {
+        let cases = [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1000, "0.98 KiB"),
+            (3_604, "3.52 KiB"),
+            (882_981_650, "842 MiB"),
+            (1_299_227_607, "1.21 GiB"),
+            (1_048_051_712, "0.98 GiB"),
+            (u64::MAX, "16.0 EiB"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(short_bytes(n), text, "{n}");
+            assert!(short_bytes(n).len() <= 8);
+        }
+    }
 
     #[test]
     fn tables_align() {

@@ -5,13 +5,12 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
-use indicatif::HumanBytes;
 use serde::Serialize;
 
 use super::Outcome;
 use crate::error::ExitStatus;
 use crate::json::DataRange;
-use crate::output::{format_ms, table, Printer};
+use crate::output::{format_ms, short_bytes, table, Printer};
 use crate::repo::find;
 use crate::repo::manifest::Manifest;
 use crate::repo::DamagedManifest;
@@ -173,27 +172,41 @@ fn rows<'a>(manifests: &'a [Manifest], instance: Option<&str>) -> Vec<Row<'a>> {
 }
 
 /// The table a person reads: it fits 100 columns with 20-character instance
-/// names. The creation time is the id's first part, so it has no column of
+/// names and data ranges under 300 days. The creation time is the id's first part, so it has no column of
 /// its own; INSTANCE is the name `--instance` takes (the HA group for a
-/// group's snapshots, as in `prune`); DATA is the range the blocks hold and
-/// SIZE what a restore downloads. `--json` has every field.
+/// group's snapshots, as in `prune`); DATA is the range the blocks hold (the
+/// end without its year when that is clear), SIZE what a restore
+/// downloads and ADDED what the snapshot added to the repository. `--json`
+/// has every field.
 fn render(rows: &[Row]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let range = match (r.min_time, r.max_time) {
-                (Some(a), Some(b)) => format!("{} .. {}", format_ms(a), format_ms(b)),
+                (Some(a), Some(b)) => data_range(a, b),
                 _ => "no blocks".into(),
             };
             vec![
                 r.id.to_string(),
                 r.ha_group.unwrap_or(r.instance).to_string(),
                 range,
-                HumanBytes(r.stored_bytes).to_string(),
+                short_bytes(r.stored_bytes),
+                short_bytes(r.new_bytes),
             ]
         })
         .collect();
-    table(&["ID", "INSTANCE", "DATA (UTC)", "SIZE"], &cells)
+    table(&["ID", "INSTANCE", "DATA (UTC)", "SIZE", "ADDED"], &cells)
+}
+
+/// `2026-01-01 00:00 .. 01-15 05:59`: the end without its year (it is the
+/// first such date after the start) unless the range is 300 days or more.
+fn data_range(min_ms: i64, max_ms: i64) -> String {
+    const SHORT: i64 = 300 * 86_400_000;
+    let (start, end) = (format_ms(min_ms), format_ms(max_ms));
+    match end.split_once('-') {
+        Some((_, rest)) if max_ms.saturating_sub(min_ms) < SHORT => format!("{start} .. {rest}"),
+        _ => format!("{start} .. {end}"),
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +228,26 @@ mod tests {
         assert_eq!((r[0].new_bytes, r[0].stored_bytes), (100, 100));
         assert_eq!((r[1].new_bytes, r[1].stored_bytes), (7, 107));
         assert!(rows(&all, Some("other")).is_empty());
-        assert!(render(&r).lines().next().unwrap().starts_with("ID"));
+        let text = render(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ID") && lines[0].ends_with("SIZE   ADDED"));
+        assert!(lines[2].ends_with("107 B  7 B"), "{text}");
+    }
+
+    #[test]
+    fn data_ranges_drop_the_end_year_under_300_days() {
+        let jan1 = 1_767_225_600_000;
+        assert_eq!(
+            data_range(jan1, jan1 + 14 * 86_400_000 + 3_600_000),
+            "2026-01-01 00:00 .. 01-15 01:00"
+        );
+        assert_eq!(
+            data_range(jan1 - 86_400_000, jan1),
+            "2025-12-31 00:00 .. 01-01 00:00"
+        );
+        assert_eq!(
+            data_range(jan1 - 300 * 86_400_000, jan1),
+            "2025-03-07 00:00 .. 2026-01-01 00:00"
+        );
     }
 }
