@@ -175,6 +175,63 @@ fn a_newer_repository_format_asks_for_an_upgrade() {
     bare(&["init"]).expect_failure(2, &["no repository given"]);
 }
 
+/// Manifests in directories are a layout a later promsnap may write
+/// (docs/FORMAT.md): this one refuses to list, back up into or prune such
+/// a repository, since the data those manifests reference would look
+/// unreferenced to it; and it deletes nothing.
+#[test]
+fn a_layout_from_a_newer_promsnap_stops_every_command() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    target.ok(&["backup", "--from-dir", &data, "--instance", "prom-a"]);
+    let grouped = repo.join("snapshots/prom-b/20270101T000000Z-00000000.json");
+    fs::create_dir_all(grouped.parent().unwrap()).unwrap();
+    fs::write(&grouped, b"{}").unwrap();
+    let before = files(&repo);
+    for args in [
+        vec!["list"],
+        vec!["backup", "--from-dir", &data, "--instance", "prom-a"],
+        vec!["prune", "--keep-last", "1", "--instance", "prom-a"],
+        vec![
+            "restore",
+            "latest",
+            "--instance",
+            "prom-a",
+            "--data-dir",
+            "/tmp/never-used",
+        ],
+    ] {
+        target.run(&args).expect_failure(
+            2,
+            &[
+                "snapshots/prom-b/20270101T000000Z-00000000.json",
+                "a newer promsnap wrote it",
+                "upgrade promsnap",
+            ],
+        );
+    }
+    assert_eq!(files(&repo), before, "nothing may change");
+}
+
+/// Every file below `dir` with its size, sorted.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            match e.file_type().unwrap().is_dir() {
+                true => todo.push(e.path()),
+                false => found.push((e.path(), e.metadata().unwrap().len())),
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// A repository holding two instances.
 fn two_instances(work: &Path) -> Target {
     let data = data(work);

@@ -206,6 +206,28 @@ impl Repository {
             .list("snapshots/")
             .await
             .with_context(|| format!("could not list snapshots in {}", self.describe()))?;
+        // Manifests grouped in directories (`snapshots/<group>/<id>.json`)
+        // are a layout a later promsnap may write (docs/FORMAT.md, "What
+        // comes after format 2"). Their data would look unreferenced to this
+        // version, so it stops rather than list, back up or prune beside them.
+        if let Some(nested) = objects.iter().find(|o| {
+            o.key
+                .as_str()
+                .strip_prefix("snapshots/")
+                .is_some_and(|rest| rest.contains('/'))
+        }) {
+            return Err(Hinted::usage(
+                format!(
+                    "{} holds snapshots in a layout this promsnap ({}) does not know \
+                     ({}): a newer promsnap wrote it",
+                    self.describe(),
+                    env!("CARGO_PKG_VERSION"),
+                    nested.key
+                ),
+                "upgrade promsnap to read it; nothing was changed",
+            )
+            .into());
+        }
         let mut ids: Vec<String> = objects
             .iter()
             .filter_map(|o| {
