@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('check-dir', 'check-dir', [CompletionResultType]::ParameterValue, 'Check the TSDB structure of the blocks in a local directory')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (commands and options)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page in roff (for packagers: `man/` holds its output)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -249,6 +250,14 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'promsnap;man' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML configuration file. Flags and PROMSNAP_* variables override it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (for cron and timers); the exit code tells the result')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'promsnap;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a repository: a local directory or an S3 bucket prefix')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Snapshot a running Prometheus and store its blocks in the repository')
@@ -259,6 +268,7 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             [CompletionResult]::new('check-dir', 'check-dir', [CompletionResultType]::ParameterValue, 'Check the TSDB structure of the blocks in a local directory')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Remove stale repository locks (left by crashed runs)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (commands and options)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page in roff (for packagers: `man/` holds its output)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -287,6 +297,9 @@ Register-ArgumentCompleter -Native -CommandName 'promsnap' -ScriptBlock {
             break
         }
         'promsnap;help;completions' {
+            break
+        }
+        'promsnap;help;man' {
             break
         }
         'promsnap;help;help' {

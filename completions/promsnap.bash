@@ -34,6 +34,9 @@ _promsnap() {
             promsnap,list)
                 cmd="promsnap__subcmd__list"
                 ;;
+            promsnap,man)
+                cmd="promsnap__subcmd__man"
+                ;;
             promsnap,prune)
                 cmd="promsnap__subcmd__prune"
                 ;;
@@ -64,6 +67,9 @@ _promsnap() {
             promsnap__subcmd__help,list)
                 cmd="promsnap__subcmd__help__subcmd__list"
                 ;;
+            promsnap__subcmd__help,man)
+                cmd="promsnap__subcmd__help__subcmd__man"
+                ;;
             promsnap__subcmd__help,prune)
                 cmd="promsnap__subcmd__help__subcmd__prune"
                 ;;
@@ -83,7 +89,7 @@ _promsnap() {
 
     case "${cmd}" in
         promsnap)
-            opts="-q -h -V --config --quiet --help --version init backup list restore prune verify check-dir unlock completions help"
+            opts="-q -h -V --config --quiet --help --version init backup list restore prune verify check-dir unlock completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -283,7 +289,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__help)
-            opts="init backup list restore prune verify check-dir unlock completions help"
+            opts="init backup list restore prune verify check-dir unlock completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +373,20 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        promsnap__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -529,6 +549,24 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        promsnap__subcmd__man)
+            opts="-q -h --config --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

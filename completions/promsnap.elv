@@ -34,6 +34,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand check-dir 'Check the TSDB structure of the blocks in a local directory'
             cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script (commands and options)'
+            cand man 'Print a man page in roff (for packagers: `man/` holds its output)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'promsnap;init'= {
@@ -236,6 +237,13 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'promsnap;man'= {
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'promsnap;help'= {
             cand init 'Create a repository: a local directory or an S3 bucket prefix'
             cand backup 'Snapshot a running Prometheus and store its blocks in the repository'
@@ -246,6 +254,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand check-dir 'Check the TSDB structure of the blocks in a local directory'
             cand unlock 'Remove stale repository locks (left by crashed runs)'
             cand completions 'Print a shell completion script (commands and options)'
+            cand man 'Print a man page in roff (for packagers: `man/` holds its output)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'promsnap;help;init'= {
@@ -265,6 +274,8 @@ set edit:completion:arg-completer[promsnap] = {|@words|
         &'promsnap;help;unlock'= {
         }
         &'promsnap;help;completions'= {
+        }
+        &'promsnap;help;man'= {
         }
         &'promsnap;help;help'= {
         }

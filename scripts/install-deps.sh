@@ -5,6 +5,7 @@
 #     unpacked into a cache directory and never installed (see below)
 #   - the Pushgateway (Debian package `prometheus-pushgateway`; not started)
 #   - garage, the S3 server for end-to-end tests (cargo install, ~10 min)
+#   - cargo-deb and man-db, to build, install and read the Debian package
 #   - rustfmt and clippy
 # Safe to run repeatedly.
 set -euo pipefail
@@ -121,6 +122,22 @@ if command -v garage >/dev/null; then
 else
     log "building garage with cargo install (takes a while)"
     cargo install garage --locked
+fi
+
+if command -v man >/dev/null && command -v dpkg-deb >/dev/null; then
+    log "man present"
+else
+    log "installing Debian package man-db (the package test reads its man page)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y man-db
+fi
+
+# Pinned: scripts/test-package.sh relies on its flags.
+if cargo deb --version 2>/dev/null | grep -q "3.8.0"; then
+    log "cargo-deb present"
+else
+    log "building cargo-deb with cargo install (~3 min)"
+    cargo install cargo-deb --version 3.8.0 --locked
 fi
 
 # Probe through cargo, so a toolchain without rustup (distro Rust) counts too.

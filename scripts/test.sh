@@ -25,4 +25,7 @@ echo "==> cargo test --test integration, Prometheus 3.5"
 PROMSNAP_TEST_PROMETHEUS=3.5 cargo test --locked --test integration
 echo "==> tests took $((SECONDS - started)) s"
 
-echo "==> OK: fmt, clippy and all tests passed (end-to-end on Prometheus 2.42 and 3.5)"
+echo "==> the Debian package: build, dpkg -i, use, dpkg -r and -P"
+bash scripts/test-package.sh
+
+echo "==> OK: fmt, clippy and all tests passed (end-to-end on Prometheus 2.42 and 3.5), the package installs and removes"

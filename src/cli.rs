@@ -54,10 +54,11 @@ pub const VERSION: &str = concat!(
 
 /// Back up and restore Prometheus TSDB data.
 ///
-/// promsnap asks Prometheus for a snapshot through its admin API, stores each
-/// block as a compressed archive in S3-compatible object storage or a local
-/// directory (blocks already stored are not uploaded again), and restores
-/// any snapshot into a data directory with every byte checked.
+/// promsnap asks Prometheus for a snapshot through its admin API, stores its
+/// blocks compressed in S3-compatible object storage or a local directory
+/// (what the repository already holds is not uploaded again, including the
+/// chunk data that compaction only moved into a new block), and restores any
+/// snapshot into a data directory with every byte checked.
 #[derive(Debug, Parser)]
 #[command(name = "promsnap", version = VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
@@ -145,11 +146,13 @@ pub enum Command {
     /// Snapshot a running Prometheus and store its blocks in the repository.
     ///
     /// Calls POST /api/v1/admin/tsdb/snapshot (Prometheus must run with
-    /// --web.enable-admin-api), packs every block of the snapshot as tar + zstd,
-    /// uploads the blocks the repository does not have yet, writes the snapshot's
-    /// manifest last, and removes the local snapshot directory. An interrupted
-    /// backup leaves no snapshot behind; running it again uploads only what is
-    /// missing.
+    /// --web.enable-admin-api), reads every block of the snapshot as its chunk
+    /// data per 2 h window, its index and its metadata, uploads (zstd, in
+    /// packs) only what the repository does not hold yet: a block compacted
+    /// from blocks already stored costs little more than its index. It writes
+    /// the snapshot's manifest last, and removes the local snapshot directory.
+    /// An interrupted backup leaves no snapshot behind; running it again
+    /// uploads only what is missing.
     #[command(after_help = BACKUP_EXAMPLES)]
     Backup(BackupArgs),
 
@@ -226,6 +229,14 @@ pub enum Command {
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
+    },
+
+    /// Print a man page in roff (for packagers: `man/` holds its output).
+    #[command(hide = true)]
+    Man {
+        /// The subcommand whose page to print (`backup` prints
+        /// promsnap-backup(1)); promsnap(1) without one.
+        command: Option<String>,
     },
 }
 

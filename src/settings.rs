@@ -222,6 +222,7 @@ pub enum CommandSettings {
     Unlock(UnlockSettings),
     Init(InitSettings),
     Completions(clap_complete::Shell),
+    Man(Option<String>),
 }
 
 impl CommandSettings {
@@ -438,6 +439,7 @@ impl Settings {
                 json: a.json,
             }),
             Command::Completions { shell } => CommandSettings::Completions(shell),
+            Command::Man { command } => CommandSettings::Man(command),
         };
         let instance = match &command {
             CommandSettings::Backup(b) => b.instance.clone(),
@@ -480,7 +482,9 @@ fn shared_args(command: &Command) -> (NetworkArgs, MetricsArgs, LockArgs) {
         Command::List(a) => (&a.network, none),
         Command::Init(a) => (&a.network, none),
         Command::Unlock(a) => (&a.network, none),
-        Command::CheckDir(_) | Command::Completions { .. } => return Default::default(),
+        Command::CheckDir(_) | Command::Completions { .. } | Command::Man { .. } => {
+            return Default::default()
+        }
     };
     (network.clone(), metrics, lock)
 }

@@ -31,6 +31,84 @@ fn committed_completions_are_current() {
     }
 }
 
+/// The subcommands `promsnap --help` lists (without `help`).
+fn subcommands() -> Vec<String> {
+    let help = bare(&["--help"]).stdout;
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The man pages the package installs are what the binary generates: one
+/// for promsnap and one per subcommand, each readable by `man`, and none
+/// left over from a removed subcommand.
+#[test]
+fn committed_man_pages_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let subs = subcommands();
+    assert!(subs.iter().any(|s| s == "restore"), "{subs:?}");
+    let mut expected = vec![("promsnap.1".to_string(), bare(&["man"]))];
+    for sub in &subs {
+        expected.push((format!("promsnap-{sub}.1"), bare(&["man", sub])));
+    }
+    for (file, run) in &expected {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains(".SH OPTIONS"), "{file}: {}", run.stdout);
+        let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(
+            committed == run.stdout,
+            "man/{file} is stale or missing: run scripts/update-completions.sh"
+        );
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    present.sort();
+    let mut wanted: Vec<String> = expected.into_iter().map(|(f, _)| f).collect();
+    wanted.sort();
+    assert_eq!(present, wanted, "man/ holds pages for other commands");
+    bare(&["man", "no-such-command"]).expect_failure(1, &["no subcommand \"no-such-command\""]);
+}
+
+/// The configuration the Debian package installs is the example with every
+/// key commented out: current with the example, and a valid file that asks
+/// for a repository instead of backing up anywhere.
+#[test]
+fn packaged_configuration_is_the_example_commented_out() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("examples/promsnap.toml")).unwrap();
+    let packaged = std::fs::read_to_string(root.join("deploy/debian/promsnap.toml")).unwrap();
+    let body: Vec<&str> = packaged
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .collect();
+    let expected: Vec<String> = example
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| match l.split_once(" = ") {
+            Some((key, _))
+                if !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                format!("# {l}")
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    assert!(
+        body == expected,
+        "deploy/debian/promsnap.toml is stale: run scripts/update-completions.sh"
+    );
+    let config = root.join("deploy/debian/promsnap.toml");
+    bare(&["--config", config.to_str().unwrap(), "list"])
+        .expect_failure(2, &["no repository given"]);
+}
+
 #[test]
 fn help_explains_the_commands_and_exit_codes() {
     let run = bare(&["--help"]);

@@ -17,6 +17,7 @@ mod check_dir;
 mod completions;
 mod init;
 mod list;
+mod man;
 mod prune;
 mod restore;
 mod unlock;
@@ -90,6 +91,7 @@ impl Request {
             Command::CheckDir(a) => ("check-dir", a.json),
             Command::Unlock(_) => ("unlock", false),
             Command::Completions { .. } => ("completions", false),
+            Command::Man { .. } => ("man", false),
         };
         Request { command, json }
     }
@@ -166,6 +168,9 @@ impl Invocation {
             CommandSettings::Init(s) => init::run(s, printer).await,
             CommandSettings::Completions(shell) => {
                 completions::run(shell, printer).map(Outcome::from)
+            }
+            CommandSettings::Man(command) => {
+                man::run(command.as_deref(), printer).map(Outcome::from)
             }
         }
     }
