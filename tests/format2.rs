@@ -267,7 +267,7 @@ fn plant(repo: &Path, path: &Path, recipe: &Value) {
 #[test]
 fn hostile_recipes_are_refused_before_anything_is_written() {
     type Edit = fn(&mut Value);
-    let edits: [(&str, Edit, &str); 5] = [
+    let edits: [(&str, Edit, &str); 8] = [
         (
             "a blob outside its pack",
             |r| {
@@ -288,6 +288,29 @@ fn hostile_recipes_are_refused_before_anything_is_written() {
                 r["chunks"]["leaves"][0]["blobs"][0]["offset"] = u64::MAX.into();
             },
             "outside",
+        ),
+        (
+            "a blob its pack does not hold",
+            |r| {
+                r["chunks"]["leaves"][0]["blobs"][0]["id"] = "cd".repeat(32).into();
+            },
+            "expects blob",
+        ),
+        (
+            "a blob where none starts in its pack",
+            |r| {
+                let blob = &mut r["chunks"]["leaves"][0]["blobs"][0];
+                blob["offset"] = (blob["offset"].as_u64().unwrap() + 1).into();
+                blob["length"] = (blob["length"].as_u64().unwrap() - 1).into();
+            },
+            "lists no blob at offset",
+        ),
+        (
+            "a blob length that overflows",
+            |r| {
+                r["index"][0]["length"] = u64::MAX.into();
+            },
+            "expected u32",
         ),
         (
             "a file larger than the manifest says",
@@ -329,6 +352,17 @@ fn hostile_recipes_are_refused_before_anything_is_written() {
             })
             .unwrap_or(0);
         assert_eq!(placed, 0, "{what}");
+        // Nor a partial copy of it: only the restore's lock and its
+        // resume record (which name no block as done) are left.
+        let left: Vec<String> = fs::read_dir(&dest)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "lock" && n != ".promsnap-restore.json")
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{what}: the refused restore left {left:?}");
         let verify = target.run(&["verify", "--quick"]);
         assert_eq!(verify.code, 3, "{what}: {}", verify.stdout);
     }

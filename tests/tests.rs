@@ -11,6 +11,7 @@ mod contract; // exit 0 means what it says: init, instances, ids, times, secrets
 mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
 mod format2; // repository format 2 on real compactions: dedup, round trips, prune, verify, hostile recipes
+mod format2_live; // format 2 with a live server compacting, deleting and merging between backups to Garage
 mod ha; // replicas of one HA group store one backup per period
 mod harness_selftest; // the harness itself against the real servers
 mod histograms; // native histograms back up, verify, restore and answer the same queries
