@@ -175,7 +175,7 @@ fn a_newer_repository_format_asks_for_an_upgrade() {
     bare(&["init"]).expect_failure(2, &["no repository given"]);
 }
 
-/// Manifests in directories are a layout a later promsnap may write
+/// Manifests deeper than group directories are a layout a later promsnap may write
 /// (docs/FORMAT.md): this one refuses to list, back up into or prune such
 /// a repository, since the data those manifests reference would look
 /// unreferenced to it; and it deletes nothing.
@@ -186,7 +186,7 @@ fn a_layout_from_a_newer_promsnap_stops_every_command() {
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
     target.ok(&["backup", "--from-dir", &data, "--instance", "prom-a"]);
-    let grouped = repo.join("snapshots/prom-b/20270101T000000Z-00000000.json");
+    let grouped = repo.join("snapshots/prom-b/x/20270101T000000Z-00000000.json");
     fs::create_dir_all(grouped.parent().unwrap()).unwrap();
     fs::write(&grouped, b"{}").unwrap();
     let before = files(&repo);
@@ -206,7 +206,7 @@ fn a_layout_from_a_newer_promsnap_stops_every_command() {
         target.run(&args).expect_failure(
             2,
             &[
-                "snapshots/prom-b/20270101T000000Z-00000000.json",
+                "snapshots/prom-b/x/20270101T000000Z-00000000.json",
                 "a newer promsnap wrote it",
                 "upgrade promsnap",
             ],

@@ -480,7 +480,8 @@ fn oversized_and_malformed_manifests_are_damage_at_bounded_cost() {
     for (what, build, message) in cases {
         let repo = Repo::new();
         let (path, m) = repo.manifest();
-        let key = format!("snapshots/{}.json", m["id"].as_str().unwrap());
+        let _ = &m["id"];
+        let key = support::manifest_key(repo.root(), &path);
         fs::write(&path, build(&m)).unwrap();
 
         let (restore, dest) = repo.restore();
@@ -683,7 +684,7 @@ fn one_damaged_manifest_does_not_take_the_repository_down() {
         ids.push(out["snapshot_id"].as_str().unwrap().to_string());
     }
     // The oldest manifest is cut short.
-    let damaged = repo.join("snapshots").join(format!("{}.json", ids[0]));
+    let damaged = support::manifest_path(&repo, &ids[0]);
     let text = fs::read(&damaged).unwrap();
     fs::write(&damaged, &text[..text.len() / 2]).unwrap();
 

@@ -220,10 +220,8 @@ fn every_json_document_matches_its_schema() {
 
     // A damaged manifest: list shows it apart and exits 3; prune keeps
     // every object for it and exits 3.
-    let manifest = work
-        .path()
-        .join("repo/snapshots")
-        .join(format!("{first_id}.json"));
+    let repo = work.path().join("repo");
+    let manifest = support::manifest_path(&repo, first_id);
     fs::write(&manifest, b"{\"format_version\": 1, \"id\"").unwrap();
     let list = valid("list", &target.run(&["list", "--json"]), 3);
     assert_eq!(list["damaged"][0]["id"], first_id, "{list:#}");
@@ -235,7 +233,7 @@ fn every_json_document_matches_its_schema() {
     );
     assert_eq!(
         kept["damaged"][0]["key"],
-        format!("snapshots/{first_id}.json")
+        support::manifest_key(&repo, &manifest)
     );
     assert_eq!(kept["damaged_forgotten"], false);
 

@@ -610,16 +610,8 @@ fn passwords_in_urls_are_never_printed_or_stored() {
     assert_eq!(s3.code, 1, "{}", s3.stderr);
     let list = target.ok(&["list", "--json"]);
     let (_, manifest) = support::only_manifest(&repo);
-    let stored = fs::read_to_string(
-        repo.join("snapshots")
-            .read_dir()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-    )
-    .unwrap();
+    let stored =
+        fs::read_to_string(support::manifest_paths(&repo).first().expect("a manifest")).unwrap();
     let shown = [
         ("backup", &good.stdout),
         ("backup", &good.stderr),

@@ -312,8 +312,9 @@ fn explicit_config_restores_a_layout_promtool_accepts() {
 
 /// The SHA-256 the newest manifest records for `path`.
 fn backup_sha(target: &Target, path: &Path) -> String {
-    let manifests = fs::read_dir(Path::new(&target.repo).join("snapshots")).unwrap();
-    let newest = manifests.map(|e| e.unwrap().path()).max().unwrap();
+    let newest = support::manifest_paths(Path::new(&target.repo))
+        .pop()
+        .expect("a manifest");
     let manifest: Value = serde_json::from_slice(&fs::read(newest).unwrap()).unwrap();
     let entry = manifest["config_files"]
         .as_array()

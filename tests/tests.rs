@@ -10,6 +10,7 @@ mod compat; // a repository written by promsnap 0.1 (format 1, before init) stil
 mod contract; // exit 0 means what it says: init, instances, ids, times, secrets in URLs
 mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
+mod fleet; // many servers in one repository: one instance's commands read only its manifests
 mod format2; // repository format 2 on real compactions: dedup, round trips, prune, verify, hostile recipes
 mod format2_live; // format 2 with a live server compacting, deleting and merging between backups to Garage
 mod ha; // replicas of one HA group store one backup per period

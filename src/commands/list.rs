@@ -84,11 +84,16 @@ impl<'a> From<&Row<'a>> for JsonRow<'a> {
 
 pub async fn run(args: ListSettings, printer: &Printer) -> Result<Outcome> {
     let repo = super::open_repo(&args.repo).await?;
-    let catalog = repo.catalog().await?;
+    // One instance's snapshots are read without the other instances'.
+    let catalog = repo.catalog_of(args.instance.as_deref()).await?;
     let manifests = &catalog.manifests;
-    // An instance that matches nothing is an error that lists the others.
-    if catalog.damaged.is_empty() {
-        find::of_instance(manifests, args.instance.as_deref(), &repo.describe())?;
+    // An instance that matches nothing is an error that lists the others
+    // (which takes reading them all).
+    if catalog.damaged.is_empty()
+        && find::of_instance(manifests, args.instance.as_deref(), &repo.describe()).is_err()
+    {
+        let all = repo.catalog().await?;
+        find::of_instance(&all.manifests, args.instance.as_deref(), &repo.describe())?;
     }
     let rows = rows(manifests, args.instance.as_deref());
     // Damaged manifests are shown, and are a problem: exit 3, like verify.

@@ -60,7 +60,7 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
         // error that lists the instances there are), and every damaged
         // manifest, which might be one of them and is reported as a problem.
         (None, Some(instance)) => {
-            let catalog = repo.catalog().await?;
+            let catalog = repo.catalog_of(Some(instance)).await?;
             let mut ids: Vec<String> = match catalog.damaged.is_empty() {
                 true => find::of_instance(&catalog.manifests, Some(instance), &repo.describe())?,
                 false => catalog

@@ -101,7 +101,8 @@ pub async fn run(
 ) -> Result<BackupReport> {
     let started = Instant::now();
     let bytes_total = blocks.iter().map(Block::total_size).sum();
-    let plans = plan(repo, blocks).await?;
+    let group = opts.ha_group.as_deref().unwrap_or(&opts.instance);
+    let plans = plan(repo, blocks, group).await?;
     let mut to_upload: Vec<Block> = plans
         .iter()
         .filter_map(|p| match p {
@@ -113,10 +114,7 @@ pub async fn run(
     progress.set_total(to_upload.iter().map(Block::total_size).sum());
     // Format 2 looks up the windows the group's newest snapshot stored.
     let known = match (opts.format, to_upload.is_empty()) {
-        (2, false) => {
-            let group = opts.ha_group.as_deref().unwrap_or(&opts.instance);
-            Arc::new(leaves::of_newest(repo, group).await?)
-        }
+        (2, false) => Arc::new(leaves::of_newest(repo, group).await?),
         _ => Arc::new(LeafTable::new(windows::DEFAULT_WINDOW_MS)),
     };
     let uploaded: Vec<Uploaded> = futures::stream::iter(to_upload)
@@ -199,7 +197,7 @@ pub async fn run(
 /// Decides, for every block, whether a stored copy can be reused: listed
 /// in the newest manifest, or left complete by an interrupted run (an
 /// archive with its entry, or a recipe).
-async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
+async fn plan(repo: &Repository, blocks: Vec<Block>, group: &str) -> Result<Vec<Plan>> {
     let mut stored: HashSet<String> = HashSet::new();
     for prefix in ["blocks/", "recipes/"] {
         let listed = repo
@@ -209,7 +207,7 @@ async fn plan(repo: &Repository, blocks: Vec<Block>) -> Result<Vec<Plan>> {
             .with_context(|| format!("could not list {prefix} in {}", repo.describe()))?;
         stored.extend(listed.into_iter().map(|o| o.key.as_str().to_string()));
     }
-    let known = newest_entries(repo).await?;
+    let known = newest_entries(repo, group).await?;
     let stored = &stored;
     let known = &known;
     futures::stream::iter(blocks)
@@ -286,11 +284,14 @@ fn recipe_block_entry(
     }
 }
 
-/// Block entries of the newest snapshot, which is where nightly backups find
-/// nearly all of their unchanged blocks with a single read.
-async fn newest_entries(repo: &Repository) -> Result<HashMap<(String, String), BlockEntry>> {
-    let ids = repo.snapshot_ids().await?;
-    let Some(newest) = ids.last() else {
+/// Block entries of the group's newest snapshot, which is where nightly
+/// backups find nearly all of their unchanged blocks with a single read.
+async fn newest_entries(
+    repo: &Repository,
+    group: &str,
+) -> Result<HashMap<(String, String), BlockEntry>> {
+    let listed = repo.listed().await?;
+    let Some(newest) = super::catalog::of_group(&listed, group).last().copied() else {
         return Ok(HashMap::new());
     };
     // A damaged newest manifest only costs a look at each block's entry.

@@ -66,15 +66,16 @@ pub async fn claim(
 async fn recent(repo: &Repository, group: &str, min: Duration) -> Result<Option<Manifest>> {
     let since = chrono::Utc::now() - chrono::Duration::from_std(min)?;
     let mut newest: Option<Manifest> = None;
-    for id in repo.snapshot_ids().await? {
-        let stamp = id
-            .get(..16)
-            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok());
+    let listed = repo.listed().await?;
+    for l in super::catalog::of_group(&listed, group) {
+        let stamp =
+            l.id.get(..16)
+                .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ").ok());
         if stamp.is_some_and(|t| t.and_utc() < since - chrono::Duration::seconds(1)) {
             continue;
         }
         // A damaged manifest's group is unknown: it does not count.
-        let Ok(m) = repo.read_manifest(&id).await? else {
+        let Ok(m) = repo.read_manifest(l).await? else {
             continue;
         };
         if m.ha_group.as_deref() == Some(group)

@@ -19,9 +19,9 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::content_id::ContentId;
-use super::find;
 use super::recipe::{ChunkLayout, Leaf, Recipe};
 use super::Repository;
+use super::{catalog, find};
 use crate::tsdb::windows::DEFAULT_WINDOW_MS;
 
 /// Stored leaves by window start.
@@ -81,13 +81,19 @@ impl LeafTable {
 /// instance) that was stored in format 2.
 pub async fn of_newest(repo: &Repository, group: &str) -> Result<LeafTable> {
     let mut table = LeafTable::new(DEFAULT_WINDOW_MS);
-    let catalog = repo.catalog().await?;
-    let Some(newest) = catalog
-        .manifests
-        .iter()
-        .rev()
-        .find(|m| find::group_of(m) == group && m.blocks.iter().any(|b| b.is_recipe()))
-    else {
+    // Newest first, read one at a time: nearly always the first one.
+    let listed = repo.listed().await?;
+    let mut newest = None;
+    for l in catalog::of_group(&listed, group).into_iter().rev() {
+        let Ok(m) = repo.read_manifest(l).await? else {
+            continue;
+        };
+        if find::group_of(&m) == group && m.blocks.iter().any(|b| b.is_recipe()) {
+            newest = Some(m);
+            break;
+        }
+    }
+    let Some(newest) = newest else {
         return Ok(table);
     };
     // A recipe that cannot be read only costs its leaves' reuse.

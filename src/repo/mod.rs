@@ -1,16 +1,19 @@
 //! The repository: what promsnap stores, where, and how it is read back.
 //!
-//! Layout below the repository root (a directory or `s3://bucket/prefix`):
+//! Layout below the repository root (a directory or `s3://bucket/prefix`;
+//! docs/FORMAT.md is the full description):
 //!
 //! ```text
 //! repository.json                        what makes it a repository (config.rs)
-//! snapshots/<id>.json                    one manifest per snapshot, written last
-//! blocks/<ULID>/<fingerprint>.tar.zst    one archive per block version
+//! snapshots/<group>/<id>.json            one manifest per snapshot, written last (catalog.rs)
+//! snapshots/<id>.json                    manifests of earlier versions
+//! recipes/<ULID>/<fingerprint>.json      format 2: how to rebuild a block version (recipe.rs)
+//! packs/<2 hex>/<64 hex>                 format 2: blobs packed together (pack/, blob.rs)
+//! blocks/<ULID>/<fingerprint>.tar.zst    format 1: one archive per block version
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
 //! configs/<sha256>                       a configuration or rule file, by content
+//! instances/<instance>.json              which HA groups a replica's snapshots are in
 //! locks/<id>.json                        who is using the repository (lock.rs)
-//! packs/<2 hex>/<64 hex>                 format 2: blobs packed together (pack/; blob.rs,
-//!                                        cutter.rs), not yet written by backups
 //! ```
 //!
 //! A block is stored once per *version* (its [fingerprint](crate::tsdb::fingerprint)),
@@ -25,6 +28,7 @@
 
 pub mod backup;
 pub mod blob;
+pub mod catalog;
 pub mod config;
 pub mod configfiles;
 pub mod content_id;
@@ -47,16 +51,15 @@ pub mod verify;
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
-use futures::StreamExt;
 
 use crate::error::Hinted;
 use crate::storage::{BadObject, NotFound, Storage};
-use manifest::{manifest_key, BlockEntry, Manifest, MAX_MANIFEST_BYTES};
+use manifest::{BlockEntry, Manifest, MAX_MANIFEST_BYTES};
 
 /// How many small objects (manifests, entries) are fetched at once.
-const METADATA_CONCURRENCY: usize = 16;
+pub(crate) const METADATA_CONCURRENCY: usize = 16;
 
 /// Orders block work largest first.
 ///
@@ -95,6 +98,8 @@ pub struct Catalog {
     pub manifests: Vec<Manifest>,
     /// The ones that did not, by id.
     pub damaged: Vec<DamagedManifest>,
+    /// Where each readable manifest is, by id (for prune, which deletes them).
+    pub keys: catalog::Keys,
 }
 
 #[derive(Debug, Clone)]
@@ -199,178 +204,6 @@ impl Repository {
         self.storage.describe()
     }
 
-    /// Ids of every complete snapshot, oldest first.
-    pub async fn snapshot_ids(&self) -> Result<Vec<String>> {
-        let objects = self
-            .storage
-            .list("snapshots/")
-            .await
-            .with_context(|| format!("could not list snapshots in {}", self.describe()))?;
-        // Manifests grouped in directories (`snapshots/<group>/<id>.json`)
-        // are a layout a later promsnap may write (docs/FORMAT.md, "What
-        // comes after format 2"). Their data would look unreferenced to this
-        // version, so it stops rather than list, back up or prune beside them.
-        if let Some(nested) = objects.iter().find(|o| {
-            o.key
-                .as_str()
-                .strip_prefix("snapshots/")
-                .is_some_and(|rest| rest.contains('/'))
-        }) {
-            return Err(Hinted::usage(
-                format!(
-                    "{} holds snapshots in a layout this promsnap ({}) does not know \
-                     ({}): a newer promsnap wrote it",
-                    self.describe(),
-                    env!("CARGO_PKG_VERSION"),
-                    nested.key
-                ),
-                "upgrade promsnap to read it; nothing was changed",
-            )
-            .into());
-        }
-        let mut ids: Vec<String> = objects
-            .iter()
-            .filter_map(|o| {
-                o.key
-                    .as_str()
-                    .strip_prefix("snapshots/")?
-                    .strip_suffix(".json")
-            })
-            .filter(|id| manifest::validate_id(id).is_ok())
-            .map(str::to_string)
-            .collect();
-        ids.sort();
-        Ok(ids)
-    }
-
-    /// Reads one manifest. The outer error is a failure to read at all
-    /// (the storage is unreachable); the inner one says the manifest is
-    /// damaged: too large, not a manifest, or claiming another id.
-    pub async fn read_manifest(&self, id: &str) -> Result<Result<Manifest, DamagedManifest>> {
-        let key = manifest_key(id)?;
-        let damaged = |reason: String| {
-            Ok(Err(DamagedManifest {
-                id: id.to_string(),
-                key: key.to_string(),
-                reason,
-            }))
-        };
-        // Capped while it is read: a manifest of gigabytes costs no more
-        // than the cap, and is damage like any other invalid manifest.
-        let bytes = match self.storage.get_bytes(&key, MAX_MANIFEST_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.downcast_ref::<BadObject>().is_some() => return damaged(format!("{e:#}")),
-            Err(e) => return Err(e),
-        };
-        match Manifest::parse(&bytes) {
-            Ok(m) if m.id == id => Ok(Ok(m)),
-            Ok(m) => damaged(format!(
-                "it claims to be snapshot {} (renamed or tampered with)",
-                m.id
-            )),
-            Err(e) => damaged(format!("{e:#}")),
-        }
-    }
-
-    /// One manifest; a damaged one is an error that says so.
-    pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
-        self.read_manifest(id).await?.map_err(|d| self.invalid(&d))
-    }
-
-    /// The error for a damaged manifest that a command needed.
-    fn invalid(&self, d: &DamagedManifest) -> anyhow::Error {
-        Hinted::failure(
-            format!(
-                "manifest {} in {} is invalid: {}",
-                d.key,
-                self.describe(),
-                d.reason
-            ),
-            "it is damaged or was tampered with; `promsnap verify` checks the repository, and \
-             other snapshots are not affected (`promsnap list`)",
-        )
-        .into()
-    }
-
-    /// Every snapshot the repository lists: the manifests that read, oldest
-    /// first (by creation time, then id), and the damaged ones apart. One
-    /// bad file must not take the repository down: `list`, `restore` and
-    /// `verify` of every other snapshot go on, and prune keeps whatever a
-    /// damaged manifest might reference.
-    pub async fn catalog(&self) -> Result<Catalog> {
-        let ids = self.snapshot_ids().await?;
-        let read: Vec<(String, Result<Result<Manifest, DamagedManifest>>)> =
-            futures::stream::iter(ids)
-                .map(|id| async move {
-                    let r = self.read_manifest(&id).await;
-                    (id, r)
-                })
-                .buffer_unordered(METADATA_CONCURRENCY)
-                .collect()
-                .await;
-        let mut catalog = Catalog::default();
-        for (_, result) in read {
-            match result {
-                Ok(Ok(m)) => catalog.manifests.push(m),
-                Ok(Err(d)) => catalog.damaged.push(d),
-                // Removed since it was listed (a prune): it is gone.
-                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        catalog
-            .manifests
-            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(catalog)
-    }
-
-    /// Finds the snapshot named by `spec`: `latest`, an id, or a unique id
-    /// prefix; `instance` narrows the choice to one instance or HA group
-    /// (see `find.rs` for the rules that keep it from taking another
-    /// server's snapshot).
-    /// Warnings come back with it: a damaged manifest newer than the
-    /// `latest` found might have been the one meant.
-    pub async fn resolve(
-        &self,
-        spec: &str,
-        instance: Option<&str>,
-    ) -> Result<(Manifest, Vec<String>)> {
-        let catalog = self.catalog().await?;
-        if let Some(d) = catalog.damaged.iter().find(|d| d.id == spec) {
-            return Err(self.invalid(d));
-        }
-        let found = match find::find(&catalog.manifests, spec, instance, &self.describe()) {
-            Ok(found) => found.clone(),
-            // Nothing readable matches, but a damaged manifest might have:
-            // say that, not "no such snapshot".
-            Err(e) => {
-                let newest_damaged = catalog
-                    .damaged
-                    .iter()
-                    .rev()
-                    .find(|d| spec == "latest" || d.id.starts_with(spec));
-                return Err(match newest_damaged {
-                    Some(d) => self.invalid(d),
-                    None => e,
-                });
-            }
-        };
-        let warnings = catalog
-            .damaged
-            .iter()
-            .filter(|d| spec == "latest" && d.id > found.id)
-            .map(|d| {
-                format!(
-                    "snapshot {} is newer than {} but its manifest is damaged ({}); it may have \
-                     been the latest",
-                    d.id, found.id, d.reason
-                )
-            })
-            .collect();
-        Ok((found, warnings))
-    }
-
     /// The recipe a format 2 block entry names, read (at most
     /// [`recipe::MAX_RECIPE_BYTES`]) and checked: its size and SHA-256 are
     /// the entry's, it is the same block version, and it lists the same
@@ -411,17 +244,6 @@ impl Repository {
             ));
         }
         Ok(recipe)
-    }
-
-    /// Writes a manifest: from this moment the snapshot exists.
-    pub async fn write_manifest(&self, m: &Manifest) -> Result<()> {
-        m.validate()?;
-        let key = manifest_key(&m.id)?;
-        self.storage
-            .put_bytes(&key, Bytes::from(m.to_json()))
-            .await
-            .with_context(|| format!("could not write manifest {key}"))?;
-        Ok(())
     }
 
     /// The stored entry for a block version, if its archive was completed.

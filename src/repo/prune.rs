@@ -101,6 +101,7 @@ pub async fn run(
     lock: Option<&RepoLock>,
 ) -> Result<PruneReport> {
     let catalog = repo.catalog().await?;
+    let keys = catalog.keys;
     let manifests = catalog.manifests;
     let decisions = decide(&manifests, opts)?;
     // Data a damaged manifest references cannot be told apart: keep it all
@@ -114,6 +115,9 @@ pub async fn run(
     let mut objects = repo.storage().list("blocks/").await?;
     objects.extend(repo.storage().list("configs/").await?);
     objects.extend(repo.storage().list("recipes/").await?);
+    // Objects named in a way this version does not write are a later
+    // version's (or someone else's): never deleted here.
+    objects.retain(|o| understood(&o.key));
     let packs = repo.storage().list("packs/").await?;
     let users = pack_users(repo, &manifests, &removed).await?;
     let mut plan = collect(&manifests, &removed, &objects, opts.cutoff());
@@ -131,9 +135,7 @@ pub async fn run(
         }
         for id in &removed {
             check(lock)?;
-            repo.storage()
-                .delete(&super::manifest::manifest_key(id)?)
-                .await?;
+            repo.storage().delete(&keys[*id]).await?;
         }
         // Entries before archives: an entry must never outlive its archive.
         let mut doomed: Vec<&ObjectMeta> = plan.delete.clone();
@@ -218,6 +220,22 @@ struct Collection<'a> {
     delete: Vec<&'a ObjectMeta>,
     orphans_deleted: usize,
     orphans_in_grace: usize,
+}
+
+/// Whether `key` has a shape this version writes below `blocks/`,
+/// `recipes/` or `configs/`: `blocks/<ULID>/<fp>.tar.zst` or `.json`,
+/// `recipes/<ULID>/<fp>.json`, `configs/<name>`.
+fn understood(key: &Key) -> bool {
+    let parts: Vec<&str> = key.as_str().split('/').collect();
+    match parts.as_slice() {
+        ["blocks", ulid, file] => {
+            ulid.parse::<ulid::Ulid>().is_ok()
+                && (file.ends_with(".tar.zst") || file.ends_with(".json"))
+        }
+        ["recipes", ulid, file] => ulid.parse::<ulid::Ulid>().is_ok() && file.ends_with(".json"),
+        ["configs", _] => true,
+        _ => false,
+    }
 }
 
 /// `blocks/<ULID>/<fingerprint>` without the extension: an archive and its
@@ -406,5 +424,26 @@ mod tests {
         let deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(deleted, [format!("configs/{only_old}")]);
         assert_eq!(c.orphans_deleted, 0);
+    }
+
+    #[test]
+    fn only_objects_named_as_this_version_writes_them_can_go() {
+        let ulid = "01M8MW2KRH61SWDYDTM3B9VJXT";
+        for ok in [
+            format!("blocks/{ulid}/abc.tar.zst"),
+            format!("blocks/{ulid}/abc.json"),
+            format!("recipes/{ulid}/abc.json"),
+            "configs/0123abcd".to_string(),
+        ] {
+            assert!(understood(&Key::new(ok.clone()).unwrap()), "{ok}");
+        }
+        for other in [
+            format!("recipes/prom-a/{ulid}/abc.json"),
+            format!("blocks/{ulid}/abc/def.json"),
+            "blocks/not-a-ulid/abc.json".to_string(),
+            "configs/a/b".to_string(),
+        ] {
+            assert!(!understood(&Key::new(other.clone()).unwrap()), "{other}");
+        }
     }
 }

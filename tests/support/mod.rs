@@ -209,20 +209,61 @@ pub fn promsnap() -> Command {
     cmd
 }
 
+/// Every manifest file of a local repository (`snapshots/<group>/<id>.json`,
+/// and `snapshots/<id>.json` of earlier versions, not the sentinel), in id
+/// order: oldest first.
+pub fn manifest_paths(repo: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(repo.join("snapshots")) else {
+        return found;
+    };
+    for e in entries {
+        let path = e.expect("readable").path();
+        match path.is_dir() {
+            true => found.extend(
+                fs::read_dir(&path)
+                    .expect("a group directory")
+                    .map(|e| e.expect("readable").path()),
+            ),
+            false if path.file_name().unwrap() != "zzzzzzzz-repository-format-2.json" => {
+                found.push(path)
+            }
+            false => {}
+        }
+    }
+    found.sort_by_key(|p| p.file_name().unwrap().to_owned());
+    found
+}
+
+/// The manifest file of snapshot `id` in a local repository.
+pub fn manifest_path(repo: &Path, id: &str) -> PathBuf {
+    let name = format!("{id}.json");
+    manifest_paths(repo)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str() == Some(name.as_str()))
+        .unwrap_or_else(|| panic!("no manifest of {id} in {}", repo.display()))
+}
+
+/// The key (path below the repository) of a manifest file.
+pub fn manifest_key(repo: &Path, path: &Path) -> String {
+    path.strip_prefix(repo)
+        .expect("a manifest of this repository")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The only manifest in a local repository: its path and its JSON (tests
 /// that tamper with a repository edit it and write it back).
 pub fn only_manifest(repo: &Path) -> (PathBuf, serde_json::Value) {
-    let mut entries = fs::read_dir(repo.join("snapshots")).expect("a snapshots/ directory");
-    let path = entries
-        .next()
-        .expect("one manifest")
-        .expect("readable")
-        .path();
+    let paths = manifest_paths(repo);
     assert!(
-        entries.next().is_none(),
-        "more than one manifest in {}",
+        paths.len() == 1,
+        "{} manifests in {}, not one",
+        paths.len(),
         repo.display()
     );
+    let path = paths.into_iter().next().unwrap();
     let json =
         serde_json::from_slice(&fs::read(&path).expect("read manifest")).expect("manifest JSON");
     (path, json)

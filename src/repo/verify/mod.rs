@@ -30,7 +30,7 @@
 
 mod format2;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -41,9 +41,10 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::catalog::Listed;
 use super::configfiles::ConfigFileEntry;
 use super::download;
-use super::manifest::{BlockEntry, FileEntry, Manifest, MAX_MANIFEST_BYTES};
+use super::manifest::{BlockEntry, FileEntry, Manifest};
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
@@ -171,8 +172,22 @@ pub async fn run(
 ) -> Result<VerifyReport> {
     let mut problems = Vec::new();
     let mut manifests = Vec::new();
+    let listed: HashMap<String, Listed> = repo
+        .listed()
+        .await?
+        .into_iter()
+        .map(|l| (l.id.clone(), l))
+        .collect();
     for id in ids {
-        match load(repo, id).await? {
+        let Some(l) = listed.get(id) else {
+            return Err(Hinted::failure(
+                format!("snapshot {id} is no longer in {}", repo.describe()),
+                "a prune may have removed it while verify started; `promsnap list` shows what \
+                 there is",
+            )
+            .into());
+        };
+        match load(repo, l).await? {
             Ok(m) => manifests.push(m),
             Err(p) => problems.push(p),
         }
@@ -240,36 +255,19 @@ pub async fn run(
     })
 }
 
-/// A manifest, or the problem that makes it unusable: malformed, or refused
-/// by the storage as damaged (larger than any manifest, not a file). Other
-/// storage errors are errors: they say nothing about the backup.
-async fn load(repo: &Repository, id: &str) -> Result<Result<Manifest, Problem>> {
-    let key = super::manifest::manifest_key(id)?;
-    let read = repo.storage().get_bytes(&key, MAX_MANIFEST_BYTES).await;
-    let problem = |message: String| Problem {
-        snapshots: vec![id.to_string()],
+/// A manifest, or the problem that makes it unusable (`read_manifest`
+/// says which: too large, not a manifest, another id or another group's).
+/// Other storage errors are errors: they say nothing about the backup.
+async fn load(repo: &Repository, listed: &Listed) -> Result<Result<Manifest, Problem>> {
+    Ok(repo.read_manifest(listed).await?.map_err(|d| Problem {
+        snapshots: vec![d.id],
         block: None,
-        object: Some(key.to_string()),
+        object: Some(d.key),
         file: None,
         offset: None,
         kind: "invalid_manifest".into(),
-        message,
-    };
-    let bytes = match read {
-        Ok(bytes) => bytes,
-        Err(e) => match bad_object(&e) {
-            Some(_) => return Ok(Err(problem(format!("{e:#}")))),
-            None => return Err(e),
-        },
-    };
-    Ok(match Manifest::parse(&bytes) {
-        Ok(m) if m.id == id => Ok(m),
-        Ok(m) => Err(problem(format!(
-            "the manifest claims to be snapshot {}",
-            m.id
-        ))),
-        Err(e) => Err(problem(format!("{e:#}"))),
-    })
+        message: d.reason,
+    }))
 }
 
 /// The quick level: every object exists with the recorded size.

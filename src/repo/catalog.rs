@@ -1,0 +1,463 @@
+//! Which snapshots a repository holds, where their manifests are, and
+//! reading only the ones a command needs.
+//!
+//! Hundreds of Prometheus servers can share one repository, each with its
+//! snapshots, so a command about one of them (`list --instance`, `restore
+//! latest --instance`, a backup looking for the blocks it stored last night)
+//! must not read every manifest there is. Manifests are therefore grouped by
+//! the name a snapshot is grouped under (its HA group, else its instance):
+//!
+//! ```text
+//! snapshots/<group>/<id>.json          manifests written by this version
+//! snapshots/<id>.json                  manifests of earlier versions (read by every command)
+//! snapshots/zzzzzzzz-repository-format-2.json   the sentinel that stops promsnap 0.1
+//! instances/<instance>.json            the groups an HA replica's snapshots are in
+//! ```
+//!
+//! One listing of `snapshots/` (keys only: about 1,000 per S3 request) says
+//! which snapshots exist and in which group; the manifests of the groups a
+//! command names are then read, and nothing else. `<group>` is
+//! [`group_dir`] of the name. A manifest in a directory is checked to belong
+//! there, and one whose key names another id is damaged, as before.
+//!
+//! Snapshot ids start with their UTC time, so sorting keys by id sorts the
+//! snapshots of a group by time without reading them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
+use super::{find, Catalog, DamagedManifest, Repository, METADATA_CONCURRENCY};
+use crate::error::Hinted;
+use crate::storage::{BadObject, Key, NotFound};
+
+/// The id of the sentinel manifest: promsnap 0.1 reads only
+/// `snapshots/<id>.json`, finds this one, says that it is too old and
+/// stops, instead of pruning data that grouped manifests reference.
+pub const SENTINEL_ID: &str = "zzzzzzzz-repository-format-2";
+
+/// The largest `instances/` object read.
+const MAX_INSTANCE_BYTES: u64 = 64 * 1024;
+
+/// The directory a group's manifests live in: the name itself when it is
+/// a plain name (letters, digits, `.`, `_`, `-`, at most 64, not starting
+/// with a dot, not ending in `.json`), else `h-` and 32 hex digits of its
+/// SHA-256. Two names can share a directory only by intent; readers check
+/// every manifest's group anyway.
+pub fn group_dir(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && !name.ends_with(".json")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    match plain {
+        true => name.to_string(),
+        false => format!("h-{}", hex::encode(&Sha256::digest(name.as_bytes())[..16])),
+    }
+}
+
+/// Where this version writes the manifest `m`.
+pub fn manifest_key(m: &Manifest) -> Result<Key> {
+    manifest::validate_id(&m.id)?;
+    Key::new(format!(
+        "snapshots/{}/{}.json",
+        group_dir(find::group_of(m)),
+        m.id
+    ))
+}
+
+fn sentinel_key() -> Key {
+    Key::new(format!("snapshots/{SENTINEL_ID}.json")).expect("a valid key")
+}
+
+fn instance_key(instance: &str) -> Result<Key> {
+    Key::new(format!("instances/{}.json", group_dir(instance)))
+}
+
+/// `instances/<instance>.json`: the groups whose directories hold the
+/// snapshots of an HA replica (its own name is not one of them).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct InstanceIndex {
+    instance: String,
+    groups: BTreeSet<String>,
+}
+
+/// A snapshot as the listing shows it: its id and where its manifest is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub key: Key,
+    /// The group directory, or none for a manifest of an earlier version
+    /// (`snapshots/<id>.json`), whose group is known only once it is read.
+    pub dir: Option<String>,
+}
+
+impl Repository {
+    /// Every complete snapshot, by id (oldest first within a group), from
+    /// one listing: no manifest is read.
+    pub async fn listed(&self) -> Result<Vec<Listed>> {
+        let objects = self
+            .storage
+            .list("snapshots/")
+            .await
+            .with_context(|| format!("could not list snapshots in {}", self.describe()))?;
+        let mut listed = Vec::new();
+        for o in objects {
+            let Some(rest) = o.key.as_str().strip_prefix("snapshots/") else {
+                continue;
+            };
+            let (dir, file) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+                [file] => (None, *file),
+                [dir, file] => (Some(dir.to_string()), *file),
+                _ => return Err(self.unknown_layout(&o.key)),
+            };
+            let Some(id) = file.strip_suffix(".json") else {
+                continue;
+            };
+            if manifest::validate_id(id).is_err() || (dir.is_none() && id == SENTINEL_ID) {
+                continue;
+            }
+            listed.push(Listed {
+                id: id.to_string(),
+                key: o.key.clone(),
+                dir,
+            });
+        }
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(listed)
+    }
+
+    /// A layout deeper than this version writes: a later promsnap's. Its
+    /// data would look unreferenced here, so every command stops.
+    fn unknown_layout(&self, key: &Key) -> anyhow::Error {
+        Hinted::usage(
+            format!(
+                "{} holds snapshots in a layout this promsnap ({}) does not know ({key}): a \
+                 newer promsnap wrote it",
+                self.describe(),
+                env!("CARGO_PKG_VERSION"),
+            ),
+            "upgrade promsnap to read it; nothing was changed",
+        )
+        .into()
+    }
+
+    /// Ids of every complete snapshot, sorted.
+    pub async fn snapshot_ids(&self) -> Result<Vec<String>> {
+        Ok(self.listed().await?.into_iter().map(|l| l.id).collect())
+    }
+
+    /// Reads one manifest. The outer error is a failure to read at all
+    /// (the storage is unreachable); the inner one says the manifest is
+    /// damaged: too large, not a manifest, claiming another id, or in
+    /// another group's directory.
+    pub async fn read_manifest(&self, l: &Listed) -> Result<Result<Manifest, DamagedManifest>> {
+        let damaged = |reason: String| {
+            Ok(Err(DamagedManifest {
+                id: l.id.clone(),
+                key: l.key.to_string(),
+                reason,
+            }))
+        };
+        // Capped while it is read: a manifest of gigabytes costs no more
+        // than the cap, and is damage like any other invalid manifest.
+        let bytes = match self.storage.get_bytes(&l.key, MAX_MANIFEST_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => return damaged(format!("{e:#}")),
+            Err(e) => return Err(e),
+        };
+        match Manifest::parse(&bytes) {
+            Ok(m) if m.id != l.id => damaged(format!(
+                "it claims to be snapshot {} (renamed or tampered with)",
+                m.id
+            )),
+            Ok(m)
+                if l.dir
+                    .as_ref()
+                    .is_some_and(|d| *d != group_dir(find::group_of(&m))) =>
+            {
+                damaged(format!(
+                    "it is a snapshot of {}, stored in another group's directory (moved or \
+                     tampered with)",
+                    find::group_of(&m)
+                ))
+            }
+            Ok(m) => Ok(Ok(m)),
+            Err(e) => damaged(format!("{e:#}")),
+        }
+    }
+
+    /// The manifest of the snapshot with this exact id; a damaged one is an
+    /// error that says so.
+    pub async fn load_manifest(&self, id: &str) -> Result<Manifest> {
+        let listed = self.listed().await?;
+        let Some(l) = listed.iter().find(|l| l.id == id) else {
+            return Err(Hinted::failure(
+                format!("snapshot {id} is no longer in {}", self.describe()),
+                "a prune may have removed it meanwhile; `promsnap list` shows what there is",
+            )
+            .into());
+        };
+        self.read_manifest(l).await?.map_err(|d| self.invalid(&d))
+    }
+
+    /// The error for a damaged manifest that a command needed.
+    pub(super) fn invalid(&self, d: &DamagedManifest) -> anyhow::Error {
+        Hinted::failure(
+            format!(
+                "manifest {} in {} is invalid: {}",
+                d.key,
+                self.describe(),
+                d.reason
+            ),
+            "it is damaged or was tampered with; `promsnap verify` checks the repository, and \
+             other snapshots are not affected (`promsnap list`)",
+        )
+        .into()
+    }
+
+    /// Every snapshot the repository lists: the manifests that read, oldest
+    /// first (by creation time, then id), and the damaged ones apart. One
+    /// bad file must not take the repository down: `list`, `restore` and
+    /// `verify` of every other snapshot go on, and prune keeps whatever a
+    /// damaged manifest might reference.
+    pub async fn catalog(&self) -> Result<Catalog> {
+        let listed = self.listed().await?;
+        self.read_catalog(listed).await
+    }
+
+    /// The snapshots that may belong to `instance` (an instance or an HA
+    /// group): its group's directory, the directories of the HA groups the
+    /// instance index names, and the manifests of earlier versions. The
+    /// caller still picks by [`find::belongs_to`]; the other groups'
+    /// manifests are not read. Without an instance, all.
+    pub async fn catalog_of(&self, instance: Option<&str>) -> Result<Catalog> {
+        let Some(instance) = instance else {
+            return self.catalog().await;
+        };
+        let mut dirs: BTreeSet<String> = BTreeSet::from([group_dir(instance)]);
+        dirs.extend(
+            self.instance_groups(instance)
+                .await?
+                .iter()
+                .map(|g| group_dir(g)),
+        );
+        let listed = self
+            .listed()
+            .await?
+            .into_iter()
+            .filter(|l| l.dir.as_ref().is_none_or(|d| dirs.contains(d)))
+            .collect();
+        self.read_catalog(listed).await
+    }
+
+    /// How many snapshots each group directory holds, from the listing
+    /// alone (the manifests of earlier versions under `None`).
+    pub async fn group_counts(&self) -> Result<BTreeMap<Option<String>, usize>> {
+        let mut counts = BTreeMap::new();
+        for l in self.listed().await? {
+            *counts.entry(l.dir).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
+    async fn read_catalog(&self, listed: Vec<Listed>) -> Result<Catalog> {
+        let read: Vec<(Listed, Result<Result<Manifest, DamagedManifest>>)> =
+            futures::stream::iter(listed)
+                .map(|l| async move {
+                    let r = self.read_manifest(&l).await;
+                    (l, r)
+                })
+                .buffer_unordered(METADATA_CONCURRENCY)
+                .collect()
+                .await;
+        let mut catalog = Catalog::default();
+        for (l, result) in read {
+            match result {
+                Ok(Ok(m)) => {
+                    catalog.keys.insert(m.id.clone(), l.key);
+                    catalog.manifests.push(m);
+                }
+                Ok(Err(d)) => catalog.damaged.push(d),
+                // Removed since it was listed (a prune): it is gone.
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        catalog
+            .manifests
+            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(catalog)
+    }
+
+    /// The HA groups `instance`'s snapshots are in, from its index object.
+    /// A missing or unreadable index names none (the snapshots of earlier
+    /// versions are read anyway).
+    async fn instance_groups(&self, instance: &str) -> Result<BTreeSet<String>> {
+        let key = instance_key(instance)?;
+        let bytes = match self.storage.get_bytes(&key, MAX_INSTANCE_BYTES).await {
+            Ok(b) => b,
+            Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(BTreeSet::new()),
+            Err(e) if e.downcast_ref::<BadObject>().is_some() => return Ok(BTreeSet::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(serde_json::from_slice::<InstanceIndex>(&bytes)
+            .ok()
+            .filter(|i| i.instance == instance)
+            .map(|i| i.groups)
+            .unwrap_or_default())
+    }
+
+    /// Finds the snapshot named by `spec`: `latest`, an id, or a unique id
+    /// prefix; `instance` narrows the choice to one instance or HA group
+    /// (see `find.rs` for the rules that keep it from taking another
+    /// server's snapshot). Only the manifests that can match are read; when
+    /// nothing matches, all are, so that the error can say what there is.
+    /// Warnings come back with it: a damaged manifest newer than the
+    /// `latest` found might have been the one meant.
+    pub async fn resolve(
+        &self,
+        spec: &str,
+        instance: Option<&str>,
+    ) -> Result<(Manifest, Vec<String>)> {
+        let catalog = match (spec, instance) {
+            (_, Some(i)) => self.catalog_of(Some(i)).await?,
+            ("latest", None) => self.catalog().await?,
+            (prefix, None) => {
+                let listed = self
+                    .listed()
+                    .await?
+                    .into_iter()
+                    .filter(|l| l.id.starts_with(prefix))
+                    .collect();
+                self.read_catalog(listed).await?
+            }
+        };
+        match self.resolve_in(&catalog, spec, instance) {
+            Ok(found) => Ok(found),
+            // Let the error see the whole repository.
+            Err(_) => {
+                let all = self.catalog().await?;
+                self.resolve_in(&all, spec, instance)
+            }
+        }
+    }
+
+    fn resolve_in(
+        &self,
+        catalog: &Catalog,
+        spec: &str,
+        instance: Option<&str>,
+    ) -> Result<(Manifest, Vec<String>)> {
+        if let Some(d) = catalog.damaged.iter().find(|d| d.id == spec) {
+            return Err(self.invalid(d));
+        }
+        let found = match find::find(&catalog.manifests, spec, instance, &self.describe()) {
+            Ok(found) => found.clone(),
+            // Nothing readable matches, but a damaged manifest might have:
+            // say that, not "no such snapshot".
+            Err(e) => {
+                let newest_damaged = catalog
+                    .damaged
+                    .iter()
+                    .rev()
+                    .find(|d| spec == "latest" || d.id.starts_with(spec));
+                return Err(match newest_damaged {
+                    Some(d) => self.invalid(d),
+                    None => e,
+                });
+            }
+        };
+        let warnings = catalog
+            .damaged
+            .iter()
+            .filter(|d| spec == "latest" && d.id > found.id)
+            .map(|d| {
+                format!(
+                    "snapshot {} is newer than {} but its manifest is damaged ({}); it may have \
+                     been the latest",
+                    d.id, found.id, d.reason
+                )
+            })
+            .collect();
+        Ok((found, warnings))
+    }
+
+    /// Writes a manifest: from this moment the snapshot exists. Before it,
+    /// the sentinel for promsnap 0.1 and, for an HA replica, the index that
+    /// finds its group.
+    pub async fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        m.validate()?;
+        let key = manifest_key(m)?;
+        let sentinel = serde_json::json!({"format_version": 2, "id": SENTINEL_ID});
+        self.storage
+            .put_bytes(&sentinel_key(), Bytes::from(sentinel.to_string()))
+            .await
+            .context("could not write the sentinel manifest for promsnap 0.1")?;
+        if let Some(group) = m.ha_group.as_deref().filter(|g| *g != m.instance) {
+            let mut groups = self.instance_groups(&m.instance).await?;
+            if groups.insert(group.to_string()) {
+                let index = InstanceIndex {
+                    instance: m.instance.clone(),
+                    groups,
+                };
+                let json = serde_json::to_vec(&index).expect("an index serializes");
+                self.storage
+                    .put_bytes(&instance_key(&m.instance)?, Bytes::from(json))
+                    .await
+                    .with_context(|| format!("could not write the index of {}", m.instance))?;
+            }
+        }
+        self.storage
+            .put_bytes(&key, Bytes::from(m.to_json()))
+            .await
+            .with_context(|| format!("could not write manifest {key}"))?;
+        Ok(())
+    }
+}
+
+/// The listed snapshots that may be `group`'s (its directory, and the
+/// manifests of earlier versions, whose group is not known unread), in id
+/// order: oldest first.
+pub fn of_group<'l>(listed: &'l [Listed], group: &str) -> Vec<&'l Listed> {
+    let dir = group_dir(group);
+    listed
+        .iter()
+        .filter(|l| l.dir.as_ref().is_none_or(|d| *d == dir))
+        .collect()
+}
+
+/// Manifests by id, for the callers that delete them.
+pub type Keys = HashMap<String, Key>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_are_their_own_directory_and_others_are_hashed() {
+        assert_eq!(group_dir("prom-eu1_a.2"), "prom-eu1_a.2");
+        for odd in [
+            "",
+            ".hidden",
+            "a/b",
+            "monitoring/k8s",
+            "x.json",
+            "ünïcode",
+            &"a".repeat(65),
+        ] {
+            let dir = group_dir(odd);
+            assert!(dir.starts_with("h-") && dir.len() == 34, "{odd:?} -> {dir}");
+            assert!(Key::new(format!("snapshots/{dir}/x.json")).is_ok());
+        }
+        assert_ne!(group_dir("a/b"), group_dir("a/c"));
+    }
+}
