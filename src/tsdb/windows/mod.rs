@@ -40,7 +40,7 @@ mod split;
 #[cfg(test)]
 mod tests;
 
-pub use join::{join, JoinError, Joined};
+pub use join::{join, join_into, JoinError, Joined, SegmentFiles, SegmentSink};
 pub use split::{split, NotInStep, Split};
 
 /// The default window: Prometheus's smallest block range, 2 h.
