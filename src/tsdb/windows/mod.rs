@@ -38,7 +38,7 @@ mod join;
 mod split;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use join::{join, join_into, JoinError, Joined, SegmentFiles, SegmentSink};
 pub use split::{split, NotInStep, Split};
