@@ -83,7 +83,7 @@ struct Planned {
     bytes_downloaded: u64,
 }
 
-async fn plan(repo: &Repository, entry: &BlockEntry) -> Result<Planned> {
+async fn plan(repo: &Repository, entry: &BlockEntry, budget: u64) -> Result<Planned> {
     let recipe = repo.load_recipe(entry).await?;
     let file = |path: &str| {
         recipe
@@ -127,7 +127,7 @@ async fn plan(repo: &Repository, entry: &BlockEntry) -> Result<Planned> {
         }
     };
     let packs = Arc::new(PackReader::new(repo.storage().clone()));
-    let ahead = ReadAhead::open(packs, groups)
+    let ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;
     Ok(Planned {
@@ -151,15 +151,18 @@ fn damaged_block(e: anyhow::Error, ulid: &str) -> anyhow::Error {
 
 /// Rebuilds the block `entry` describes into the empty directory `dir`.
 /// `durable`: fsync every file (a restore), overlapped with the writing;
-/// not for scratch copies.
+/// not for scratch copies. `budget`: the read-ahead's
+/// ([`budget_for`](super::pack::readahead::budget_for) the blocks rebuilt
+/// at once).
 pub async fn rebuild(
     repo: &Repository,
     entry: &BlockEntry,
     dir: &Path,
     progress: Arc<dyn Progress>,
     durable: bool,
+    budget: u64,
 ) -> Result<Rebuilt> {
-    let planned = plan(repo, entry).await?;
+    let planned = plan(repo, entry, budget).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let written = tokio::task::spawn_blocking(move || {
@@ -263,14 +266,16 @@ fn sync_files(files: Receiver<(PathBuf, File)>) -> Result<()> {
 /// writing only its small files and its index into the empty directory
 /// `dir`: the chunk segments are walked by `block` as they are rebuilt and
 /// never written. Call [`StreamedBlock::finish`] on `dir` afterwards.
+/// `budget` as for [`rebuild`].
 pub async fn check(
     repo: &Repository,
     entry: &BlockEntry,
     dir: &Path,
     block: StreamedBlock,
     progress: Arc<dyn Progress>,
+    budget: u64,
 ) -> Result<(Rebuilt, StreamedBlock)> {
-    let planned = plan(repo, entry).await?;
+    let planned = plan(repo, entry, budget).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let (written, block) = tokio::task::spawn_blocking(move || {

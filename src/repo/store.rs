@@ -628,9 +628,16 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("b");
         fs::create_dir(&dir).unwrap();
-        rebuild::rebuild(repo, &entry(block, stored), &dir, Arc::new(Silent), false)
-            .await
-            .unwrap();
+        rebuild::rebuild(
+            repo,
+            &entry(block, stored),
+            &dir,
+            Arc::new(Silent),
+            false,
+            32 << 20,
+        )
+        .await
+        .unwrap();
         for f in &block.files {
             assert_eq!(
                 fs::read(block.path.join(&f.rel)).unwrap(),
@@ -815,7 +822,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("b");
         fs::create_dir(&dir).unwrap();
-        rebuild::rebuild(&repo, &entry, &dir, Arc::new(Silent), true)
+        rebuild::rebuild(&repo, &entry, &dir, Arc::new(Silent), true, 32 << 20)
             .await
             .unwrap();
         for f in &block.files {
@@ -830,9 +837,10 @@ mod tests {
         let dir = scratch.path().join("b");
         fs::create_dir(&dir).unwrap();
         let streamed = StreamedBlock::new(scratch.path());
-        let (rebuilt, streamed) = rebuild::check(&repo, &entry, &dir, streamed, Arc::new(Silent))
-            .await
-            .unwrap();
+        let (rebuilt, streamed) =
+            rebuild::check(&repo, &entry, &dir, streamed, Arc::new(Silent), 8 << 20)
+                .await
+                .unwrap();
         let total: u64 = block.files.iter().map(|f| f.size).sum();
         assert_eq!(rebuilt.bytes_written, total);
         assert!(!dir.join("chunks").exists(), "chunk segments were written");

@@ -67,6 +67,16 @@ use crate::repo::content_id::ContentId;
 /// [`ReadAhead`].
 pub const BUDGET: u64 = 32 << 20;
 
+/// The least budget [`budget_for`] gives: two of the longest runs.
+pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
+
+/// The budget of each of `concurrency` read-aheads running at once (blocks
+/// restored or verified at the same time): [`BUDGET`] shared between them,
+/// at least [`MIN_BUDGET`] each.
+pub fn budget_for(concurrency: usize) -> u64 {
+    (BUDGET / concurrency.max(1) as u64).max(MIN_BUDGET)
+}
+
 /// The longest run of blobs read with one request (a longer blob is a run
 /// of its own).
 pub const MAX_RUN: u64 = 4 << 20;

@@ -179,6 +179,7 @@ pub(super) async fn deep(
     repo: &Repository,
     t: &Target<'_>,
     scratch: &Path,
+    concurrency: usize,
     progress: Arc<dyn crate::progress::Progress>,
 ) -> Result<Vec<Problem>> {
     let dir = std::fs::create_dir_all(scratch)
@@ -198,7 +199,9 @@ pub(super) async fn deep(
     std::fs::create_dir(&block_dir)
         .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
     let streamed = StreamedBlock::new(dir.path());
-    let block = match rebuild::check(repo, t.entry, &block_dir, streamed, progress).await {
+    let budget = pack::readahead::budget_for(concurrency);
+    let checked = rebuild::check(repo, t.entry, &block_dir, streamed, progress, budget);
+    let block = match checked.await {
         Ok((_, block)) => block,
         Err(e) if super::reported_by_quick(&e) => return Ok(vec![]),
         Err(e) => {
