@@ -367,3 +367,145 @@ fn hostile_recipes_are_refused_before_anything_is_written() {
         assert_eq!(verify.code, 3, "{what}: {}", verify.stdout);
     }
 }
+
+/// `target`'s `verify --deep --json` in a process that may write no file
+/// larger than `limit` bytes (RLIMIT_FSIZE, as `ulimit -f`): a larger write
+/// kills it with SIGXFSZ.
+fn deep_verify_within(target: &Target, scratch: &Path, limit: u64) -> support::Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = target.cmd(&[
+        "verify",
+        "--deep",
+        "--json",
+        "--scratch-dir",
+        scratch.to_str().unwrap(),
+    ]);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &lim) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    support::finish(cmd.output().expect("run promsnap"))
+}
+
+/// `verify --deep` rebuilds a format 2 block as a stream: its chunk
+/// segments are checked as they pass and never written, so it runs where
+/// no file as large as half the block's chunk file may be written, and
+/// leaves its scratch directory empty. A byte changed inside a window's
+/// blob is found, and the problem names the block, the pack and the blob.
+#[test]
+fn deep_verify_writes_no_chunk_file_and_names_a_damaged_pack() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let compacted = set(LINES[0], "compacted");
+    backup(&target, &data_dir(work.path(), "d", &compacted));
+    let chunks = size(&compacted[0].join("chunks/000001"));
+    let index = size(&compacted[0].join("index"));
+    assert!(chunks > 8 * index, "chunks {chunks}, index {index}");
+    let scratch = work.path().join("scratch");
+    let limit = chunks / 2;
+
+    let run = deep_verify_within(&target, &scratch, limit);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["level"], "deep", "{report:#}");
+    assert_eq!(
+        fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "verify left files in its scratch directory"
+    );
+
+    // Damage the middle of the first window's first blob.
+    let (_, recipe) = only_recipe(&repo);
+    let blob = &recipe["chunks"]["leaves"][0]["blobs"][0];
+    let pack = blob["pack"].as_str().unwrap();
+    let path = repo.join("packs").join(&pack[..2]).join(pack);
+    let at = blob["offset"].as_u64().unwrap() + blob["length"].as_u64().unwrap() / 2;
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[at as usize] ^= 0x40;
+    fs::write(&path, bytes).unwrap();
+
+    let run = deep_verify_within(&target, &scratch, limit);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let ulid = compacted[0].file_name().unwrap().to_str().unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    let rebuild = problems
+        .iter()
+        .find(|p| p["kind"] == "rebuild")
+        .unwrap_or_else(|| panic!("no rebuild problem: {report:#}"));
+    assert_eq!(rebuild["block"], ulid, "{rebuild:#}");
+    let message = rebuild["message"].as_str().unwrap();
+    for needle in [
+        ulid,
+        pack,
+        blob["id"].as_str().unwrap(),
+        "does not rebuild it",
+    ] {
+        assert!(message.contains(needle), "{needle} not in {message}");
+    }
+}
+
+/// A block whose chunk data is several blobs (3 MiB that zstd cannot
+/// shrink, stored as a file) restores byte for byte with `--concurrency 1`,
+/// its blobs decoded ahead of the writer; deep verify walks that file.
+#[test]
+fn a_block_of_many_blobs_restores_byte_for_byte_with_concurrency_1() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let source = set(LINES[0], "compacted");
+    let data = data_dir(work.path(), "d", &source);
+    support::add_random_chunks(&data, 3, 16);
+    backup(&target, &data);
+    let (_, recipe) = only_recipe(&repo);
+    let blobs: usize = recipe["chunks"]["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["blobs"].as_array().unwrap().len())
+        .sum();
+    assert!(blobs >= 3, "{blobs} blobs: {recipe:#}");
+
+    let dest = work.path().join("restored");
+    target.ok(&[
+        "restore",
+        "latest",
+        "--concurrency",
+        "1",
+        "--data-dir",
+        dest.to_str().unwrap(),
+    ]);
+    let name = source[0].file_name().unwrap();
+    for rel in [
+        "meta.json",
+        "index",
+        "tombstones",
+        "chunks/000001",
+        "chunks/000002",
+    ] {
+        assert!(
+            fs::read(data.join(name).join(rel)).unwrap()
+                == fs::read(dest.join(name).join(rel)).unwrap(),
+            "{rel} differs"
+        );
+    }
+    // Deep verify walks that file too, in the stream: random bytes are no
+    // chunk segment, and that is the only problem.
+    let run = target.run(&["verify", "--deep", "--concurrency", "1", "--json"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report:#}");
+    assert_eq!(problems[0]["file"], "chunks/000002", "{report:#}");
+    assert_eq!(problems[0]["kind"], "bad_magic", "{report:#}");
+}

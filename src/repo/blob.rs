@@ -343,15 +343,99 @@ impl<R: BufRead> Read for BlobReader<R> {
 /// not the blob its reference describes. Memory: the decoder and
 /// `raw_length` bytes, which the caller bounds.
 pub fn decode(frame: &[u8], raw_length: u32, id: ContentId) -> Result<Vec<u8>, BlobError> {
-    let as_blob_error = |e: io::Error| match BlobError::of_io(&e) {
-        Some(b) => b.clone(),
-        // Reading from memory cannot fail: any other error is zstd's.
-        None => BlobError::Corrupt(e.to_string()),
-    };
-    let mut reader = BlobReader::new(frame, raw_length, id).map_err(as_blob_error)?;
-    let mut out = Vec::with_capacity(raw_length as usize);
-    reader.read_to_end(&mut out).map_err(as_blob_error)?;
+    let mut out = Vec::new();
+    BlobDecoder::new().decode_into(frame, raw_length, id, &mut out)?;
     Ok(out)
+}
+
+/// Decodes whole blobs held in memory, one after the other, with one zstd
+/// context (no window buffer: a frame decodes straight into its output).
+/// This is what a restore's decoding threads use: a blob comes out whole
+/// and checked (frame header, that it is one frame and nothing after it,
+/// its length and SHA-256) before any of its bytes is handed on.
+pub struct BlobDecoder {
+    dctx: zstd::zstd_safe::DCtx<'static>,
+}
+
+impl Default for BlobDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlobDecoder {
+    pub fn new() -> BlobDecoder {
+        use zstd::zstd_safe::{DCtx, DParameter};
+        let mut dctx = DCtx::create();
+        // The header is checked below; this is a second guard.
+        dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG))
+            .expect("zstd accepts its own window limit");
+        BlobDecoder { dctx }
+    }
+
+    /// Decodes `frame` into `out` (cleared first), checking it against what
+    /// its reference says. Nothing decodes past `raw_length + 1` bytes;
+    /// `out` holds the blob only if this returns `Ok`.
+    pub fn decode_into(
+        &mut self,
+        frame: &[u8],
+        raw_length: u32,
+        id: ContentId,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlobError> {
+        let head = &frame[..frame.len().min(HEADER_PEEK as usize)];
+        let window = frame_window(head)?;
+        if window > MAX_WINDOW {
+            return Err(BlobError::WindowTooLarge { window });
+        }
+        match zstd::zstd_safe::find_frame_compressed_size(frame) {
+            Ok(n) if n < frame.len() => return Err(BlobError::Trailing),
+            Ok(_) => {}
+            Err(code) => return Err(corrupt(code)),
+        }
+        let raw = raw_length as usize;
+        out.clear();
+        out.resize(raw + 1, 0);
+        let n = match self.dctx.decompress(&mut out[..], frame) {
+            Ok(n) => n,
+            Err(code) if is_dst_too_small(code) => {
+                return Err(BlobError::TooLong {
+                    raw_length: u64::from(raw_length),
+                })
+            }
+            Err(code) => return Err(corrupt(code)),
+        };
+        out.truncate(n);
+        if n > raw {
+            return Err(BlobError::TooLong {
+                raw_length: u64::from(raw_length),
+            });
+        }
+        if n < raw {
+            return Err(BlobError::TooShort {
+                got: n as u64,
+                raw_length: u64::from(raw_length),
+            });
+        }
+        let got = ContentId::of(out);
+        if got != id {
+            out.clear();
+            return Err(BlobError::WrongId { got });
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(code: usize) -> BlobError {
+    BlobError::Corrupt(zstd::zstd_safe::get_error_name(code).to_string())
+}
+
+/// Whether zstd stopped because the output was full: the frame holds more
+/// than the reference records.
+fn is_dst_too_small(code: usize) -> bool {
+    use zstd::zstd_safe::zstd_sys::{ZSTD_ErrorCode, ZSTD_getErrorCode};
+    // SAFETY: a pure function of the error code.
+    unsafe { ZSTD_getErrorCode(code) == ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall }
 }
 
 /// What one open [`BlobReader`] holds in zstd's decoder, at most: the

@@ -152,8 +152,9 @@ pub async fn run(
     super::largest_first(&mut todo, |b| b.stored());
     progress.set_total(todo.iter().map(|b| progress_size(b)).sum());
     let owner = prepared.owner;
+    let budget = super::pack::readahead::budget_for(opts.concurrency);
     futures::stream::iter(todo.iter().copied())
-        .map(|entry| restore_block(repo, entry, dir, owner, progress.clone()))
+        .map(|entry| restore_block(repo, entry, dir, owner, budget, progress.clone()))
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
@@ -390,6 +391,7 @@ async fn restore_block(
     entry: &BlockEntry,
     dir: &Path,
     owner: Option<(u32, u32)>,
+    budget: u64,
     progress: Arc<dyn Progress>,
 ) -> Result<()> {
     let target = dir.join(&entry.ulid);
@@ -406,7 +408,7 @@ async fn restore_block(
     fs::create_dir(&tmp).map_err(|e| local(e, "create", &tmp))?;
     let mut guard = TmpDir(Some(tmp.clone()));
     let unpacked = match entry.is_recipe() {
-        true => rebuild::rebuild(repo, entry, &tmp, progress.clone(), true)
+        true => rebuild::rebuild(repo, entry, &tmp, progress.clone(), true, budget)
             .await
             .map(|_| ()),
         false => download::unpack_object(repo, entry, &tmp, progress.clone(), true).await,

@@ -24,8 +24,10 @@
 //! overflow) and match the header's entry at its offset in length, raw
 //! length and id. A failure is a [`DamagedPack`] that names the pack.
 //! `writer.rs` fills and uploads packs, `reader.rs` reads blobs back with
-//! ranged reads, `stream.rs` decodes a sequence of blobs as one stream.
+//! ranged reads, `stream.rs` decodes a sequence of blobs as one stream,
+//! `readahead.rs` many streams at once, ahead of their reader, on every core.
 
+pub mod readahead;
 pub mod reader;
 pub mod stream;
 pub mod writer;
@@ -38,6 +40,7 @@ use super::blob::BlobKind;
 use super::content_id::ContentId;
 use crate::storage::Key;
 
+pub use readahead::ReadAhead;
 pub use reader::PackReader;
 pub use stream::BlobsReader;
 pub use writer::{PackWriter, PackWriterOptions};

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use super::{key, BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
@@ -134,6 +135,19 @@ impl PackReader {
         self.header(&r.pack).await?.find(r)?;
         self.range(&r.pack, r.offset, u64::from(r.length), "blobs")
             .await
+    }
+
+    /// Bytes `offset..offset + length` of a pack's blobs in one buffer: one
+    /// ranged read (the read-ahead's runs of adjacent blobs). The caller
+    /// has checked the blobs it wants there against the pack's header.
+    pub async fn read_range(&self, pack: &ContentId, offset: u64, length: u64) -> Result<Bytes> {
+        let mut stream = self.range(pack, offset, length, "blobs").await?;
+        let mut out = BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.read_failed(pack, e, "blobs"))?;
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
     }
 
     /// Reads and decodes a whole (small) blob, refusing a reference that

@@ -8,9 +8,10 @@
 //! - read: every referenced pack is downloaded whole and hashed; a pack is
 //!   named by its SHA-256, so this checks every stored byte. A pack many
 //!   blocks share is read once. `--read-data-subset` picks packs.
-//! - deep: every block is rebuilt from its recipe into the scratch
-//!   directory, each file's SHA-256 checked on the way, then its TSDB
-//!   structure walked as for a restored block.
+//! - deep: every block is rebuilt from its recipe as a stream, each file's
+//!   SHA-256 checked on the way and its chunk records walked as they pass
+//!   (`rebuild::check`); only its index and small files go to the scratch
+//!   directory, for the index checks, as for a format 1 archive.
 //!
 //! Packs no checked recipe references are reported as notes (unreferenced
 //! data that `prune` reclaims), when every snapshot is verified.
@@ -27,7 +28,7 @@ use crate::repo::content_id::ContentId;
 use crate::repo::pack::{self, BlobRef, DamagedPack, PackReader};
 use crate::repo::rebuild;
 use crate::repo::Repository;
-use crate::tsdb::check::{self, CheckOptions};
+use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
 /// The packs the checked recipes reference, with who needs them.
 #[derive(Default)]
@@ -171,11 +172,14 @@ pub(super) async fn read(
     Ok((problems, chosen.len(), bytes))
 }
 
-/// The deep level for one format 2 block: rebuilt into scratch, checked.
+/// The deep level for one format 2 block: rebuilt as a stream and checked
+/// on the way (`rebuild::check`); only its index and small files go to
+/// the scratch directory, never its chunk segments.
 pub(super) async fn deep(
     repo: &Repository,
     t: &Target<'_>,
     scratch: &Path,
+    concurrency: usize,
     progress: Arc<dyn crate::progress::Progress>,
 ) -> Result<Vec<Problem>> {
     let dir = std::fs::create_dir_all(scratch)
@@ -194,28 +198,36 @@ pub(super) async fn deep(
     let block_dir = dir.path().join(&t.entry.ulid);
     std::fs::create_dir(&block_dir)
         .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
-    if let Err(e) = rebuild::rebuild(repo, t.entry, &block_dir, progress, false).await {
-        if super::reported_by_quick(&e) {
-            return Ok(vec![]);
-        }
-        return match environment(&e) {
-            Some(place) => Err(e.context(super::scratch_hint(t, place))),
-            None if crate::error::status_of(&e) == crate::error::ExitStatus::Failure
-                && crate::error::hint_of(&e).is_some() =>
-            {
-                Ok(vec![problem(t, "rebuild", format!("{e:#}"))])
+    let streamed = StreamedBlock::new(dir.path());
+    let budget = pack::readahead::budget_for(concurrency);
+    let checked = rebuild::check(repo, t.entry, &block_dir, streamed, progress, budget);
+    let block = match checked.await {
+        Ok((_, block)) => block,
+        Err(e) if super::reported_by_quick(&e) => return Ok(vec![]),
+        Err(e) => {
+            return match environment(&e) {
+                Some(place) => Err(e.context(super::scratch_hint(t, place))),
+                None if crate::error::status_of(&e) == crate::error::ExitStatus::Failure
+                    && crate::error::hint_of(&e).is_some() =>
+                {
+                    Ok(vec![problem(t, "rebuild", format!("{e:#}"))])
+                }
+                None => Err(e),
             }
-            None => Err(e),
-        };
-    }
+        }
+    };
     let (work, entry) = (block_dir.clone(), t.entry.clone());
-    let found = tokio::task::spawn_blocking(move || {
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<check::Problem>> {
         let opts = CheckOptions { chunk_refs: true };
-        let mut found = check::check_block(&work, Some(&entry.ulid), &opts);
+        let mut found = block.finish(&work, &entry.ulid, &opts)?;
         found.extend(super::meta_matches_manifest(&work, &entry));
-        found
+        Ok(found)
     })
-    .await?;
+    .await?
+    .map_err(|e| match environment(&e) {
+        Some(place) => e.context(super::scratch_hint(t, place)),
+        None => e,
+    })?;
     Ok(found
         .into_iter()
         .map(|p| Problem {

@@ -429,7 +429,7 @@ async fn read_one(
         );
     }
     match t.entry.is_recipe() {
-        true => format2::deep(repo, t, &opts.scratch, progress).await,
+        true => format2::deep(repo, t, &opts.scratch, opts.concurrency, progress).await,
         false => deep_one(repo, t, &opts.scratch, progress).await,
     }
 }

@@ -23,10 +23,12 @@
 //! - at the end, every segment file has been written and every stream used
 //!   up exactly: its declared bytes and records, and nothing after them.
 //!
-//! So no file ever grows past its recorded size. On an error the files
-//! written so far stay (the caller writes into a staging directory and
-//! removes it); new files are created with `create_new`, never over
-//! existing ones.
+//! So no file ever grows past its recorded size. The bytes go to a
+//! [`SegmentSink`]: [`SegmentFiles`] writes them as files (a restore), a
+//! checker may walk them as they pass (`verify --deep`, which never writes
+//! chunk segments to disk). On an error the files written so far stay (the
+//! caller writes into a staging directory and removes it); new files are
+//! created with `create_new`, never over existing ones.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufWriter, Write};
@@ -42,6 +44,73 @@ use crate::tsdb::segment::{self, MAX_LEN_FIELD, RECORD_OVERHEAD, SEGMENT_HEADER_
 
 /// The output buffer of the segment file being written.
 const WRITE_BUF: usize = 256 * 1024;
+
+/// Where [`join_into`] sends the segment files it rebuilds, one after the
+/// other: `start`, the file's bytes in order through `write` (its 8-byte
+/// header first), then `end` once its size and SHA-256 have been checked.
+pub trait SegmentSink {
+    fn start(&mut self, segment: &SegmentLayout) -> io::Result<()>;
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn end(&mut self) -> io::Result<()>;
+    /// How errors of this sink name a segment (`chunks/000001` by default).
+    fn path(&self, segment: &SegmentLayout) -> PathBuf {
+        PathBuf::from(&segment.path)
+    }
+}
+
+/// Writes the segment files into `<dir>/chunks/`, each created new; a
+/// finished file goes to `finished` with its path (which may sync it).
+pub struct SegmentFiles<'a> {
+    dir: PathBuf,
+    current: Option<(PathBuf, BufWriter<File>)>,
+    finished: Box<Finished<'a>>,
+}
+
+/// What [`SegmentFiles`] does with a finished file.
+type Finished<'a> = dyn FnMut(&Path, File) -> io::Result<()> + 'a;
+
+impl<'a> SegmentFiles<'a> {
+    /// Files in `dir/chunks/` (created if needed); `finished` gets each
+    /// file once it is complete and checked.
+    pub fn new(
+        dir: &Path,
+        finished: impl FnMut(&Path, File) -> io::Result<()> + 'a,
+    ) -> io::Result<SegmentFiles<'a>> {
+        fs::create_dir_all(dir.join("chunks"))?;
+        Ok(SegmentFiles {
+            dir: dir.to_path_buf(),
+            current: None,
+            finished: Box::new(finished),
+        })
+    }
+}
+
+impl SegmentSink for SegmentFiles<'_> {
+    fn start(&mut self, segment: &SegmentLayout) -> io::Result<()> {
+        let path = self.dir.join(&segment.path);
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        self.current = Some((path, BufWriter::with_capacity(WRITE_BUF, file)));
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.current
+            .as_mut()
+            .expect("a segment was started")
+            .1
+            .write_all(bytes)
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        let (path, file) = self.current.take().expect("a segment was started");
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        (self.finished)(&path, file)
+    }
+
+    fn path(&self, segment: &SegmentLayout) -> PathBuf {
+        self.dir.join(&segment.path)
+    }
+}
 
 /// What [`join`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +160,8 @@ pub enum JoinError {
 
 /// Rebuilds the chunk segment files of a block into `dir/chunks/`, from
 /// its restored `index`, its `layout` and one reader per window stream
-/// (`streams[i]` yields the stream of `layout.windows[i]`).
+/// (`streams[i]` yields the stream of `layout.windows[i]`). The files are
+/// not synced.
 pub fn join<R: BufRead>(
     index: &Path,
     layout: &WindowLayout,
@@ -99,14 +169,24 @@ pub fn join<R: BufRead>(
     dir: &Path,
 ) -> Result<Joined, JoinError> {
     check_layout(layout, streams.len())?;
-    let chunks = dir.join("chunks");
-    fs::create_dir_all(&chunks).map_err(|source| JoinError::Write {
-        path: chunks.clone(),
+    let mut files = SegmentFiles::new(dir, |_, _| Ok(())).map_err(|source| JoinError::Write {
+        path: dir.join("chunks"),
         source,
     })?;
+    join_into(index, layout, streams, &mut files)
+}
+
+/// As [`join`], sending the segment files to `sink`.
+pub fn join_into<R: BufRead>(
+    index: &Path,
+    layout: &WindowLayout,
+    streams: &mut [R],
+    sink: &mut dyn SegmentSink,
+) -> Result<Joined, JoinError> {
+    check_layout(layout, streams.len())?;
     let mut series = SeriesReader::open(index)?;
     let mut out = Output {
-        dir,
+        sink,
         segments: &layout.segments,
         current: None,
     };
@@ -370,15 +450,13 @@ fn finish_streams<R: BufRead>(
 
 /// The segment files being written.
 struct Output<'a> {
-    dir: &'a Path,
+    sink: &'a mut dyn SegmentSink,
     segments: &'a [SegmentLayout],
     current: Option<OutSegment>,
 }
 
 struct OutSegment {
     index: u64,
-    path: PathBuf,
-    file: BufWriter<File>,
     written: u64,
     sha: Sha256,
 }
@@ -394,27 +472,25 @@ impl Output<'_> {
             .map_or("chunks/", |c| self.layout(c.index).path.as_str())
     }
 
-    /// Creates segment file `index` and writes its header.
-    fn open(&mut self, index: u64) -> Result<(), JoinError> {
-        let seg = self.layout(index);
-        let path = self.dir.join(&seg.path);
-        let write_err = |source| JoinError::Write {
-            path: path.clone(),
+    /// The sink's failure on segment `index`.
+    fn write_error(&self, index: u64, source: io::Error) -> JoinError {
+        JoinError::Write {
+            path: self.sink.path(self.layout(index)),
             source,
-        };
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(write_err)?;
-        let mut file = BufWriter::with_capacity(WRITE_BUF, file);
-        file.write_all(&seg.header).map_err(write_err)?;
+        }
+    }
+
+    /// Starts segment file `index` and writes its header.
+    fn open(&mut self, index: u64) -> Result<(), JoinError> {
+        let seg = &self.segments[index as usize];
+        self.sink
+            .start(seg)
+            .and_then(|()| self.sink.write(&seg.header))
+            .map_err(|e| self.write_error(index, e))?;
         let mut sha = Sha256::new();
         sha.update(seg.header);
         self.current = Some(OutSegment {
             index,
-            path,
-            file,
             written: SEGMENT_HEADER_LEN,
             sha,
         });
@@ -464,12 +540,10 @@ impl Output<'_> {
     /// space left in the current segment.
     fn write(&mut self, record: &[u8]) -> Result<(), JoinError> {
         let cur = self.current.as_mut().expect("step_to found a segment");
-        cur.file
-            .write_all(record)
-            .map_err(|source| JoinError::Write {
-                path: cur.path.clone(),
-                source,
-            })?;
+        if let Err(e) = self.sink.write(record) {
+            let index = cur.index;
+            return Err(self.write_error(index, e));
+        }
         cur.sha.update(record);
         cur.written += record.len() as u64;
         Ok(())
@@ -491,14 +565,6 @@ impl Output<'_> {
                 cur.written, seg.size
             )));
         }
-        let write_err = |source| JoinError::Write {
-            path: cur.path.clone(),
-            source,
-        };
-        let file = cur
-            .file
-            .into_inner()
-            .map_err(|e| write_err(e.into_error()))?;
         let sha: [u8; 32] = cur.sha.finalize().into();
         if sha != seg.sha256 {
             return Err(fail(format!(
@@ -507,7 +573,7 @@ impl Output<'_> {
                 hex::encode(seg.sha256)
             )));
         }
-        file.sync_all().map_err(write_err)
+        self.sink.end().map_err(|e| self.write_error(cur.index, e))
     }
 
     /// After the walk: the last segment complete, and no segment unwritten.

@@ -38,9 +38,9 @@ mod join;
 mod split;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-pub use join::{join, JoinError, Joined};
+pub use join::{join, join_into, JoinError, Joined, SegmentFiles, SegmentSink};
 pub use split::{split, NotInStep, Split};
 
 /// The default window: Prometheus's smallest block range, 2 h.

@@ -10,7 +10,7 @@ mod fixtures;
 mod hostile;
 mod memory;
 mod not_in_step;
-mod synth;
+pub(crate) mod synth;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -13,7 +13,7 @@ use crate::tsdb::segment::{chunk_ref, SEGMENT_MAGIC};
 
 /// One chunk of a synthetic series.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Chunk {
+pub(crate) struct Chunk {
     pub min_time: i64,
     pub max_time: i64,
     /// Bytes of chunk data (random, encoding 1, valid CRC).
@@ -22,7 +22,7 @@ pub(super) struct Chunk {
 
 /// What was written.
 #[derive(Debug, Default)]
-pub(super) struct Written {
+pub(crate) struct Written {
     pub records: u64,
     pub segments: u64,
 }
@@ -31,7 +31,7 @@ pub(super) struct Written {
 /// segment files of at most `segment_size` bytes (a file holds at least one
 /// record), and an index whose reference for chunk `c` of series `s` is
 /// `bend(s, c, real_ref)`.
-pub(super) fn write_block(
+pub(crate) fn write_block(
     dir: &Path,
     series: impl IntoIterator<Item = Vec<Chunk>>,
     segment_size: u64,

@@ -1,0 +1,948 @@
+//! Reading many streams of blobs at once, ahead of their reader, on every
+//! core: how a restore and `verify --deep` of one format 2 block use the
+//! whole machine.
+//!
+//! Rebuilding a block reads its files' streams (`meta.json`, the index, one
+//! window stream per 2 h of the block) and joins the chunk files from them
+//! on one thread, which must walk the index in order. Decoding one blob
+//! after the other on that thread leaves every other core idle, however
+//! large the block. [`ReadAhead`] takes the decoding off it:
+//!
+//! - **Reads.** Before anything is read, every pack's header is read and
+//!   every reference checked against it (as [`PackReader::open_blob`]
+//!   does, but once per pack). The blobs are then grouped into *runs*:
+//!   adjacent blobs of one pack (gaps of at most [`MAX_GAP`]) up to
+//!   [`MAX_RUN`] bytes, each one ranged read. A block's own window streams
+//!   were cut in one pass over the index, so their blobs lie in its packs
+//!   in about the order the join needs them, and runs are long; streams
+//!   reused from other blocks lie in other packs, and a run then stops
+//!   where its blobs would be needed later than the budget reaches.
+//!   [`FETCHERS`] threads read runs in the order they will be needed.
+//! - **Decoding.** Fetched blobs are decoded on one thread per core, each
+//!   whole and checked (frame header, one frame and nothing after it,
+//!   length, SHA-256: [`BlobDecoder`]) before a byte of it is handed on.
+//!   A stream's reader takes its blobs in order; when the one it needs is
+//!   not decoded yet it decodes it itself, and when its run has not been
+//!   read yet, that run is read next, whatever the budget.
+//! - **Order.** Which blob is needed when is estimated from where it lies
+//!   in its stream: streams read [one after another](Order::OneAfterAnother)
+//!   by their position in the group, streams read [side by
+//!   side](Order::SideBySide) (the window streams, which the join advances
+//!   together as it walks the index series by series) by the share of
+//!   their stream before them. A wrong guess costs time, never
+//!   correctness: the reader always gets what it asks for.
+//! - **Memory.** Every blob read and not yet taken by its reader holds
+//!   its decoded length (reserved when its run is read, so decoding never
+//!   adds to it), and every run being read its length: together at most
+//!   [`BUDGET`] (32 MiB); a fetcher waits for room before it starts a run.
+//!   A reader that waits for a blob whose run has not been read has that
+//!   run read out of turn if it fits in the budget, else that blob alone:
+//!   so at most one blob over the budget. Each reader also holds the blob
+//!   it is reading (one per stream: at most the cutter's target, 1 MiB,
+//!   less for blocks of many windows), and each decoding thread one zstd
+//!   context (no window buffer: a frame decodes straight into its blob's
+//!   buffer).
+//!
+//! Every failure reaches the reader of the stream it belongs to, as an
+//! `io::Error`: damage as a [`DamagedPack`] naming the pack (and the blob),
+//! a failure of the connection as what it is.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, BufRead, Read};
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::runtime::Handle;
+
+use super::{BlobRef, DamagedPack, PackReader};
+use crate::progress::Progress;
+use crate::repo::blob::{BlobDecoder, BlobError};
+use crate::repo::content_id::ContentId;
+
+/// Bytes held for readers that have not taken them yet (runs being read,
+/// blobs read or decoded, each counted at its decoded length), per
+/// [`ReadAhead`].
+pub const BUDGET: u64 = 32 << 20;
+
+/// The least budget [`budget_for`] gives: two of the longest runs.
+pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
+
+/// The budget of each of `concurrency` read-aheads running at once (blocks
+/// restored or verified at the same time): [`BUDGET`] shared between them,
+/// at least [`MIN_BUDGET`] each.
+pub fn budget_for(concurrency: usize) -> u64 {
+    (BUDGET / concurrency.max(1) as u64).max(MIN_BUDGET)
+}
+
+/// The longest run of blobs read with one request (a longer blob is a run
+/// of its own).
+pub const MAX_RUN: u64 = 4 << 20;
+
+/// Bytes between two blobs that a run reads and throws away rather than
+/// start another request.
+pub const MAX_GAP: u64 = 256 << 10;
+
+/// Runs read at the same time.
+pub const FETCHERS: usize = 3;
+
+/// Pack headers read at the same time while references are checked.
+const HEADERS_AT_ONCE: usize = 8;
+
+/// How a reader goes through the streams of a [`Group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Each stream to its end, then the next (whole files).
+    OneAfterAnother,
+    /// All streams at once, each at about the same share of its length
+    /// (window streams, joined by walking the index).
+    SideBySide,
+}
+
+/// Streams read the same way; groups are read one after the other.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub order: Order,
+    /// Each stream is the concatenation of its blobs.
+    pub streams: Vec<Vec<BlobRef>>,
+}
+
+/// What a read-ahead did, for tests and measurements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Ranged reads of blobs (pack headers not counted).
+    pub requests: u64,
+    /// Bytes those reads asked for.
+    pub bytes_read: u64,
+    /// Runs read out of turn because a reader was waiting for them.
+    pub out_of_turn: u64,
+    /// Blobs a reader decoded itself because no decoding thread had yet.
+    pub decoded_by_reader: u64,
+    /// The most bytes held at once (see [`BUDGET`]).
+    pub peak_held: u64,
+}
+
+/// One blob in the plan.
+struct Planned {
+    r: BlobRef,
+    /// When it will be needed: the group's number plus a share of it.
+    need: f64,
+    run: usize,
+}
+
+/// Adjacent blobs of one pack, read with one request.
+struct Run {
+    pack: ContentId,
+    offset: u64,
+    length: u64,
+    /// What it holds once read: its length, or its blobs' [`cost`] if more.
+    cost: u64,
+    /// Its blobs, by offset.
+    blobs: Vec<usize>,
+}
+
+/// The streams of a block, planned and checked, ready to [`run`](ReadAhead::run).
+pub struct ReadAhead {
+    packs: Arc<PackReader>,
+    handle: Handle,
+    blobs: Vec<Planned>,
+    /// Runs, in the order they will be needed.
+    runs: Vec<Run>,
+    /// Each stream's blobs, as a range of `blobs`; by group, then stream.
+    streams: Vec<Range<usize>>,
+    budget: u64,
+}
+
+impl ReadAhead {
+    /// Plans the reads of `groups` and checks every reference against its
+    /// pack's header (every pack once, several at a time), so that a
+    /// reference that lies is refused before anything is read or written.
+    /// Call in the runtime, whose handle the threads keep.
+    pub async fn open(packs: Arc<PackReader>, groups: Vec<Group>) -> Result<ReadAhead> {
+        Self::with_budget(packs, groups, BUDGET).await
+    }
+
+    /// As [`open`](Self::open), with another budget (tests).
+    pub async fn with_budget(
+        packs: Arc<PackReader>,
+        groups: Vec<Group>,
+        budget: u64,
+    ) -> Result<ReadAhead> {
+        let (blobs, streams) = plan_needs(&groups);
+        check_refs(&packs, &blobs).await?;
+        let mut ahead = ReadAhead {
+            packs,
+            handle: Handle::current(),
+            blobs,
+            runs: Vec::new(),
+            streams,
+            budget,
+        };
+        ahead.plan_runs(&groups);
+        Ok(ahead)
+    }
+
+    /// Groups the blobs into runs and sorts the runs by need.
+    fn plan_runs(&mut self, groups: &[Group]) {
+        // How far apart in need two blobs of one run may be: half the
+        // budget's share of their group.
+        let reach: Vec<f64> = groups
+            .iter()
+            .map(|g| {
+                let total: u64 = g.streams.iter().flatten().map(raw).sum();
+                (self.budget / 2) as f64 / total.max(1) as f64
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..self.blobs.len()).collect();
+        order.sort_by_key(|&i| (self.blobs[i].r.pack, self.blobs[i].r.offset));
+        let mut runs: Vec<(f64, Run)> = Vec::new();
+        let mut span = (0.0f64, 0.0f64);
+        for i in order {
+            let b = &self.blobs[i];
+            let (start, end) = (b.r.offset, b.r.offset + u64::from(b.r.length));
+            let group = b.need.floor();
+            let joins = runs.last().is_some_and(|(_, run)| {
+                let run_end = run.offset + run.length;
+                run.pack == b.r.pack
+                    && start <= run_end + MAX_GAP
+                    && end.max(run_end) - run.offset <= MAX_RUN
+                    && span.0.floor() == group
+                    && b.need.max(span.1) - b.need.min(span.0) <= reach[group as usize]
+            });
+            if joins {
+                let (first, run) = runs.last_mut().expect("joins a run");
+                run.length = end.max(run.offset + run.length) - run.offset;
+                run.blobs.push(i);
+                *first = first.min(b.need);
+                span = (span.0.min(b.need), span.1.max(b.need));
+            } else {
+                span = (b.need, b.need);
+                runs.push((
+                    b.need,
+                    Run {
+                        pack: b.r.pack,
+                        offset: start,
+                        length: end - start,
+                        cost: 0,
+                        blobs: vec![i],
+                    },
+                ));
+            }
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, run) in &mut runs {
+            let blobs: u64 = run.blobs.iter().map(|&i| cost(&self.blobs[i].r)).sum();
+            run.cost = run.length.max(blobs);
+        }
+        for (n, (_, run)) in runs.iter().enumerate() {
+            for &i in &run.blobs {
+                self.blobs[i].run = n;
+            }
+        }
+        self.runs = runs.into_iter().map(|(_, run)| run).collect();
+    }
+
+    /// Reads the streams: `consume` runs on this thread with one reader per
+    /// stream (by group, then stream, as given to [`open`](Self::open)),
+    /// while the fetching and decoding threads work ahead of it. They stop
+    /// when `consume` returns. Call on a blocking thread.
+    /// `progress` is advanced by each blob's bytes as a reader takes it.
+    pub fn run<T>(
+        self,
+        progress: Option<&dyn Progress>,
+        consume: impl FnOnce(Vec<StreamReader<'_>>) -> T,
+    ) -> (T, Stats) {
+        let shared = Shared {
+            state: Mutex::new(State {
+                slots: (0..self.blobs.len()).map(|_| Slot::Waiting).collect(),
+                started: vec![false; self.runs.len()],
+                next_run: 0,
+                urgent: VecDeque::new(),
+                urgent_blobs: VecDeque::new(),
+                decode: VecDeque::new(),
+                held: 0,
+                closed: false,
+                spare: Vec::new(),
+                stats: Stats::default(),
+            }),
+            changed: Condvar::new(),
+            plan: &self,
+            reader_decoder: Mutex::new(BlobDecoder::new()),
+        };
+        let decoders = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let out = std::thread::scope(|scope| {
+            for _ in 0..FETCHERS.min(self.runs.len()) {
+                scope.spawn(|| shared.fetch_runs());
+            }
+            for _ in 0..decoders {
+                scope.spawn(|| shared.decode_blobs());
+            }
+            // Whatever `consume` does (a panic too), the threads stop.
+            let _stop = Stop(&shared);
+            let readers = self
+                .streams
+                .iter()
+                .map(|range| StreamReader {
+                    shared: &shared,
+                    blobs: range.clone(),
+                    blob: Vec::new(),
+                    at: 0,
+                    progress,
+                })
+                .collect();
+            consume(readers)
+        });
+        let stats = shared.lock().stats;
+        (out, stats)
+    }
+}
+
+/// The uncompressed length of a blob.
+fn raw(r: &BlobRef) -> u64 {
+    u64::from(r.raw_length)
+}
+
+/// What a blob holds from when it is read until its reader takes it: its
+/// frame, then its decoded bytes (reserved at once, so that decoding never
+/// takes the held bytes past the budget).
+fn cost(r: &BlobRef) -> u64 {
+    raw(r).max(u64::from(r.length))
+}
+
+/// Every blob with the share of its group read before it is needed; and
+/// each stream's range of blobs.
+fn plan_needs(groups: &[Group]) -> (Vec<Planned>, Vec<Range<usize>>) {
+    let mut blobs = Vec::new();
+    let mut streams = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let total: u64 = group.streams.iter().flatten().map(raw).sum();
+        let mut before_stream = 0u64;
+        for stream in &group.streams {
+            let length: u64 = stream.iter().map(raw).sum();
+            let first = blobs.len();
+            let mut at = 0u64;
+            for r in stream {
+                let share = match group.order {
+                    Order::OneAfterAnother => (before_stream + at) as f64 / total.max(1) as f64,
+                    Order::SideBySide => at as f64 / length.max(1) as f64,
+                };
+                // Within [0, 1): the group's number is the integer part.
+                let need = g as f64 + share.min(0.999_999);
+                blobs.push(Planned {
+                    r: *r,
+                    need,
+                    run: 0,
+                });
+                at += raw(r);
+            }
+            before_stream += length;
+            streams.push(first..blobs.len());
+        }
+    }
+    (blobs, streams)
+}
+
+/// Reads each pack's header once and checks every reference to it.
+async fn check_refs(packs: &Arc<PackReader>, blobs: &[Planned]) -> Result<()> {
+    let mut by_pack: BTreeMap<ContentId, Vec<&BlobRef>> = BTreeMap::new();
+    for b in blobs {
+        by_pack.entry(b.r.pack).or_default().push(&b.r);
+    }
+    let mut checks = futures::stream::iter(by_pack)
+        .map(|(pack, refs)| async move {
+            let header = packs.read_header(&pack).await?;
+            for r in refs {
+                header.find(r)?;
+                // No frame of `raw_length` bytes needs more than this.
+                let bound = zstd::zstd_safe::compress_bound(r.raw_length as usize) as u64;
+                if u64::from(r.length) > bound {
+                    return Err(DamagedPack::damaged(
+                        pack,
+                        format!(
+                            "blob {} at offset {} takes {} bytes, more than any {}-byte blob \
+                             needs",
+                            r.id, r.offset, r.length, r.raw_length
+                        ),
+                    )
+                    .into());
+                }
+            }
+            anyhow::Ok(())
+        })
+        .buffer_unordered(HEADERS_AT_ONCE);
+    while let Some(checked) = checks.next().await {
+        checked?;
+    }
+    Ok(())
+}
+
+/// What a fetching thread reads.
+enum Job {
+    Run(usize),
+    Blob(usize),
+}
+
+/// Where a blob is.
+enum Slot {
+    /// Its run has not been read.
+    Waiting,
+    /// Being read alone, for a waiting reader.
+    Reading,
+    /// Read (its frame), waiting to be decoded.
+    Fetched(Bytes),
+    /// Being decoded.
+    Decoding,
+    /// Decoded and checked.
+    Ready(Vec<u8>),
+    Failed(io::Error),
+    /// Handed to its reader.
+    Taken,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    /// Runs a fetcher has taken.
+    started: Vec<bool>,
+    /// The first run, in need order, that may not have started.
+    next_run: usize,
+    /// Runs a reader waits for.
+    urgent: VecDeque<usize>,
+    /// Blobs a reader waits for, to be read alone: their run would take
+    /// the held bytes past the budget.
+    urgent_blobs: VecDeque<usize>,
+    /// Fetched blobs, in the order they were read.
+    decode: VecDeque<usize>,
+    /// Bytes of runs being read, frames and decoded blobs not yet taken.
+    held: u64,
+    closed: bool,
+    /// Emptied blob buffers, for the decoders to reuse.
+    spare: Vec<Vec<u8>>,
+    stats: Stats,
+}
+
+impl State {
+    fn hold(&mut self, bytes: u64) {
+        self.held += bytes;
+        self.stats.peak_held = self.stats.peak_held.max(self.held);
+    }
+}
+
+struct Shared<'a> {
+    state: Mutex<State>,
+    changed: Condvar,
+    plan: &'a ReadAhead,
+    /// For the blobs a reader decodes itself (only the reading thread).
+    reader_decoder: Mutex<BlobDecoder>,
+}
+
+/// Stops the threads when dropped.
+struct Stop<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for Stop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.changed.notify_all();
+    }
+}
+
+impl Shared<'_> {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'g>(&self, guard: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fetching thread: reads runs in need order while the budget has
+    /// room, and what a reader waits for at once.
+    fn fetch_runs(&self) {
+        while let Some(job) = self.next_job() {
+            match job {
+                Job::Run(n) => self.fetch_run(&self.plan.runs[n]),
+                Job::Blob(i) => self.fetch_blob(i),
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Reads a run; its blobs not read alone meanwhile go to the decoders.
+    fn fetch_run(&self, run: &Run) {
+        let read = self.plan.handle.block_on(
+            self.plan
+                .packs
+                .read_range(&run.pack, run.offset, run.length),
+        );
+        let mut st = self.lock();
+        st.stats.requests += 1;
+        st.stats.bytes_read += run.length;
+        st.held -= run.cost;
+        let waiting: Vec<usize> = (run.blobs.iter().copied())
+            .filter(|&i| matches!(st.slots[i], Slot::Waiting))
+            .collect();
+        match read {
+            Ok(bytes) => {
+                for i in waiting {
+                    let r = &self.plan.blobs[i].r;
+                    let at = (r.offset - run.offset) as usize;
+                    let frame = bytes.slice(at..at + r.length as usize);
+                    st.slots[i] = Slot::Fetched(frame);
+                    st.decode.push_back(i);
+                    st.hold(cost(r));
+                }
+            }
+            Err(e) => {
+                for (k, i) in waiting.into_iter().enumerate() {
+                    st.slots[i] = Slot::Failed(fetch_error(&e, k == 0));
+                }
+            }
+        }
+    }
+
+    /// Reads one blob alone, for a reader that waits for it.
+    fn fetch_blob(&self, i: usize) {
+        let r = &self.plan.blobs[i].r;
+        let length = u64::from(r.length);
+        let read = self
+            .plan
+            .handle
+            .block_on(self.plan.packs.read_range(&r.pack, r.offset, length));
+        let mut st = self.lock();
+        st.stats.requests += 1;
+        st.stats.bytes_read += length;
+        st.slots[i] = match read {
+            Ok(frame) => {
+                st.decode.push_back(i);
+                Slot::Fetched(frame)
+            }
+            Err(e) => {
+                st.held -= cost(r);
+                Slot::Failed(fetch_error(&e, true))
+            }
+        };
+    }
+
+    /// What to read next: what a reader waits for, else the next run once
+    /// there is room for it; `None` when every run has been started or the
+    /// reader is done.
+    fn next_job(&self) -> Option<Job> {
+        let mut st = self.lock();
+        loop {
+            if st.closed {
+                return None;
+            }
+            if let Some(i) = st.urgent_blobs.pop_front() {
+                st.stats.out_of_turn += 1;
+                st.hold(cost(&self.plan.blobs[i].r));
+                return Some(Job::Blob(i));
+            }
+            while let Some(n) = st.urgent.pop_front() {
+                if !st.started[n] {
+                    st.stats.out_of_turn += 1;
+                    return Some(Job::Run(self.start(&mut st, n)));
+                }
+            }
+            while st.next_run < self.plan.runs.len() && st.started[st.next_run] {
+                st.next_run += 1;
+            }
+            let n = st.next_run;
+            let run = self.plan.runs.get(n)?;
+            if st.held == 0 || st.held + run.cost <= self.plan.budget {
+                return Some(Job::Run(self.start(&mut st, n)));
+            }
+            st = self.wait(st);
+        }
+    }
+
+    fn start(&self, st: &mut State, n: usize) -> usize {
+        st.started[n] = true;
+        st.hold(self.plan.runs[n].cost);
+        n
+    }
+
+    /// A decoding thread: decodes fetched blobs until the reader is done.
+    fn decode_blobs(&self) {
+        let mut decoder = BlobDecoder::new();
+        loop {
+            let (i, frame, out) = {
+                let mut st = self.lock();
+                loop {
+                    if st.closed {
+                        return;
+                    }
+                    if let Some(i) = st.decode.pop_front() {
+                        let frame = self.take_frame(&mut st, i);
+                        let out = st.spare.pop().unwrap_or_default();
+                        break (i, frame, out);
+                    }
+                    st = self.wait(st);
+                }
+            };
+            let decoded = self.decode(&mut decoder, i, &frame, out);
+            drop(frame);
+            let mut st = self.lock();
+            if decoded.is_err() {
+                st.held -= cost(&self.plan.blobs[i].r);
+            }
+            st.slots[i] = match decoded {
+                Ok(blob) => Slot::Ready(blob),
+                Err(e) => Slot::Failed(e),
+            };
+            drop(st);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Takes the frame of fetched blob `i` for decoding.
+    fn take_frame(&self, st: &mut State, i: usize) -> Bytes {
+        match std::mem::replace(&mut st.slots[i], Slot::Decoding) {
+            Slot::Fetched(frame) => frame,
+            _ => unreachable!("only fetched blobs are queued for decoding"),
+        }
+    }
+
+    fn decode(
+        &self,
+        decoder: &mut BlobDecoder,
+        i: usize,
+        frame: &[u8],
+        mut out: Vec<u8>,
+    ) -> io::Result<Vec<u8>> {
+        let r = &self.plan.blobs[i].r;
+        decoder
+            .decode_into(frame, r.raw_length, r.id, &mut out)
+            .map(|()| out)
+            .map_err(|e| blob_damage(r, e))
+    }
+
+    /// Blob `i` for its reader, decoded and checked: waits for it, decodes
+    /// it here if no decoding thread has started it, and has its run read
+    /// next if it has not been read. `done` is the reader's emptied buffer.
+    fn take(&self, i: usize, done: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut st = self.lock();
+        if done.capacity() > 0 && st.spare.len() < 8 {
+            st.spare.push(done);
+        }
+        let mut asked = false;
+        loop {
+            match std::mem::replace(&mut st.slots[i], Slot::Taken) {
+                Slot::Ready(blob) => {
+                    st.held -= cost(&self.plan.blobs[i].r);
+                    drop(st);
+                    self.changed.notify_all();
+                    return Ok(blob);
+                }
+                Slot::Failed(e) => return Err(e),
+                Slot::Fetched(frame) => {
+                    st.decode.retain(|&j| j != i);
+                    st.stats.decoded_by_reader += 1;
+                    let out = st.spare.pop().unwrap_or_default();
+                    drop(st);
+                    let mut decoder = self
+                        .reader_decoder
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let decoded = self.decode(&mut decoder, i, &frame, out);
+                    drop(decoder);
+                    drop(frame);
+                    self.lock().held -= cost(&self.plan.blobs[i].r);
+                    self.changed.notify_all();
+                    return decoded;
+                }
+                Slot::Waiting => {
+                    st.slots[i] = Slot::Waiting;
+                    let run = self.plan.blobs[i].run;
+                    if !asked && !st.started[run] {
+                        // The whole run if it fits in the budget, else the
+                        // blob alone: what is read out of turn never piles up.
+                        if st.held + self.plan.runs[run].cost <= self.plan.budget {
+                            st.urgent.push_back(run);
+                        } else {
+                            st.slots[i] = Slot::Reading;
+                            st.urgent_blobs.push_back(i);
+                        }
+                        asked = true;
+                        self.changed.notify_all();
+                    }
+                }
+                other => st.slots[i] = other,
+            }
+            st = self.wait(st);
+        }
+    }
+}
+
+/// A failed read of a run, for blob `k` of it: damage stays findable for
+/// every blob; the first also keeps the whole cause.
+fn fetch_error(e: &anyhow::Error, first: bool) -> io::Error {
+    match DamagedPack::find(e) {
+        Some(d) => io::Error::new(io::ErrorKind::InvalidData, d.clone()),
+        None if first => io::Error::other(format!("{e:#}")),
+        None => io::Error::other(format!("an earlier read failed: {e:#}")),
+    }
+}
+
+/// A blob's damage as damage of its pack, naming both.
+fn blob_damage(r: &BlobRef, e: BlobError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset)),
+    )
+}
+
+/// One stream, read from its decoded blobs: a `BufRead` that hands on a
+/// blob's bytes only once the whole blob has been checked.
+pub struct StreamReader<'a> {
+    shared: &'a Shared<'a>,
+    /// The stream's blobs not taken yet.
+    blobs: Range<usize>,
+    blob: Vec<u8>,
+    at: usize,
+    progress: Option<&'a dyn Progress>,
+}
+
+impl BufRead for StreamReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.at == self.blob.len() {
+            let Some(i) = self.blobs.next() else {
+                return Ok(&[]);
+            };
+            let done = std::mem::take(&mut self.blob);
+            self.blob = self.shared.take(i, done)?;
+            self.at = 0;
+            if let Some(p) = self.progress {
+                p.advance(self.blob.len() as u64);
+            }
+        }
+        Ok(&self.blob[self.at..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.at = (self.at + amt).min(self.blob.len());
+    }
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::blob::{sample, BlobEncoder, BlobKind};
+    use crate::repo::cutter::BlobCutter;
+    use crate::repo::pack::{PackWriter, PackWriterOptions};
+    use crate::storage::{LocalStorage, Storage};
+
+    /// Streams of records cut into blobs (about 16 KiB each) and stored in
+    /// packs of about 128 KiB as a backup stores a block: the first
+    /// `whole` streams (small files, index) one after the other, then the
+    /// rest (window streams) interleaved.
+    async fn store(
+        storage: &Arc<dyn Storage>,
+        streams: &[Vec<u8>],
+        whole: usize,
+    ) -> Vec<Vec<BlobRef>> {
+        let mut encoder = BlobEncoder::with_default_level().unwrap();
+        let mut per_stream = Vec::new();
+        for (s, data) in streams.iter().enumerate() {
+            let mut cutter = BlobCutter::new(16 << 10);
+            let mut blobs = Vec::new();
+            let mut emit = |raw: &[u8]| {
+                blobs.push(encoder.encode(BlobKind::Chunks, raw)?);
+                Ok(())
+            };
+            for record in data.chunks(700 + s) {
+                cutter.push(record, &mut emit).unwrap();
+            }
+            cutter.finish(&mut emit).unwrap();
+            per_stream.push(blobs);
+        }
+        let opts = PackWriterOptions {
+            target: 128 << 10,
+            in_flight: 2,
+        };
+        let mut writer = PackWriter::new(storage.clone(), opts);
+        let mut refs = Vec::new();
+        let longest = per_stream.iter().map(Vec::len).max().unwrap_or(0);
+        let mut iters: Vec<_> = per_stream.into_iter().map(Vec::into_iter).collect();
+        for (s, blobs) in iters.iter_mut().enumerate().take(whole) {
+            for (k, b) in blobs.enumerate() {
+                refs.extend(writer.add((s, k), b).await.unwrap());
+            }
+        }
+        for k in 0..longest {
+            for (s, blobs) in iters.iter_mut().enumerate() {
+                if let Some(b) = blobs.next() {
+                    refs.extend(writer.add((s, k), b).await.unwrap());
+                }
+            }
+        }
+        refs.extend(writer.finish().await.unwrap().0);
+        refs.sort_by_key(|(tag, _)| *tag);
+        let mut out = vec![Vec::new(); streams.len()];
+        for ((s, _), r) in refs {
+            out[s].push(r);
+        }
+        out
+    }
+
+    fn storage(dir: &Path) -> Arc<dyn Storage> {
+        Arc::new(LocalStorage::new(dir.to_path_buf()))
+    }
+
+    use std::path::Path;
+
+    /// Reads every stream the way the join does: the first group's
+    /// streams one after the other, then the second group's a little of
+    /// each in turn.
+    fn read_all(readers: Vec<StreamReader<'_>>, first: usize) -> io::Result<Vec<Vec<u8>>> {
+        let mut out = vec![Vec::new(); readers.len()];
+        let mut readers = readers;
+        for (r, o) in readers.iter_mut().zip(&mut out).take(first) {
+            r.read_to_end(o)?;
+        }
+        let mut open: Vec<usize> = (first..readers.len()).collect();
+        while !open.is_empty() {
+            let mut still = Vec::new();
+            for i in open {
+                let mut buf = vec![0u8; 3000 + i * 500];
+                let n = readers[i].read(&mut buf)?;
+                out[i].extend_from_slice(&buf[..n]);
+                if n > 0 {
+                    still.push(i);
+                }
+            }
+            open = still;
+        }
+        Ok(out)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_come_back_whole_in_few_reads_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path());
+        let data: Vec<Vec<u8>> = (0..6u64)
+            .map(|s| sample(150_000 + s as usize * 40_000, s))
+            .collect();
+        let refs = store(&storage, &data, 2).await;
+        let blobs: usize = refs.iter().map(Vec::len).sum();
+        let packs: std::collections::HashSet<_> = refs.iter().flatten().map(|r| r.pack).collect();
+        assert!(packs.len() >= 3, "{} packs", packs.len());
+        let groups = vec![
+            Group {
+                order: Order::OneAfterAnother,
+                streams: refs[..2].to_vec(),
+            },
+            Group {
+                order: Order::SideBySide,
+                streams: refs[2..].to_vec(),
+            },
+        ];
+        let budget = 1 << 20;
+        let reader = Arc::new(PackReader::new(storage));
+        let ahead = ReadAhead::with_budget(reader, groups, budget)
+            .await
+            .unwrap();
+        let (out, stats) =
+            tokio::task::spawn_blocking(move || ahead.run(None, |readers| read_all(readers, 2)))
+                .await
+                .unwrap();
+        assert_eq!(out.unwrap(), data);
+        // Adjacent blobs are read together: far fewer reads than blobs,
+        // about one per pack.
+        assert!(
+            stats.requests * 4 <= blobs as u64 && stats.requests <= 2 * packs.len() as u64,
+            "{} reads for {blobs} blobs in {} packs",
+            stats.requests,
+            packs.len()
+        );
+        // Held: within the budget, but for one blob read alone, out of
+        // turn, for the waiting reader (blobs here are about 16 KiB).
+        assert!(stats.peak_held <= budget + (64 << 10), "{stats:?}");
+        assert!(stats.peak_held > budget / 2, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_blob_fails_its_stream_naming_the_pack_and_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path());
+        let data = vec![sample(200_000, 1), sample(200_000, 2)];
+        let refs = store(&storage, &data, 2).await;
+        let victim = refs[1][3];
+        let path = dir
+            .path()
+            .join(crate::repo::pack::key(&victim.pack).as_str());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[victim.offset as usize + victim.length as usize / 2] ^= 0x20;
+        std::fs::write(&path, bytes).unwrap();
+        let groups = vec![Group {
+            order: Order::OneAfterAnother,
+            streams: refs,
+        }];
+        let ahead = ReadAhead::open(Arc::new(PackReader::new(storage)), groups)
+            .await
+            .unwrap();
+        let (out, _) =
+            tokio::task::spawn_blocking(move || ahead.run(None, |readers| read_all(readers, 2)))
+                .await
+                .unwrap();
+        let err = anyhow::Error::from(out.unwrap_err());
+        assert_eq!(DamagedPack::find(&err).map(|d| d.pack), Some(victim.pack));
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&victim.id.to_string()), "{msg}");
+    }
+
+    /// A reader that stops early (an error elsewhere) stops the threads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_that_stops_early_stops_the_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path());
+        let data = vec![sample(300_000, 1), sample(300_000, 2)];
+        let refs = store(&storage, &data, 0).await;
+        let groups = vec![Group {
+            order: Order::SideBySide,
+            streams: refs,
+        }];
+        let ahead = ReadAhead::with_budget(Arc::new(PackReader::new(storage)), groups, 64 << 10)
+            .await
+            .unwrap();
+        let (first, _) = tokio::task::spawn_blocking(move || {
+            ahead.run(None, |mut readers| {
+                let mut buf = vec![0u8; 1000];
+                readers[1].read_exact(&mut buf).map(|()| buf)
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(first.unwrap(), data[1][..1000]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reference_its_pack_does_not_list_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = storage(dir.path());
+        let mut refs = store(&storage, &[sample(50_000, 1)], 1).await;
+        refs[0][0].raw_length += 1;
+        let groups = vec![Group {
+            order: Order::OneAfterAnother,
+            streams: refs.clone(),
+        }];
+        let err = ReadAhead::open(Arc::new(PackReader::new(storage)), groups)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            DamagedPack::find(&err).map(|d| d.pack),
+            Some(refs[0][0].pack)
+        );
+    }
+}
