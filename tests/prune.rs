@@ -755,3 +755,68 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
     let id = stored["snapshot_id"].as_str().unwrap();
     sets::restores_identically(&target, id, &work.path().join("r2"), "stored again");
 }
+
+/// Packs and recipes are named by their content, so a repack can write
+/// again a pack (and recipe) that an earlier repack wrote, while this prune
+/// is about to delete that one as used only by a removed snapshot. Here:
+/// instance p repacks the 6 h block's pack (its windows minus the one a
+/// deleted series re-encoded) for the block after the deletion; instance q
+/// then stores the same blocks, and the prune that removes p's snapshot
+/// repacks q's copy into the very same pack and recipe. They must stay.
+#[test]
+fn a_repack_that_writes_an_object_again_keeps_it() {
+    let line = sets::COMPACTION_LINES[0];
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = |name: &str| sets::data_dir(work.path(), name, &sets::compaction_set(line, name));
+    let (compacted, deleted) = (data("compacted"), data("deleted"));
+    let backup = |dir: &Path, instance: &str, time: &str| -> String {
+        let dir = dir.to_str().unwrap();
+        let args = [
+            "backup",
+            "--from-dir",
+            dir,
+            "--instance",
+            instance,
+            "--time",
+            time,
+        ];
+        let report = target.ok(&[&args[..], &["--json"]].concat()).json();
+        report["snapshot_id"].as_str().unwrap().to_string()
+    };
+    let prune = || -> Value {
+        let args = [
+            "prune",
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+            "--max-unused",
+            "0%",
+        ];
+        target.ok(&[&args[..], &["--json"]].concat()).json()
+    };
+    backup(&compacted, "p", "2026-11-20T03:00:00Z");
+    backup(&deleted, "p", "2026-11-21T03:00:00Z");
+    let first = prune();
+    assert!(first["packs_repacked"].as_u64().unwrap() >= 1, "{first:#}");
+    backup(&compacted, "q", "2026-11-22T03:00:00Z");
+    let kept = backup(&deleted, "q", "2026-11-23T03:00:00Z");
+    // p's snapshot goes: a newer one of other data.
+    backup(
+        &data_with(work.path(), "other", &[0]),
+        "p",
+        "2026-11-24T03:00:00Z",
+    );
+    let second = prune();
+    assert_eq!(second["snapshots_removed"], 2, "{second:#}");
+    assert!(
+        second["packs_repacked"].as_u64().unwrap() >= 1,
+        "{second:#}"
+    );
+
+    let verify = target.run(&["verify", "--deep"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    sets::restores_identically(&target, &kept, &work.path().join("r"), "kept");
+}

@@ -166,6 +166,15 @@ pub async fn run(
         &repacked.retired_recipes,
     );
     plan.add_packs(&packs, &users, cutoff, &repacked.retired_packs);
+    // What the repack wrote stays, even where an object of the same name
+    // (the same content) was about to go.
+    plan.delete.retain(|o| {
+        let written = match super::pack::pack_of_key(&o.key) {
+            Some(id) => repacked.written_packs.contains(&id),
+            None => repacked.written_recipes.contains(o.key.as_str()),
+        };
+        !written
+    });
     if keep_objects {
         plan = Collection::default();
     }
@@ -424,6 +433,7 @@ fn collect<'a>(
 mod tests {
     use super::*;
     use crate::repo::manifest::tests::{sample_entry, sample_manifest};
+    use crate::repo::pack;
 
     fn object(key: &str, age_hours: i64, now: DateTime<Utc>) -> ObjectMeta {
         ObjectMeta {
@@ -475,6 +485,50 @@ mod tests {
             &HashSet::new(),
         );
         assert_eq!(c.delete.len(), 1);
+    }
+
+    #[test]
+    fn packs_go_unless_something_kept_or_young_references_them() {
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let id = |n: u8| ContentId::of(&[n]);
+        let pack = |n: u8, age_hours: i64| object(pack::key(&id(n)).as_str(), age_hours, now);
+        // 1 kept, 2 dropped, 3 dropped but a young orphan recipe uses it,
+        // 4 an old orphan, 5 a young orphan, 6 kept but repacked.
+        let packs: Vec<ObjectMeta> = (1..=6).map(|n| pack(n, 100)).collect();
+        let mut packs = packs;
+        packs[4] = pack(5, 1);
+        let users = PackUsers {
+            kept: [id(1), id(6)].into(),
+            dropped: [id(2), id(3)].into(),
+            pinned: [id(3)].into(),
+            ..PackUsers::default()
+        };
+        let mut c = Collection::default();
+        c.add_packs(
+            &packs,
+            &users,
+            now - chrono::Duration::hours(24),
+            &[id(6)].into(),
+        );
+        let mut deleted: Vec<ContentId> = c
+            .delete
+            .iter()
+            .filter_map(|o| pack::pack_of_key(&o.key))
+            .collect();
+        deleted.sort();
+        let mut expected = vec![id(2), id(4), id(6)];
+        expected.sort();
+        assert_eq!(deleted, expected);
+        assert_eq!((c.orphans_deleted, c.orphans_in_grace), (1, 2));
+
+        // A kept recipe that could not be read keeps every pack.
+        let unknown = PackUsers {
+            unknown: true,
+            ..PackUsers::default()
+        };
+        let mut c = Collection::default();
+        c.add_packs(&packs, &unknown, now, &HashSet::new());
+        assert!(c.delete.is_empty());
     }
 
     #[test]

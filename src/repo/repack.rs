@@ -21,6 +21,10 @@
 //!    new one (a manifest is replaced whole, in one write);
 //! 4. only then does prune delete the old recipes and the old packs.
 //!
+//! Packs and recipes are named by their content, so a repack may write one
+//! that is already there (the same blobs repacked before, for a snapshot
+//! this prune removes): prune never deletes what the repack wrote.
+//!
 //! A crash before 3 leaves new packs and recipes nothing references
 //! (orphans, collected after the grace period); during 3, manifests naming
 //! old recipes (whose packs are still there) and new ones (whose packs are
@@ -168,6 +172,11 @@ pub struct Repacked {
     pub retired_recipes: HashSet<String>,
     /// Packs whose every used blob now lives in a new pack.
     pub retired_packs: HashSet<ContentId>,
+    /// The packs and recipes written. Named by their content, one may be
+    /// an object that is already there (the same blobs repacked before)
+    /// and that this prune would otherwise delete: it must stay.
+    pub written_packs: HashSet<ContentId>,
+    pub written_recipes: HashSet<String>,
     pub packs_written: usize,
     pub bytes_written: u64,
 }
@@ -187,7 +196,8 @@ pub async fn repack(
         return Ok(done);
     }
     let (moved, written, bytes) = copy_blobs(repo, kept, selection).await?;
-    done.packs_written = written;
+    done.packs_written = written.len();
+    done.written_packs = written;
     done.bytes_written = bytes;
     // Step 2: the recipes, under new keys.
     let mut renamed: HashMap<&str, ObjectRef> = HashMap::new();
@@ -211,6 +221,7 @@ pub async fn repack(
             .put_bytes(&key, Bytes::from(json))
             .await
             .with_context(|| format!("could not write recipe {key}"))?;
+        done.written_recipes.insert(key.to_string());
         renamed.insert(&k.key, object);
     }
     // Step 3: the manifests, each replaced whole.
@@ -229,8 +240,17 @@ pub async fn repack(
             repo.write_manifest(m).await?;
         }
     }
-    done.retired_recipes = renamed.keys().map(|k| k.to_string()).collect();
-    done.retired_packs = selection.packs.keys().copied().collect();
+    done.retired_recipes = renamed
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| !done.written_recipes.contains(k))
+        .collect();
+    done.retired_packs = selection
+        .packs
+        .keys()
+        .filter(|p| !done.written_packs.contains(p))
+        .copied()
+        .collect();
     Ok(done)
 }
 
@@ -241,7 +261,7 @@ async fn copy_blobs(
     repo: &Repository,
     kept: &[KeptRecipe],
     selection: &Selection,
-) -> Result<(HashMap<(ContentId, u64), BlobRef>, usize, u64)> {
+) -> Result<(HashMap<(ContentId, u64), BlobRef>, HashSet<ContentId>, u64)> {
     let used = used_blobs(kept);
     let reader = PackReader::new(repo.storage().clone());
     let mut writer: PackWriter<ContentId> =
@@ -277,7 +297,7 @@ async fn copy_blobs(
             moved.insert((r.pack, r.offset), *new);
         }
     }
-    Ok((moved, packs.len(), bytes))
+    Ok((moved, packs, bytes))
 }
 
 /// `recipe` with every blob that was moved pointing at its new place.
