@@ -270,7 +270,9 @@ Examples:
   promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --repo /mnt/backups
   promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --repo /mnt/backups
   # The policy of the configuration file's [prune] section:
-  promsnap --config /etc/promsnap/promsnap.toml prune";
+  promsnap --config /etc/promsnap/promsnap.toml prune
+  # Take back every byte no remaining snapshot uses (repacks more):
+  promsnap prune --keep-daily 7 --max-unused 0% --repo /mnt/backups";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
