@@ -156,6 +156,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --timezone 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]'
             cand --grace 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]'
             cand --instance 'Only apply the policy to this instance''s snapshots (by default every instance keeps its own N)'
+            cand --max-unused 'Repack a pack (format 2) when more than this share of it is data no remaining snapshot uses: its used blobs are copied into a new pack and the old one deleted. 0% repacks every pack with any unused byte (the most space back, the most copying); `unlimited` never repacks'
             cand --lock-wait 'How long to wait for running backups to finish [default: 10m]'
             cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
             cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'

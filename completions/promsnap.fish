@@ -150,6 +150,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l keep-within 
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l timezone -d 'Time zone for hours, days, weeks, months and years, e.g. Europe/Berlin [default: UTC]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l grace -d 'Objects no snapshot references are deleted only when older than this, since a running backup may be about to use them [default: 24h]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l instance -d 'Only apply the policy to this instance\'s snapshots (by default every instance keeps its own N)' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l max-unused -d 'Repack a pack (format 2) when more than this share of it is data no remaining snapshot uses: its used blobs are copied into a new pack and the old one deleted. 0% repacks every pack with any unused byte (the most space back, the most copying); `unlimited` never repacks' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l lock-wait -d 'How long to wait for running backups to finish [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l repo -d 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand prune" -l s3-endpoint -d 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)' -r

@@ -184,7 +184,9 @@ pub enum Command {
     /// A snapshot is kept when any --keep-* rule keeps it (restic's `forget`
     /// semantics, per instance). Block objects that no remaining snapshot uses
     /// are deleted; objects no snapshot ever used (left by interrupted backups)
-    /// only once older than --grace. Use --dry-run first: it prints every
+    /// only once older than --grace. Packs (format 2) that remaining snapshots
+    /// still use in part are repacked when more than --max-unused of them is
+    /// unused. Use --dry-run first: it prints every
     /// snapshot with keep/remove and the reason, and changes nothing. Rules not
     /// given as flags come from the [prune] section of the configuration file.
     #[command(after_help = PRUNE_EXAMPLES)]
@@ -280,7 +282,9 @@ Examples:
   promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run --repo /mnt/backups
   promsnap prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --repo /mnt/backups
   # The policy of the configuration file's [prune] section:
-  promsnap --config /etc/promsnap/promsnap.toml prune";
+  promsnap --config /etc/promsnap/promsnap.toml prune
+  # Take back every byte no remaining snapshot uses (repacks more):
+  promsnap prune --keep-daily 7 --max-unused 0% --repo /mnt/backups";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -543,6 +547,13 @@ pub struct PruneArgs {
     /// Show what would be removed and why; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Repack a pack (format 2) when more than this share of it is data no
+    /// remaining snapshot uses: its used blobs are copied into a new pack and
+    /// the old one deleted. 0% repacks every pack with any unused byte (the
+    /// most space back, the most copying); `unlimited` never repacks.
+    #[arg(long, value_name = "PERCENT|unlimited", default_value = "5%")]
+    pub max_unused: crate::repo::repack::MaxUnused,
 
     /// Delete manifests that cannot be read (damaged, truncated, tampered
     /// with). Without it, a damaged manifest keeps every object, since it

@@ -354,6 +354,8 @@ pub struct PruneSettings {
     pub policy: Policy,
     pub instance: Option<String>,
     pub dry_run: bool,
+    /// Packs with a larger unused share are repacked.
+    pub max_unused: crate::repo::repack::MaxUnused,
     pub lock_wait: std::time::Duration,
     pub json: bool,
 }
@@ -775,6 +777,7 @@ impl Resolver<'_> {
             policy,
             instance: a.instance,
             dry_run: a.dry_run,
+            max_unused: a.max_unused,
             lock_wait: a.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT).std(),
             json: a.json,
         })

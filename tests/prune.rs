@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, Target};
+use crate::support::{self, sets, Target};
 
 /// A data directory holding the fixture blocks with these indexes.
 fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
@@ -364,54 +365,92 @@ fn backup_then_prune_from_the_configuration_file() {
     );
 }
 
-/// Many rounds of backups and prunes racing against Garage. However they
-/// interleave, every snapshot that `list` shows must restore completely.
+/// How many rounds the race runs: 20 in CI, `PROMSNAP_RACE_ROUNDS` for a
+/// longer run by hand (README, "Development").
+const RACE_ROUNDS: usize = 20;
+
+/// Many rounds of backups and prunes racing against Garage. The data sets
+/// are the blocks real Prometheus compacted, backed up as two instances: a
+/// compacted block's recipe references the window streams its sources'
+/// snapshot stored, so a prune that removes that snapshot races with
+/// backups that reference its packs, and one that repacks (any unused byte
+/// with `--max-unused 0%`) moves them while backups wait to use them.
+/// However they interleave, after every round the repository verifies
+/// (every reference resolves), and in the end every snapshot `list` shows
+/// restores byte for byte.
 #[test]
 fn racing_backups_and_prunes_never_lose_a_referenced_block() {
+    use rand::seq::IndexedRandom;
+    use rand::Rng;
     let target = Target::garage(support::garage(), "race");
     let work = tempfile::tempdir().unwrap();
-    let sets: Vec<PathBuf> = (0..3)
-        .map(|i| data_with(work.path(), &format!("set{i}"), &[i, (i + 1) % 3]))
-        .collect();
-    for round in 0..6 {
-        let handles: Vec<_> = (0..3)
-            .map(|k| {
-                let (target, dir) = (target.clone(), sets[(round + k) % 3].clone());
+    let rounds = sets::count_from_env("PROMSNAP_RACE_ROUNDS", RACE_ROUNDS);
+    let (mut rng, seed) = sets::seeded_rng("PROMSNAP_RACE_SEED");
+    // (instance, data directory): each line of fixtures is one Prometheus.
+    let mut data: Vec<(&str, PathBuf)> = Vec::new();
+    for (instance, line) in ["p", "q"].into_iter().zip(sets::COMPACTION_LINES) {
+        for name in sets::COMPACTION_SETS {
+            let blocks = sets::compaction_set(line, name);
+            let dir = sets::data_dir(work.path(), &format!("{instance}-{name}"), &blocks);
+            data.push((instance, dir));
+        }
+    }
+    for round in 0..rounds {
+        let context = format!("round {round} of seed {seed}");
+        // Two backups of different data directories (a backup holds its
+        // directory's run lock) and a prune.
+        let mut commands: Vec<Vec<String>> = data
+            .choose_multiple(&mut rng, 2)
+            .map(|(instance, dir)| {
+                let dir = dir.to_str().unwrap();
+                let args = ["backup", "--from-dir", dir, "--instance", instance];
+                args.iter()
+                    .chain(&["--concurrency", "2"])
+                    .map(|a| a.to_string())
+                    .collect()
+            })
+            .collect();
+        commands.push(
+            [
+                "prune",
+                "--keep-last",
+                "1",
+                "--grace",
+                "0s",
+                "--max-unused",
+                "0%",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        let handles: Vec<_> = commands
+            .into_iter()
+            .map(|args| {
+                let target = target.clone();
+                // Staggered a little, so that each run meets the others at
+                // another point of its work.
+                let delay = Duration::from_millis(rng.random_range(0..300));
                 thread::spawn(move || {
-                    if k == 2 {
-                        // Aggressive: keep one snapshot, collect orphans at once.
-                        target.ok(&["prune", "--keep-last", "1", "--grace", "0s"]);
-                    } else {
-                        target.ok(&[
-                            "backup",
-                            "--from-dir",
-                            dir.to_str().unwrap(),
-                            "--concurrency",
-                            "2",
-                        ]);
-                    }
+                    thread::sleep(delay);
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    (args.join(" "), target.run(&args))
                 })
             })
             .collect();
         for h in handles {
-            h.join().expect("a racing command failed");
+            let (args, run) = h.join().unwrap();
+            assert_eq!(run.code, 0, "{context}: {args} failed:\n{}", run.stderr);
         }
+        let verify = target.run(&["verify", "--quick"]);
+        assert_eq!(
+            verify.code, 0,
+            "{context}: {}{}",
+            verify.stdout, verify.stderr
+        );
     }
-    let snapshots = ids(&target);
-    assert!(!snapshots.is_empty());
-    for (i, id) in snapshots.iter().enumerate() {
-        let dest = work.path().join(format!("restore{i}"));
-        let r = target
-            .ok(&[
-                "restore",
-                id,
-                "--data-dir",
-                dest.to_str().unwrap(),
-                "--json",
-            ])
-            .json();
-        assert_eq!(r["blocks_restored"], 2, "snapshot {id}");
-    }
+    let restored = sets::every_snapshot_restores(&target, work.path(), &format!("seed {seed}"));
+    assert!(restored >= 2, "seed {seed}: only {restored} snapshots");
+    target.ok(&["verify"]);
 }
 
 /// Multipart uploads left by a crashed backup are aborted after the grace period.
@@ -443,4 +482,341 @@ fn abandoned_multipart_uploads_are_aborted() {
         .json();
     assert_eq!(old["uploads_aborted"], 1);
     assert_eq!(garage.open_uploads(bucket), 0);
+}
+
+/// The blobs the recipes of snapshot `id` (a local repository) reference,
+/// as (pack, offset) with their stored length.
+fn blobs_of(repo: &Path, id: &str) -> BTreeMap<(String, u64), u64> {
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(repo.join(format!("snapshots/{id}.json"))).unwrap())
+            .unwrap();
+    let mut out = BTreeMap::new();
+    for block in manifest["blocks"].as_array().unwrap() {
+        let key = block["object"]["key"].as_str().unwrap();
+        let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
+        let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
+        let lists = recipe["small"]
+            .as_object()
+            .unwrap()
+            .values()
+            .chain([&recipe["index"]])
+            .chain(leaves.iter().map(|l| &l["blobs"]));
+        for list in lists {
+            for b in list.as_array().unwrap() {
+                let at = (
+                    b["pack"].as_str().unwrap().to_string(),
+                    b["offset"].as_u64().unwrap(),
+                );
+                out.insert(at, b["length"].as_u64().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The packs below `repo`: how many, and their bytes.
+fn packs(repo: &Path) -> (u64, u64) {
+    let listed = listing(repo);
+    let packs = listed.iter().filter(|(k, _)| k.starts_with("packs/"));
+    packs.fold((0, 0), |(n, bytes), (_, size)| (n + 1, bytes + size))
+}
+
+/// Format 2's prune of shared data: three nightly snapshots of one
+/// Prometheus (a 6 h block, the same after a series was deleted and
+/// compacted away, then after a vertical compaction), each reusing windows
+/// the one before stored in its packs. Pruning the oldest with
+/// `--max-unused 0%` repacks the packs it shared: the repository shrinks by
+/// exactly the blobs only it used (with their header entries, and the
+/// trailers of the packs merged away), no pack keeps an unused byte,
+/// nothing is left unreferenced, and the other two snapshots restore byte
+/// for byte.
+#[test]
+fn pruning_the_oldest_snapshot_repacks_what_it_shared() {
+    for line in sets::COMPACTION_LINES {
+        let work = tempfile::tempdir().unwrap();
+        let repo = work.path().join("repo");
+        let target = Target::local(&repo);
+        let nights: Vec<String> = ["compacted", "deleted", "vertical"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let blocks = sets::compaction_set(line, name);
+                let dir = sets::data_dir(work.path(), name, &blocks);
+                let report = backup_at(&target, &dir, &format!("2026-11-2{i}T03:00:00Z"));
+                report["snapshot_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let oldest = blobs_of(&repo, &nights[0]);
+        let mut kept = blobs_of(&repo, &nights[1]);
+        kept.extend(blobs_of(&repo, &nights[2]));
+        let unique: Vec<u64> = oldest
+            .iter()
+            .filter(|(at, _)| !kept.contains_key(at))
+            .map(|(_, len)| *len)
+            .collect();
+        assert!(
+            oldest.keys().any(|at| kept.contains_key(at)),
+            "{line}: the later snapshots share nothing with the oldest"
+        );
+        let (packs_before, bytes_before) = packs(&repo);
+
+        let report = target
+            .ok(&[
+                "prune",
+                "--keep-last",
+                "2",
+                "--grace",
+                "0s",
+                "--max-unused",
+                "0%",
+                "--json",
+            ])
+            .json();
+        assert_eq!(report["snapshots_removed"], 1, "{line}: {report:#}");
+        assert!(
+            report["packs_repacked"].as_u64().unwrap() >= 1,
+            "{line}: a pack the oldest shared was not repacked: {report:#}"
+        );
+        let (packs_after, bytes_after) = packs(&repo);
+        let unique_bytes: u64 = unique.iter().sum();
+        let expected = unique_bytes + 41 * unique.len() as u64 + 12 * (packs_before - packs_after);
+        assert_eq!(
+            bytes_before - bytes_after,
+            expected,
+            "{line}: {unique_bytes} bytes in {} blobs only the oldest used, {packs_before} \
+             packs before and {packs_after} after",
+            unique.len()
+        );
+        // Every pack is now exactly the blobs kept snapshots use, their
+        // header entries and its trailer.
+        let mut used = blobs_of(&repo, &nights[1]);
+        used.extend(blobs_of(&repo, &nights[2]));
+        let used_bytes: u64 = used.values().sum();
+        assert_eq!(
+            bytes_after,
+            used_bytes + 41 * used.len() as u64 + 12 * packs_after,
+            "{line}: unused bytes left in packs"
+        );
+        let recipes = listing(&repo)
+            .into_keys()
+            .filter(|k| k.starts_with("recipes/"))
+            .count();
+        let blocks: usize = target
+            .snapshots()
+            .iter()
+            .map(|s| s["blocks"].as_u64().unwrap() as usize)
+            .sum();
+        assert!(
+            recipes <= blocks,
+            "{line}: {recipes} recipes for {blocks} blocks"
+        );
+
+        let verify = target.ok(&["verify", "--deep", "--json"]).json();
+        assert_eq!(verify["notes"], serde_json::json!([]), "{line}: {verify:#}");
+        for (i, id) in nights[1..].iter().enumerate() {
+            let dest = work.path().join(format!("restore-{i}"));
+            sets::restores_identically(&target, id, &dest, line);
+        }
+        // A second prune finds nothing to repack.
+        let again = target
+            .ok(&["prune", "--keep-last", "2", "--max-unused", "0%", "--json"])
+            .json();
+        assert_eq!(
+            (
+                again["packs_repacked"].as_u64(),
+                again["objects_deleted"].as_u64()
+            ),
+            (Some(0), Some(0)),
+            "{line}: {again:#}"
+        );
+    }
+}
+
+/// The packs the recipe `key` (a local repository) references.
+fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
+    let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
+    let mut packs: Vec<String> = Vec::new();
+    let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
+    let lists = recipe["small"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain([&recipe["index"]])
+        .chain(leaves.iter().map(|l| &l["blobs"]));
+    for list in lists {
+        for b in list.as_array().unwrap() {
+            let p = b["pack"].as_str().unwrap();
+            packs.push(format!("packs/{}/{p}", &p[..2]));
+        }
+    }
+    packs.sort();
+    packs.dedup();
+    packs
+}
+
+/// A backup interrupted after it stored a block's recipe, before its
+/// manifest, leaves a recipe that the next backup of that block reuses.
+/// Prune must keep every pack such a recipe references while it is within
+/// the grace period, even packs only a removed snapshot used; and a backup
+/// must not reuse one whose packs are gone, but store the block again.
+#[test]
+fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
+    let line = sets::COMPACTION_LINES[0];
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = |name: &str| sets::data_dir(work.path(), name, &sets::compaction_set(line, name));
+    let (compacted, deleted) = (data("compacted"), data("deleted"));
+    let first = backup_at(&target, &compacted, "2026-11-20T03:00:00Z");
+    // The interrupted backup: the block after a series was deleted, whose
+    // recipe reuses windows the first snapshot stored. Killed after its
+    // recipe, before its manifest (as if: the manifest is removed).
+    let interrupted = backup_at(&target, &deleted, "2026-11-21T03:00:00Z");
+    let id = interrupted["snapshot_id"].as_str().unwrap();
+    let manifest_path = repo.join(format!("snapshots/{id}.json"));
+    let manifest: Value = serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    fs::remove_file(&manifest_path).unwrap();
+    let orphan = manifest["blocks"][0]["object"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let orphan_packs = packs_of_recipe(&repo, &orphan);
+    let first_id = first["snapshot_id"].as_str().unwrap();
+    let first_key = target.snapshots()[0]["id"].clone();
+    assert_eq!(first_key, first_id);
+    let first_manifest: Value =
+        serde_json::from_slice(&fs::read(repo.join(format!("snapshots/{first_id}.json"))).unwrap())
+            .unwrap();
+    let first_packs = packs_of_recipe(
+        &repo,
+        first_manifest["blocks"][0]["object"]["key"]
+            .as_str()
+            .unwrap(),
+    );
+    let shared: Vec<&String> = orphan_packs
+        .iter()
+        .filter(|p| first_packs.contains(p))
+        .collect();
+    assert!(!shared.is_empty(), "the orphan recipe reuses nothing");
+
+    // A newer snapshot of other data, then a prune that removes the first
+    // snapshot: the packs it shares with the orphan recipe stay.
+    let other = data_with(work.path(), "other", &[0]);
+    let other = backup_at(&target, &other, "2026-11-22T03:00:00Z");
+    let report = target
+        .ok(&["prune", "--keep-last", "1", "--max-unused", "0%", "--json"])
+        .json();
+    assert_eq!(report["snapshots_removed"], 1, "{report:#}");
+    for p in &orphan_packs {
+        assert!(
+            repo.join(p).exists(),
+            "prune deleted {p}, which {orphan} uses"
+        );
+    }
+    assert!(repo.join(&orphan).exists());
+    assert!(
+        report["orphans_in_grace"].as_u64().unwrap() >= shared.len() as u64,
+        "{report:#}"
+    );
+
+    // The next backup of that block reuses the orphan recipe; it verifies
+    // and restores.
+    let again = backup_at(&target, &deleted, "2026-11-23T03:00:00Z");
+    assert_eq!(again["blocks_reused"], 1, "{again:#}");
+    assert_eq!(again["bytes_uploaded"], 0, "{again:#}");
+    target.ok(&["verify", "--deep"]);
+    let id = again["snapshot_id"].as_str().unwrap();
+    sets::restores_identically(&target, id, &work.path().join("r1"), "reused");
+
+    // An orphan recipe whose pack is gone is not reused: the block is
+    // stored again, and the snapshot verifies. (The pack removed is one no
+    // kept snapshot uses, as after a prune by an older promsnap.)
+    let id = again["snapshot_id"].as_str().unwrap();
+    let other_manifest = repo.join(format!(
+        "snapshots/{}.json",
+        other["snapshot_id"].as_str().unwrap()
+    ));
+    let other_manifest: Value = serde_json::from_slice(&fs::read(other_manifest).unwrap()).unwrap();
+    let other_packs: Vec<String> = other_manifest["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| packs_of_recipe(&repo, b["object"]["key"].as_str().unwrap()))
+        .collect();
+    let only_orphan = shared
+        .iter()
+        .find(|p| !other_packs.contains(p))
+        .expect("a pack only the orphan recipe uses");
+    fs::remove_file(repo.join(format!("snapshots/{id}.json"))).unwrap();
+    fs::remove_file(repo.join(only_orphan)).unwrap();
+    let stored = backup_at(&target, &deleted, "2026-11-24T03:00:00Z");
+    assert_eq!(stored["blocks_new"], 1, "{stored:#}");
+    target.ok(&["verify", "--deep"]);
+    let id = stored["snapshot_id"].as_str().unwrap();
+    sets::restores_identically(&target, id, &work.path().join("r2"), "stored again");
+}
+
+/// Packs and recipes are named by their content, so a repack can write
+/// again a pack (and recipe) that an earlier repack wrote, while this prune
+/// is about to delete that one as used only by a removed snapshot. Here:
+/// instance p repacks the 6 h block's pack (its windows minus the one a
+/// deleted series re-encoded) for the block after the deletion; instance q
+/// then stores the same blocks, and the prune that removes p's snapshot
+/// repacks q's copy into the very same pack and recipe. They must stay.
+#[test]
+fn a_repack_that_writes_an_object_again_keeps_it() {
+    let line = sets::COMPACTION_LINES[0];
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = |name: &str| sets::data_dir(work.path(), name, &sets::compaction_set(line, name));
+    let (compacted, deleted) = (data("compacted"), data("deleted"));
+    let backup = |dir: &Path, instance: &str, time: &str| -> String {
+        let dir = dir.to_str().unwrap();
+        let args = [
+            "backup",
+            "--from-dir",
+            dir,
+            "--instance",
+            instance,
+            "--time",
+            time,
+        ];
+        let report = target.ok(&[&args[..], &["--json"]].concat()).json();
+        report["snapshot_id"].as_str().unwrap().to_string()
+    };
+    let prune = || -> Value {
+        let args = [
+            "prune",
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+            "--max-unused",
+            "0%",
+        ];
+        target.ok(&[&args[..], &["--json"]].concat()).json()
+    };
+    backup(&compacted, "p", "2026-11-20T03:00:00Z");
+    backup(&deleted, "p", "2026-11-21T03:00:00Z");
+    let first = prune();
+    assert!(first["packs_repacked"].as_u64().unwrap() >= 1, "{first:#}");
+    backup(&compacted, "q", "2026-11-22T03:00:00Z");
+    let kept = backup(&deleted, "q", "2026-11-23T03:00:00Z");
+    // p's snapshot goes: a newer one of other data.
+    backup(
+        &data_with(work.path(), "other", &[0]),
+        "p",
+        "2026-11-24T03:00:00Z",
+    );
+    let second = prune();
+    assert_eq!(second["snapshots_removed"], 2, "{second:#}");
+    assert!(
+        second["packs_repacked"].as_u64().unwrap() >= 1,
+        "{second:#}"
+    );
+
+    let verify = target.run(&["verify", "--deep"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    sets::restores_identically(&target, &kept, &work.path().join("r"), "kept");
 }

@@ -356,6 +356,7 @@ async fn prune_after(
         dry_run: false,
         now: chrono::Utc::now(),
         forget_damaged: false,
+        max_unused: Default::default(),
     };
     match prune::run_locked(repo, &opts, lock_wait, &waiting(printer)).await {
         Ok(r) => {

@@ -25,6 +25,7 @@ pub async fn run(args: PruneSettings, printer: &Printer) -> Result<Outcome> {
         dry_run: args.dry_run,
         now: chrono::Utc::now(),
         forget_damaged: args.forget_damaged,
+        max_unused: args.max_unused,
     };
     let waiting = |h: &LockInfo| printer.info(&format!("waiting for {} to finish", h.describe()));
     let report = prune::run_locked(&repo, &opts, args.lock_wait, &waiting).await?;
@@ -64,6 +65,8 @@ struct Json<'a> {
     bytes_freed: u64,
     orphans_deleted: usize,
     orphans_in_grace: usize,
+    packs_repacked: usize,
+    bytes_repacked: u64,
     uploads_aborted: u64,
     decisions: Vec<JsonDecision<'a>>,
     /// Manifests that could not be read; while one is kept, no object is
@@ -91,6 +94,8 @@ impl<'a> Json<'a> {
             bytes_freed: r.bytes_freed,
             orphans_deleted: r.orphans_deleted,
             orphans_in_grace: r.orphans_in_grace,
+            packs_repacked: r.packs_repacked,
+            bytes_repacked: r.bytes_repacked,
             uploads_aborted: r.uploads_aborted,
             damaged: &r.damaged,
             damaged_forgotten: r.damaged_forgotten,
@@ -139,6 +144,18 @@ fn render(r: &PruneReport) -> String {
         r.uploads_aborted,
         if r.dry_run { "to abort" } else { "aborted" },
     ));
+    if r.packs_repacked > 0 {
+        let verb = if r.dry_run {
+            "would repack"
+        } else {
+            "repacked"
+        };
+        out.push_str(&format!(
+            "{verb} {} packs into {} of new packs\n",
+            r.packs_repacked,
+            HumanBytes(r.bytes_repacked)
+        ));
+    }
     for d in &r.damaged {
         let fate = match (r.damaged_forgotten, r.dry_run) {
             (true, false) => "removed",

@@ -19,9 +19,11 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::configfiles;
+use super::content_id::ContentId;
 use super::leaves::{self, LeafTable};
 use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
+use super::pack;
 use super::recipe::{self, Recipe};
 use super::store::{self, StoreOptions};
 use super::Repository;
@@ -239,9 +241,13 @@ async fn plan(repo: &Repository, blocks: Vec<Block>, group: &str) -> Result<Vec<
         .await
 }
 
-/// The entry of a recipe an interrupted run left, if it reads and is this
-/// block version. A recipe is written after every pack it references, so
-/// it stands for a block stored whole.
+/// The entry of a recipe an interrupted run left, if it reads, is this
+/// block version, and every pack it references is there, holding its
+/// blobs' bytes. A recipe is written after every pack it references, so
+/// it stands for a block stored whole, unless a prune has since deleted
+/// packs only it used (prune keeps them while the recipe is within the
+/// grace period, but a recipe can outlive that): then it is not reused,
+/// and the block is stored again.
 async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<BlockEntry> {
     let bytes = repo
         .storage()
@@ -252,6 +258,9 @@ async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<Blo
     if recipe.ulid != block.ulid.to_string() || recipe.fingerprint != block.fingerprint {
         return None;
     }
+    if !packs_hold(repo, &recipe).await {
+        return None;
+    }
     let object = ObjectRef {
         key: key.to_string(),
         size: bytes.len() as u64,
@@ -259,6 +268,26 @@ async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<Blo
     };
     let stored = recipe.stored_bytes() + object.size;
     Some(recipe_block_entry(block, &recipe, object, stored, 0))
+}
+
+/// Whether every pack `recipe` references exists and reaches past the end
+/// of each of its blobs there. (Holding the shared lock, no prune deletes
+/// one between this look and the manifest.)
+async fn packs_hold(repo: &Repository, recipe: &Recipe) -> bool {
+    let mut ends: HashMap<ContentId, u64> = HashMap::new();
+    for b in recipe.blobs() {
+        let end = b.offset.saturating_add(u64::from(b.length));
+        let e = ends.entry(b.pack).or_default();
+        *e = (*e).max(end);
+    }
+    futures::stream::iter(ends)
+        .map(|(pack, end)| async move {
+            let found = repo.storage().head(&pack::key(&pack)).await;
+            matches!(found, Ok(Some(meta)) if meta.size >= end)
+        })
+        .buffer_unordered(16)
+        .all(|ok| async move { ok })
+        .await
 }
 
 /// A manifest's entry for a block stored as `recipe`: `stored` is what the

@@ -171,7 +171,8 @@ impl BlockEntry {
         let archive = block_object_key(&self.ulid, &self.fingerprint)?;
         let recipe = super::recipe::key(&self.ulid, &self.fingerprint)?;
         ensure!(
-            self.object.key == archive.as_str() || self.object.key == recipe.as_str(),
+            self.object.key == archive.as_str()
+                || super::recipe::is_key_of(&self.object.key, &self.ulid, &self.fingerprint),
             "block {} points at object {:?}, expected {archive} or {recipe}",
             self.ulid,
             self.object.key

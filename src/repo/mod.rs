@@ -43,6 +43,7 @@ pub mod pack;
 pub mod prune;
 pub mod rebuild;
 pub mod recipe;
+pub mod repack;
 pub mod restore;
 pub mod retention;
 pub mod selection;

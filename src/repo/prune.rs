@@ -26,7 +26,8 @@ use futures::StreamExt;
 use super::content_id::ContentId;
 use super::lock::{LockInfo, LockKind, RepoLock};
 use super::manifest::{BlockEntry, Manifest};
-use super::recipe::Recipe;
+use super::recipe::{self, Recipe};
+use super::repack::{self, KeptRecipe, MaxUnused, Repacked, Selection};
 use super::retention::{self, Decision, Policy, SnapshotRef};
 use super::{DamagedManifest, Repository};
 use crate::error::Hinted;
@@ -41,6 +42,8 @@ pub struct PruneOptions {
     /// Delete damaged manifests (`--forget-damaged`); without it, their
     /// presence keeps every object, since they might reference any.
     pub forget_damaged: bool,
+    /// Packs with more unused bytes than this are repacked.
+    pub max_unused: MaxUnused,
 }
 
 impl PruneOptions {
@@ -67,6 +70,12 @@ pub struct PruneReport {
     pub orphans_deleted: usize,
     /// Orphans kept because they are younger than the grace period.
     pub orphans_in_grace: usize,
+    /// Packs repacked because more than `--max-unused` of them was unused
+    /// (in a dry run: that would be).
+    pub packs_repacked: usize,
+    /// Bytes written into new packs by repacking (in a dry run: the blobs
+    /// that would be copied).
+    pub bytes_repacked: u64,
     pub uploads_aborted: u64,
     /// Manifests that could not be read. While any is kept, no object is
     /// deleted: a damaged manifest might reference any of them.
@@ -119,13 +128,14 @@ pub async fn run(
     // version's (or someone else's): never deleted here.
     objects.retain(|o| understood(&o.key));
     let packs = repo.storage().list("packs/").await?;
-    let users = pack_users(repo, &manifests, &removed).await?;
-    let mut plan = collect(&manifests, &removed, &objects, opts.cutoff());
-    plan.add_packs(&packs, &users, opts.cutoff());
-    if keep_objects {
-        plan = Collection::default();
-    }
+    let cutoff = opts.cutoff();
+    let users = pack_users(repo, &manifests, &removed, &objects, cutoff).await?;
+    let selection = match keep_objects || users.unknown {
+        true => Selection::default(),
+        false => repack::select(&users.recipes, &packs, &users.pinned, opts.max_unused),
+    };
 
+    let mut repacked = Repacked::default();
     if !opts.dry_run {
         if opts.forget_damaged {
             for d in &catalog.damaged {
@@ -137,7 +147,43 @@ pub async fn run(
             check(lock)?;
             repo.storage().delete(&keys[*id]).await?;
         }
-        // Entries before archives: an entry must never outlive its archive.
+        // New packs, recipes and manifests first; what they replace is
+        // deleted below with the rest (`repack.rs`).
+        let mut kept: Vec<Manifest> = manifests
+            .iter()
+            .filter(|m| !removed.contains(m.id.as_str()))
+            .cloned()
+            .collect();
+        check(lock)?;
+        repacked = repack::repack(repo, &users.recipes, &mut kept, &selection, lock).await?;
+    } else {
+        // What a real run would delete after repacking.
+        repacked.retired_packs = selection.packs.keys().copied().collect();
+    }
+    let mut plan = collect(
+        &manifests,
+        &removed,
+        &objects,
+        cutoff,
+        &repacked.retired_recipes,
+    );
+    plan.add_packs(&packs, &users, cutoff, &repacked.retired_packs);
+    // What the repack wrote stays, even where an object of the same name
+    // (the same content) was about to go.
+    plan.delete.retain(|o| {
+        let written = match super::pack::pack_of_key(&o.key) {
+            Some(id) => repacked.written_packs.contains(&id),
+            None => repacked.written_recipes.contains(o.key.as_str()),
+        };
+        !written
+    });
+    if keep_objects {
+        plan = Collection::default();
+    }
+
+    if !opts.dry_run {
+        // Recipes and entries before packs and archives: a recipe must
+        // never outlive a pack it references, nor an entry its archive.
         let mut doomed: Vec<&ObjectMeta> = plan.delete.clone();
         doomed.sort_by_key(|o| !o.key.as_str().ends_with(".json"));
         for object in doomed {
@@ -147,7 +193,7 @@ pub async fn run(
     }
     let uploads_aborted = repo
         .storage()
-        .abort_incomplete(opts.cutoff(), opts.dry_run)
+        .abort_incomplete(cutoff, opts.dry_run)
         .await?;
     Ok(PruneReport {
         dry_run: opts.dry_run,
@@ -157,6 +203,11 @@ pub async fn run(
         bytes_freed: plan.delete.iter().map(|o| o.size).sum(),
         orphans_deleted: plan.orphans_deleted,
         orphans_in_grace: plan.orphans_in_grace,
+        packs_repacked: selection.packs.len(),
+        bytes_repacked: match opts.dry_run {
+            true => selection.bytes_to_copy,
+            false => repacked.bytes_written,
+        },
         uploads_aborted,
         decisions,
         damaged_forgotten: opts.forget_damaged && !catalog.damaged.is_empty(),
@@ -191,8 +242,16 @@ impl<'a> Collection<'a> {
     /// Packs go like the other objects: kept while a kept snapshot's recipe
     /// references them, deleted once only removed snapshots' did, and
     /// deleted as orphans (left by interrupted backups) after the grace
-    /// period. All stay when a kept recipe could not be read.
-    fn add_packs(&mut self, packs: &'a [ObjectMeta], users: &PackUsers, cutoff: DateTime<Utc>) {
+    /// period. A pack a recipe within the grace period references stays
+    /// too: the next backup may reuse that recipe. Repacked packs
+    /// (`retired`) go, and all stay when a kept recipe could not be read.
+    fn add_packs(
+        &mut self,
+        packs: &'a [ObjectMeta],
+        users: &PackUsers,
+        cutoff: DateTime<Utc>,
+        retired: &HashSet<ContentId>,
+    ) {
         if users.unknown {
             return;
         }
@@ -200,10 +259,13 @@ impl<'a> Collection<'a> {
             let Some(id) = super::pack::pack_of_key(&object.key) else {
                 continue;
             };
-            if users.kept.contains(&id) {
+            if retired.contains(&id) {
+                self.delete.push(object);
+            } else if users.kept.contains(&id) {
                 continue;
-            }
-            if users.dropped.contains(&id) {
+            } else if users.pinned.contains(&id) {
+                self.orphans_in_grace += 1;
+            } else if users.dropped.contains(&id) {
                 self.delete.push(object);
             } else if object.last_modified.is_some_and(|t| t < cutoff) {
                 self.delete.push(object);
@@ -252,16 +314,24 @@ fn stem(key: &Key) -> &str {
 struct PackUsers {
     kept: HashSet<ContentId>,
     dropped: HashSet<ContentId>,
+    /// Packs of recipes no manifest names that are younger than the grace
+    /// period: an interrupted backup's, which the next backup reuses.
+    pinned: HashSet<ContentId>,
     /// A kept snapshot's recipe could not be read: any pack may be its.
     unknown: bool,
+    /// The kept snapshots' recipes, once each.
+    recipes: Vec<KeptRecipe>,
 }
 
-/// Reads the recipes of every format 2 block (once per recipe) and sorts
-/// the packs they reference by whether a kept snapshot needs them.
+/// Reads the recipes of every format 2 block (once per recipe), and those
+/// that no manifest names but are within the grace period, and sorts the
+/// packs they reference by whether something kept needs them.
 async fn pack_users(
     repo: &Repository,
     manifests: &[Manifest],
     removed: &HashSet<&str>,
+    objects: &[ObjectMeta],
+    cutoff: DateTime<Utc>,
 ) -> Result<PackUsers> {
     let mut entries: HashMap<&str, (&BlockEntry, bool)> = HashMap::new();
     for m in manifests {
@@ -271,13 +341,25 @@ async fn pack_users(
             e.1 |= kept;
         }
     }
-    let read: Vec<(bool, Result<Recipe>)> = futures::stream::iter(entries.into_values())
-        .map(|(entry, kept)| async move { (kept, repo.load_recipe(entry).await) })
+    let young_orphans: Vec<&ObjectMeta> = objects
+        .iter()
+        .filter(|o| o.key.as_str().starts_with("recipes/"))
+        .filter(|o| !entries.contains_key(o.key.as_str()))
+        .filter(|o| o.last_modified.is_none_or(|t| t >= cutoff))
+        .collect();
+    let read: Vec<(bool, &str, Result<Recipe>)> = futures::stream::iter(entries.into_values())
+        .map(|(entry, kept)| async move {
+            (
+                kept,
+                entry.object.key.as_str(),
+                repo.load_recipe(entry).await,
+            )
+        })
         .buffer_unordered(16)
         .collect()
         .await;
     let mut users = PackUsers::default();
-    for (kept, recipe) in read {
+    for (kept, key, recipe) in read {
         let recipe = match recipe {
             Ok(r) => r,
             // A missing recipe references nothing; verify reports it.
@@ -293,17 +375,38 @@ async fn pack_users(
             false => &mut users.dropped,
         };
         set.extend(recipe.blobs().map(|b| b.pack));
+        if kept {
+            let key = key.to_string();
+            users.recipes.push(KeptRecipe { key, recipe });
+        }
+    }
+    for object in young_orphans {
+        let bytes = match repo
+            .storage()
+            .get_bytes(&object.key, recipe::MAX_RECIPE_BYTES)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if crate::error::is_environment(&e) => return Err(e),
+            // Gone, or unreadable: no backup can reuse it either.
+            Err(_) => continue,
+        };
+        if let Ok(r) = Recipe::parse(&bytes) {
+            users.pinned.extend(r.blobs().map(|b| b.pack));
+        }
     }
     Ok(users)
 }
 
-/// Which stored objects go: those only removed snapshots referenced, and
-/// orphans older than `orphan_cutoff`.
+/// Which stored objects go: those only removed snapshots referenced,
+/// recipes a repack replaced (`retired`), and orphans older than
+/// `orphan_cutoff`.
 fn collect<'a>(
     manifests: &[Manifest],
     removed: &HashSet<&str>,
     objects: &'a [ObjectMeta],
     orphan_cutoff: DateTime<Utc>,
+    retired: &HashSet<String>,
 ) -> Collection<'a> {
     let stems = |keep: bool| -> HashSet<String> {
         manifests
@@ -325,6 +428,10 @@ fn collect<'a>(
     };
     for object in objects {
         let s = stem(&object.key);
+        if retired.contains(object.key.as_str()) {
+            c.delete.push(object);
+            continue;
+        }
         if kept.contains(s) {
             continue;
         }
@@ -344,6 +451,7 @@ fn collect<'a>(
 mod tests {
     use super::*;
     use crate::repo::manifest::tests::{sample_entry, sample_manifest};
+    use crate::repo::pack;
 
     fn object(key: &str, age_hours: i64, now: DateTime<Utc>) -> ObjectMeta {
         ObjectMeta {
@@ -379,6 +487,7 @@ mod tests {
             &removed,
             &objects,
             now - chrono::Duration::hours(24),
+            &HashSet::new(),
         );
         let deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(deleted.len(), 3, "{deleted:?}");
@@ -391,8 +500,53 @@ mod tests {
             &HashSet::new(),
             &objects[4..],
             now - chrono::Duration::hours(24),
+            &HashSet::new(),
         );
         assert_eq!(c.delete.len(), 1);
+    }
+
+    #[test]
+    fn packs_go_unless_something_kept_or_young_references_them() {
+        let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let id = |n: u8| ContentId::of(&[n]);
+        let pack = |n: u8, age_hours: i64| object(pack::key(&id(n)).as_str(), age_hours, now);
+        // 1 kept, 2 dropped, 3 dropped but a young orphan recipe uses it,
+        // 4 an old orphan, 5 a young orphan, 6 kept but repacked.
+        let packs: Vec<ObjectMeta> = (1..=6).map(|n| pack(n, 100)).collect();
+        let mut packs = packs;
+        packs[4] = pack(5, 1);
+        let users = PackUsers {
+            kept: [id(1), id(6)].into(),
+            dropped: [id(2), id(3)].into(),
+            pinned: [id(3)].into(),
+            ..PackUsers::default()
+        };
+        let mut c = Collection::default();
+        c.add_packs(
+            &packs,
+            &users,
+            now - chrono::Duration::hours(24),
+            &[id(6)].into(),
+        );
+        let mut deleted: Vec<ContentId> = c
+            .delete
+            .iter()
+            .filter_map(|o| pack::pack_of_key(&o.key))
+            .collect();
+        deleted.sort();
+        let mut expected = vec![id(2), id(4), id(6)];
+        expected.sort();
+        assert_eq!(deleted, expected);
+        assert_eq!((c.orphans_deleted, c.orphans_in_grace), (1, 2));
+
+        // A kept recipe that could not be read keeps every pack.
+        let unknown = PackUsers {
+            unknown: true,
+            ..PackUsers::default()
+        };
+        let mut c = Collection::default();
+        c.add_packs(&packs, &unknown, now, &HashSet::new());
+        assert!(c.delete.is_empty());
     }
 
     #[test]
@@ -420,7 +574,7 @@ mod tests {
             object(&format!("configs/{only_old}"), 100, now),
         ];
         let removed: HashSet<&str> = ["old"].into();
-        let c = collect(&[old, new], &removed, &objects, now);
+        let c = collect(&[old, new], &removed, &objects, now, &HashSet::new());
         let deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(deleted, [format!("configs/{only_old}")]);
         assert_eq!(c.orphans_deleted, 0);

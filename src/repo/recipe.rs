@@ -43,6 +43,39 @@ pub fn key(ulid: &str, fingerprint: &str) -> Result<Key> {
     Key::new(format!("recipes/{ulid}/{fingerprint}.json"))
 }
 
+/// The key of a recipe that prune rewrote to point at repacked blobs:
+/// `recipes/<ULID>/<fp>-<first 16 hex digits of its SHA-256>.json`, so that
+/// it never replaces the recipe it succeeds (which manifests may still
+/// name until prune has rewritten them) and rewriting it again after a
+/// crash gives the same key.
+pub fn repacked_key(ulid: &str, fingerprint: &str, json: &[u8]) -> Result<Key> {
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json));
+    Key::new(format!("recipes/{ulid}/{fingerprint}-{}.json", &sha[..16]))
+}
+
+/// Whether `key` is a recipe key of this block version: the key a backup
+/// writes, or one prune wrote ([`repacked_key`]).
+pub fn is_key_of(key: &str, ulid: &str, fingerprint: &str) -> bool {
+    let Some(rest) = key
+        .strip_prefix("recipes/")
+        .and_then(|k| k.strip_prefix(ulid))
+        .and_then(|k| k.strip_prefix('/'))
+        .and_then(|k| k.strip_prefix(fingerprint))
+        .and_then(|k| k.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    match rest.strip_prefix('-') {
+        None => rest.is_empty(),
+        Some(suffix) => {
+            suffix.len() == 16
+                && suffix
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }
+    }
+}
+
 /// How one block version is rebuilt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipe {
@@ -415,4 +448,32 @@ fn header_bytes(hex_text: &str) -> Result<[u8; 8]> {
     hex::decode_to_slice(hex_text, &mut header)
         .with_context(|| format!("segment header {hex_text:?} is not 16 hex digits"))?;
     Ok(header)
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn a_repacked_recipe_key_belongs_to_its_block_version_only() {
+        let (ulid, fp) = ("01KATC6D8W3Y8R2Q9GZP7E5V4M", "0f".repeat(16));
+        let plain = key(ulid, &fp).unwrap();
+        let repacked = repacked_key(ulid, &fp, b"{}").unwrap();
+        assert_ne!(plain, repacked);
+        assert_eq!(repacked, repacked_key(ulid, &fp, b"{}").unwrap());
+        for k in [&plain, &repacked] {
+            assert!(is_key_of(k.as_str(), ulid, &fp), "{k}");
+            assert!(!is_key_of(k.as_str(), ulid, &"1f".repeat(16)), "{k}");
+            assert!(!is_key_of(k.as_str(), "01KATC6D8W3Y8R2Q9GZP7E5V4N", &fp));
+        }
+        for bad in [
+            format!("recipes/{ulid}/{fp}-.json"),
+            format!("recipes/{ulid}/{fp}-0123456789ABCDEF.json"),
+            format!("recipes/{ulid}/{fp}-0123456789abcdef0.json"),
+            format!("recipes/{ulid}/{fp}.tar.zst"),
+            format!("blocks/{ulid}/{fp}.json"),
+        ] {
+            assert!(!is_key_of(&bad, ulid, &fp), "{bad}");
+        }
+    }
 }

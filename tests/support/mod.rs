@@ -21,6 +21,7 @@ pub mod faultproxy;
 mod garage;
 mod prometheus;
 mod pushgateway;
+pub mod sets;
 
 pub use cmd::{bare, finish, Run, Target};
 pub use faultproxy::{FaultProxy, Faults};

@@ -156,6 +156,28 @@ impl PackReader {
     /// header, the frame's window, length and SHA-256. Memory: the frame
     /// and `raw_length` bytes.
     pub async fn read_blob(&self, r: &BlobRef, max_raw: u32) -> Result<Vec<u8>> {
+        let frame = self.fetch_frame(r, max_raw).await?;
+        self.decode(r, &frame)
+    }
+
+    /// The stored frame of a (small) blob, for copying it into another
+    /// pack as it is, once the same checks as [`PackReader::read_blob`]'s
+    /// have passed on it (the decoded bytes are dropped).
+    pub async fn read_frame(&self, r: &BlobRef, max_raw: u32) -> Result<Vec<u8>> {
+        let frame = self.fetch_frame(r, max_raw).await?;
+        self.decode(r, &frame)?;
+        Ok(frame)
+    }
+
+    fn decode(&self, r: &BlobRef, frame: &[u8]) -> Result<Vec<u8>> {
+        blob::decode(frame, r.raw_length, r.id).map_err(|e| {
+            DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset))
+                .into()
+        })
+    }
+
+    /// The frame `r` points at, once the pack's header confirms `r`.
+    async fn fetch_frame(&self, r: &BlobRef, max_raw: u32) -> Result<Vec<u8>> {
         if r.raw_length > max_raw {
             anyhow::bail!(
                 "a reference to blob {} in pack {} claims {} bytes, more than the {max_raw} \
@@ -182,13 +204,9 @@ impl PackReader {
         let stream = self
             .range(&r.pack, r.offset, u64::from(r.length), "blobs")
             .await?;
-        let frame = collect(stream, u64::from(r.length))
+        collect(stream, u64::from(r.length))
             .await
-            .map_err(|e| self.read_failed(&r.pack, e, "blobs"))?;
-        blob::decode(&frame, r.raw_length, r.id).map_err(|e| {
-            DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset))
-                .into()
-        })
+            .map_err(|e| self.read_failed(&r.pack, e, "blobs"))
     }
 
     /// The storage the packs are read from.
