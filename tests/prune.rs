@@ -488,8 +488,7 @@ fn abandoned_multipart_uploads_are_aborted() {
 /// as (pack, offset) with their stored length.
 fn blobs_of(repo: &Path, id: &str) -> BTreeMap<(String, u64), u64> {
     let manifest: Value =
-        serde_json::from_slice(&fs::read(repo.join(format!("snapshots/{id}.json"))).unwrap())
-            .unwrap();
+        serde_json::from_slice(&fs::read(support::manifest_path(repo, id)).unwrap()).unwrap();
     let mut out = BTreeMap::new();
     for block in manifest["blocks"].as_array().unwrap() {
         let key = block["object"]["key"].as_str().unwrap();
@@ -673,7 +672,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
     // recipe, before its manifest (as if: the manifest is removed).
     let interrupted = backup_at(&target, &deleted, "2026-11-21T03:00:00Z");
     let id = interrupted["snapshot_id"].as_str().unwrap();
-    let manifest_path = repo.join(format!("snapshots/{id}.json"));
+    let manifest_path = support::manifest_path(&repo, id);
     let manifest: Value = serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
     fs::remove_file(&manifest_path).unwrap();
     let orphan = manifest["blocks"][0]["object"]["key"]
@@ -685,7 +684,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
     let first_key = target.snapshots()[0]["id"].clone();
     assert_eq!(first_key, first_id);
     let first_manifest: Value =
-        serde_json::from_slice(&fs::read(repo.join(format!("snapshots/{first_id}.json"))).unwrap())
+        serde_json::from_slice(&fs::read(support::manifest_path(&repo, first_id)).unwrap())
             .unwrap();
     let first_packs = packs_of_recipe(
         &repo,
@@ -732,10 +731,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
     // stored again, and the snapshot verifies. (The pack removed is one no
     // kept snapshot uses, as after a prune by an older promsnap.)
     let id = again["snapshot_id"].as_str().unwrap();
-    let other_manifest = repo.join(format!(
-        "snapshots/{}.json",
-        other["snapshot_id"].as_str().unwrap()
-    ));
+    let other_manifest = support::manifest_path(&repo, other["snapshot_id"].as_str().unwrap());
     let other_manifest: Value = serde_json::from_slice(&fs::read(other_manifest).unwrap()).unwrap();
     let other_packs: Vec<String> = other_manifest["blocks"]
         .as_array()
@@ -747,7 +743,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
         .iter()
         .find(|p| !other_packs.contains(p))
         .expect("a pack only the orphan recipe uses");
-    fs::remove_file(repo.join(format!("snapshots/{id}.json"))).unwrap();
+    fs::remove_file(support::manifest_path(&repo, id)).unwrap();
     fs::remove_file(repo.join(only_orphan)).unwrap();
     let stored = backup_at(&target, &deleted, "2026-11-24T03:00:00Z");
     assert_eq!(stored["blocks_new"], 1, "{stored:#}");

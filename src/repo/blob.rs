@@ -678,7 +678,7 @@ mod tests {
         }
         assert_eq!(total, 1 << 20);
         let memory = dctx.sizeof();
-        eprintln!("a decoder holds {memory} bytes");
+        println!("a decoder holds {memory} bytes");
         assert!(
             (MAX_WINDOW as usize..=DECODER_MEMORY).contains(&memory),
             "{memory} bytes per decoder"

@@ -424,6 +424,19 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Writes a changed manifest back where it was read from (prune's
+    /// repack points it at new recipes).
+    pub async fn rewrite_manifest(&self, m: &Manifest, key: &Key) -> Result<()> {
+        m.validate()?;
+        self.storage
+            .put_bytes(key, Bytes::from(m.to_json()))
+            .await
+            .with_context(|| format!("could not write manifest {key}"))?;
+        Ok(())
+    }
+}
+
 /// The listed snapshots that may be `group`'s (its directory, and the
 /// manifests of earlier versions, whose group is not known unread), in id
 /// order: oldest first.

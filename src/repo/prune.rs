@@ -155,7 +155,7 @@ pub async fn run(
             .cloned()
             .collect();
         check(lock)?;
-        repacked = repack::repack(repo, &users.recipes, &mut kept, &selection, lock).await?;
+        repacked = repack::repack(repo, &users.recipes, &mut kept, &keys, &selection, lock).await?;
     } else {
         // What a real run would delete after repacking.
         repacked.retired_packs = selection.packs.keys().copied().collect();

@@ -188,6 +188,7 @@ pub async fn repack(
     repo: &Repository,
     kept: &[KeptRecipe],
     manifests: &mut [Manifest],
+    keys: &super::catalog::Keys,
     selection: &Selection,
     lock: Option<&RepoLock>,
 ) -> Result<Repacked> {
@@ -237,7 +238,9 @@ pub async fn repack(
             if let Some(lock) = lock {
                 lock.check()?;
             }
-            repo.write_manifest(m).await?;
+            // Where it is: a manifest of an earlier version stays at its
+            // key rather than gain a second copy in its group's directory.
+            repo.rewrite_manifest(m, &keys[&m.id]).await?;
         }
     }
     done.retired_recipes = renamed

@@ -115,7 +115,7 @@ fn run_probe(series: usize) -> (u64, u64) {
         .lines()
         .find_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
         .unwrap_or_else(|| panic!("no PROBE line in {stdout}"));
-    eprintln!("{series} series: {line}");
+    println!("{series} series: {line}");
     let field = |name: &str| -> u64 {
         let kv = line
             .split_whitespace()
