@@ -55,7 +55,7 @@ rclone-full rclone-restore | mem-full mem-restore mem-verify-deep
 
 The report prints the floor of the incr-day step (the chunk records of
 snap-next's new blocks that snap-base does not hold, plus their indexes,
-zstd -1) and the stored bytes each tool added against it and against restic.
+zstd -1 with 4-byte matches) and the stored bytes each tool added against it and against restic.
 EOF
 }
 

@@ -6,8 +6,9 @@ every chunk record of every block of the earlier snapshot is hashed; then,
 in the later snapshot's *new* blocks (ULIDs the earlier one does not have),
 the records whose hash is not known yet (also not from another new block)
 are the genuinely new chunk data. The floor is those records plus the new
-blocks' index files, compressed by `zstd -1` as one stream: what an ideal
-backup that stores each chunk record once would have to upload.
+blocks' index files, compressed as one stream by `zstd -1 --zstd=minMatch=4`
+(promsnap's default: level 1 with 4-byte matches): what an ideal backup
+that stores each chunk record once would have to upload.
 
 Chunk segment files (prometheus tsdb/docs/format/chunks.md): an 8-byte
 header (magic 0x85BD40DD, version 1, 3 padding bytes), then records
@@ -97,7 +98,8 @@ def compute(earlier, later, level=1):
                 old_records += 1
     new_blocks = [b for b in blocks(later) if b not in set(old_blocks)]
 
-    zstd = subprocess.Popen(["zstd", f"-{level}", "-q", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    zstd = subprocess.Popen(["zstd", f"-{level}", "--zstd=minMatch=4", "-q", "-c"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
     compressed = [0]
 
     def count():
@@ -151,7 +153,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("earlier")
     ap.add_argument("later")
-    ap.add_argument("--level", type=int, default=1, help="zstd level [default: 1]")
+    ap.add_argument("--level", type=int, default=1, help="zstd level (with 4-byte matches) [default: 1]")
     args = ap.parse_args()
     json.dump(compute(args.earlier, args.later, args.level), sys.stdout, indent=1)
     print()

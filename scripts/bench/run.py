@@ -495,7 +495,7 @@ def per_object(listfile, then):
 
 def floor_of(info, cache):
     """The floor of the incr-day step (floor.py), cached next to the data set."""
-    key = {"version": 1, "zstd_level": 1,
+    key = {"version": 2, "zstd_level": 1,
            "base": [b["ulid"] for b in info["snap_base"]["blocks"]],
            "next": [b["ulid"] for b in info["snap_next"]["blocks"]]}
     path = os.path.join(cache, "floor.json")
@@ -661,7 +661,7 @@ def markdown(report):
     if report.get("floor"):
         fl = report["floor"]
         out.append(f"- Floor of the incr-day step (record-level hash scan, `scripts/bench/floor.py`): "
-                   f"**{fl['floor_bytes'] / 1e6:.1f} MB** = zstd -{fl['zstd_level']} of the "
+                   f"**{fl['floor_bytes'] / 1e6:.1f} MB** = zstd -{fl['zstd_level']} --zstd=minMatch=4 of the "
                    f"{fl['new_unique_record_bytes'] / 1e6:.1f} MB of chunk records ({fl['new_unique_records']} of "
                    f"{fl['new_records']}) in snap-next's {fl['new_blocks']} new blocks "
                    f"({fl['new_chunk_file_bytes'] / 1e6:.1f} MB of chunk files) that snap-base does not hold, "
