@@ -46,7 +46,7 @@ Options:
   --restore-args 'ARGS' extra flags for every promsnap restore
   -h, --help           this help
 
-Cases: ref-tar ref-zstd ref-zstd3 | local-full local-incr-same local-incr-day local-restore
+Cases: ref-tar ref-zstd ref-zstd-mm4 ref-zstd3 | local-full local-incr-same local-incr-day local-restore
 local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-restore-largest
 local-verify-deep-largest ref-unzstd-largest f1-restore-largest f1-verify-deep-largest
 local-full-z3 | garage-full garage-incr-same garage-incr-day garage-restore garage-verify

@@ -43,6 +43,8 @@ import floor as floor_scan  # noqa: E402
 CASES = {
     "ref-tar": ("ref", "tar -cf - . | cat > /dev/null (read limit)", "base"),
     "ref-zstd": ("ref", "tar -cf - . | zstd -1 -T0 | wc -c (compression limit)", "base"),
+    "ref-zstd-mm4": ("ref", "tar -cf - . | zstd -1 --zstd=minMatch=4 -T0 > /dev/null (promsnap's compression work)",
+                     "base"),
     "ref-zstd3": ("ref", "tar -cf - . | zstd -3 -T0 | wc -c (same at promsnap's default level; info)", "base"),
     "local-full": ("local", "promsnap backup, empty local repo", "base"),
     "local-incr-same": ("local", "promsnap backup again, nothing new", "base"),
@@ -246,6 +248,8 @@ class Bench:
         if self.want("ref-zstd"):
             rec, out = self.step("ref-zstd", "tar -cf - . | zstd -1 -T0 | wc -c", cwd=base)
             rec["stored_bytes"] = int(out.strip())
+        if self.want("ref-zstd-mm4"):
+            self.step("ref-zstd-mm4", "tar -cf - . | zstd -1 --zstd=minMatch=4 -T0 > /dev/null", cwd=base)
         if self.want("ref-zstd3"):
             rec, out = self.step("ref-zstd3", "tar -cf - . | zstd -3 -T0 | wc -c", cwd=base)
             rec["stored_bytes"] = int(out.strip())
@@ -592,6 +596,8 @@ def targets(summary, floor=None):
     ratio("full backup to Garage vs restic backup", "garage-full", "restic-full", 0.5)
     ratio("full backup to Garage vs tar|zstd|rclone rcat", "garage-full", "rclone-full", 0.9)
     ratio("full backup local vs compression limit", "local-full", "ref-zstd", 1.25)
+    ratio("full backup local vs tar | zstd -1 --zstd=minMatch=4 -T0 (the same compression work)", "local-full",
+          "ref-zstd-mm4", 1.0)
     ratio("stored bytes (Garage, full) vs restic's", "garage-full", "restic-full", 1.0, field="stored_bytes")
     ratio("stored bytes added after one more day (Garage) vs restic's", "garage-incr-day", "restic-incr-day", 0.3,
           field="stored_added_bytes")
