@@ -8,6 +8,8 @@
 #   2. builds the benchmark TSDB once and caches it (scripts/bench/dataset.py:
 #      OpenMetrics -> promtool 2h blocks -> compaction by a real Prometheus ->
 #      admin-API snapshots "snap-base" and, after one more day, "snap-next");
+#      the memory set (100k+ series; built by run.py when a mem case runs) and
+#      the floor of the incr-day step (scripts/bench/floor.py) are cached too;
 #   3. starts its own Garage on loopback (free ports, temp dir; stopped and
 #      removed on exit by a trap);
 #   4. runs the cases --runs times each (scripts/bench/run.py), prints a
@@ -23,13 +25,16 @@ usage() {
 Usage: scripts/bench.sh [options]
 
 Options:
-  --size small|large   data set: small ~35 MB (1 host), large ~1 GB (25 hosts);
-                       both 14 days + 1 held-back day [default: large]
+  --size small|medium|large
+                       data set: small ~35 MB (1 host), medium ~200 MB (4 hosts),
+                       large ~1.2 GB (25 hosts); all 14 days + 1 held-back day;
+                       the memory set (mem-*) has 2211 series (small) or 103460
+                       (medium, large) [default: large]
   --runs N             measured runs per case [default: 3]
   --data DIR           cache for the generated data [default: ~/.cache/promsnap-bench]
   --out FILE           JSON results (markdown next to it as .md)
                        [default: DIR/SIZE/bench-results.json]
-  --only NAME[,NAME]   run a subset: groups ref, local, garage, restic, rclone, or
+  --only NAME[,NAME]   run a subset: groups ref, local, garage, restic, rclone, mem, or
                        cases such as garage-full, garage-restore, restic-full
                        (prerequisites such as the full backup still run, unmeasured)
   --no-drop-caches     keep the page cache warm (default: drop it before every
@@ -41,11 +46,16 @@ Options:
   --restore-args 'ARGS' extra flags for every promsnap restore
   -h, --help           this help
 
-Cases: ref-tar ref-zstd ref-zstd3 | local-full local-incr-same local-incr-day local-restore
-local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-verify-deep-largest
-ref-unzstd-largest local-full-z3 | garage-full
-garage-incr-same garage-incr-day garage-restore garage-verify garage-verify-deep |
-restic-full restic-incr-same restic-incr-day restic-restore | rclone-full rclone-restore
+Cases: ref-tar ref-zstd ref-zstd-mm4 ref-zstd3 | local-full local-incr-same local-incr-day local-restore
+local-verify local-verify-deep ref-unzstd ref-unzstd-sha local-restore-largest
+local-verify-deep-largest ref-unzstd-largest f1-restore-largest f1-verify-deep-largest
+local-full-z3 | garage-full garage-incr-same garage-incr-day garage-restore garage-verify
+garage-verify-deep | restic-full restic-incr-same restic-incr-day restic-restore |
+rclone-full rclone-restore | mem-full mem-restore mem-verify-deep
+
+The report prints the floor of the incr-day step (the chunk records of
+snap-next's new blocks that snap-base does not hold, plus their indexes,
+zstd -1 with 4-byte matches) and the stored bytes each tool added against it and against restic.
 EOF
 }
 
@@ -74,7 +84,7 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-[[ $size == small || $size == large ]] || die "--size must be small or large"
+[[ $size == small || $size == medium || $size == large ]] || die "--size must be small, medium or large"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 
 cd "$(dirname "$0")/.."

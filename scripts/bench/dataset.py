@@ -26,7 +26,13 @@ Pipeline, all with the installed Prometheus 2.42 tools:
     `<cache>/dataset.json` is written last: it marks the cache as complete and
     records sizes, block lists, the compaction timeline and timings.
 
-Usage: dataset.py --size small|large [--data DIR] [--force]
+The memory sets (`--memory`, `ensure_memory`) are a separate cache,
+`<cache>/memory-<size>`: many hosts (at least 100 000 series for large), 5
+windows at one sample a minute, compacted once (a 6h and two 2h blocks) and snapshotted as
+`snap-base`; no held-back day. They show that what promsnap holds does not
+grow with the number of series.
+
+Usage: dataset.py --size small|medium|large [--memory] [--data DIR] [--force]
 """
 
 import argparse
@@ -47,8 +53,21 @@ import gen_openmetrics  # noqa: E402
 # (190 series, ~35 MiB).
 SIZES = {
     "small": {"hosts": 1, "days": 14, "extra_days": 1},
+    "medium": {"hosts": 4, "days": 14, "extra_days": 1},
     "large": {"hosts": 25, "days": 14, "extra_days": 1},
 }
+# The memory sets: 5 windows (10 h) of many hosts, a sample a minute (one
+# chunk per series and window), so that Prometheus compacts the first three
+# into a 6 h block (it never plans the newest block, and a range is only
+# compacted early once a newer block starts after it). large: 440 hosts,
+# 103 460 series (62 M samples); small: 10 hosts, 2211 series, a quick run.
+MEMORY_SIZES = {
+    "small": {"hosts": 10, "windows": 5, "extra_days": 0, "interval": 60},
+    "large": {"hosts": 440, "windows": 5, "extra_days": 0, "interval": 60},
+}
+MEMORY_MIN_SERIES = {"small": 2000, "large": 100_000}
+# The memory set each size runs with: medium uses large's (100k+ series).
+MEMORY_SET = {"small": "small", "medium": "large", "large": "large"}
 FORMAT = 1  # bump when the generator or the pipeline changes the data
 STABLE_SECONDS = 15
 COMPACTION_TIMEOUT = 1800
@@ -99,9 +118,9 @@ def scratch_dir(build):
 
 def make_blocks(params, build):
     """Generates every window and runs promtool on each; returns timing info."""
-    gen = gen_openmetrics.Generator(params["hosts"])
+    gen = gen_openmetrics.Generator(params["hosts"], interval=params.get("interval", gen_openmetrics.STEP))
     windows_per_day = 86400 // gen_openmetrics.WINDOW
-    base_windows = params["days"] * windows_per_day
+    base_windows = params.get("windows") or params["days"] * windows_per_day
     total = base_windows + params["extra_days"] * windows_per_day
     dirs = {"base": os.path.join(build, "blocks"), "extra": os.path.join(build, "extra")}
     for d in dirs.values():
@@ -109,7 +128,7 @@ def make_blocks(params, build):
     scratch = scratch_dir(build)
     workers = max(1, os.cpu_count() or 1)
     log(f"generating {total} windows x {gen.series_count()} series "
-        f"({params['days']}+{params['extra_days']} days), {workers} promtool workers, scratch {scratch}")
+        f"({base_windows} + {total - base_windows} held back), {workers} promtool workers, scratch {scratch}")
 
     running = []  # (Popen, om file, window index), oldest first
     t0, gen_seconds, lines = time.monotonic(), 0.0, 0
@@ -240,8 +259,7 @@ def compact_and_snapshot(build, dest, logfile):
 # -- driver ---------------------------------------------------------------------
 
 
-def build(size, cache):
-    params = SIZES[size]
+def build(size, cache, params):
     buildd = os.path.join(cache, "build")
     shutil.rmtree(buildd, ignore_errors=True)
     for d in ("snap-base", "snap-next"):
@@ -259,10 +277,13 @@ def build(size, cache):
     log("Prometheus: compacting the base days")
     base = compact_and_snapshot(buildd, os.path.join(cache, "snap-base"), os.path.join(logs, "prometheus-base.log"))
 
-    for ulid in block_dirs(os.path.join(buildd, "extra")):
-        os.rename(os.path.join(buildd, "extra", ulid), os.path.join(prom_dir, ulid))
-    log("Prometheus: compacting the extra day")
-    nxt = compact_and_snapshot(buildd, os.path.join(cache, "snap-next"), os.path.join(logs, "prometheus-next.log"))
+    nxt = None
+    if params["extra_days"]:
+        for ulid in block_dirs(os.path.join(buildd, "extra")):
+            os.rename(os.path.join(buildd, "extra", ulid), os.path.join(prom_dir, ulid))
+        log("Prometheus: compacting the extra day")
+        nxt = compact_and_snapshot(buildd, os.path.join(cache, "snap-next"),
+                                   os.path.join(logs, "prometheus-next.log"))
     shutil.rmtree(buildd)
 
     info = {
@@ -272,10 +293,11 @@ def build(size, cache):
         "snap_base": {"path": os.path.join(cache, "snap-base"),
                       "bytes": tree_bytes(os.path.join(cache, "snap-base")),
                       "blocks": block_table(os.path.join(cache, "snap-base"))},
-        "snap_next": {"path": os.path.join(cache, "snap-next"),
-                      "bytes": tree_bytes(os.path.join(cache, "snap-next")),
-                      "blocks": block_table(os.path.join(cache, "snap-next"))},
     }
+    if nxt is not None:
+        info["snap_next"] = {"path": os.path.join(cache, "snap-next"),
+                             "bytes": tree_bytes(os.path.join(cache, "snap-next")),
+                             "blocks": block_table(os.path.join(cache, "snap-next"))}
     tmp = os.path.join(cache, "dataset.json.tmp")
     with open(tmp, "w") as f:
         json.dump(info, f, indent=1)
@@ -283,19 +305,26 @@ def build(size, cache):
     return info
 
 
-def ensure(size, data_dir, force=False):
-    """Returns the dataset info, building it first unless a complete one is cached."""
-    cache = os.path.join(os.path.expanduser(data_dir), size)
+def ensure(size, data_dir, force=False, memory=False):
+    """Returns the dataset info, building it first unless a complete one is cached.
+
+    `memory`: the memory set of that size (MEMORY_SIZES) instead of the bench set.
+    """
+    if memory:
+        size = MEMORY_SET[size]
+    params = (MEMORY_SIZES if memory else SIZES)[size]
+    name = f"memory-{size}" if memory else size
+    cache = os.path.join(os.path.expanduser(data_dir), name)
     os.makedirs(cache, exist_ok=True)
     meta = os.path.join(cache, "dataset.json")
     if not force and os.path.exists(meta):
         with open(meta) as f:
             info = json.load(f)
-        if info.get("format") == FORMAT and info.get("params") == SIZES[size]:
-            log(f"using cached {size} data set in {cache} ({info['snap_base']['bytes'] / 2**20:.0f} MiB)")
+        if info.get("format") == FORMAT and info.get("params") == params:
+            log(f"using cached {name} data set in {cache} ({info['snap_base']['bytes'] / 2**20:.0f} MiB)")
             return info
-    log(f"building the {size} data set in {cache}")
-    info = build(size, cache)
+    log(f"building the {name} data set in {cache}")
+    info = build(size, cache, params)
     log(f"data set built in {info['total_seconds']}s: snap-base {info['snap_base']['bytes'] / 2**20:.0f} MiB "
         f"in {len(info['snap_base']['blocks'])} blocks")
     return info
@@ -305,6 +334,8 @@ def describe(info):
     """A short human summary of the block levels of both snapshots."""
     lines = []
     for key in ("snap_base", "snap_next"):
+        if key not in info:
+            continue
         hours = [b["hours"] for b in info[key]["blocks"]]
         lines.append(f"{key}: {len(hours)} blocks, {info[key]['bytes'] / 2**20:.0f} MiB, "
                      f"durations (h): {' '.join(f'{h:g}' for h in hours)}")
@@ -316,8 +347,9 @@ def main():
     ap.add_argument("--size", choices=sorted(SIZES), default="large")
     ap.add_argument("--data", default="~/.cache/promsnap-bench")
     ap.add_argument("--force", action="store_true", help="rebuild even if cached")
+    ap.add_argument("--memory", action="store_true", help="the memory set (many series) of that size")
     args = ap.parse_args()
-    info = ensure(args.size, args.data, args.force)
+    info = ensure(args.size, args.data, args.force, memory=args.memory)
     print(describe(info))
 
 

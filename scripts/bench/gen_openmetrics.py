@@ -124,7 +124,11 @@ def fmt_labels(**kv):
 class Generator:
     """The whole fleet; `write_window(i, path)` must be called for i = 0, 1, 2, ..."""
 
-    def __init__(self, hosts, start=DEFAULT_START, seed=20260101):
+    def __init__(self, hosts, start=DEFAULT_START, seed=20260101, interval=STEP):
+        # `interval`: seconds between samples (a divisor of WINDOW). The
+        # increments stay those of a 15 s scrape; a longer interval only
+        # writes fewer samples (the memory set: many series, cheaply).
+        self.interval = interval
         self.rng = random.Random(seed)
         self.pools = Pools(self.rng)
         self.start = start
@@ -292,7 +296,7 @@ class Generator:
             raise ValueError(f"windows must be written in order: expected {self.next_window}, got {index}")
         self.next_window += 1
         t0 = self.start + index * WINDOW
-        times = range(t0, t0 + WINDOW, STEP)
+        times = range(t0, t0 + WINDOW, self.interval)
         n = len(times)
         sfx = [f" {t}\n" for t in times]  # shared by every series of the window
         busy = diurnal(t0 + WINDOW / 2)  # the daily wave, one level per window

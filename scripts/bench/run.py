@@ -37,11 +37,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import die, log, run, tree_bytes  # noqa: E402
 import dataset  # noqa: E402
+import floor as floor_scan  # noqa: E402
 
 # case -> (group, what it does, which snapshot's bytes count for MB/s)
 CASES = {
     "ref-tar": ("ref", "tar -cf - . | cat > /dev/null (read limit)", "base"),
     "ref-zstd": ("ref", "tar -cf - . | zstd -1 -T0 | wc -c (compression limit)", "base"),
+    "ref-zstd-mm4": ("ref", "tar -cf - . | zstd -1 --zstd=minMatch=4 -T0 > /dev/null (promsnap's compression work)",
+                     "base"),
     "ref-zstd3": ("ref", "tar -cf - . | zstd -3 -T0 | wc -c (same at promsnap's default level; info)", "base"),
     "local-full": ("local", "promsnap backup, empty local repo", "base"),
     "local-incr-same": ("local", "promsnap backup again, nothing new", "base"),
@@ -50,10 +53,18 @@ CASES = {
     "local-full-z3": ("local", "promsnap backup --zstd-level 3, empty local repo (info)", "base"),
     "local-verify": ("local", "promsnap verify (download + SHA-256 of every object)", "base"),
     "local-verify-deep": ("local", "promsnap verify --deep (decompress, SHA-256 and TSDB structure of every file, streaming)", "base"),
-    "ref-unzstd": ("local", "zstd -d of the local repo's archives, one process per core (decompression limit)", "base"),
-    "ref-unzstd-sha": ("local", "openssl sha256 of each archive and of its zstd -d output, per core (deep's hashing, no parsing)", "base"),
-    "local-verify-deep-largest": ("local", "promsnap verify --deep of a repo holding only the largest block", "largest"),
-    "ref-unzstd-largest": ("local", "zstd -d of that block's archive (one stream: one core)", "largest"),
+    "ref-unzstd": ("local", "zstd -d of the local repo's packs (archives in format 1), one process per core "
+                   "(decompression limit; info)", "base"),
+    "ref-unzstd-sha": ("local", "zstd -d of each pack + SHA-256 of the output twice (blobs, files), one process "
+                       "per core (deep's reference)", "base"),
+    "local-restore-largest": ("local", "promsnap restore --concurrency 1 of a repo holding only the largest block",
+                              "largest"),
+    "local-verify-deep-largest": ("local", "promsnap verify --deep --concurrency 1 of that repo", "largest"),
+    "ref-unzstd-largest": ("local", "zstd -d of that repo's packs + SHA-256 of the output twice, one process "
+                           "per core (deep's reference)", "largest"),
+    "f1-restore-largest": ("local", "the same restore from a format 1 repo (one tar.zst stream: the single-stream "
+                           "time before format 2)", "largest"),
+    "f1-verify-deep-largest": ("local", "the same verify --deep of the format 1 repo", "largest"),
     "garage-full": ("garage", "promsnap backup, empty bucket", "base"),
     "garage-incr-same": ("garage", "promsnap backup again, nothing new", "base"),
     "garage-incr-day": ("garage", "promsnap backup after one more day + compaction", "next"),
@@ -66,17 +77,28 @@ CASES = {
     "restic-restore": ("restic", "restic restore from Garage", "base"),
     "rclone-full": ("rclone", "tar | zstd -1 -T0 | rclone rcat to Garage", "base"),
     "rclone-restore": ("rclone", "rclone cat | zstd -d | tar -x (info)", "base"),
+    "mem-full": ("mem", "promsnap backup of the memory set (many series), empty local repo", "mem"),
+    "mem-restore": ("mem", "promsnap restore of the memory set", "mem"),
+    "mem-verify-deep": ("mem", "promsnap verify --deep of the memory set", "mem"),
 }
-GROUPS = ["ref", "local", "garage", "restic", "rclone"]
-VERIFY_CASES = ("local-verify", "garage-verify", "local-verify-deep", "garage-verify-deep", "local-verify-deep-largest")
+GROUPS = ["ref", "local", "garage", "restic", "rclone", "mem"]
+# The memory cases and the case of the main set that does the same.
+MEMORY_PAIRS = {"mem-full": "local-full", "mem-restore": "local-restore", "mem-verify-deep": "local-verify-deep"}
+VERIFY_CASES = ("local-verify", "garage-verify", "local-verify-deep", "garage-verify-deep", "local-verify-deep-largest",
+                "f1-verify-deep-largest", "mem-verify-deep")
+INCR_DAY_CASES = ("local-incr-day", "garage-incr-day", "restic-incr-day")
 
 
 class Bench:
-    def __init__(self, args, info):
+    def __init__(self, args, info, memory_info=None):
         self.args = args
         self.info = info
+        self.memory_info = memory_info
         self.snap = {"base": info["snap_base"]["path"], "next": info["snap_next"]["path"]}
         self.bytes = {"base": info["snap_base"]["bytes"], "next": info["snap_next"]["bytes"]}
+        if memory_info:
+            self.snap["mem"] = memory_info["snap_base"]["path"]
+            self.bytes["mem"] = memory_info["snap_base"]["bytes"]
         self.work = args.work
         self.results = {name: [] for name in CASES}
         self.selected = select(args.only)
@@ -226,6 +248,8 @@ class Bench:
         if self.want("ref-zstd"):
             rec, out = self.step("ref-zstd", "tar -cf - . | zstd -1 -T0 | wc -c", cwd=base)
             rec["stored_bytes"] = int(out.strip())
+        if self.want("ref-zstd-mm4"):
+            self.step("ref-zstd-mm4", "tar -cf - . | zstd -1 --zstd=minMatch=4 -T0 > /dev/null", cwd=base)
         if self.want("ref-zstd3"):
             rec, out = self.step("ref-zstd3", "tar -cf - . | zstd -3 -T0 | wc -c", cwd=base)
             rec["stored_bytes"] = int(out.strip())
@@ -243,11 +267,14 @@ class Bench:
             stored = lambda: self.bucket_bytes(bucket)  # noqa: E731
         deep_refs = ("ref-unzstd", "ref-unzstd-sha") if kind == "local" else ()
         if self.want(*names, *deep_refs):
-            backup = self.promsnap("backup", "--repo", repo, "--instance", "bench", "--json",
+            backup = self.promsnap("backup", "--init", "--repo", repo, "--instance", "bench", "--json",
                                    *self.backup_args)
             rec, out = self.step(names[0], [*backup, "--from-dir", self.snap["base"]])
             full = json.loads(out)
             rec.update(promsnap=full, stored_bytes=stored())
+            if kind == "local":
+                # What the full snapshot is stored in: the reference for verify --deep.
+                full_objects = list_objects(repo_dir, os.path.join(self.work, f"full-objects-{r}"))
             if self.want(names[1]):
                 rec, out = self.step(names[1], [*backup, "--from-dir", self.snap["base"]])
                 rec.update(promsnap=json.loads(out), stored_bytes=stored())
@@ -278,42 +305,39 @@ class Bench:
                                                            "--deep", "--json"), check=False)
                 if rec["exit_code"] != 0:
                     log(f"WARNING: {names[5]} exited {rec['exit_code']}")
-        if kind == "local" and os.path.isdir(os.path.join(repo_dir, "blocks")):
-            # The references for verify --deep read the archives just verified.
-            cores = os.cpu_count() or 1
-            each = "find blocks -name '*.tar.zst' -print0 | xargs -0 -P%d -n1 sh -c " % cores
+        if kind == "local" and os.path.isdir(repo_dir):
+            # The references for verify --deep read the packs just verified.
             if self.want("ref-unzstd"):
-                self.step("ref-unzstd", each + "'zstd -qdc \"$0\" > /dev/null'", cwd=repo_dir)
+                self.step("ref-unzstd", per_object(full_objects, UNZSTD), cwd=repo_dir)
             if self.want("ref-unzstd-sha"):
-                self.step("ref-unzstd-sha",
-                          each + "'openssl dgst -sha256 \"$0\" > /dev/null && zstd -qdc \"$0\" | openssl dgst -sha256 > /dev/null'",
-                          cwd=repo_dir)
-        if kind == "local" and self.want("local-verify-deep-largest", "ref-unzstd-largest"):
+                self.step("ref-unzstd-sha", per_object(full_objects, UNZSTD_SHA), cwd=repo_dir)
+        if kind == "local" and self.want("local-restore-largest", "local-verify-deep-largest", "ref-unzstd-largest",
+                                         "f1-restore-largest", "f1-verify-deep-largest"):
             self.largest_block(r)
         if kind == "local":
             shutil.rmtree(repo_dir, ignore_errors=True)
             if self.want("local-full-z3"):
                 repo_z3 = os.path.join(self.work, f"local-repo-z3-{r}")
                 rec, out = self.step("local-full-z3", self.promsnap(
-                    "backup", "--repo", repo_z3, "--instance", "bench", "--json", "--zstd-level", "3",
+                    "backup", "--init", "--repo", repo_z3, "--instance", "bench", "--json", "--zstd-level", "3",
                     "--from-dir", self.snap["base"]))
                 rec.update(promsnap=json.loads(out), stored_bytes=tree_bytes(repo_z3))
                 shutil.rmtree(repo_z3)
 
     def largest_block(self, r):
-        """Deep verify of the largest block alone against zstd -d of its archive.
+        """Restore and deep verify of the largest block alone, --concurrency 1.
 
-        One zstd stream decompresses on one core, so for a single archive
-        "the speed of zstd decompression" is a per-block bar that deep verify
-        can meet by spreading its other work (hashing, the structure walk)
-        over the other cores. Prometheus's largest blocks hold most of the
-        data, so this block sets the wall time of a deep verify.
+        Prometheus's largest blocks hold most of the data, so this block
+        sets the wall time of a restore or a deep verify. In format 1 it is
+        one tar.zst stream, decoded on one core (the `f1-*` cases: the
+        single-stream time); format 2 must use every core for it. The
+        reference is zstd -d of its packs plus the two SHA-256 passes deep
+        must make (each blob, each file), one process per core.
         """
         base = self.snap["base"]
         blocks = [d for d in os.listdir(base) if len(d) == 26 and os.path.isdir(os.path.join(base, d))]
         largest = max(blocks, key=lambda d: tree_bytes(os.path.join(base, d)))
         src = os.path.join(self.work, f"largest-src-{r}")
-        repo = os.path.join(self.work, f"largest-repo-{r}")
 
         def link(a, b):
             try:
@@ -323,16 +347,60 @@ class Bench:
 
         shutil.copytree(os.path.join(base, largest), os.path.join(src, largest), copy_function=link)
         self.bytes["largest"] = tree_bytes(src)
-        run(self.promsnap("backup", "--repo", repo, "--instance", "bench", "--from-dir", src, "--quiet"))
-        if self.want("local-verify-deep-largest"):
-            rec, _ = self.step("local-verify-deep-largest",
-                               self.promsnap("verify", "--repo", repo, "--deep", "--json"),
-                               snap="largest", check=False)
-            if rec["exit_code"] != 0:
-                log(f"WARNING: local-verify-deep-largest exited {rec['exit_code']}")
-        if self.want("ref-unzstd-largest"):
-            self.step("ref-unzstd-largest", "zstd -qdc blocks/*/*.tar.zst > /dev/null", snap="largest", cwd=repo)
+        for fmt, restore_case, deep_case, ref in (
+                (2, "local-restore-largest", "local-verify-deep-largest", "ref-unzstd-largest"),
+                (1, "f1-restore-largest", "f1-verify-deep-largest", None)):
+            if not self.want(restore_case, deep_case, *([ref] if ref else [])):
+                continue
+            repo = os.path.join(self.work, f"largest-repo-f{fmt}-{r}")
+            out = run(self.promsnap("backup", "--init", "--repo", repo, "--instance", "bench", "--from-dir", src, "--json",
+                                    "--repository-format", str(fmt)))
+            snapshot = json.loads(out)["snapshot_id"]
+            if self.want(restore_case):
+                target = os.path.join(self.work, f"largest-restore-{r}")
+                rec, _ = self.step(restore_case, self.promsnap("restore", snapshot, "--repo", repo, "--data-dir",
+                                                               target, "--concurrency", "1", "--json"),
+                                   snap="largest")
+                rec["restored_bytes"] = tree_bytes(target)
+                if rec["restored_bytes"] != self.bytes["largest"]:
+                    log(f"WARNING: {restore_case} restored {rec['restored_bytes']} bytes, "
+                        f"the block has {self.bytes['largest']}")
+                shutil.rmtree(target)
+            if self.want(deep_case):
+                rec, _ = self.step(deep_case, self.promsnap("verify", "--repo", repo, "--deep", "--concurrency", "1",
+                                                            "--json"), snap="largest", check=False)
+                if rec["exit_code"] != 0:
+                    log(f"WARNING: {deep_case} exited {rec['exit_code']}")
+            if ref and self.want(ref):
+                objects = list_objects(repo, os.path.join(self.work, f"largest-objects-{r}"))
+                self.step(ref, per_object(objects, UNZSTD_SHA), snap="largest", cwd=repo)
+            shutil.rmtree(repo)
         shutil.rmtree(src)
+
+    def memory_group(self, r):
+        """Backup, restore and deep verify of the memory set (at least 100 000
+        series for --size large): peak RSS must not grow with the series."""
+        if not self.memory_info or not self.want(*MEMORY_PAIRS):
+            return
+        repo = os.path.join(self.work, f"mem-repo-{r}")
+        rec, out = self.step("mem-full", self.promsnap("backup", "--init", "--repo", repo, "--instance", "bench", "--json",
+                                                       *self.backup_args, "--from-dir", self.snap["mem"]), snap="mem")
+        full = json.loads(out)
+        rec.update(promsnap=full, stored_bytes=tree_bytes(repo))
+        if self.want("mem-restore"):
+            target = os.path.join(self.work, f"mem-restore-{r}")
+            rec, out = self.step("mem-restore", self.promsnap("restore", full["snapshot_id"], "--repo", repo,
+                                                              "--data-dir", target, "--json", *self.restore_args),
+                                 snap="mem")
+            rec["restored_bytes"] = tree_bytes(target)
+            if rec["restored_bytes"] != self.bytes["mem"]:
+                log(f"WARNING: mem-restore restored {rec['restored_bytes']} bytes, snapshot has {self.bytes['mem']}")
+            shutil.rmtree(target)
+        if self.want("mem-verify-deep"):
+            rec, _ = self.step("mem-verify-deep", self.promsnap("verify", full["snapshot_id"], "--repo", repo,
+                                                                "--deep", "--json"), snap="mem", check=False)
+            if rec["exit_code"] != 0:
+                log(f"WARNING: mem-verify-deep exited {rec['exit_code']}")
         shutil.rmtree(repo)
 
     def restic_group(self, r):
@@ -393,6 +461,68 @@ class Bench:
             self.promsnap_group("garage", r)
             self.restic_group(r)
             self.rclone_group(r)
+            self.memory_group(r)
+
+
+# What `per_object` pipes each pack's blobs (or each format 1 archive) into.
+UNZSTD = "zstd -qdc > /dev/null"
+UNZSTD_SHA = "zstd -qdc | tee >(openssl dgst -sha256 > /dev/null) | openssl dgst -sha256 > /dev/null"
+# A pack's blobs are back to back before its header; its last 12 bytes are
+# the header's length (u32 LE) and "PSNPACK2" (docs/FORMAT.md).
+PACK_BLOBS = ('n=$(( $(stat -c %s "$0") - 12 - $(tail -c 12 "$0" | od -A n -t u4 --endian=little -N 4) )); '
+              'head -c "$n" "$0"')
+
+
+def list_objects(repo_dir, listfile):
+    """Writes the packs (format 2) or archives (format 1) in `repo_dir` to
+    `listfile`, NUL-separated and relative to it, for `per_object`."""
+    found = []
+    for top in ("packs", "blocks"):
+        for root, _dirs, files in os.walk(os.path.join(repo_dir, top)):
+            for f in files:
+                rel = os.path.relpath(os.path.join(root, f), repo_dir)
+                if top == "packs" or rel.endswith(".tar.zst"):
+                    found.append(rel)
+    with open(listfile, "w") as f:
+        f.write("".join(p + "\0" for p in sorted(found)))
+    return listfile
+
+
+def per_object(listfile, then):
+    """A shell command, run in the repo dir: for each object of `listfile`,
+    its zstd frames (a pack's bytes before its header, an archive whole)
+    piped into `then`, one process per core."""
+    cores = os.cpu_count() or 1
+    script = f'case "$0" in packs/*) {PACK_BLOBS} ;; *) cat "$0" ;; esac | {then}'
+    return f"xargs -0 -r -a {shlex.quote(listfile)} -P{cores} -n1 bash -o pipefail -c {shlex.quote(script)}"
+
+
+def floor_of(info, cache):
+    """The floor of the incr-day step (floor.py), cached next to the data set."""
+    key = {"version": 2, "zstd_level": 1,
+           "base": [b["ulid"] for b in info["snap_base"]["blocks"]],
+           "next": [b["ulid"] for b in info["snap_next"]["blocks"]]}
+    path = os.path.join(cache, "floor.json")
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        if doc.get("key") == key:
+            return doc["floor"]
+    except (OSError, ValueError, KeyError):
+        pass
+    log("floor: hashing every chunk record of snap-base and of snap-next's new blocks")
+    result = floor_scan.compute(info["snap_base"]["path"], info["snap_next"]["path"], key["zstd_level"])
+    log(f"floor: {result['floor_bytes'] / 1e6:.1f} MB in {result['seconds']} s")
+    with open(path + ".tmp", "w") as f:
+        json.dump({"key": key, "floor": result}, f, indent=1)
+    os.rename(path + ".tmp", path)
+    return result
+
+
+def largest_share(blocks):
+    """(hours, share of the bytes) of the largest block of a block table."""
+    big = max(blocks, key=lambda b: b["bytes"])
+    return big["hours"], big["bytes"] / max(1, sum(b["bytes"] for b in blocks))
 
 
 def read_rss_kib(path):
@@ -429,20 +559,28 @@ def summarise(records):
     return out
 
 
-def targets(summary):
+def targets(summary, floor=None):
     """The issue's targets as rows: (target, lhs case/field, rhs, ratio or value, goal, pass)."""
     def med(case, field="wall_s"):
         return summary.get(case, {}).get(field, {}).get("median")
 
+    def show(case, field, x):
+        if field == "wall_s":
+            return f"{case} {x:.2f} s"
+        if field == "peak_rss_mb":
+            return f"{case} {x:.0f} MB"
+        return f"{case} {x / 1e6:.1f} MB"
+
     rows = []
 
-    def ratio(label, a, b, limit, field="wall_s"):
-        x, y = med(a, field), med(b, field)
+    def compare(label, a, x, b, y, limit, field):
         if x is None or y is None or y == 0:
             return
-        rows.append({"target": label, "promsnap": f"{a} {x:.2f}" if field == "wall_s" else f"{a} {x / 1e6:.0f} MB",
-                     "reference": f"{b} {y:.2f}" if field == "wall_s" else f"{b} {y / 1e6:.0f} MB",
+        rows.append({"target": label, "promsnap": show(a, field, x), "reference": show(b, field, y),
                      "value": round(x / y, 3), "goal": f"<= {limit}x", "pass": x / y <= limit})
+
+    def ratio(label, a, b, limit, field="wall_s"):
+        compare(label, a, med(a, field), b, med(b, field), limit, field)
 
     def absolute(label, case, field, limit, unit, scale=1):
         vals = [med(c, field) for c in case]
@@ -458,21 +596,44 @@ def targets(summary):
     ratio("full backup to Garage vs restic backup", "garage-full", "restic-full", 0.5)
     ratio("full backup to Garage vs tar|zstd|rclone rcat", "garage-full", "rclone-full", 0.9)
     ratio("full backup local vs compression limit", "local-full", "ref-zstd", 1.25)
+    ratio("full backup local vs tar | zstd -1 --zstd=minMatch=4 -T0 (the same compression work)", "local-full",
+          "ref-zstd-mm4", 1.0)
     ratio("stored bytes (Garage, full) vs restic's", "garage-full", "restic-full", 1.0, field="stored_bytes")
+    ratio("stored bytes added after one more day (Garage) vs restic's", "garage-incr-day", "restic-incr-day", 0.3,
+          field="stored_added_bytes")
+    if floor:
+        for case, where in (("garage-incr-day", "Garage"), ("local-incr-day", "local")):
+            compare(f"stored bytes added after one more day ({where}) vs the floor", case,
+                    med(case, "stored_added_bytes"), "floor", floor["floor_bytes"], 1.5, "stored_added_bytes")
+        compare("restic's stored bytes added after one more day vs the floor (info)", "restic-incr-day",
+                med("restic-incr-day", "stored_added_bytes"), "floor", floor["floor_bytes"], float("inf"),
+                "stored_added_bytes")
     absolute("incremental, nothing new (wall)", ["local-incr-same", "garage-incr-same"], "wall_s", 2, "s")
     ratio("restore from Garage vs restic restore", "garage-restore", "restic-restore", 0.8)
-    ratio("verify --deep (local) vs zstd -d on all cores", "local-verify-deep", "ref-unzstd", 1.0)
-    ratio("verify --deep (local) vs sha256 + zstd -d + sha256 on all cores (info)", "local-verify-deep",
-          "ref-unzstd-sha", 1.0)
-    ratio("verify --deep of the largest block vs zstd -d of its archive", "local-verify-deep-largest",
+    ratio("verify --deep (local) vs zstd -d + SHA-256 twice on all cores", "local-verify-deep", "ref-unzstd-sha", 1.0)
+    ratio("verify --deep (local) vs zstd -d alone on all cores (info)", "local-verify-deep", "ref-unzstd",
+          float("inf"))
+    ratio("restore --concurrency 1 of the largest block vs format 1 (single stream)", "local-restore-largest",
+          "f1-restore-largest", 0.65)
+    ratio("verify --deep --concurrency 1 of the largest block vs format 1 (single stream)",
+          "local-verify-deep-largest", "f1-verify-deep-largest", 0.65)
+    ratio("verify --deep of the largest block vs zstd -d + SHA-256 twice on all cores", "local-verify-deep-largest",
           "ref-unzstd-largest", 1.0)
-    promsnap_cases = [c for c in CASES if c.startswith(("local-", "garage-")) and c in summary]
+    absolute("peak RSS on the memory set (backup, restore, verify --deep)", list(MEMORY_PAIRS), "peak_rss_mb",
+             200, "MB")
+    for mem, same in MEMORY_PAIRS.items():
+        ratio(f"peak RSS on the memory set vs this set ({same.split('-', 1)[1]})", mem, same, 1.5,
+              field="peak_rss_mb")
+    promsnap_cases = [c for c in CASES if c.startswith(("local-", "garage-", "f1-", "mem-")) and c in summary]
     if promsnap_cases:
         worst = max(promsnap_cases, key=lambda c: summary[c]["peak_rss_mb"]["max"])
         v = summary[worst]["peak_rss_mb"]["max"]
         rows.append({"target": "peak RSS of promsnap (max over all cases and runs)",
                      "promsnap": f"{worst} {v:.0f} MB", "reference": "-", "value": v,
                      "goal": "< 200 MB", "pass": v < 200})
+    for row in rows:
+        if row["goal"] == "<= infx":
+            row["goal"] = "info"
     return rows
 
 
@@ -500,6 +661,21 @@ def markdown(report):
                f"{meta['load_after']} after (shared machine: numbers are noisy). Page cache: {meta['cache']}.")
     out.append(f"- Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}; "
                f"promsnap binary: {meta['promsnap_rev']}.")
+    hours, share = ds["largest_block_hours"], ds["largest_block_share"]
+    out.append(f"- Largest block of snap-base: {hours:g} h, {share:.0%} of its bytes"
+               + ("" if hours >= 162 else " (no full 162 h block: the restore targets also want one)") + ".")
+    if report.get("floor"):
+        fl = report["floor"]
+        out.append(f"- Floor of the incr-day step (record-level hash scan, `scripts/bench/floor.py`): "
+                   f"**{fl['floor_bytes'] / 1e6:.1f} MB** = zstd -{fl['zstd_level']} --zstd=minMatch=4 of the "
+                   f"{fl['new_unique_record_bytes'] / 1e6:.1f} MB of chunk records ({fl['new_unique_records']} of "
+                   f"{fl['new_records']}) in snap-next's {fl['new_blocks']} new blocks "
+                   f"({fl['new_chunk_file_bytes'] / 1e6:.1f} MB of chunk files) that snap-base does not hold, "
+                   f"plus their {fl['new_index_bytes'] / 1e6:.1f} MB of index files.")
+    if meta.get("memory_set"):
+        ms = meta["memory_set"]
+        out.append(f"- Memory set (`mem-*`): {ms['series']} series, {ms['samples'] / 1e6:.0f} M samples, "
+                   f"{ms['bytes'] / 1e6:.0f} MB in {ms['blocks']} blocks ({ms['hours']} h).")
     if meta["backup_args"] or meta["restore_args"]:
         out.append(f"- Extra flags: backup `{meta['backup_args']}`, restore `{meta['restore_args']}`.")
     out.append("- Median (min-max) over runs. MB = 10^6 bytes; MB/s = TSDB bytes / wall time. CPU = user+sys "
@@ -519,8 +695,9 @@ def markdown(report):
         out.append("| target | promsnap | reference | ratio / value | goal | result |")
         out.append("|---|---|---|---|---|---|")
         for t in report["targets"]:
+            result = "info" if t["goal"] == "info" else "PASS" if t["pass"] else "**FAIL**"
             out.append(f"| {cell(t['target'])} | {t['promsnap']} | {t['reference']} | {t['value']:.2f} | {t['goal']} | "
-                       f"{'PASS' if t['pass'] else '**FAIL**'} |")
+                       f"{result} |")
         out.append("")
     return "\n".join(out)
 
@@ -568,8 +745,17 @@ def main():
         die("--runs must be at least 1")
 
     info = dataset.ensure(args.size, args.data)
-    out = args.out or os.path.join(os.path.expanduser(args.data), args.size, "bench-results.json")
-    bench = Bench(args, info)
+    cache = os.path.join(os.path.expanduser(args.data), args.size)
+    out = args.out or os.path.join(cache, "bench-results.json")
+    chosen = select(args.only)
+    memory_info = None
+    if chosen & set(MEMORY_PAIRS):
+        memory_info = dataset.ensure(args.size, args.data, memory=True)
+        want = dataset.MEMORY_MIN_SERIES[dataset.MEMORY_SET[args.size]]
+        if memory_info["generate"]["series"] < want:
+            die(f"the memory set has {memory_info['generate']['series']} series, fewer than {want}")
+    floor = floor_of(info, cache) if chosen & set(INCR_DAY_CASES) else None
+    bench = Bench(args, info, memory_info)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     log(f"page cache: {'dropped before every measured command' if bench.cold else 'warm'}; "
         f"cases: {', '.join(n for n in CASES if n in bench.selected)}")
@@ -597,10 +783,18 @@ def main():
                 "base_hours": " ".join(f"{b['hours']:g}" for b in base_blocks),
                 "next_bytes": info["snap_next"]["bytes"], "next_blocks": len(info["snap_next"]["blocks"]),
                 "generation_seconds": info["total_seconds"],
+                "largest_block_hours": largest_share(base_blocks)[0],
+                "largest_block_share": round(largest_share(base_blocks)[1], 3),
+            },
+            "memory_set": memory_info and {
+                "series": memory_info["generate"]["series"], "samples": memory_info["generate"]["samples"],
+                "bytes": memory_info["snap_base"]["bytes"], "blocks": len(memory_info["snap_base"]["blocks"]),
+                "hours": " ".join(f"{b['hours']:g}" for b in memory_info["snap_base"]["blocks"]),
             },
         },
         "summary": summary,
-        "targets": targets(summary),
+        "floor": floor,
+        "targets": targets(summary, floor),
         "runs": {n: recs for n, recs in bench.results.items() if recs},
         "dataset": info,
     }

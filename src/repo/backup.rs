@@ -344,6 +344,7 @@ async fn store_block(
 ) -> Result<Uploaded> {
     let opts = StoreOptions {
         level: pack.level,
+        threads: pack.threads as usize,
         ..StoreOptions::default()
     };
     let stored = store::store_block(repo, &block, known, opts, progress).await?;

@@ -12,23 +12,41 @@
 //! read again and uploaded in a second pass over that block. A block whose
 //! chunk files do not follow its index is stored file by file instead.
 //!
-//! The thread hands each compressed blob, tagged with where it belongs, to
-//! the async side, which fills packs and uploads them (`pack::PackWriter`);
-//! the recipe is written only once every pack it references is stored.
+//! The reading thread only cuts blobs; compressing them (zstd and the
+//! SHA-256 that names each) is the heavy part, and runs on a pool of
+//! `threads` worker threads of its own (`--zstd-threads`, by default one
+//! per core), so that one big block uses every core. For each blob the
+//! reading thread queues a job for the workers and sends, in the order the
+//! blobs were cut, a promise of the result to the async side, which awaits
+//! the promises in that order and fills packs with the blobs
+//! (`pack::PackWriter`): blobs reach the packs in the same order whatever
+//! the number of workers or the order they finish in, so the same block
+//! gives the same packs, byte for byte. The recipe is written only once
+//! every pack it references is stored. With one thread, blobs are
+//! compressed on the reading thread itself.
+//!
 //! Memory per block: one blob buffer per window being uploaded (the blob
 //! target shrinks for blocks of many windows, see [`blob_target`]), one
-//! SHA-256 state per window, the pack being filled and those in flight.
+//! SHA-256 state per window; at most [`blobs_in_flight`] blobs between
+//! the cutter and the packs (`2 × threads + 2`: each one blob target of
+//! raw data, then its compressed frame), one zstd context per worker
+//! (about 1 MiB at level 1); the pack being filled and those uploading.
+//! An error on either side stops the other: a failed upload or compression
+//! drops the promises, so the reading thread's next send fails and it
+//! stops; a failed read ends the stream of promises after the blobs
+//! already cut; the workers finish the jobs queued (skipping those nobody
+//! awaits any more) and end with the reading thread.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc as queue, Arc, Mutex};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::blob::{BlobEncoder, BlobKind, EncodedBlob};
 use super::content_id::ContentId;
@@ -39,6 +57,7 @@ use super::pack::{BlobRef, PackWriter, PackWriterOptions};
 use super::recipe::{self, ChunkLayout, Chunks, Leaf, Recipe, Segment, RECIPE_VERSION};
 use super::Repository;
 use crate::progress::Progress;
+use crate::storage::body::UploadAbandoned;
 use crate::tsdb::windows::{self, RecordSink, Split, WindowLayout, DEFAULT_WINDOW_MS};
 use crate::tsdb::Block;
 
@@ -50,7 +69,12 @@ const WINDOW_BUFFERS: usize = 64 << 20;
 pub struct StoreOptions {
     /// zstd level of every blob.
     pub level: i32,
+    /// Threads compressing blobs; 0 or 1 compresses on the reading thread.
+    pub threads: usize,
     pub window_ms: i64,
+    /// The blob target; `None` picks it from the block's span
+    /// ([`blob_target`]).
+    pub blob_target: Option<usize>,
     pub packs: PackWriterOptions,
 }
 
@@ -58,10 +82,25 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             level: crate::archive::DEFAULT_LEVEL,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             window_ms: DEFAULT_WINDOW_MS,
+            blob_target: None,
             packs: PackWriterOptions::default(),
         }
     }
+}
+
+/// The most blobs of one block between the cutter and the packs, with
+/// `threads` compressing them: the promises the channel to the async side
+/// holds (`2 × threads`, enough to keep every worker busy while the async
+/// side waits for the oldest), the one the async side is adding to a pack,
+/// and the one the reading thread is trying to send.
+pub fn blobs_in_flight(threads: usize) -> usize {
+    channel_capacity(threads) + 2
+}
+
+fn channel_capacity(threads: usize) -> usize {
+    2 * threads.max(2)
 }
 
 /// What storing a block did.
@@ -100,11 +139,12 @@ enum Tag {
     File(String),
 }
 
-/// One compressed blob on its way to a pack, with its place in its stream.
+/// One blob on its way to a pack, with its place in its stream: the
+/// promise of its compressed form (kept by a worker, or already kept).
 struct Msg {
     tag: Tag,
     seq: u32,
-    blob: EncodedBlob,
+    blob: oneshot::Receiver<io::Result<EncodedBlob>>,
 }
 
 /// Stores `block` in format 2, referencing the leaves in `known` where its
@@ -117,7 +157,7 @@ pub async fn store_block(
     progress: Arc<dyn Progress>,
 ) -> Result<Stored> {
     let ulid = block.ulid.to_string();
-    let (tx, mut rx) = mpsc::channel::<Msg>(4);
+    let (tx, mut rx) = mpsc::channel::<Msg>(channel_capacity(opts.threads));
     let reader = {
         let (block, known) = (block.clone(), known.clone());
         // Progress is counted as packs are stored (below), not as read.
@@ -135,23 +175,19 @@ pub async fn store_block(
     let mut meta: PackWriter<(Tag, u32)> =
         PackWriter::new(repo.storage().clone(), opts.packs).reporting(progress.clone());
     let mut refs: HashMap<(Tag, u32), BlobRef> = HashMap::new();
-    let mut stored_refs = |done: Vec<((Tag, u32), BlobRef)>| refs.extend(done);
-    while let Some(msg) = rx.recv().await {
-        let packs = match msg.tag {
-            Tag::Window(_) | Tag::File(_) => &mut data,
-            Tag::Whole(_) | Tag::Index => &mut meta,
-        };
-        // An error drops `rx`, which stops the reading thread.
-        stored_refs(packs.add((msg.tag, msg.seq), msg.blob).await?);
-    }
-    let read = reader
-        .await
-        .context("the block reading thread failed")?
-        .with_context(|| format!("could not back up block {ulid}"))?;
+    let packed = pack_blobs(&mut rx, &ulid, &mut data, &mut meta, &mut refs).await;
+    // On an error, dropping `rx` (and with it every promise) stops the
+    // reading thread at its next blob, or its next MiB of chunks if it is
+    // only hashing; its workers skip what nobody awaits. Waiting for it
+    // means nothing still reads the block once this returns.
+    drop(rx);
+    let read = reader.await.context("the block reading thread failed");
+    packed?;
+    let read = read?.with_context(|| format!("could not back up block {ulid}"))?;
     let (rest, stored_data) = data.finish().await?;
-    stored_refs(rest);
+    refs.extend(rest);
     let (rest, stored_meta) = meta.finish().await?;
-    stored_refs(rest);
+    refs.extend(rest);
     let stored = stored_data + stored_meta;
     let recipe = read.recipe(block, refs)?;
     recipe
@@ -190,6 +226,38 @@ pub async fn store_block(
         recipe,
         object,
     })
+}
+
+/// The async side: takes the blobs' promises in the order they were cut
+/// and adds each blob, once compressed, to its packs. Awaiting them in that
+/// order puts the blobs into packs in that order, however the workers
+/// finish, so the packs do not depend on the number of threads.
+async fn pack_blobs(
+    rx: &mut mpsc::Receiver<Msg>,
+    ulid: &str,
+    data: &mut PackWriter<(Tag, u32)>,
+    meta: &mut PackWriter<(Tag, u32)>,
+    refs: &mut HashMap<(Tag, u32), BlobRef>,
+) -> Result<()> {
+    while let Some(msg) = rx.recv().await {
+        let blob = msg
+            .blob
+            .await
+            .context("a thread compressing blobs failed")?
+            .with_context(|| {
+                format!(
+                    "could not back up block {ulid}: compressing blob {} of {:?} failed",
+                    msg.seq, msg.tag
+                )
+            })?;
+        // Chunk data and the rest go to separate packs (see store_block).
+        let packs = match msg.tag {
+            Tag::Window(_) | Tag::File(_) => &mut *data,
+            Tag::Whole(_) | Tag::Index => &mut *meta,
+        };
+        refs.extend(packs.add((msg.tag, msg.seq), blob).await?);
+    }
+    Ok(())
 }
 
 /// What the reading thread learned about the block.
@@ -309,16 +377,65 @@ impl ReadBlock {
     }
 }
 
-/// Sends blobs to the pack writer, compressing them on the way.
+/// Where blobs are compressed.
+enum Compress {
+    /// On the reading thread.
+    Here(BlobEncoder),
+    /// On the workers, which take jobs from this queue.
+    Workers(queue::Sender<Job>),
+}
+
+/// One blob for a worker to compress, and where to keep the result.
+struct Job {
+    kind: BlobKind,
+    raw: Vec<u8>,
+    done: oneshot::Sender<io::Result<EncodedBlob>>,
+}
+
+/// A worker: compresses the jobs it takes from `jobs` until the queue is
+/// closed (the reading thread is done) and empty.
+fn compress_jobs(jobs: &Mutex<queue::Receiver<Job>>, mut encoder: BlobEncoder) {
+    loop {
+        // The lock is held while waiting: the other workers wait for it
+        // instead of for the queue, which is the same.
+        let next = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = next else { return };
+        // Nobody awaits the blob any more: the block failed.
+        if job.done.is_closed() {
+            continue;
+        }
+        let _ = job.done.send(encoder.encode(job.kind, &job.raw));
+    }
+}
+
+/// Sends blobs, with their place, on their way to the pack writer.
 struct Out<'a> {
-    encoder: BlobEncoder,
+    compress: Compress,
     tx: &'a mpsc::Sender<Msg>,
     counts: BTreeMap<Tag, u32>,
 }
 
 impl Out<'_> {
     fn emit(&mut self, tag: &Tag, kind: BlobKind, raw: &[u8]) -> Result<()> {
-        let blob = self.encoder.encode(kind, raw)?;
+        let (done, blob) = oneshot::channel();
+        match &mut self.compress {
+            Compress::Here(encoder) => {
+                let _ = done.send(encoder.encode(kind, raw));
+            }
+            Compress::Workers(jobs) => {
+                let job = Job {
+                    kind,
+                    raw: raw.to_vec(),
+                    done,
+                };
+                // Fails only if every worker is gone, which they are only
+                // after a panic: the async side hears of it first.
+                jobs.send(job).map_err(|_| UploadAbandoned)?;
+            }
+        }
         let seq = self.counts.entry(tag.clone()).or_insert(0);
         let msg = Msg {
             tag: tag.clone(),
@@ -326,9 +443,8 @@ impl Out<'_> {
             blob,
         };
         *seq += 1;
-        self.tx
-            .blocking_send(msg)
-            .map_err(|_| crate::storage::body::UploadAbandoned)?;
+        // Waits while the channel is full: the bound on blobs in flight.
+        self.tx.blocking_send(msg).map_err(|_| UploadAbandoned)?;
         Ok(())
     }
 
@@ -371,7 +487,7 @@ fn read_error(e: io::Error, path: &Path) -> anyhow::Error {
     anyhow::Error::new(e).context(format!("could not read {}", path.display()))
 }
 
-/// The reading thread (module docs).
+/// The reading thread (module docs), with its compressing workers.
 fn read_block(
     block: &Block,
     known: &LeafTable,
@@ -379,13 +495,46 @@ fn read_block(
     tx: &mpsc::Sender<Msg>,
     progress: &dyn Progress,
 ) -> Result<ReadBlock> {
-    let mut out = Out {
-        encoder: BlobEncoder::new(opts.level)?,
+    let out = |compress| Out {
+        compress,
         tx,
         counts: BTreeMap::new(),
     };
+    if opts.threads <= 1 {
+        let here = Compress::Here(BlobEncoder::new(opts.level)?);
+        return read_chunks(block, known, opts, out(here), progress);
+    }
+    let encoders = (0..opts.threads)
+        .map(|_| BlobEncoder::new(opts.level))
+        .collect::<io::Result<Vec<_>>>()?;
+    let (jobs, queue) = queue::channel();
+    let queue = Mutex::new(queue);
+    std::thread::scope(|scope| {
+        for encoder in encoders {
+            let queue = &queue;
+            std::thread::Builder::new()
+                .name("promsnap-zstd".into())
+                .spawn_scoped(scope, move || compress_jobs(queue, encoder))
+                .context("could not start a thread to compress blobs")?;
+        }
+        // `jobs` goes with `out` when this returns (also early, on an
+        // error): the workers then finish the queue and the scope ends.
+        read_chunks(block, known, opts, out(Compress::Workers(jobs)), progress)
+    })
+}
+
+/// What the reading thread does: every file, then the chunks.
+fn read_chunks(
+    block: &Block,
+    known: &LeafTable,
+    opts: StoreOptions,
+    mut out: Out<'_>,
+    progress: &dyn Progress,
+) -> Result<ReadBlock> {
     let span = (block.meta.max_time - block.meta.min_time).max(0) as u64;
-    let target = blob_target(span / opts.window_ms.max(1) as u64 + 2);
+    let target = opts
+        .blob_target
+        .unwrap_or_else(|| blob_target(span / opts.window_ms.max(1) as u64 + 2));
     let mut files = Vec::new();
     for f in &block.files {
         if f.rel != "index" && !f.rel.starts_with("chunks/") {
@@ -574,6 +723,11 @@ impl<U: Fn(i64) -> bool> RecordSink for Windows<'_, '_, U> {
         if self.unreported >= 1 << 20 {
             self.progress.advance(self.unreported);
             self.unreported = 0;
+            // A window only hashed sends nothing: look whether the block
+            // was given up, rather than read the rest of it for nothing.
+            if self.out.tx.is_closed() {
+                return Err(io::Error::other(UploadAbandoned));
+            }
         }
         Ok(())
     }
@@ -584,7 +738,7 @@ mod tests {
     use super::*;
     use crate::progress::Silent;
     use crate::repo::rebuild;
-    use crate::storage::LocalStorage;
+    use crate::storage::{Key, LocalStorage};
     use std::path::PathBuf;
 
     fn fixtures(rel: &str) -> PathBuf {
@@ -756,6 +910,132 @@ mod tests {
                 "{line}: only the 02:00 window is uploaded"
             );
             rebuilds_identically(&repo, deleted, &stored).await;
+        }
+    }
+
+    /// Packs of 4 KiB holding blobs of at most 256 bytes, so every chunk
+    /// record is a blob of its own: dozens of blobs of many sizes,
+    /// finishing on the workers in any order.
+    fn small_blobs(threads: usize) -> StoreOptions {
+        StoreOptions {
+            threads,
+            blob_target: Some(256),
+            packs: PackWriterOptions {
+                target: 4 << 10,
+                in_flight: 2,
+            },
+            ..StoreOptions::default()
+        }
+    }
+
+    async fn pack_names(repo: &Repository) -> Vec<String> {
+        let packs = repo.storage().list("packs/").await.unwrap();
+        packs.into_iter().map(|o| o.key.to_string()).collect()
+    }
+
+    /// The blobs reach the packs in the order they were cut, however many
+    /// workers compress them and whichever finishes first: the same block
+    /// gives the same packs and the same recipe with 1, 2 or 8 threads.
+    #[tokio::test]
+    async fn the_packs_do_not_depend_on_the_number_of_threads() {
+        let block = &blocks("compaction/prometheus-2.42/compacted")[0];
+        let mut stored_with = Vec::new();
+        for threads in [1, 2, 8] {
+            let (_dir, repo) = repo();
+            let known = Arc::new(LeafTable::new(DEFAULT_WINDOW_MS));
+            let stored = store_block(&repo, block, known, small_blobs(threads), Arc::new(Silent))
+                .await
+                .unwrap();
+            rebuilds_identically(&repo, block, &stored).await;
+            stored_with.push((threads, stored.recipe.to_json(), pack_names(&repo).await));
+        }
+        let (_, recipe, packs) = &stored_with[0];
+        let parsed = Recipe::parse(recipe).unwrap();
+        let blobs: usize = parsed.chunks.leaves.iter().map(|l| l.blobs.len()).sum();
+        assert!(
+            parsed.chunks.leaves.len() >= 3 && blobs >= 40 && packs.len() >= 8,
+            "{} windows, {blobs} blobs, {} packs: too few to mix them up",
+            parsed.chunks.leaves.len(),
+            packs.len()
+        );
+        for (threads, other_recipe, other_packs) in &stored_with[1..] {
+            assert_eq!(other_packs, packs, "the packs with {threads} threads");
+            assert_eq!(other_recipe, recipe, "the recipe with {threads} threads");
+        }
+    }
+
+    /// A storage that refuses every upload.
+    #[derive(Debug)]
+    struct Full(LocalStorage);
+
+    #[async_trait::async_trait]
+    impl crate::storage::Storage for Full {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        async fn put(&self, _: &Key, _: crate::storage::Body) -> Result<u64> {
+            anyhow::bail!("the disk is full")
+        }
+        async fn get(&self, key: &Key) -> Result<crate::storage::ByteStream> {
+            self.0.get(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &Key,
+            offset: u64,
+            length: u64,
+        ) -> Result<crate::storage::ByteStream> {
+            self.0.get_range(key, offset, length).await
+        }
+        async fn head(&self, key: &Key) -> Result<Option<crate::storage::ObjectMeta>> {
+            self.0.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<crate::storage::ObjectMeta>> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &Key) -> Result<()> {
+            self.0.delete(key).await
+        }
+        async fn abort_incomplete(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+            dry_run: bool,
+        ) -> Result<u64> {
+            self.0.abort_incomplete(before, dry_run).await
+        }
+    }
+
+    /// A failed upload fails the block with the storage's error, writes no
+    /// recipe, and stops the reading thread and its workers: the call
+    /// returns (they are waited for) although dozens of blobs were left.
+    #[tokio::test]
+    async fn a_failed_upload_stops_the_block() {
+        let block = &blocks("compaction/prometheus-2.42/compacted")[0];
+        for threads in [1, 4] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::new(Arc::new(Full(LocalStorage::new(dir.path().into()))));
+            let known = Arc::new(LeafTable::new(DEFAULT_WINDOW_MS));
+            let opts = StoreOptions {
+                packs: PackWriterOptions {
+                    target: 1,
+                    in_flight: 1,
+                },
+                ..small_blobs(threads)
+            };
+            let stored = store_block(&repo, block, known, opts, Arc::new(Silent));
+            let err = tokio::time::timeout(std::time::Duration::from_secs(120), stored)
+                .await
+                .unwrap_or_else(|_| panic!("{threads} threads: the block never stopped"))
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("the disk is full"),
+                "{threads} threads: {err:#}"
+            );
+            assert!(
+                !UploadAbandoned::is_cause_of(&err),
+                "{threads} threads: the cause is the storage's error, not the abandoned reader: {err:#}"
+            );
+            assert!(repo.storage().list("").await.unwrap().is_empty());
         }
     }
 
