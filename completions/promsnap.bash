@@ -647,7 +647,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__restore)
-            opts="-q -h --data-dir --force --from --to --merge --config-to --no-data --instance --concurrency --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --config --quiet --help"
+            opts="-q -h --data-dir --force --from --to --merge --config-to --if-empty --no-data --instance --concurrency --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

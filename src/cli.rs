@@ -261,7 +261,9 @@ Examples:
   promsnap restore latest --instance prom-eu1 --from -2d --to -1d --repo /mnt/backups \\
       --data-dir /srv/scratch/data --config-to /srv/scratch/config
   # Add the missing blocks to a running Prometheus:
-  promsnap restore latest --merge --data-dir /var/lib/prometheus/metrics2 --repo /mnt/backups";
+  promsnap restore latest --merge --data-dir /var/lib/prometheus/metrics2 --repo /mnt/backups
+  # Seed a new replica (an init container); a directory with blocks is left alone:
+  promsnap restore latest --if-empty --instance prom-eu1 --data-dir /prometheus --repo /mnt/backups";
 
 const PRUNE_EXAMPLES: &str = "\
 Examples:
@@ -732,6 +734,13 @@ pub struct RestoreArgs {
     /// DIR/etc/prometheus/prometheus.yml).
     #[arg(long, value_name = "DIR")]
     pub config_to: Option<PathBuf>,
+
+    /// Do nothing (exit 0, and say so) when the data directory already
+    /// holds blocks; restore otherwise. For an init container that gives a
+    /// new or replaced replica the history of its peer: a restarted pod
+    /// keeps its data, without even reaching the repository.
+    #[arg(long, requires = "data_dir", conflicts_with_all = ["force", "merge"])]
+    pub if_empty: bool,
 
     /// Restore only the configuration files (with --config-to), no blocks.
     #[arg(

@@ -334,6 +334,8 @@ pub struct RestoreSettings {
     /// Where the blocks go; `None` with `--no-data`.
     pub data_dir: Option<PathBuf>,
     pub force: bool,
+    /// `--if-empty`: leave a directory that holds blocks alone.
+    pub if_empty: bool,
     /// `--from`/`--to`, resolved against one `now`.
     pub range: TimeRange,
     pub merge: bool,
@@ -746,6 +748,7 @@ impl Resolver<'_> {
             instance: a.instance,
             data_dir: a.data_dir.map(absolute),
             force: a.force,
+            if_empty: a.if_empty,
             range,
             merge: a.merge,
             config_to: a.config_to.map(absolute),

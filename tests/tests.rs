@@ -22,5 +22,6 @@ mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer 
 mod prune; // retention and garbage collection, racing backups and prunes
 mod restore_targeted; // config files, time windows, merging into a running Prometheus
 mod roundtrip; // backup, restore, and a second Prometheus answers exactly as the first
+mod sidecar; // restore --if-empty seeds a new replica; serve: schedule, endpoints, SIGTERM
 mod storage; // the shared storage suite on a real S3 server (Garage)
 mod verify; // verify and check-dir against a corruption corpus, every level
