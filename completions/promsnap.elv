@@ -33,6 +33,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand verify 'Check that backups are whole and would restore (for CI and incidents)'
             cand check-dir 'Check the TSDB structure of the blocks in a local directory'
             cand unlock 'Remove stale repository locks (left by crashed runs)'
+            cand serve 'Run as a service: back up on a schedule, serve metrics and health'
             cand completions 'Print a shell completion script (commands and options)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -230,6 +231,56 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'promsnap;serve'= {
+            cand --schedule 'When to back up: a cron expression of five fields (minute hour day-of-month month day-of-week), or six with seconds first, in UTC unless prefixed with CRON_TZ=ZONE, e.g. ''CRON_TZ=Europe/Berlin 15 3 * * *'' [config: serve.schedule]'
+            cand --random-delay 'Wait a random time up to DURATION after each scheduled time, so many servers on one schedule do not all hit the repository at once [default: 0s]'
+            cand --listen-address 'Where the HTTP endpoints listen [default: 0.0.0.0:8431]'
+            cand --verify 'After each successful backup, verify the new snapshot: quick (objects exist with their sizes), read (download and check every SHA-256) or deep (also the TSDB structure)'
+            cand --shutdown-grace 'On SIGTERM, how long a running backup may take to finish before it is aborted cleanly [default: 30s]'
+            cand --log-format 'Log lines as text, or as one JSON object per line for log pipelines [default: text]'
+            cand --trigger-token-file 'File holding the bearer token that POST /api/v1/backup requires. Without it the endpoint is off (404)'
+            cand --wait-ready 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]'
+            cand --data-dir 'Prometheus''s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus''s /api/v1/status/flags]'
+            cand --from-dir 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped'
+            cand --instance 'Name this Prometheus in the repository [default: the host name]'
+            cand --concurrency 'Blocks packed and uploaded at the same time, largest first [default: 2]'
+            cand --zstd-level 'zstd compression level, 1 (fastest) to 19 [default: 1]. promsnap tunes zstd for TSDB chunks, so level 1 already stores about as little as restic; higher levels trade CPU time for a few percent'
+            cand --zstd-threads 'zstd worker threads per block [default: number of CPUs]; 1 compresses on the thread that reads the block. With `--concurrency 1 --zstd-threads 1` a backup uses one core, to spare a busy host'
+            cand --prometheus-config 'Prometheus''s configuration file, stored with the snapshot together with every rule file its rule_files reference [default: the config.file Prometheus reports, when it is readable here; if not, a warning]. Given explicitly, a file that cannot be read is an error'
+            cand --include 'Also store this file with the snapshot, e.g. file_sd target files or alertmanager.yml (repeatable). A file that cannot be read is an error'
+            cand --ha-group 'Prometheus high availability: replicas of one group that all run this backup store one snapshot per --min-interval between them. NAME names the group; `auto` derives it from the external labels minus the replica label(s). A replica that finds a recent snapshot of its group (or another replica storing one) skips, exits 0 and says why'
+            cand --replica-label 'External label(s) that tell HA replicas apart, for `--ha-group auto` [default: replica and prometheus_replica]'
+            cand --min-interval 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]'
+            cand --time 'Record this as the snapshot''s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir'
+            cand --lock-wait 'How long to wait for a prune that holds the repository [default: 10m]'
+            cand --init 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed'
+            cand --repository-format 'The repository format to store new blocks in: 2 (the default; data that compaction only moved is stored once) or 1 (one archive per block, readable by promsnap 0.1). For tests and migrations'
+            cand --prometheus-url 'Prometheus base URL [default: http://localhost:9090]. Repeat it (or separate with commas) for replicas that share one data directory: the first that is ready (/-/ready) is used'
+            cand --prometheus-username 'User name for basic authentication (Prometheus behind a web config)'
+            cand --prometheus-password-file 'File holding the basic-authentication password'
+            cand --prometheus-bearer-token-file 'File holding a bearer token'
+            cand --prometheus-ca-cert 'PEM file with the CA that signed Prometheus''s TLS certificate'
+            cand --repo 'Where backups live: s3://BUCKET[/PREFIX], file:///PATH or a directory path'
+            cand --s3-endpoint 'S3 endpoint URL, for S3-compatible stores (MinIO, Garage, Ceph, R2, ...)'
+            cand --s3-region 'S3 region [default: $AWS_REGION or the AWS profile''s, else us-east-1]'
+            cand --s3-path-style 'Address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT; most self-hosted stores (MinIO, Garage, Ceph) need this'
+            cand --s3-checksums 'When to add CRC checksums to S3 requests. `when-required` works with every S3-compatible store; `when-supported` suits AWS S3'
+            cand --retries 'Retry a failed S3 or Prometheus request up to N times (connection errors, timeouts, 5xx, throttling), with exponential backoff and jitter [default: 5]'
+            cand --timeout 'Abandon (and retry) a request that gets no answer within DURATION, e.g. 30s [default: 2m; snapshots at least 10m]'
+            cand --max-bandwidth 'Limit uploads and downloads together to RATE, e.g. 50MiB/s or 12.5MB/s, so a backup does not starve the host''s network'
+            cand --metrics-file 'Write this run''s metrics (success or failure) to FILE in node_exporter''s textfile-collector format (atomically; other commands'' metrics in FILE are kept)'
+            cand --pushgateway 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)'
+            cand --lock-file 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]'
+            cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
+            cand --skip-head 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
+            cand --keep-local-snapshot 'Keep the local snapshot directory after the backup instead of removing it'
+            cand --prune 'After a successful backup, prune with the policy in the configuration file''s [prune] section. A failed prune exits 3: the backup is stored, only the housekeeping failed'
+            cand --json 'Print the result as one JSON object on stdout (the error, if it fails)'
+            cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand --quiet 'Print nothing but errors (for cron and timers); the exit code tells the result'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'promsnap;completions'= {
             cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
             cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'
@@ -246,6 +297,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand verify 'Check that backups are whole and would restore (for CI and incidents)'
             cand check-dir 'Check the TSDB structure of the blocks in a local directory'
             cand unlock 'Remove stale repository locks (left by crashed runs)'
+            cand serve 'Run as a service: back up on a schedule, serve metrics and health'
             cand completions 'Print a shell completion script (commands and options)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -264,6 +316,8 @@ set edit:completion:arg-completer[promsnap] = {|@words|
         &'promsnap;help;check-dir'= {
         }
         &'promsnap;help;unlock'= {
+        }
+        &'promsnap;help;serve'= {
         }
         &'promsnap;help;completions'= {
         }

@@ -44,6 +44,10 @@ fn main() -> ExitCode {
             Ok(invocation) => invocation,
             Err(err) => return Finished::failed(err),
         };
+        if invocation.handles_signals() {
+            let outcome = invocation.execute(&printer).await;
+            return invocation.record(outcome).await;
+        }
         let outcome = tokio::select! {
             r = invocation.execute(&printer) => r,
             () = shutdown.wait() => Err(Interrupted.into()),

@@ -3,9 +3,11 @@
 //! endpoints, scraped by the Prometheus it backs up.
 
 use std::fs;
+use std::path::Path;
+use std::time::Duration;
 
 use crate::support::{
-    self, Prometheus, Target, FIXTURE_BLOCKS, FIXTURE_END, FIXTURE_MID, FIXTURE_START,
+    self, Prometheus, StartOptions, Target, FIXTURE_BLOCKS, FIXTURE_END, FIXTURE_MID, FIXTURE_START,
 };
 
 /// The history's queries a seeded replica must answer as its peer does.
@@ -120,4 +122,334 @@ fn restore_if_empty_seeds_a_new_replica_once() {
         "r",
     ])
     .expect_failure(2, &["--force"]);
+}
+
+/// A running `promsnap serve`, its stderr in a log file, stopped with
+/// SIGTERM (and waited for) when dropped.
+struct Serve {
+    child: Option<std::process::Child>,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    /// `promsnap serve ARGS --listen-address 127.0.0.1:PORT` against
+    /// `target`, once /-/healthy answers.
+    fn start(target: &Target, port: u16, args: &[&str], log: std::path::PathBuf) -> Serve {
+        let address = format!("127.0.0.1:{port}");
+        let mut cmd = target.cmd(&["serve", "--listen-address", &address]);
+        cmd.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut serve = Serve {
+            child: Some(cmd.spawn().expect("start promsnap serve")),
+            url: format!("http://{address}"),
+            log,
+        };
+        let healthy = format!("{}/-/healthy", serve.url);
+        let up = support::poll_until(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = serve.child.as_mut().unwrap().try_wait() {
+                panic!("serve exited ({status}):\n{}", serve.log());
+            }
+            support::http_get(&healthy).is_ok_and(|(code, _)| code == 200)
+        });
+        assert!(up, "serve did not answer /-/healthy:\n{}", serve.log());
+        serve
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -{sig} {pid}")])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    /// Sends SIGTERM and returns the exit code, waiting at most `limit`.
+    fn stop(&mut self, limit: Duration) -> i32 {
+        self.signal("TERM");
+        let mut child = self.child.take().expect("running");
+        let mut code = None;
+        let done = support::poll_until(limit, || {
+            code = child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        if !done {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not stop within {limit:?}:\n{}", self.log());
+        }
+        code.unwrap()
+    }
+
+    /// POST /api/v1/backup with `token` as the bearer token, if any.
+    fn trigger(&self, token: Option<&str>) -> (u16, String) {
+        let url = format!("{}/api/v1/backup", self.url);
+        support::block_on(async {
+            let client = reqwest::Client::new();
+            let mut req = client.post(&url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.expect("POST /api/v1/backup");
+            let code = resp.status().as_u16();
+            (code, resp.text().await.unwrap_or_default())
+        })
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A Prometheus on the fixture data that scrapes serve on `port` every
+/// second and evaluates the shipped alert rules every second.
+fn prometheus_scraping(data: &Path, port: u16) -> Prometheus {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join(ALERTS);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+         scrape_configs:\n  - job_name: promsnap\n    honor_labels: true\n    static_configs:\n\
+         \x20     - targets: ['127.0.0.1:{port}']\n",
+        rules.display()
+    );
+    Prometheus::start_with(
+        data,
+        StartOptions {
+            config_yaml: Some(config),
+            ..StartOptions::default()
+        },
+    )
+}
+
+const ALERTS: &str = "examples/promsnap-alerts.yml";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The sidecar as a Prometheus pod runs it: serve backs up the Prometheus
+/// that scrapes it, on a schedule of every few seconds; Prometheus sees
+/// every run in /metrics (the textfile's metrics and serve's counters),
+/// the shipped alerts stay quiet, and SIGTERM while idle stops it with
+/// exit 0.
+#[test]
+fn serve_backs_up_on_schedule_and_its_prometheus_scrapes_it() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let port = support::free_port();
+    let prom = prometheus_scraping(&data, port);
+    let metrics_file = work.path().join("promsnap.prom");
+    let mut serve = Serve::start(
+        &target,
+        port,
+        &[
+            "--schedule",
+            "*/4 * * * * *",
+            "--prometheus-url",
+            &prom.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--instance",
+            "prom-s",
+            "--verify",
+            "quick",
+            "--metrics-file",
+            metrics_file.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+        work.path().join("serve.log"),
+    );
+    support::wait_until(Duration::from_secs(90), "two scheduled backups", || {
+        target.snapshots().len() >= 2
+    });
+    let snapshots = target.snapshots();
+    assert!(snapshots.iter().all(|s| s["instance"] == "prom-s"));
+
+    // Prometheus scraped the runs: the textfile's series and the counters.
+    let scraped = |expr: &str| {
+        let data = prom.query(expr, now());
+        data["result"].as_array().is_some_and(|r| !r.is_empty())
+    };
+    support::wait_until(
+        Duration::from_secs(60),
+        "Prometheus to scrape two runs",
+        || {
+            scraped("promsnap_serve_runs_total{command=\"backup\",result=\"success\"} >= 2")
+                && scraped("promsnap_serve_runs_total{command=\"verify\",result=\"success\"} >= 1")
+        },
+    );
+    for expr in [
+        "promsnap_run_success{command=\"backup\",instance=\"prom-s\"} == 1",
+        "time() - promsnap_last_success_timestamp_seconds{command=\"backup\",instance=\"prom-s\"} < 120",
+        "promsnap_snapshots{command=\"backup\",instance=\"prom-s\"} >= 1",
+        "promsnap_serve_uploaded_bytes_total > 0",
+        "promsnap_repository_size_bytes > 0",
+        "promsnap_serve_run_duration_seconds_count{command=\"backup\"} >= 2",
+        "promsnap_serve_next_run_timestamp_seconds > time() - 10",
+    ] {
+        assert!(scraped(expr), "no answer to {expr}");
+    }
+    // The shipped rules were loaded and evaluated against these series
+    // without error, and none fires while backups succeed.
+    let rules = prom.api("rules", &[]);
+    let group = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "promsnap")
+        .unwrap_or_else(|| panic!("the promsnap rule group is not loaded: {rules}"));
+    for rule in group["rules"].as_array().unwrap() {
+        assert_eq!(rule["health"], "ok", "{rule}");
+        assert!(
+            rule["lastEvaluation"]
+                .as_str()
+                .is_some_and(|t| !t.starts_with("0001")),
+            "{rule}"
+        );
+    }
+    assert!(
+        !scraped("ALERTS{alertname=~\"Promsnap.*\"}"),
+        "{}",
+        prom.query("ALERTS", now())
+    );
+    // The same runs in the textfile a node_exporter would read.
+    let text = fs::read_to_string(&metrics_file).unwrap();
+    assert!(
+        text.contains("promsnap_run_success{command=\"backup\",instance=\"prom-s\"} 1"),
+        "{text}"
+    );
+    // No trigger token: the endpoint is off.
+    assert_eq!(serve.trigger(Some("anything")).0, 404);
+    assert_eq!(
+        support::http_get(&format!("{}/-/ready", serve.url))
+            .unwrap()
+            .0,
+        200
+    );
+
+    assert_eq!(serve.stop(Duration::from_secs(60)), 0, "{}", serve.log());
+    // JSON logs: every line is one object with time, level and message.
+    let log = serve.log();
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["time"].is_string() && v["level"].is_string() && v["message"].is_string());
+    }
+    assert!(log.contains("\"result\":\"success\""), "{log}");
+    // Nothing half-done: no local snapshot left in the data directory.
+    let left = fs::read_dir(data.join("snapshots")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "local snapshots left behind");
+}
+
+/// POST /api/v1/backup starts a backup with the token, and is refused
+/// without it or with another; a run the schedule would not start for a
+/// year appears at once.
+#[test]
+fn the_trigger_endpoint_needs_the_token() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    let token_file = work.path().join("token");
+    fs::write(&token_file, "s3cret-trigger\n").unwrap();
+    let port = support::free_port();
+    let mut serve = Serve::start(
+        &target,
+        port,
+        &[
+            "--schedule",
+            "0 0 1 1 *",
+            "--prometheus-url",
+            &prom.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--instance",
+            "prom-t",
+            "--trigger-token-file",
+            token_file.to_str().unwrap(),
+        ],
+        work.path().join("serve.log"),
+    );
+    assert_eq!(serve.trigger(None).0, 401);
+    assert_eq!(serve.trigger(Some("wrong")).0, 401);
+    assert!(target.snapshots().is_empty(), "a refused trigger backed up");
+    let (code, body) = serve.trigger(Some("s3cret-trigger"));
+    assert_eq!(code, 202, "{body}");
+    support::wait_until(Duration::from_secs(60), "the triggered backup", || {
+        target.snapshots().len() == 1
+    });
+    assert_eq!(serve.stop(Duration::from_secs(60)), 0, "{}", serve.log());
+    let log = serve.log();
+    assert!(log.contains("backup started (triggered)"), "{log}");
+    assert!(!log.contains("s3cret-trigger"), "the token was logged");
+}
+
+/// SIGTERM while a backup uploads, with a shutdown grace shorter than the
+/// upload: serve aborts it cleanly (no snapshot stored, the multipart
+/// upload aborted, Prometheus's snapshot removed) and exits 0.
+#[test]
+fn sigterm_mid_upload_leaves_nothing_half_done() {
+    let garage = support::garage();
+    let target = Target::garage(garage, "serve-sigterm");
+    let bucket = target.bucket().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    // Loaded already, so Prometheus never reads them; its snapshot links
+    // them, and zstd cannot shrink them: 3 x 16 MiB at 4 MiB/s.
+    support::add_random_chunks(&data, 16, 11);
+    let port = support::free_port();
+    let mut serve = Serve::start(
+        &target,
+        port,
+        &[
+            "--schedule",
+            "*/2 * * * * *",
+            "--prometheus-url",
+            &prom.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--instance",
+            "prom-u",
+            "--max-bandwidth",
+            "4MiB/s",
+            "--shutdown-grace",
+            "1s",
+        ],
+        work.path().join("serve.log"),
+    );
+    support::wait_until(Duration::from_secs(60), "a multipart upload", || {
+        garage.open_uploads(&bucket) >= 1
+    });
+    let code = serve.stop(Duration::from_secs(40));
+    let log = serve.log();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("aborting it"), "{log}");
+    assert_eq!(
+        garage.open_uploads(&bucket),
+        0,
+        "multipart upload left open"
+    );
+    assert!(target.snapshots().is_empty(), "a snapshot was stored");
+    let left = fs::read_dir(data.join("snapshots")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "the local snapshot was left behind:\n{log}");
 }

@@ -19,6 +19,7 @@ mod init;
 mod list;
 mod prune;
 mod restore;
+mod serve;
 mod unlock;
 mod verify;
 
@@ -89,6 +90,7 @@ impl Request {
             Command::Verify(a) => ("verify", a.json),
             Command::CheckDir(a) => ("check-dir", a.json),
             Command::Unlock(_) => ("unlock", false),
+            Command::Serve(_) => ("serve", false),
             Command::Completions { .. } => ("completions", false),
         };
         Request { command, json }
@@ -125,6 +127,7 @@ pub struct Invocation {
     metrics: MetricsSettings,
     network: Network,
     instance: String,
+    quiet: bool,
     started: Instant,
     _lock: Option<RunLock>,
 }
@@ -147,9 +150,16 @@ impl Invocation {
             metrics: settings.metrics,
             network: settings.network,
             instance: settings.instance,
+            quiet: settings.quiet,
             started: Instant::now(),
             _lock: lock,
         })
+    }
+
+    /// Whether the command handles SIGTERM and Ctrl-C itself (`serve`
+    /// stops on them and exits 0) instead of being cancelled by `main`.
+    pub fn handles_signals(&self) -> bool {
+        matches!(self.command, Some(CommandSettings::Serve(_)))
     }
 
     /// Runs the command (once).
@@ -164,6 +174,7 @@ impl Invocation {
             CommandSettings::Verify(s) => verify::run(s, printer).await,
             CommandSettings::CheckDir(s) => check_dir::run(s, printer).await,
             CommandSettings::Init(s) => init::run(s, printer).await,
+            CommandSettings::Serve(s) => serve::run(*s, self.quiet).await,
             CommandSettings::Completions(shell) => {
                 completions::run(shell, printer).map(Outcome::from)
             }
