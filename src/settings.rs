@@ -1338,6 +1338,55 @@ mod tests {
     }
 
     #[test]
+    fn serve_takes_its_section_and_the_backup_settings() {
+        let data = tempfile::tempdir().unwrap();
+        let file = format!(
+            "[prometheus]\ndata_dir = {:?}\n[backup]\ninstance = \"eu1\"\n",
+            data.path()
+        ) + "[serve]\nschedule = \"CRON_TZ=Europe/Berlin 15 3 * * *\"\n\
+                    random_delay = \"10m\"\nverify = \"deep\"\nlog_format = \"json\"\n";
+        let s = resolve(&["serve", "--repo", "/r", "--shutdown-grace", "5m"], &file).unwrap();
+        assert_eq!(s.instance, "eu1");
+        assert_eq!(s.lock_file, None, "serve locks each run, not the process");
+        let CommandSettings::Serve(serve) = s.command else {
+            panic!()
+        };
+        assert_eq!(
+            serve.schedule.to_string(),
+            "CRON_TZ=Europe/Berlin 15 3 * * *"
+        );
+        assert_eq!(serve.random_delay, std::time::Duration::from_secs(600));
+        assert_eq!(serve.shutdown_grace, std::time::Duration::from_secs(300));
+        assert_eq!(serve.verify, Some(Level::Deep));
+        assert_eq!(serve.log_format, LogFormat::Json);
+        assert_eq!(serve.listen_address, DEFAULT_LISTEN_ADDRESS);
+        assert_eq!(serve.trigger_token, None);
+        // Each run takes the lock a backup of that data directory takes.
+        assert_eq!(serve.lock_file, Some(data.path().join(run_lock::FILE_NAME)));
+        // Two runs resolve two snapshot times.
+        let a = serve.plan.resolve().unwrap().time;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(serve.plan.resolve().unwrap().time > a);
+        // No schedule, a bad one, or one-shot options: usage errors.
+        for args in [
+            &["serve", "--repo", "/r"][..],
+            &["serve", "--repo", "/r", "--schedule", "every night"],
+            &["serve", "--repo", "/r", "--schedule", "* * * * *", "--json"],
+            &[
+                "serve",
+                "--repo",
+                "/r",
+                "--schedule",
+                "* * * * *",
+                "--from-dir",
+                "/x",
+            ],
+        ] {
+            assert!(usage(resolve(args, "").unwrap_err()), "{args:?}");
+        }
+    }
+
+    #[test]
     fn relative_paths_become_absolute() {
         let cwd = std::env::current_dir().unwrap();
         let s = resolve(

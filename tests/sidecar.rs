@@ -440,6 +440,17 @@ fn sigterm_mid_upload_leaves_nothing_half_done() {
     support::wait_until(Duration::from_secs(60), "a multipart upload", || {
         garage.open_uploads(&bucket) >= 1
     });
+    // Never two runs at once: a cron job's backup of the same Prometheus
+    // finds the lock serve's run holds and does nothing (exit 4).
+    target
+        .run(&[
+            "backup",
+            "--prometheus-url",
+            &prom.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .expect_failure(4, &["lock"]);
     let code = serve.stop(Duration::from_secs(40));
     let log = serve.log();
     assert_eq!(code, 0, "{log}");
@@ -452,4 +463,53 @@ fn sigterm_mid_upload_leaves_nothing_half_done() {
     assert!(target.snapshots().is_empty(), "a snapshot was stored");
     let left = fs::read_dir(data.join("snapshots")).map_or(0, |d| d.count());
     assert_eq!(left, 0, "the local snapshot was left behind:\n{log}");
+}
+
+/// The shipped rule for serve: a scheduled backup that has not started an
+/// hour after its time fires, one that is due does not (`promtool test
+/// rules`; the live evaluation is in the scrape test above).
+#[test]
+fn the_overdue_alert_fires_an_hour_after_a_missed_schedule() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join(ALERTS);
+    let work = tempfile::tempdir().unwrap();
+    // The next run was due at 1h and never started (the value stays).
+    let test = format!(
+        r#"rule_files:
+  - {rules}
+evaluation_interval: 1m
+tests:
+  - interval: 30m
+    input_series:
+      - series: 'promsnap_serve_next_run_timestamp_seconds{{instance="prom-0:8431",job="promsnap"}}'
+        values: '3600x10'
+    alert_rule_test:
+      - eval_time: 1h50m
+        alertname: PromsnapServeBackupOverdue
+        exp_alerts: []
+      - eval_time: 2h30m
+        alertname: PromsnapServeBackupOverdue
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+              instance: prom-0:8431
+              job: promsnap
+            exp_annotations:
+              summary: 'promsnap serve on prom-0:8431 is more than an hour behind its schedule'
+              description: 'The backup scheduled for 1h 30m 0s ago has not started: a running backup hangs or the service is stuck. Check its logs and promsnap_serve_running; restarting it aborts the run cleanly.'
+"#,
+        rules = rules.display()
+    );
+    let test_file = work.path().join("serve-alerts.test.yml");
+    fs::write(&test_file, test).unwrap();
+    let out = std::process::Command::new(support::promtool())
+        .args(["test", "rules"])
+        .arg(&test_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
