@@ -513,3 +513,49 @@ tests:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// SIGTERM while a backup runs, with a grace long enough: the backup
+/// finishes and is stored, then serve exits 0.
+#[test]
+fn sigterm_lets_a_backup_finish_within_the_grace() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    let prom = Prometheus::start(&data);
+    // 3 x 4 MiB zstd cannot shrink, at 4 MiB/s: about three seconds.
+    support::add_random_chunks(&data, 4, 5);
+    let port = support::free_port();
+    let mut serve = Serve::start(
+        &target,
+        port,
+        &[
+            "--schedule",
+            "*/2 * * * * *",
+            "--prometheus-url",
+            &prom.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--instance",
+            "prom-g",
+            "--max-bandwidth",
+            "4MiB/s",
+            "--shutdown-grace",
+            "2m",
+        ],
+        work.path().join("serve.log"),
+    );
+    support::wait_until(Duration::from_secs(60), "a backup to start", || {
+        serve.log().contains("backup started")
+    });
+    let code = serve.stop(Duration::from_secs(120));
+    let log = serve.log();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("letting the running backup finish"), "{log}");
+    assert!(!log.contains("aborting it"), "{log}");
+    assert!(log.contains("backup succeeded"), "{log}");
+    let snapshots = target.snapshots();
+    assert_eq!(snapshots.len(), 1, "{log}");
+    assert_eq!(snapshots[0]["blocks"], FIXTURE_BLOCKS);
+    target.ok(&["verify", "--quick"]);
+}
