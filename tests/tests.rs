@@ -8,6 +8,7 @@ mod backup; // authentication, data dir discovery, quiet cron runs, big unchange
 mod cli; // --help, list's table, absolute paths, --version, completions, a closed stdout pipe
 mod compat; // a repository written by promsnap 0.1 (format 1, before init) still reads and takes backups
 mod contract; // exit 0 means what it says: init, instances, ids, times, secrets in URLs
+mod deploy; // deploy/kubernetes: manifests parse, carry the tested rules, and their arguments resolve
 mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
 mod format2; // repository format 2 on real compactions: dedup, round trips, prune, verify, hostile recipes
