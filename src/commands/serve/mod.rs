@@ -210,10 +210,12 @@ async fn run_once(s: &ServeSettings, state: &State, printer: &Printer, reason: R
         &format!("backup started ({why})"),
         obj(json!({ "reason": why })),
     );
+    // A setting that no longer resolves (a secret file gone) fails the run
+    // like any other failure: logged, counted, recorded.
     let backup = match s.plan.resolve() {
         Ok(b) => b,
         Err(e) => {
-            printer.error(&e);
+            record(s, state, printer, "backup", started, &Err(e)).await;
             return;
         }
     };
