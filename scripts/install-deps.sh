@@ -6,6 +6,7 @@
 #   - the Pushgateway (Debian package `prometheus-pushgateway`; not started)
 #   - garage, the S3 server for end-to-end tests (cargo install, ~10 min)
 #   - cargo-deb and man (the package test builds and installs the .deb)
+#   - kubernetes-validate (PyPI; the manifests' test checks the Kubernetes schemas)
 #   - rustfmt and clippy
 # Safe to run repeatedly.
 set -euo pipefail
@@ -136,6 +137,13 @@ if command -v man >/dev/null; then
 else
     log "installing Debian package man-db (the package test reads the man page)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y man-db
+fi
+
+if command -v kubernetes-validate >/dev/null; then
+    log "kubernetes-validate present"
+else
+    log "installing kubernetes-validate from PyPI (pip --user)"
+    python3 -m pip install --user kubernetes-validate
 fi
 
 # Probe through cargo, so a toolchain without rustup (distro Rust) counts too.

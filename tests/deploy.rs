@@ -3,15 +3,18 @@
 //! values carry exactly the alert rules of examples/promsnap-alerts.yml
 //! (which promtool tests); the containers' arguments, with the ConfigMap's
 //! configuration file, resolve as promsnap resolves them at startup; the
-//! sidecar's port is serve's default and the scrape config names it. (No
-//! Kubernetes or Prometheus Operator schemas are checked here: see the
-//! README's Kubernetes section.)
+//! sidecar's port is serve's default and the scrape config names it; and
+//! the core objects, the promsnap containers among them, pass the
+//! Kubernetes schemas. (The Prometheus Operator's CRD schemas are not
+//! checked: they are not available offline.)
 
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use serde::Deserialize;
 use serde_norway::Value;
+
+use crate::support;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -153,4 +156,50 @@ fn the_containers_arguments_resolve_with_the_configuration_file() {
         dockerfile.contains("USER 65532"),
         "the image must not run as root"
     );
+}
+
+/// The Kubernetes schemas (`kubernetes-validate --strict`, from PyPI):
+/// the ConfigMap and Secret as they are, and the promsnap containers of
+/// the operator's resource and the Helm values as the Pod the operator
+/// makes of them (its CRDs' schemas are not available offline, but their
+/// `containers` and `initContainers` are core Container objects).
+#[test]
+fn manifests_pass_the_kubernetes_schemas() {
+    let tool = support::require_tool("kubernetes-validate");
+    let work = tempfile::tempdir().unwrap();
+    let mut files = vec![root().join("deploy/kubernetes/prometheus-operator/promsnap-config.yaml")];
+    let all = manifests();
+    let values = &documents(&root().join("deploy/kubernetes/kube-prometheus-stack/values.yaml"))[0];
+    let specs = [
+        ("operator", of_kind(&all, "Prometheus")["spec"].clone()),
+        ("helm", values["prometheus"]["prometheusSpec"].clone()),
+    ];
+    for (name, spec) in specs {
+        let pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": format!("promsnap-{name}") },
+            "spec": {
+                "securityContext": serde_json::to_value(&spec["securityContext"]).unwrap(),
+                "initContainers": serde_json::to_value(&spec["initContainers"]).unwrap(),
+                "containers": serde_json::to_value(&spec["containers"]).unwrap(),
+                "volumes": serde_json::to_value(&spec["volumes"]).unwrap(),
+            }
+        });
+        let path = work.path().join(format!("pod-{name}.yaml"));
+        std::fs::write(&path, serde_json::to_string_pretty(&pod).unwrap()).unwrap();
+        files.push(path);
+    }
+    let out = std::process::Command::new(tool)
+        .args(["--strict", "--kubernetes-version", "1.30"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubernetes-validate:\n{text}");
+    assert_eq!(text.matches("passed").count(), 4, "{text}");
 }
