@@ -82,17 +82,25 @@ impl Printer {
         }
     }
 
-    /// One log line with structured `fields`: in text the message alone
-    /// (the fields are for JSON logs), in JSON one object with `time`,
-    /// `level`, `message` and the fields.
+    /// One log line with structured `fields`: in text the message alone,
+    /// prefixed with the level unless it is `info` (the fields are for JSON
+    /// logs); in JSON one object with `time`, `level`, `message` and the
+    /// fields. `info` lines are hidden by `--quiet`.
     pub fn log(
         &self,
         level: &str,
         message: &str,
         fields: serde_json::Map<String, serde_json::Value>,
     ) {
+        if self.quiet && level == "info" {
+            return;
+        }
         if !self.json_logs {
-            stderr(&format!("{}\n", self.stamp(message)));
+            let text = match level {
+                "info" => message.to_string(),
+                other => format!("{other}: {message}"),
+            };
+            stderr(&format!("{}\n", self.stamp(&text)));
             return;
         }
         let mut line = serde_json::Map::new();
