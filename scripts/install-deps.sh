@@ -5,7 +5,6 @@
 #     unpacked into a cache directory and never installed (see below)
 #   - the Pushgateway (Debian package `prometheus-pushgateway`; not started)
 #   - garage, the S3 server for end-to-end tests (cargo install, ~10 min)
-#   - cargo-deb and man (the package test builds and installs the .deb)
 #   - kubernetes-validate (PyPI; the manifests' test checks the Kubernetes schemas)
 #   - rustfmt and clippy
 # Safe to run repeatedly.
@@ -123,20 +122,6 @@ if command -v garage >/dev/null; then
 else
     log "building garage with cargo install (takes a while)"
     cargo install garage --locked
-fi
-
-if command -v cargo-deb >/dev/null; then
-    log "cargo-deb present: $(cargo deb --version)"
-else
-    log "building cargo-deb with cargo install"
-    cargo install cargo-deb --locked
-fi
-
-if command -v man >/dev/null; then
-    log "man present"
-else
-    log "installing Debian package man-db (the package test reads the man page)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y man-db
 fi
 
 if command -v kubernetes-validate >/dev/null; then

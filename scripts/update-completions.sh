@@ -11,6 +11,3 @@ bin=target/debug/promsnap
 "$bin" completions elvish > completions/promsnap.elv
 "$bin" completions powershell > completions/_promsnap.ps1
 echo "completions/ updated"
-# The man page the .deb installs, from the same CLI (tests/packages.rs).
-PROMSNAP_UPDATE_MAN=1 cargo test --quiet --test integration packages::the_man_page_is_current
-echo "docs/man/promsnap.1 updated"

@@ -19,7 +19,6 @@ mod hostile; // a damaged or hostile repository: bounded reads, checked names
 mod interrupt; // Ctrl-C, SIGTERM and kill -9 mid-backup: clean stop, next run finishes
 mod json; // every --json document against its schema; the README's JSON and exit-code tables
 mod ops; // metrics and alert rules, the run lock, secrets from files, bandwidth limit
-mod packages; // the .deb (cargo-deb) installs, runs, shows its man page and removes cleanly
 mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer chunk encodings
 mod prune; // retention and garbage collection, racing backups and prunes
 mod restore_targeted; // config files, time windows, merging into a running Prometheus
