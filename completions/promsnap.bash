@@ -43,6 +43,9 @@ _promsnap() {
             promsnap,restore)
                 cmd="promsnap__subcmd__restore"
                 ;;
+            promsnap,serve)
+                cmd="promsnap__subcmd__serve"
+                ;;
             promsnap,unlock)
                 cmd="promsnap__subcmd__unlock"
                 ;;
@@ -76,6 +79,9 @@ _promsnap() {
             promsnap__subcmd__help,restore)
                 cmd="promsnap__subcmd__help__subcmd__restore"
                 ;;
+            promsnap__subcmd__help,serve)
+                cmd="promsnap__subcmd__help__subcmd__serve"
+                ;;
             promsnap__subcmd__help,unlock)
                 cmd="promsnap__subcmd__help__subcmd__unlock"
                 ;;
@@ -89,7 +95,7 @@ _promsnap() {
 
     case "${cmd}" in
         promsnap)
-            opts="-q -h -V --config --quiet --help --version init backup list restore prune verify check-dir unlock completions man help"
+            opts="-q -h -V --config --quiet --help --version init backup list restore prune verify check-dir unlock serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,7 +295,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__help)
-            opts="init backup list restore prune verify check-dir unlock completions man help"
+            opts="init backup list restore prune verify check-dir unlock serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -415,6 +421,20 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        promsnap__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -689,7 +709,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__restore)
-            opts="-q -h --data-dir --force --from --to --merge --config-to --no-data --instance --concurrency --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --config --quiet --help"
+            opts="-q -h --data-dir --force --from --to --merge --config-to --if-empty --no-data --instance --concurrency --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +796,180 @@ _promsnap() {
                     return 0
                     ;;
                 --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        promsnap__subcmd__serve)
+            opts="-q -h --schedule --random-delay --listen-address --verify --shutdown-grace --log-format --trigger-token-file --wait-ready --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --init --repository-format --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --schedule)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --random-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify)
+                    COMPREPLY=($(compgen -W "quick read deep" -- "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --trigger-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-ready)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zstd-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --zstd-threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --include)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ha-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --replica-label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --init)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --repository-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-bearer-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --s3-checksums)
+                    COMPREPLY=($(compgen -W "when-required when-supported" -- "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-bandwidth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pushgateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,6 +6,8 @@
 #   - the Pushgateway (Debian package `prometheus-pushgateway`; not started)
 #   - garage, the S3 server for end-to-end tests (cargo install, ~10 min)
 #   - cargo-deb and man-db, to build, install and read the Debian package
+#   - kubernetes-validate (PyPI) in a venv, ~/.cache/promsnap/venv, for the
+#     Kubernetes manifests' test (tests/deploy.rs)
 #   - rustfmt and clippy
 # Safe to run repeatedly.
 set -euo pipefail
@@ -138,6 +140,21 @@ if cargo deb --version 2>/dev/null | grep -q "3.8.0"; then
 else
     log "building cargo-deb with cargo install (~3 min)"
     cargo install cargo-deb --version 3.8.0 --locked
+fi
+
+VENV=${PROMSNAP_VENV:-$HOME/.cache/promsnap/venv}
+if "$VENV/bin/python" -c "import kubernetes_validate, yaml, jsonschema" 2>/dev/null; then
+    log "kubernetes-validate present in $VENV"
+else
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+        log "installing Debian packages python3 and python3-venv"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv
+    fi
+    log "installing kubernetes-validate into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "kubernetes-validate==1.37.0"
 fi
 
 # Probe through cargo, so a toolchain without rustup (distro Rust) counts too.

@@ -220,6 +220,21 @@ pub enum Command {
     #[command(after_help = UNLOCK_EXAMPLES)]
     Unlock(UnlockArgs),
 
+    /// Run as a service: back up on a schedule, serve metrics and health.
+    ///
+    /// Runs `backup` (with --prune and --verify, also prune and verify) at
+    /// every time the --schedule cron expression names, never two at once
+    /// (the same local lock as `backup`: a cron job's backup and the
+    /// service's exclude each other). Serves /metrics (Prometheus format),
+    /// /-/healthy and /-/ready on --listen-address, and POST /api/v1/backup
+    /// to start a backup now (only with --trigger-token-file). On SIGTERM or
+    /// Ctrl-C it stops scheduling, lets a running backup finish within
+    /// --shutdown-grace or aborts it cleanly (no snapshot stored, uploads
+    /// aborted, the local snapshot removed), and exits 0. For a sidecar next
+    /// to Prometheus, or a systemd service.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+
     /// Print a shell completion script (commands and options).
     ///
     /// The script completes commands, options and their fixed values. For
@@ -274,7 +289,9 @@ Examples:
   promsnap restore latest --instance prom-eu1 --from -2d --to -1d --repo /mnt/backups \\
       --data-dir /srv/scratch/data --config-to /srv/scratch/config
   # Add the missing blocks to a running Prometheus:
-  promsnap restore latest --merge --data-dir /var/lib/prometheus/metrics2 --repo /mnt/backups";
+  promsnap restore latest --merge --data-dir /var/lib/prometheus/metrics2 --repo /mnt/backups
+  # Seed a new replica (an init container); a directory with blocks is left alone:
+  promsnap restore latest --if-empty --instance prom-eu1 --data-dir /prometheus --repo /mnt/backups";
 
 const PRUNE_EXAMPLES: &str = "\
 Examples:
@@ -298,6 +315,16 @@ const CHECK_DIR_EXAMPLES: &str = "\
 Examples:
   promsnap check-dir /var/lib/prometheus/metrics2
   promsnap check-dir /var/lib/prometheus/restored --json";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # A sidecar in the Prometheus pod: nightly at 03:15 Berlin time, pruned and verified:
+  promsnap serve --schedule 'CRON_TZ=Europe/Berlin 15 3 * * *' --random-delay 10m --prune \\
+      --verify quick --prometheus-url http://localhost:9090 --data-dir /prometheus --repo s3://backups/prom
+  # Every setting in the configuration file ([serve] and the backup sections):
+  promsnap --config /etc/promsnap/promsnap.toml serve --log-format json
+  # Start a backup now (with --trigger-token-file /etc/promsnap/trigger-token):
+  curl -X POST -H \"Authorization: Bearer $(cat /etc/promsnap/trigger-token)\" http://localhost:8431/api/v1/backup";
 
 const UNLOCK_EXAMPLES: &str = "\
 Examples:
@@ -402,7 +429,7 @@ pub struct PrometheusArgs {
     pub prometheus_ca_cert: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct BackupArgs {
     /// While Prometheus answers /-/ready with 503 (starting up, replaying
     /// its WAL), wait up to DURATION for it; 0 fails at once [default: 5m].
@@ -532,6 +559,69 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+/// `promsnap serve`: the schedule and the service around the backups.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// When to back up: a cron expression of five fields (minute hour
+    /// day-of-month month day-of-week), or six with seconds first, in UTC
+    /// unless prefixed with CRON_TZ=ZONE, e.g. 'CRON_TZ=Europe/Berlin 15 3 *
+    /// * *' [config: serve.schedule].
+    #[arg(long, env = "PROMSNAP_SCHEDULE", value_name = "CRON")]
+    pub schedule: Option<String>,
+
+    /// Wait a random time up to DURATION after each scheduled time, so many
+    /// servers on one schedule do not all hit the repository at once
+    /// [default: 0s].
+    #[arg(long, env = "PROMSNAP_RANDOM_DELAY", value_name = "DURATION")]
+    pub random_delay: Option<Duration>,
+
+    /// Where the HTTP endpoints listen [default: 0.0.0.0:8431].
+    #[arg(long, env = "PROMSNAP_LISTEN_ADDRESS", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
+
+    /// After each successful backup, verify the new snapshot: quick
+    /// (objects exist with their sizes), read (download and check every
+    /// SHA-256) or deep (also the TSDB structure).
+    #[arg(long, env = "PROMSNAP_VERIFY", value_enum, value_name = "LEVEL")]
+    pub verify: Option<VerifyLevel>,
+
+    /// On SIGTERM, how long a running backup may take to finish before it
+    /// is aborted cleanly [default: 30s].
+    #[arg(long, env = "PROMSNAP_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<Duration>,
+
+    /// Log lines as text, or as one JSON object per line for log pipelines
+    /// [default: text].
+    #[arg(long, env = "PROMSNAP_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// File holding the bearer token that POST /api/v1/backup requires.
+    /// Without it the endpoint is off (404).
+    #[arg(long, env = "PROMSNAP_TRIGGER_TOKEN_FILE", value_name = "FILE")]
+    pub trigger_token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub backup: BackupArgs,
+}
+
+/// `serve --verify`: how thoroughly each new snapshot is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyLevel {
+    Quick,
+    Read,
+    Deep,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -754,6 +844,13 @@ pub struct RestoreArgs {
     /// DIR/etc/prometheus/prometheus.yml).
     #[arg(long, value_name = "DIR")]
     pub config_to: Option<PathBuf>,
+
+    /// Do nothing (exit 0, and say so) when the data directory already
+    /// holds blocks; restore otherwise. For an init container that gives a
+    /// new or replaced replica the history of its peer: a restarted pod
+    /// keeps its data, without even reaching the repository.
+    #[arg(long, requires = "data_dir", conflicts_with_all = ["force", "merge"])]
+    pub if_empty: bool,
 
     /// Restore only the configuration files (with --config-to), no blocks.
     #[arg(

@@ -22,6 +22,7 @@ pub mod redact;
 pub mod repo;
 pub mod retry;
 pub mod run_lock;
+pub mod schedule;
 pub mod settings;
 pub mod storage;
 pub mod time;

@@ -4,7 +4,8 @@
 //! local snapshot, and S3 multipart uploads are aborted before we exit 130.
 //! Every run that started, however it ended (interrupted too), is then
 //! recorded as metrics when `--metrics-file` or `--pushgateway` ask for it,
-//! and only then is its result printed (`commands::conclude`).
+//! and only then is its result printed (`commands::conclude`). `serve`
+//! handles the signals itself: they stop it, and it exits 0.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +45,10 @@ fn main() -> ExitCode {
             Ok(invocation) => invocation,
             Err(err) => return Finished::failed(err),
         };
+        if invocation.handles_signals() {
+            let outcome = invocation.execute(&printer).await;
+            return invocation.record(outcome).await;
+        }
         let outcome = tokio::select! {
             r = invocation.execute(&printer) => r,
             () = shutdown.wait() => Err(Interrupted.into()),

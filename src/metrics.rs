@@ -61,7 +61,7 @@ pub struct RunRecord<'a> {
 }
 
 /// Every metric promsnap writes, in file order, with its HELP text.
-const FAMILIES: &[(&str, &str)] = &[
+pub const FAMILIES: &[(&str, &str)] = &[
     (
         "promsnap_last_run_timestamp_seconds",
         "Unix time the last run of this command ended, successful or not.",
@@ -181,6 +181,18 @@ fn samples(run: &RunRecord) -> Vec<Sample> {
         }
     }
     out
+}
+
+/// A sample's labels, sorted by name.
+pub type Labels = Vec<(String, String)>;
+
+/// The samples a run sets, as (name, sorted labels, value): what the file
+/// and the Pushgateway get, for `serve`'s /metrics to show the same.
+pub fn run_samples(run: &RunRecord) -> Vec<(String, Labels, f64)> {
+    samples(run)
+        .into_iter()
+        .map(|s| (s.name, s.labels, s.value))
+        .collect()
 }
 
 /// `old` with every series that `new` sets replaced.

@@ -39,6 +39,10 @@ fn log_every() -> Duration {
 pub struct Printer {
     quiet: bool,
     tty: bool,
+    /// `serve --log-format json`: every stderr line is one JSON object.
+    json_logs: bool,
+    /// Whether results go to stdout (not in a service, whose output is its log).
+    results: bool,
 }
 
 impl Printer {
@@ -46,19 +50,65 @@ impl Printer {
         Printer {
             quiet,
             tty: std::io::stderr().is_terminal(),
+            json_logs: false,
+            results: true,
+        }
+    }
+
+    /// For `promsnap serve`: timestamped log lines (text or one JSON object
+    /// per line) and no progress bars, whatever stderr is, and no results
+    /// on stdout: the service says what each run did in its log.
+    pub fn service(quiet: bool, json_logs: bool) -> Self {
+        Printer {
+            quiet,
+            tty: false,
+            json_logs,
+            results: false,
         }
     }
 
     /// A line about what is happening (stderr; hidden by `--quiet`).
     pub fn info(&self, message: &str) {
         if !self.quiet {
-            stderr(&format!("{}\n", self.stamp(message)));
+            self.log("info", message, serde_json::Map::new());
         }
     }
 
     /// Something the user should know even in `--quiet` mode.
     pub fn warn(&self, message: &str) {
-        stderr(&format!("{}\n", self.stamp(&format!("warning: {message}"))));
+        match self.json_logs {
+            true => self.log("warning", message, serde_json::Map::new()),
+            false => stderr(&format!("{}\n", self.stamp(&format!("warning: {message}")))),
+        }
+    }
+
+    /// One log line with structured `fields`: in text the message alone,
+    /// prefixed with the level unless it is `info` (the fields are for JSON
+    /// logs); in JSON one object with `time`, `level`, `message` and the
+    /// fields. `info` lines are hidden by `--quiet`.
+    pub fn log(
+        &self,
+        level: &str,
+        message: &str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        if self.quiet && level == "info" {
+            return;
+        }
+        if !self.json_logs {
+            let text = match level {
+                "info" => message.to_string(),
+                other => format!("{other}: {message}"),
+            };
+            stderr(&format!("{}\n", self.stamp(&text)));
+            return;
+        }
+        let mut line = serde_json::Map::new();
+        line.insert("time".into(), json_now().into());
+        line.insert("level".into(), level.into());
+        line.insert("message".into(), message.into());
+        line.extend(fields);
+        stderr(&format!("{}\n", serde_json::Value::Object(line)));
     }
 
     /// [`Printer::warn`] as a callback, for library code that has a warning
@@ -81,6 +131,14 @@ impl Printer {
 
     /// Prints an error with its causes and hint.
     pub fn error(&self, err: &anyhow::Error) {
+        if self.json_logs {
+            let mut fields = serde_json::Map::new();
+            let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+            fields.insert("causes".into(), causes.into());
+            fields.insert("hint".into(), error::hint_of(err).into());
+            self.log("error", &err.to_string(), fields);
+            return;
+        }
         let mut text = format!("error: {err}\n");
         for cause in err.chain().skip(1) {
             text.push_str(&format!("  caused by: {cause}\n"));
@@ -98,13 +156,18 @@ impl Printer {
         } else if self.tty {
             Arc::new(Bar::new(label))
         } else {
-            Arc::new(LogLines::new(label))
+            let mut lines = LogLines::new(label);
+            lines.json = self.json_logs;
+            Arc::new(lines)
         }
     }
 
     /// Writes a result to stdout. A closed pipe (`promsnap list | head`) is
     /// not an error.
     pub fn stdout(&self, text: &str) -> Result<()> {
+        if !self.results {
+            return Ok(());
+        }
         let mut out = std::io::stdout().lock();
         match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -121,8 +184,13 @@ impl Printer {
 
     /// Whether a human summary should be printed (not with `--quiet`).
     pub fn summaries(&self) -> bool {
-        !self.quiet
+        !self.quiet && self.results
     }
+}
+
+/// Now in UTC, to the millisecond, for JSON log lines.
+fn json_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Writes to stderr. Unlike `eprint!`, a closed or broken stderr is not a
@@ -179,6 +247,8 @@ struct LogLines {
     every: Duration,
     /// When the last line was printed, and where lines go (stderr).
     last: Mutex<(Instant, Box<dyn Write + Send>)>,
+    /// One JSON object per line (`serve --log-format json`).
+    json: bool,
 }
 
 impl LogLines {
@@ -194,6 +264,7 @@ impl LogLines {
             started: Instant::now(),
             every,
             last: Mutex::new((Instant::now(), out)),
+            json: false,
         }
     }
 }
@@ -215,6 +286,18 @@ impl Progress for LogLines {
         *when = Instant::now();
         let total = self.total.load(Ordering::Relaxed).max(1);
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        if self.json {
+            let line = serde_json::json!({
+                "time": json_now(),
+                "level": "info",
+                "message": format!("{}: {:.0}%", self.label, done as f64 * 100.0 / total as f64),
+                "bytes_done": done,
+                "bytes_total": total,
+                "bytes_per_second": rate as u64,
+            });
+            let _ = writeln!(out, "{line}");
+            return;
+        }
         let _ = writeln!(
             out,
             "{} {}: {:.0}% ({} of {}, {}/s)",

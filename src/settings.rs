@@ -34,8 +34,9 @@ use serde::Deserialize;
 
 use crate::archive::{self, PackOptions};
 use crate::cli::{
-    BackupArgs, Cli, Command, ListArgs, LockArgs, MetricsArgs, NetworkArgs, PrometheusArgs,
-    PruneArgs, RepoArgs, RestoreArgs, UnlockArgs, VerifyArgs,
+    BackupArgs, Cli, Command, ListArgs, LockArgs, LogFormat, MetricsArgs, NetworkArgs,
+    PrometheusArgs, PruneArgs, RepoArgs, RestoreArgs, ServeArgs, UnlockArgs, VerifyArgs,
+    VerifyLevel,
 };
 use crate::duration::Duration;
 use crate::error::Hinted;
@@ -48,7 +49,7 @@ use crate::storage::throttle::Rate;
 use crate::storage::{ChecksumMode, Location, S3Options, StaticCredentials};
 
 /// The configuration file, as written by the user.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     #[serde(default)]
@@ -66,10 +67,27 @@ pub struct FileConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub lock: LockConfig,
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: `promsnap serve`'s schedule and service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub schedule: Option<String>,
+    pub random_delay: Option<Duration>,
+    pub listen_address: Option<String>,
+    /// Prune after each successful backup (the `[prune]` policy).
+    pub prune: Option<bool>,
+    pub verify: Option<VerifyLevel>,
+    pub shutdown_grace: Option<Duration>,
+    pub log_format: Option<LogFormat>,
+    pub trigger_token_file: Option<PathBuf>,
 }
 
 /// `[network]`: retries, timeouts and bandwidth, for S3 and Prometheus.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     pub retries: Option<u32>,
@@ -78,7 +96,7 @@ pub struct NetworkConfig {
 }
 
 /// `[metrics]`: where the metrics of every run go.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub file: Option<PathBuf>,
@@ -86,13 +104,13 @@ pub struct MetricsConfig {
 }
 
 /// `[lock]`: the local lock that keeps runs from overlapping.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockConfig {
     pub file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
     pub url: Option<String>,
@@ -107,7 +125,7 @@ pub struct RepositoryConfig {
     pub secret_access_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusConfig {
     pub url: Option<String>,
@@ -120,7 +138,7 @@ pub struct PrometheusConfig {
     pub config_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupConfig {
     pub instance: Option<String>,
@@ -174,6 +192,13 @@ const DEFAULT_BACKUP_CONCURRENCY: usize = 2;
 const DEFAULT_VERIFY_CONCURRENCY: usize = 4;
 /// Size of the chunks handed from the compressor to the uploader.
 const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Where `promsnap serve` listens: outside 9100-9999, which Prometheus's
+/// default port allocations page hands out completely, and 9090-9099
+/// (Prometheus, Pushgateway, Alertmanager), and clear of the defaults of
+/// VictoriaMetrics, Thanos, Loki and Grafana.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:8431";
+/// How long a running backup may finish after SIGTERM.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// The replica labels `--ha-group auto` leaves out.
 const DEFAULT_REPLICA_LABELS: [&str; 2] = ["replica", "prometheus_replica"];
 
@@ -221,6 +246,7 @@ pub enum CommandSettings {
     CheckDir(CheckDirSettings),
     Unlock(UnlockSettings),
     Init(InitSettings),
+    Serve(Box<ServeSettings>),
     Completions(clap_complete::Shell),
     Man(Option<String>),
 }
@@ -319,6 +345,48 @@ pub enum HaGroup {
     Auto,
 }
 
+/// `promsnap serve`: what it runs when, and the service around it.
+#[derive(Debug)]
+pub struct ServeSettings {
+    pub schedule: crate::schedule::Schedule,
+    pub random_delay: std::time::Duration,
+    pub listen_address: String,
+    pub verify: Option<Level>,
+    pub shutdown_grace: std::time::Duration,
+    pub log_format: LogFormat,
+    /// The bearer token of POST /api/v1/backup; `None`: the endpoint is off.
+    pub trigger_token: Option<String>,
+    /// Each run resolves its backup settings again (a fresh time, secret
+    /// files read again): see [`BackupPlan::resolve`].
+    pub plan: BackupPlan,
+    /// The instance the first run resolved (for metrics before any run).
+    pub instance: String,
+    pub metrics: MetricsSettings,
+    pub network: Network,
+    /// The local lock each run takes (the one `backup` takes).
+    pub lock_file: Option<PathBuf>,
+}
+
+/// The backup `serve` runs, kept as its sources so that each run resolves
+/// it afresh: the snapshot's time is now, and rotated secrets are read.
+#[derive(Debug)]
+pub struct BackupPlan {
+    args: BackupArgs,
+    file: FileConfig,
+    network: Network,
+}
+
+impl BackupPlan {
+    /// The settings of one run, as `backup` would resolve them now.
+    pub fn resolve(&self) -> Result<BackupSettings> {
+        let r = Resolver {
+            file: &self.file,
+            network: self.network,
+        };
+        r.backup(self.args.clone())
+    }
+}
+
 #[derive(Debug)]
 pub struct ListSettings {
     pub repo: RepoSettings,
@@ -335,6 +403,8 @@ pub struct RestoreSettings {
     /// Where the blocks go; `None` with `--no-data`.
     pub data_dir: Option<PathBuf>,
     pub force: bool,
+    /// `--if-empty`: leave a directory that holds blocks alone.
+    pub if_empty: bool,
     /// `--from`/`--to`, resolved against one `now`.
     pub range: TimeRange,
     pub merge: bool,
@@ -440,6 +510,9 @@ impl Settings {
                 repo: r.repo(a.repo)?,
                 json: a.json,
             }),
+            Command::Serve(a) => {
+                CommandSettings::Serve(Box::new(r.serve(a, lock_override.clone())?))
+            }
             Command::Completions { shell } => CommandSettings::Completions(shell),
             Command::Man { command } => CommandSettings::Man(command),
         };
@@ -451,9 +524,17 @@ impl Settings {
                 default_instance(instance.clone(), file)
             }
             CommandSettings::Restore(r) => default_instance(r.instance.clone(), file),
+            CommandSettings::Serve(s) => s.instance.clone(),
             _ => default_instance(None, file),
         };
         let lock_file = lock_file(&command, lock_override);
+        let command = match command {
+            CommandSettings::Serve(mut s) => {
+                s.metrics = metrics.clone();
+                CommandSettings::Serve(s)
+            }
+            other => other,
+        };
         Ok(Settings {
             quiet: cli.global.quiet,
             network,
@@ -478,6 +559,10 @@ fn shared_args(command: &Command) -> (NetworkArgs, MetricsArgs, LockArgs) {
     let none = (MetricsArgs::default(), LockArgs::default());
     let (network, (metrics, lock)) = match command {
         Command::Backup(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
+        Command::Serve(a) => (
+            &a.backup.network,
+            (a.backup.metrics.clone(), a.backup.lock.clone()),
+        ),
         Command::Prune(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
         Command::Verify(a) => (&a.network, (a.metrics.clone(), a.lock.clone())),
         Command::Restore(a) => (&a.network, (a.metrics.clone(), LockArgs::default())),
@@ -680,6 +765,72 @@ impl Resolver<'_> {
         })
     }
 
+    fn serve(&self, a: ServeArgs, lock_override: Option<PathBuf>) -> Result<ServeSettings> {
+        let f = &self.file.serve;
+        let Some(text) = a.schedule.or_else(|| f.schedule.clone()) else {
+            return Err(Hinted::usage(
+                "serve needs a schedule",
+                "pass --schedule '15 3 * * *' (five cron fields, or six with seconds first), or \
+                 set schedule in the [serve] section of the configuration file",
+            )
+            .into());
+        };
+        let schedule = crate::schedule::Schedule::parse(&text)?;
+        let mut args = a.backup;
+        if args.time.is_some() || args.json || args.from_dir.is_some() {
+            return Err(Hinted::usage(
+                "serve takes new snapshots of a running Prometheus: --time, --json and \
+                 --from-dir are for one-shot backups",
+                "leave them out, or run `promsnap backup` with them",
+            )
+            .into());
+        }
+        args.prune = args.prune || f.prune.unwrap_or(false);
+        let plan = BackupPlan {
+            args,
+            file: self.file.clone(),
+            network: self.network,
+        };
+        // Resolved once now so that a mistake stops serve before it starts.
+        let first = plan.resolve()?;
+        let lock_file = lock_file(&CommandSettings::Backup(Box::new(first)), lock_override);
+        let first = plan.resolve()?;
+        let trigger_token = a
+            .trigger_token_file
+            .or_else(|| f.trigger_token_file.clone())
+            .map(|path| read_secret(&path, "trigger token"))
+            .transpose()?;
+        Ok(ServeSettings {
+            schedule,
+            random_delay: a
+                .random_delay
+                .or(f.random_delay)
+                .unwrap_or(Duration::from_secs(0))
+                .std(),
+            listen_address: a
+                .listen_address
+                .or_else(|| f.listen_address.clone())
+                .unwrap_or_else(|| DEFAULT_LISTEN_ADDRESS.into()),
+            verify: a.verify.or(f.verify).map(|l| match l {
+                VerifyLevel::Quick => Level::Quick,
+                VerifyLevel::Read => Level::Read,
+                VerifyLevel::Deep => Level::Deep,
+            }),
+            shutdown_grace: a
+                .shutdown_grace
+                .or(f.shutdown_grace)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
+                .std(),
+            log_format: a.log_format.or(f.log_format).unwrap_or_default(),
+            trigger_token,
+            instance: first.instance.clone(),
+            plan,
+            metrics: MetricsSettings::default(),
+            network: self.network,
+            lock_file,
+        })
+    }
+
     fn ha(
         &self,
         group: Option<String>,
@@ -752,6 +903,7 @@ impl Resolver<'_> {
             instance: a.instance,
             data_dir: a.data_dir.map(absolute),
             force: a.force,
+            if_empty: a.if_empty,
             range,
             merge: a.merge,
             config_to: a.config_to.map(absolute),
@@ -852,6 +1004,25 @@ fn promtool(flag: Option<PathBuf>, none: bool) -> Result<Option<PathBuf>> {
              --no-promtool to restore and check hashes only",
         )
         .into()),
+    }
+}
+
+/// The verify serve runs after a backup: the newest snapshot of
+/// `instance`, at `level`.
+pub fn verify_after_backup(repo: RepoSettings, instance: String, level: Level) -> VerifySettings {
+    VerifySettings {
+        repo,
+        snapshot: Some("latest".into()),
+        instance: Some(instance),
+        level,
+        subset: None,
+        concurrency: match level {
+            Level::Deep => crate::repo::cpu_concurrency(),
+            _ => DEFAULT_VERIFY_CONCURRENCY,
+        },
+        restore_test: None,
+        scratch: std::env::temp_dir(),
+        json: false,
     }
 }
 
@@ -1171,6 +1342,55 @@ mod tests {
         assert!(usage(err));
         let err = resolve(&["backup", "--repo", "/r", "--instance", ""], "").unwrap_err();
         assert!(usage(err));
+    }
+
+    #[test]
+    fn serve_takes_its_section_and_the_backup_settings() {
+        let data = tempfile::tempdir().unwrap();
+        let file = format!(
+            "[prometheus]\ndata_dir = {:?}\n[backup]\ninstance = \"eu1\"\n",
+            data.path()
+        ) + "[serve]\nschedule = \"CRON_TZ=Europe/Berlin 15 3 * * *\"\n\
+                    random_delay = \"10m\"\nverify = \"deep\"\nlog_format = \"json\"\n";
+        let s = resolve(&["serve", "--repo", "/r", "--shutdown-grace", "5m"], &file).unwrap();
+        assert_eq!(s.instance, "eu1");
+        assert_eq!(s.lock_file, None, "serve locks each run, not the process");
+        let CommandSettings::Serve(serve) = s.command else {
+            panic!()
+        };
+        assert_eq!(
+            serve.schedule.to_string(),
+            "CRON_TZ=Europe/Berlin 15 3 * * *"
+        );
+        assert_eq!(serve.random_delay, std::time::Duration::from_secs(600));
+        assert_eq!(serve.shutdown_grace, std::time::Duration::from_secs(300));
+        assert_eq!(serve.verify, Some(Level::Deep));
+        assert_eq!(serve.log_format, LogFormat::Json);
+        assert_eq!(serve.listen_address, DEFAULT_LISTEN_ADDRESS);
+        assert_eq!(serve.trigger_token, None);
+        // Each run takes the lock a backup of that data directory takes.
+        assert_eq!(serve.lock_file, Some(data.path().join(run_lock::FILE_NAME)));
+        // Two runs resolve two snapshot times.
+        let a = serve.plan.resolve().unwrap().time;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(serve.plan.resolve().unwrap().time > a);
+        // No schedule, a bad one, or one-shot options: usage errors.
+        for args in [
+            &["serve", "--repo", "/r"][..],
+            &["serve", "--repo", "/r", "--schedule", "every night"],
+            &["serve", "--repo", "/r", "--schedule", "* * * * *", "--json"],
+            &[
+                "serve",
+                "--repo",
+                "/r",
+                "--schedule",
+                "* * * * *",
+                "--from-dir",
+                "/x",
+            ],
+        ] {
+            assert!(usage(resolve(args, "").unwrap_err()), "{args:?}");
+        }
     }
 
     #[test]

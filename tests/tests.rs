@@ -8,6 +8,7 @@ mod backup; // authentication, data dir discovery, quiet cron runs, big unchange
 mod cli; // --help, list's table, absolute paths, --version, completions, a closed stdout pipe
 mod compat; // a repository written by promsnap 0.1 (format 1, before init) still reads and takes backups
 mod contract; // exit 0 means what it says: init, instances, ids, times, secrets in URLs
+mod deploy; // deploy/kubernetes: manifests parse, carry the tested rules, and their arguments resolve
 mod errors; // clear errors, hints and exit codes for bad input; nothing damaged
 mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail clearly
 mod fleet; // many servers in one repository: one instance's commands read only its manifests
@@ -24,5 +25,6 @@ mod prom3; // what Prometheus 3.x changes: lock file, flags, UTF-8 names, newer 
 mod prune; // retention and garbage collection, racing backups and prunes
 mod restore_targeted; // config files, time windows, merging into a running Prometheus
 mod roundtrip; // backup, restore, and a second Prometheus answers exactly as the first
+mod sidecar; // restore --if-empty seeds a new replica; serve: schedule, endpoints, SIGTERM
 mod storage; // the shared storage suite on a real S3 server (Garage)
 mod verify; // verify and check-dir against a corruption corpus, every level

@@ -20,6 +20,7 @@ mod list;
 mod man;
 mod prune;
 mod restore;
+mod serve;
 mod unlock;
 mod verify;
 
@@ -90,6 +91,7 @@ impl Request {
             Command::Verify(a) => ("verify", a.json),
             Command::CheckDir(a) => ("check-dir", a.json),
             Command::Unlock(_) => ("unlock", false),
+            Command::Serve(_) => ("serve", false),
             Command::Completions { .. } => ("completions", false),
             Command::Man { .. } => ("man", false),
         };
@@ -127,6 +129,7 @@ pub struct Invocation {
     metrics: MetricsSettings,
     network: Network,
     instance: String,
+    quiet: bool,
     started: Instant,
     _lock: Option<RunLock>,
 }
@@ -149,9 +152,16 @@ impl Invocation {
             metrics: settings.metrics,
             network: settings.network,
             instance: settings.instance,
+            quiet: settings.quiet,
             started: Instant::now(),
             _lock: lock,
         })
+    }
+
+    /// Whether the command handles SIGTERM and Ctrl-C itself (`serve`
+    /// stops on them and exits 0) instead of being cancelled by `main`.
+    pub fn handles_signals(&self) -> bool {
+        matches!(self.command, Some(CommandSettings::Serve(_)))
     }
 
     /// Runs the command (once).
@@ -166,6 +176,7 @@ impl Invocation {
             CommandSettings::Verify(s) => verify::run(s, printer).await,
             CommandSettings::CheckDir(s) => check_dir::run(s, printer).await,
             CommandSettings::Init(s) => init::run(s, printer).await,
+            CommandSettings::Serve(s) => serve::run(*s, self.quiet).await,
             CommandSettings::Completions(shell) => {
                 completions::run(shell, printer).map(Outcome::from)
             }

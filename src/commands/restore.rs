@@ -32,8 +32,11 @@ const DEFAULT_RETENTION_DAYS: i64 = 15;
 /// configuration files.
 #[derive(Serialize)]
 struct Json<'a> {
-    snapshot_id: &'a str,
-    instance: &'a str,
+    /// `None` when --if-empty found blocks (no repository was read).
+    snapshot_id: Option<&'a str>,
+    instance: Option<&'a str>,
+    /// With --if-empty: why nothing was restored.
+    skipped: Option<String>,
     ha_group: Option<&'a str>,
     /// `None` with --no-data.
     data_dir: Option<&'a str>,
@@ -69,8 +72,9 @@ impl<'a> Json<'a> {
     /// `--no-data`: only the configuration files were restored.
     fn configs_only(manifest: &'a Manifest, configs: Option<&'a ConfigRestoreReport>) -> Self {
         Json {
-            snapshot_id: &manifest.id,
-            instance: &manifest.instance,
+            snapshot_id: Some(&manifest.id),
+            instance: Some(&manifest.instance),
+            skipped: None,
             ha_group: manifest.ha_group.as_deref(),
             data_dir: None,
             merge: false,
@@ -89,14 +93,39 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// `--if-empty` on a directory that holds blocks: nothing done.
+    fn skipped(data_dir: &'a str, why: String) -> Self {
+        Json {
+            snapshot_id: None,
+            instance: None,
+            skipped: Some(why),
+            ha_group: None,
+            data_dir: Some(data_dir),
+            merge: false,
+            blocks: 0,
+            blocks_selected: 0,
+            blocks_restored: 0,
+            blocks_already_present: 0,
+            time_range: None,
+            data: DataRange::new(None, None),
+            bytes_downloaded: 0,
+            bytes_written: 0,
+            moved_aside_to: None,
+            blocks_beyond_retention: None,
+            config_files: None,
+            duration_seconds: 0.0,
+        }
+    }
+
     fn restored(
         r: &'a RestoreReport,
         beyond: Option<&'a [String]>,
         configs: Option<&'a ConfigRestoreReport>,
     ) -> Self {
         Json {
-            snapshot_id: &r.snapshot_id,
-            instance: &r.instance,
+            snapshot_id: Some(&r.snapshot_id),
+            instance: Some(&r.instance),
+            skipped: None,
             ha_group: r.ha_group.as_deref(),
             data_dir: Some(&r.data_dir),
             merge: r.merge,
@@ -123,6 +152,9 @@ impl<'a> Json<'a> {
 
 pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<Outcome> {
     let started = Instant::now();
+    if let Some(outcome) = skip_if_populated(&args, printer)? {
+        return Ok(outcome);
+    }
     let range = args.range;
     let repo = super::open_repo(&args.repo).await?;
     let (manifest, warnings) = repo
@@ -193,6 +225,33 @@ pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<Outcome> {
     }
     let json = Json::restored(&report, beyond.as_deref(), configs.as_ref());
     Outcome::from(ExitStatus::Success).with_document(args.json, &json)
+}
+
+/// `--if-empty`: when the data directory already holds blocks, the outcome
+/// that says so (a success, the run skipped). Decided from the directory
+/// alone, so a restarted pod's init container needs no repository.
+fn skip_if_populated(args: &RestoreSettings, printer: &Printer) -> Result<Option<Outcome>> {
+    let (true, Some(dir)) = (args.if_empty, args.data_dir.as_deref()) else {
+        return Ok(None);
+    };
+    let blocks = restore::blocks_in(dir)?;
+    if blocks == 0 {
+        return Ok(None);
+    }
+    let why = format!(
+        "{} already holds {blocks} block{}: nothing restored (--if-empty)",
+        dir.display(),
+        if blocks == 1 { "" } else { "s" }
+    );
+    if !args.json && printer.summaries() {
+        printer.stdout(&format!("{why}\n"))?;
+    }
+    let mut outcome = Outcome::from(ExitStatus::Success);
+    outcome.summary.skipped = true;
+    let dir = dir.display().to_string();
+    outcome
+        .with_document(args.json, &Json::skipped(&dir, why))
+        .map(Some)
 }
 
 /// How many blocks --from/--to select; none at all is a usage error, since

@@ -282,6 +282,28 @@ pub struct ExistingBlocks {
 /// Reads the block directories in `dir`. A running server may compact and
 /// delete blocks meanwhile, so a block that vanishes or whose `meta.json`
 /// cannot be read is counted by its name only.
+/// How many blocks `dir` holds: subdirectories named as a ULID with a
+/// `meta.json` (what Prometheus loads). A directory that does not exist
+/// holds none.
+pub fn blocks_in(dir: &Path) -> Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("could not read {}", dir.display())))
+        }
+    };
+    let mut n = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("could not read {}", dir.display()))?;
+        let name = entry.file_name();
+        let is_block = name.to_str().and_then(tsdb::parse_ulid).is_some()
+            && entry.path().join("meta.json").is_file();
+        n += usize::from(is_block);
+    }
+    Ok(n)
+}
+
 pub fn existing_blocks(dir: &Path) -> Result<ExistingBlocks> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
