@@ -139,7 +139,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --config 'TOML configuration file. Flags and PROMSNAP_* variables override it'
             cand --force 'Restore into a non-empty directory by first moving its content aside into DIR.before-restore-<time>; with --config-to, move existing files that differ aside too (nothing is deleted)'
             cand --merge 'Add the snapshot''s missing blocks to the data directory of a RUNNING Prometheus (2.39 or newer), which loads them at its next block reload, within about a minute. Blocks it already has are skipped; nothing in the directory is changed or deleted. With --prometheus-url promsnap reads the server''s retention and warns about blocks it would delete'
-            cand --if-empty 'Do nothing (exit 0, and say so) when the data directory already holds blocks; restore otherwise. For an init container that gives a new or replaced replica the history of its peer: a restarted pod keeps its data, without even reaching the repository'
+            cand --if-empty 'Do nothing (exit 0, and say so) when the data directory already holds blocks; restore otherwise. For an init container that gives a new or replaced replica the history of its peer: a restarted pod keeps its data, without even reaching the repository. With `latest`, a repository that holds no snapshot of the instance yet (a new group''s first start) is nothing to seed from: exit 0, with a warning that names the instances it holds'
             cand --no-data 'Restore only the configuration files (with --config-to), no blocks'
             cand --json 'Print the result as one JSON object on stdout (the error, if it fails)'
             cand -q 'Print nothing but errors (for cron and timers); the exit code tells the result'

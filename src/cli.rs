@@ -848,7 +848,10 @@ pub struct RestoreArgs {
     /// Do nothing (exit 0, and say so) when the data directory already
     /// holds blocks; restore otherwise. For an init container that gives a
     /// new or replaced replica the history of its peer: a restarted pod
-    /// keeps its data, without even reaching the repository.
+    /// keeps its data, without even reaching the repository. With `latest`,
+    /// a repository that holds no snapshot of the instance yet (a new
+    /// group's first start) is nothing to seed from: exit 0, with a warning
+    /// that names the instances it holds.
     #[arg(long, requires = "data_dir", conflicts_with_all = ["force", "merge"])]
     pub if_empty: bool,
 

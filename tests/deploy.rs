@@ -5,8 +5,9 @@
 //! configuration file, resolve as promsnap resolves them at startup; the
 //! sidecar's port is serve's default and the scrape config names it; and
 //! the core objects, the promsnap containers among them, pass the
-//! Kubernetes schemas. (The Prometheus Operator's CRD schemas are not
-//! checked: they are not available offline.)
+//! Kubernetes schemas, and the operator's resources (and the Helm values'
+//! equivalents) pass the Prometheus Operator's CRD schemas, strictly
+//! (deploy/kubernetes/schemas/, scripts/validate-crds.py).
 
 use std::path::{Path, PathBuf};
 
@@ -196,4 +197,59 @@ fn manifests_pass_the_kubernetes_schemas() {
     );
     assert!(out.status.success(), "kubernetes-validate:\n{text}");
     assert_eq!(text.matches("passed").count(), 4, "{text}");
+}
+
+/// The Prometheus Operator's CRD schemas (vendored in
+/// deploy/kubernetes/schemas/): the Prometheus, PodMonitor and
+/// PrometheusRule resources, and the Helm values' prometheusSpec,
+/// additionalPodMonitors and additionalPrometheusRulesMap, with unknown
+/// fields refused as `kubectl apply` refuses them. A misspelt field is
+/// caught: the same Prometheus with `enableAdminApi` fails.
+#[test]
+fn operator_resources_pass_the_operators_crd_schemas() {
+    let python = support::require_tool("python3");
+    let venv_python = support::require_tool("kubernetes-validate")
+        .parent()
+        .unwrap()
+        .join("python3");
+    let python = if venv_python.is_file() {
+        venv_python
+    } else {
+        python
+    };
+    let script = root().join("scripts/validate-crds.py");
+    let run = |args: &[&Path]| {
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = run(&[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("validate-crds: OK, 6 resources"), "{text}");
+
+    let work = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(
+        root().join("deploy/kubernetes/prometheus-operator/prometheus.yaml"),
+    )
+    .unwrap();
+    assert!(original.contains("enableAdminAPI: true"));
+    let typo = work.path().join("prometheus.yaml");
+    std::fs::write(
+        &typo,
+        original.replace("enableAdminAPI:", "enableAdminApi:"),
+    )
+    .unwrap();
+    let (ok, text) = run(&[&typo]);
+    assert!(!ok, "a misspelt field passed: {text}");
+    assert!(text.contains("'enableAdminApi' was unexpected"), "{text}");
 }

@@ -297,7 +297,7 @@ tests:
               instance: prom-a
             exp_annotations:
               summary: 'No successful promsnap backup of prom-a for more than 26 hours'
-              description: 'The last successful backup of prom-a ended 1d 3h 0m 0s ago. Check the promsnap logs (journalctl -u promsnap-backup) and promsnap_run_success.'
+              description: 'The last successful backup of prom-a ended 1d 3h 0m 0s ago. Check the promsnap logs (journalctl -u promsnap, or the sidecar: kubectl logs POD -c promsnap) and promsnap_run_success.'
       - eval_time: 19h
         alertname: PromsnapRunFailed
         exp_alerts: []

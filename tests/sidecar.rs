@@ -124,6 +124,71 @@ fn restore_if_empty_seeds_a_new_replica_once() {
     .expect_failure(2, &["--force"]);
 }
 
+/// A new group's first start: the repository holds no snapshot of it yet
+/// (a repository just made, or other groups' only), so the init container
+/// has nothing to seed from. It must not keep Prometheus from starting: it
+/// exits 0, leaves the directory empty and warns, naming what the
+/// repository holds (so a misspelt --instance shows). An explicit id that
+/// does not exist is still an error.
+#[test]
+fn restore_if_empty_with_nothing_to_seed_starts_empty() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let seeded = work.path().join("replica");
+    fs::create_dir_all(&seeded).unwrap();
+    let seeded_s = seeded.to_str().unwrap();
+    let args = |instance: &'static str| {
+        [
+            "restore",
+            "latest",
+            "--if-empty",
+            "--instance",
+            instance,
+            "--data-dir",
+            seeded_s,
+        ]
+    };
+    let fresh = target.ok(&args("monitoring-k8s"));
+    assert!(
+        fresh
+            .stderr
+            .contains("holds no snapshot of instance \"monitoring-k8s\"")
+            && fresh.stderr.contains("it holds none yet")
+            && fresh.stderr.contains("starts empty"),
+        "{}",
+        fresh.stderr
+    );
+    let data = work.path().join("data");
+    support::fixture_data_dir(&data);
+    target.ok(&[
+        "backup",
+        "--from-dir",
+        data.to_str().unwrap(),
+        "--instance",
+        "prom-a",
+    ]);
+    let other = target.ok(&args("monitoring-k8s"));
+    assert!(
+        other.stderr.contains("prom-a (1 snapshot)"),
+        "{}",
+        other.stderr
+    );
+    assert_eq!(
+        fs::read_dir(&seeded).unwrap().count(),
+        0,
+        "nothing is written"
+    );
+    target
+        .run(&[
+            "restore",
+            "20200101T000000Z-00000000",
+            "--if-empty",
+            "--data-dir",
+            seeded_s,
+        ])
+        .expect_failure(2, &["20200101T000000Z-00000000"]);
+}
+
 /// A running `promsnap serve`, its stderr in a log file, stopped with
 /// SIGTERM (and waited for) when dropped.
 struct Serve {

@@ -18,6 +18,7 @@ use crate::json::{self, DataRange};
 use crate::output::{format_ms, Printer};
 use crate::prometheus::Prometheus;
 use crate::repo::configfiles::{self, ConfigRestoreReport};
+use crate::repo::find;
 use crate::repo::manifest::Manifest;
 use crate::repo::restore::{self, RestoreOptions, RestoreReport};
 use crate::repo::selection::{self, TimeRange};
@@ -157,6 +158,9 @@ pub async fn run(args: RestoreSettings, printer: &Printer) -> Result<Outcome> {
     }
     let range = args.range;
     let repo = super::open_repo(&args.repo).await?;
+    if let Some(outcome) = skip_if_nothing_to_seed(&repo, &args, printer).await? {
+        return Ok(outcome);
+    }
     let (manifest, warnings) = repo
         .resolve(&args.snapshot, args.instance.as_deref())
         .await?;
@@ -246,6 +250,59 @@ fn skip_if_populated(args: &RestoreSettings, printer: &Printer) -> Result<Option
     if !args.json && printer.summaries() {
         printer.stdout(&format!("{why}\n"))?;
     }
+    let mut outcome = Outcome::from(ExitStatus::Success);
+    outcome.summary.skipped = true;
+    let dir = dir.display().to_string();
+    outcome
+        .with_document(args.json, &Json::skipped(&dir, why))
+        .map(Some)
+}
+
+/// `--if-empty latest`: when the repository holds no snapshot of the
+/// instance yet (a new HA group's first start, a repository just made),
+/// there is nothing to seed from, and an init container that failed here
+/// would keep Prometheus from ever starting and taking its first backup. So
+/// the run is skipped, and says what the repository holds instead (a
+/// misspelt --instance shows there). A damaged manifest that might be the
+/// instance's is not nothing: the restore goes on and reports it.
+async fn skip_if_nothing_to_seed(
+    repo: &Repository,
+    args: &RestoreSettings,
+    printer: &Printer,
+) -> Result<Option<Outcome>> {
+    let (true, "latest", Some(dir)) = (args.if_empty, args.snapshot.as_str(), &args.data_dir)
+    else {
+        return Ok(None);
+    };
+    let catalog = repo.catalog_of(args.instance.as_deref()).await?;
+    let theirs = catalog
+        .manifests
+        .iter()
+        .filter(|m| {
+            args.instance
+                .as_deref()
+                .is_none_or(|i| find::belongs_to(m, i))
+        })
+        .count();
+    if theirs > 0 || !catalog.damaged.is_empty() {
+        return Ok(None);
+    }
+    let whose = match args.instance.as_deref() {
+        Some(i) => format!("of instance {i:?}"),
+        None => "at all".to_string(),
+    };
+    let all = repo.catalog().await?;
+    let held = match all.manifests.is_empty() {
+        true => "it holds none yet".to_string(),
+        false => format!("it holds {}", find::describe_instances(&all.manifests)),
+    };
+    let why = format!(
+        "{} holds no snapshot {whose} ({held}): nothing to seed {} from, it starts empty \
+         (--if-empty)",
+        repo.describe(),
+        dir.display()
+    );
+    printer.warn(&why);
     let mut outcome = Outcome::from(ExitStatus::Success);
     outcome.summary.skipped = true;
     let dir = dir.display().to_string();

@@ -58,6 +58,15 @@ pub fn require_tool(name: &str) -> PathBuf {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(Path::new(&home).join(".cargo/bin"));
     }
+    // Python tools (kubernetes-validate) live in the venv install-deps.sh makes.
+    match std::env::var_os("PROMSNAP_VENV") {
+        Some(venv) => dirs.push(Path::new(&venv).join("bin")),
+        None => {
+            if let Some(home) = std::env::var_os("HOME") {
+                dirs.push(Path::new(&home).join(".cache/promsnap/venv/bin"));
+            }
+        }
+    }
     dirs.iter()
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
