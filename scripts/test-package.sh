@@ -53,13 +53,15 @@ grep -q -- "--data-dir" <<<"$page" || fail "man promsnap-restore lacks --data-di
 echo "test-package: man promsnap and man promsnap-restore read"
 
 for f in /usr/lib/systemd/system/promsnap.service /usr/lib/systemd/system/promsnap.timer \
+    /usr/lib/systemd/system/promsnap-serve.service \
     /etc/promsnap/promsnap.toml /usr/share/bash-completion/completions/promsnap \
     /usr/share/doc/promsnap/examples/promsnap-alerts.yml; do
     [[ -f $f ]] || fail "$f is not installed"
 done
 if command -v systemd-analyze >/dev/null; then
     out=$(systemd-analyze verify /usr/lib/systemd/system/promsnap.service \
-        /usr/lib/systemd/system/promsnap.timer 2>&1) || fail "systemd-analyze verify: $out"
+        /usr/lib/systemd/system/promsnap.timer \
+        /usr/lib/systemd/system/promsnap-serve.service 2>&1) || fail "systemd-analyze verify: $out"
     echo "test-package: systemd-analyze verify passed"
 fi
 [[ ! -e /etc/systemd/system/timers.target.wants/promsnap.timer ]] \
@@ -73,6 +75,7 @@ as_root dpkg -r promsnap
 [[ ! -e /usr/bin/promsnap ]] || fail "/usr/bin/promsnap is left after dpkg -r"
 [[ ! -e /usr/share/man/man1/promsnap.1.gz ]] || fail "the man page is left after dpkg -r"
 [[ ! -e /usr/lib/systemd/system/promsnap.service ]] || fail "the service is left after dpkg -r"
+[[ ! -e /usr/lib/systemd/system/promsnap-serve.service ]] || fail "the serve unit is left after dpkg -r"
 [[ -f /etc/promsnap/promsnap.toml ]] || fail "dpkg -r removed the (conffile) configuration"
 echo "test-package: dpkg -P"
 as_root dpkg -P promsnap

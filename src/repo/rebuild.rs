@@ -575,11 +575,7 @@ impl BufRead for PipeReader<'_> {
 
 impl Read for PipeReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        super::pack::read_buffered(self, buf)
     }
 }
 

@@ -328,6 +328,20 @@ impl fmt::Display for DamagedPack {
 
 impl std::error::Error for DamagedPack {}
 
+/// `Read::read` of a reader that is a `BufRead`: what `fill_buf` offers,
+/// as much as fits, then consumed. (The pack readers hand out their
+/// buffers through `BufRead`; `Read` is the same view.)
+pub(crate) fn read_buffered(
+    r: &mut impl std::io::BufRead,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let available = r.fill_buf()?;
+    let n = available.len().min(buf.len());
+    buf[..n].copy_from_slice(&available[..n]);
+    r.consume(n);
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

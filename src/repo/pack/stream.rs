@@ -108,11 +108,7 @@ pub struct BlockingRange {
 
 impl Read for BlockingRange {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        super::read_buffered(self, buf)
     }
 }
 
