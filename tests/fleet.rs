@@ -161,3 +161,52 @@ fn a_manifest_in_another_groups_directory_is_damaged() {
     let reason = damaged["reason"].as_str().unwrap();
     assert!(reason.contains("another group's directory"), "{reason}");
 }
+
+/// A format 2 snapshot stored as the version before groups wrote it,
+/// `snapshots/<id>.json`, still lists, verifies and restores byte for byte,
+/// and the next backup (into its group's directory) reuses what it stored.
+#[test]
+fn a_manifest_of_the_layout_before_groups_still_restores() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let id = backup(&target, &data, &["--instance", "prom-a"]);
+    fs::rename(
+        repo.join(format!("snapshots/prom-a/{id}.json")),
+        repo.join(format!("snapshots/{id}.json")),
+    )
+    .unwrap();
+    fs::remove_dir(repo.join("snapshots/prom-a")).unwrap();
+    let listed = target
+        .ok(&["list", "--instance", "prom-a", "--json"])
+        .json();
+    assert_eq!(listed["snapshots"][0]["id"], id.as_str());
+    target.ok(&["verify", "--deep", &id]);
+    let dest = work.path().join("restored");
+    target.ok(&["restore", &id, "--data-dir", dest.to_str().unwrap()]);
+    for block in fs::read_dir(&data).unwrap() {
+        let block = block.unwrap().path();
+        let name = block.file_name().unwrap();
+        assert_eq!(
+            support::dir_size(&block),
+            support::dir_size(&dest.join(name)),
+            "{name:?}"
+        );
+        let meta = fs::read(block.join("meta.json")).unwrap();
+        assert_eq!(meta, fs::read(dest.join(name).join("meta.json")).unwrap());
+    }
+    let again = target
+        .ok(&[
+            "backup",
+            "--from-dir",
+            &data,
+            "--instance",
+            "prom-a",
+            "--json",
+        ])
+        .json();
+    assert_eq!(again["bytes_uploaded"], 0, "{again:#}");
+    let next = again["snapshot_id"].as_str().unwrap();
+    assert!(repo.join(format!("snapshots/prom-a/{next}.json")).is_file());
+}

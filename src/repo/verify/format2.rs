@@ -23,7 +23,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use futures::StreamExt;
 
-use super::{environment, local_io, problem, Level, Place, Problem, Subset, Target};
+use super::{environment, local_io, problem, Level, Problem, Subset, Target};
 use crate::repo::content_id::ContentId;
 use crate::repo::pack::{self, BlobRef, DamagedPack, PackReader};
 use crate::repo::rebuild;
@@ -182,19 +182,7 @@ pub(super) async fn deep(
     concurrency: usize,
     progress: Arc<dyn crate::progress::Progress>,
 ) -> Result<Vec<Problem>> {
-    let dir = std::fs::create_dir_all(scratch)
-        .and_then(|_| {
-            tempfile::Builder::new()
-                .prefix("promsnap-verify-")
-                .tempdir_in(scratch)
-        })
-        .map_err(|e| {
-            local_io(
-                e,
-                format!("could not create a directory in {}", scratch.display()),
-            )
-        })
-        .map_err(|e| e.context(super::scratch_hint(t, Place::Disk)))?;
+    let dir = super::scratch_dir(scratch, t)?;
     let block_dir = dir.path().join(&t.entry.ulid);
     std::fs::create_dir(&block_dir)
         .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;

@@ -434,16 +434,10 @@ async fn read_one(
     }
 }
 
-/// The deep level for one object: the archive streams through the checks
-/// once. Chunk segments are walked as they pass (`StreamedBlock`); only the
-/// block's small files land in a scratch directory, for the index check.
-async fn deep_one(
-    repo: &Repository,
-    t: &Target<'_>,
-    scratch: &Path,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<Problem>> {
-    let dir = std::fs::create_dir_all(scratch)
+/// A temporary directory in `scratch` for deep-verifying block `t`
+/// (removed when dropped); an error says how to pick another place.
+fn scratch_dir(scratch: &Path, t: &Target<'_>) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(scratch)
         .and_then(|_| {
             tempfile::Builder::new()
                 .prefix("promsnap-verify-")
@@ -454,8 +448,20 @@ async fn deep_one(
                 e,
                 format!("could not create a directory in {}", scratch.display()),
             )
+            .context(scratch_hint(t, Place::Disk))
         })
-        .map_err(|e| e.context(scratch_hint(t, Place::Disk)))?;
+}
+
+/// The deep level for one object: the archive streams through the checks
+/// once. Chunk segments are walked as they pass (`StreamedBlock`); only the
+/// block's small files land in a scratch directory, for the index check.
+async fn deep_one(
+    repo: &Repository,
+    t: &Target<'_>,
+    scratch: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<Problem>> {
+    let dir = scratch_dir(scratch, t)?;
     let (work, entry) = (dir.path().to_path_buf(), t.entry.clone());
     let checked = download::read_object(repo, t.entry, progress, move |input| {
         let block_dir = work.join(&entry.ulid);
