@@ -509,3 +509,67 @@ fn a_block_of_many_blobs_restores_byte_for_byte_with_concurrency_1() {
     assert_eq!(problems[0]["file"], "chunks/000002", "{report:#}");
     assert_eq!(problems[0]["kind"], "bad_magic", "{report:#}");
 }
+
+/// A restore decodes blobs without hashing each (every file's SHA-256 is
+/// checked instead): a changed byte inside a blob that zstd stored as is
+/// (random data) decodes to the right length and the wrong bytes. The
+/// restore still fails before the block is in place (exit 1) and names
+/// the file, the pack and the blob, found by reading the block again with
+/// every blob checked.
+#[test]
+fn a_blob_that_decodes_wrong_fails_the_restore_and_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let source = set(LINES[0], "compacted");
+    let data = data_dir(work.path(), "d", &source);
+    support::add_random_chunks(&data, 3, 16);
+    backup(&target, &data);
+    let (_, recipe) = only_recipe(&repo);
+    // The largest blob is 1 MiB of the random data, stored as is.
+    let blob = recipe["chunks"]["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["blobs"].as_array().unwrap())
+        .max_by_key(|b| b["raw_length"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let (length, raw) = (
+        blob["length"].as_u64().unwrap(),
+        blob["raw_length"].as_u64().unwrap(),
+    );
+    assert!(
+        raw >= 512 << 10 && length > raw,
+        "not stored as is: {blob:#}"
+    );
+    let pack = blob["pack"].as_str().unwrap();
+    let path = repo.join("packs").join(&pack[..2]).join(pack);
+    let at = blob["offset"].as_u64().unwrap() + length / 2;
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[at as usize] ^= 0x40;
+    fs::write(&path, bytes).unwrap();
+
+    let dest = work.path().join("restored");
+    let run = target.run(&[
+        "restore",
+        "latest",
+        "--concurrency",
+        "1",
+        "--data-dir",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let ulid = source[0].file_name().unwrap().to_str().unwrap();
+    for needle in [ulid, pack, blob["id"].as_str().unwrap(), "not its id"] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle} not in {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !dest.join(ulid).exists(),
+        "the damaged block was renamed into place"
+    );
+}

@@ -383,6 +383,27 @@ impl BlobDecoder {
         id: ContentId,
         out: &mut Vec<u8>,
     ) -> Result<(), BlobError> {
+        self.decode_unhashed(frame, raw_length, out)?;
+        let got = ContentId::of(out);
+        if got != id {
+            out.clear();
+            return Err(BlobError::WrongId { got });
+        }
+        Ok(())
+    }
+
+    /// As [`decode_into`](Self::decode_into), every check but the SHA-256:
+    /// for a reader that hashes every byte it is handed anyway (a rebuild,
+    /// which checks each file's SHA-256 before the file counts), so that
+    /// the bytes are not hashed twice. What this lets through (a frame
+    /// that decodes to the right length but the wrong bytes) that reader
+    /// refuses, later and less precisely: it names the file, not the blob.
+    pub fn decode_unhashed(
+        &mut self,
+        frame: &[u8],
+        raw_length: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlobError> {
         let head = &frame[..frame.len().min(HEADER_PEEK as usize)];
         let window = frame_window(head)?;
         if window > MAX_WINDOW {
@@ -394,9 +415,11 @@ impl BlobDecoder {
             Err(code) => return Err(corrupt(code)),
         }
         let raw = raw_length as usize;
+        // Into the spare capacity, never zeroed first: zstd writes at most
+        // what the buffer holds, `raw + 1` bytes or more if it is reused.
         out.clear();
-        out.resize(raw + 1, 0);
-        let n = match self.dctx.decompress(&mut out[..], frame) {
+        out.reserve(raw + 1);
+        let n = match self.dctx.decompress(out, frame) {
             Ok(n) => n,
             Err(code) if is_dst_too_small(code) => {
                 return Err(BlobError::TooLong {
@@ -416,11 +439,6 @@ impl BlobDecoder {
                 got: n as u64,
                 raw_length: u64::from(raw_length),
             });
-        }
-        let got = ContentId::of(out);
-        if got != id {
-            out.clear();
-            return Err(BlobError::WrongId { got });
         }
         Ok(())
     }

@@ -6,7 +6,11 @@
 //! ([`ReadAhead::open`]), before anything is written. Every file then comes
 //! back from its blobs as a stream: the packs are read in few large ranged
 //! reads and the blobs decoded on every core, ahead of the one thread that
-//! writes ([`ReadAhead`]). The files stored whole (`meta.json`,
+//! writes ([`ReadAhead`]). The blobs are not hashed as they are decoded:
+//! every file is, against the manifest's SHA-256, before it counts, and
+//! that one pass checks every byte. When a file does not hash right, the
+//! block's blobs are read once more, each checked against its id, so that
+//! the error names the damaged blob and pack ([`name_the_damage`]). The files stored whole (`meta.json`,
 //! `tombstones`) and the index are copied out, never past their recorded
 //! size and checked against their SHA-256; the chunk segment files are then
 //! joined from the window streams by walking the written index
@@ -83,7 +87,15 @@ struct Planned {
     bytes_downloaded: u64,
 }
 
-async fn plan(repo: &Repository, entry: &BlockEntry, budget: u64) -> Result<Planned> {
+/// Plans the rebuild of `entry`. Without `ids_checked` the blobs are not
+/// hashed as they are decoded: every file is hashed as it is rebuilt, and
+/// a file that does not hash right is damage [`name_the_damage`] locates.
+async fn plan(
+    repo: &Repository,
+    entry: &BlockEntry,
+    budget: u64,
+    ids_checked: bool,
+) -> Result<Planned> {
     let recipe = repo.load_recipe(entry).await?;
     let file = |path: &str| {
         recipe
@@ -127,9 +139,12 @@ async fn plan(repo: &Repository, entry: &BlockEntry, budget: u64) -> Result<Plan
         }
     };
     let packs = Arc::new(PackReader::new(repo.storage().clone()));
-    let ahead = ReadAhead::with_budget(packs, groups, budget)
+    let mut ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;
+    if !ids_checked {
+        ahead = ahead.without_id_checks();
+    }
     Ok(Planned {
         whole,
         layout,
@@ -162,7 +177,21 @@ pub async fn rebuild(
     durable: bool,
     budget: u64,
 ) -> Result<Rebuilt> {
-    let planned = plan(repo, entry, budget).await?;
+    match rebuild_unhashed(repo, entry, dir, progress, durable, budget).await {
+        Ok(rebuilt) => Ok(rebuilt),
+        Err(e) => Err(name_the_damage(repo, entry, budget, e).await),
+    }
+}
+
+async fn rebuild_unhashed(
+    repo: &Repository,
+    entry: &BlockEntry,
+    dir: &Path,
+    progress: Arc<dyn Progress>,
+    durable: bool,
+    budget: u64,
+) -> Result<Rebuilt> {
+    let planned = plan(repo, entry, budget, false).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let written = tokio::task::spawn_blocking(move || {
@@ -197,6 +226,50 @@ pub async fn rebuild(
         bytes_downloaded,
         bytes_written: written,
     })
+}
+
+/// A rebuild that failed on damage naming no blob: a file that does not
+/// hash to its SHA-256, or a stream the join refused (the blobs were
+/// decoded without their own hashes, which would cost a second pass over
+/// every byte). Reads the block's streams again, each blob checked against
+/// its id, to name the damaged blob and its pack; `err` as it is when no
+/// blob is damaged (the recipe is wrong) or the second read fails
+/// otherwise.
+async fn name_the_damage(
+    repo: &Repository,
+    entry: &BlockEntry,
+    budget: u64,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    // Only damage is worth reading the block again for; a failure to
+    // write or to connect says all there is to say.
+    if crate::error::hint_of(&err) != Some(DAMAGED) || DamagedPack::find(&err).is_some() {
+        return err;
+    }
+    let Ok(planned) = plan(repo, entry, budget, true).await else {
+        return err;
+    };
+    let found = tokio::task::spawn_blocking(move || {
+        let (found, _) = planned.ahead.run(None, |readers| {
+            readers
+                .into_iter()
+                .find_map(|mut r| io::copy(&mut r, &mut io::sink()).err())
+        });
+        found
+    })
+    .await;
+    match found {
+        Ok(Some(e)) if is_damage(&e) => anyhow::Error::new(e)
+            .context(Hinted::failure(
+                format!(
+                    "the stored data of block {} does not rebuild it",
+                    entry.ulid
+                ),
+                DAMAGED,
+            ))
+            .context(format!("could not rebuild block {}", entry.ulid)),
+        _ => err,
+    }
 }
 
 /// The writing thread of [`rebuild`]: every file into `dir`, each sent to
@@ -275,7 +348,21 @@ pub async fn check(
     progress: Arc<dyn Progress>,
     budget: u64,
 ) -> Result<(Rebuilt, StreamedBlock)> {
-    let planned = plan(repo, entry, budget).await?;
+    match check_unhashed(repo, entry, dir, block, progress, budget).await {
+        Ok(checked) => Ok(checked),
+        Err(e) => Err(name_the_damage(repo, entry, budget, e).await),
+    }
+}
+
+async fn check_unhashed(
+    repo: &Repository,
+    entry: &BlockEntry,
+    dir: &Path,
+    block: StreamedBlock,
+    progress: Arc<dyn Progress>,
+    budget: u64,
+) -> Result<(Rebuilt, StreamedBlock)> {
+    let planned = plan(repo, entry, budget, false).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let (written, block) = tokio::task::spawn_blocking(move || {

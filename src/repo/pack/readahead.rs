@@ -20,7 +20,10 @@
 //!   [`FETCHERS`] threads read runs in the order they will be needed.
 //! - **Decoding.** Fetched blobs are decoded on one thread per core, each
 //!   whole and checked (frame header, one frame and nothing after it,
-//!   length, SHA-256: [`BlobDecoder`]) before a byte of it is handed on.
+//!   length, SHA-256: [`BlobDecoder`]) before a byte of it is handed on;
+//!   a reader that hashes every byte itself (a rebuild: each file's
+//!   SHA-256) skips the blob's SHA-256 ([`ReadAhead::without_id_checks`]),
+//!   which would be a second pass as costly as the decoding.
 //!   A stream's reader takes its blobs in order; when the one it needs is
 //!   not decoded yet it decodes it itself, and when its run has not been
 //!   read yet, that run is read next, whatever the budget.
@@ -153,6 +156,8 @@ pub struct ReadAhead {
     /// Each stream's blobs, as a range of `blobs`; by group, then stream.
     streams: Vec<Range<usize>>,
     budget: u64,
+    /// Whether each blob's SHA-256 is checked as it is decoded.
+    ids_checked: bool,
 }
 
 impl ReadAhead {
@@ -179,9 +184,22 @@ impl ReadAhead {
             runs: Vec::new(),
             streams,
             budget,
+            ids_checked: true,
         };
         ahead.plan_runs(&groups);
         Ok(ahead)
+    }
+
+    /// Decodes blobs without checking their SHA-256, every other check
+    /// kept ([`BlobDecoder::decode_unhashed`]): for a reader that checks
+    /// the SHA-256 of everything it reads anyway, as a rebuild does of
+    /// every file. The blob hash would be a second pass over every byte,
+    /// as much work as the zstd decoding itself. Such a reader finds
+    /// damaged bytes as a file that does not hash to its manifest's
+    /// SHA-256; to name the blob, read the streams again with the checks.
+    pub fn without_id_checks(mut self) -> Self {
+        self.ids_checked = false;
+        self
     }
 
     /// Groups the blobs into runs and sorts the runs by need.
@@ -611,10 +629,12 @@ impl Shared<'_> {
         mut out: Vec<u8>,
     ) -> io::Result<Vec<u8>> {
         let r = &self.plan.blobs[i].r;
-        decoder
-            .decode_into(frame, r.raw_length, r.id, &mut out)
-            .map(|()| out)
-            .map_err(|e| blob_damage(r, e))
+        match self.plan.ids_checked {
+            true => decoder.decode_into(frame, r.raw_length, r.id, &mut out),
+            false => decoder.decode_unhashed(frame, r.raw_length, &mut out),
+        }
+        .map(|()| out)
+        .map_err(|e| blob_damage(r, e))
     }
 
     /// Blob `i` for its reader, decoded and checked: waits for it, decodes
