@@ -62,7 +62,7 @@ use crate::tsdb::windows::{self, RecordSink, Split, WindowLayout, DEFAULT_WINDOW
 use crate::tsdb::Block;
 
 /// How much window data one block may hold in blob buffers at once.
-const WINDOW_BUFFERS: usize = 64 << 20;
+const WINDOW_BUFFERS: usize = 16 << 20;
 
 /// How a block is stored.
 #[derive(Debug, Clone, Copy)]
