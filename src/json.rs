@@ -338,6 +338,21 @@ mod tests {
         }
     }
 
+    /// A run that fails (or is interrupted) with its document half
+    /// written still leaves one JSON object, which says it failed.
+    #[test]
+    fn a_streamed_document_cut_short_ends_as_a_failure() {
+        let mut s = Streamer::new(Vec::new(), "list", &json!({"repository": "/r"})).unwrap();
+        s.begin_array("snapshots").unwrap();
+        s.element(&json!({"id": "a"})).unwrap();
+        let err = anyhow::Error::new(Interrupted);
+        let text = String::from_utf8(s.close(&failed("list", &err, None)).unwrap()).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["error"]["exit_code"], 130);
+        assert_eq!(doc["snapshots"], json!([{"id": "a"}]));
+    }
+
     #[test]
     fn documents_start_with_the_envelope_and_errors_keep_their_chain() {
         let doc = Document::new(&json!({"blocks": 3})).unwrap();
