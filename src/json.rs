@@ -18,9 +18,21 @@
 //!   in fields starting with `bytes`; every other number is a count named
 //!   for what it counts.
 //!
+//! A document whose command reads more than it should hold at once
+//! (`list --json` of a fleet) is written while it is made: [`Streamer`]
+//! writes its head and its long array element by element, and
+//! [`close_stdout_stream`] ends it once the run has ended, with the fields
+//! only the end knows (`ok`, and `error` when the run failed part way, so
+//! that stdout still holds one JSON object). Such a document ends with `ok`
+//! instead of beginning with it; the order of an object's fields means
+//! nothing in JSON.
+//!
 //! `docs/json/` has a JSON Schema per document, and the README's "JSON
 //! output" section is generated from them; a test validates real outputs
 //! against the schemas.
+
+use std::io::{BufWriter, Stdout, Write};
+use std::sync::Mutex;
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -132,6 +144,152 @@ impl DataRange {
     }
 }
 
+/// A document written a part at a time, pretty-printed as
+/// `serde_json::to_string_pretty` prints it whole (one field a line, arrays
+/// of objects one element after the other).
+pub struct Streamer<W: Write> {
+    out: W,
+    /// The top-level fields written so far (the end writes the others).
+    written: Vec<String>,
+    /// Elements written to the open array, if one is open.
+    array: Option<usize>,
+    /// The reader went away (`promsnap list --json | head`): nothing more
+    /// is written, and that is not an error.
+    gone: bool,
+}
+
+impl<W: Write> Streamer<W> {
+    /// Starts the document: the envelope's `schema_version` and `command`,
+    /// then `fields` (an object's fields, in their order).
+    pub fn new(out: W, command: &str, fields: &impl Serialize) -> Result<Self> {
+        let mut s = Streamer {
+            out,
+            written: Vec::new(),
+            array: None,
+            gone: false,
+        };
+        s.write("{")?;
+        s.field("schema_version", &json!(SCHEMA_VERSION))?;
+        s.field("command", &json!(command))?;
+        for (name, value) in Document::new(fields)?.0 {
+            s.field(&name, &value)?;
+        }
+        Ok(s)
+    }
+
+    /// Opens the array field `name`; [`Streamer::element`] adds to it.
+    pub fn begin_array(&mut self, name: &str) -> Result<()> {
+        self.end_array()?;
+        self.key(name)?;
+        self.write("[")?;
+        self.array = Some(0);
+        Ok(())
+    }
+
+    /// One element of the open array.
+    pub fn element(&mut self, value: &impl Serialize) -> Result<()> {
+        let n = self.array.expect("an open array");
+        let text = indent(&serde_json::to_string_pretty(value)?, "    ");
+        let sep = if n == 0 { "" } else { "," };
+        self.write(&format!("{sep}\n    {text}"))?;
+        self.array = Some(n + 1);
+        Ok(())
+    }
+
+    /// Sends what is buffered on to the reader.
+    pub fn flush(&mut self) -> Result<()> {
+        let result = self.out.flush();
+        self.check(result)
+    }
+
+    /// Ends the document with the fields of `document` not yet written (it
+    /// is the whole document as [`finished`] or [`failed`] make it).
+    pub fn close(mut self, document: &Value) -> Result<W> {
+        self.end_array()?;
+        if let Value::Object(fields) = document {
+            for (name, value) in fields {
+                if !self.written.contains(name) {
+                    self.field(name, value)?;
+                }
+            }
+        }
+        self.write("\n}\n")?;
+        self.flush()?;
+        Ok(self.out)
+    }
+
+    fn end_array(&mut self) -> Result<()> {
+        match self.array.take() {
+            Some(0) => self.write("]"),
+            Some(_) => self.write("\n  ]"),
+            None => Ok(()),
+        }
+    }
+
+    fn key(&mut self, name: &str) -> Result<()> {
+        let sep = if self.written.is_empty() { "" } else { "," };
+        self.write(&format!("{sep}\n  {}: ", json!(name)))?;
+        self.written.push(name.to_string());
+        Ok(())
+    }
+
+    fn field(&mut self, name: &str, value: &Value) -> Result<()> {
+        self.key(name)?;
+        self.write(&indent(&serde_json::to_string_pretty(value)?, "  "))
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        if self.gone {
+            return Ok(());
+        }
+        let result = self.out.write_all(text.as_bytes());
+        self.check(result)
+    }
+
+    fn check(&mut self, result: std::io::Result<()>) -> Result<()> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(())
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// Pretty-printed JSON one level deeper: no string holds a raw newline, so
+/// every newline starts a line of the value.
+fn indent(text: &str, by: &str) -> String {
+    text.replace('\n', &format!("\n{by}"))
+}
+
+/// The document being streamed to stdout, if one is: `main` may end a run
+/// (an interruption) while the command that opened it is not there to end
+/// it, so it lives here, where [`close_stdout_stream`] finds it.
+static STDOUT_STREAM: Mutex<Option<Streamer<BufWriter<Stdout>>>> = Mutex::new(None);
+
+/// Starts streaming a document to stdout (see [`Streamer::new`]).
+pub fn open_stdout_stream(command: &str, fields: &impl Serialize) -> Result<()> {
+    let streamer = Streamer::new(BufWriter::new(std::io::stdout()), command, fields)?;
+    *STDOUT_STREAM.lock().expect("the stream lock") = Some(streamer);
+    Ok(())
+}
+
+/// Writes to the document being streamed to stdout.
+pub fn with_stdout_stream(
+    f: impl FnOnce(&mut Streamer<BufWriter<Stdout>>) -> Result<()>,
+) -> Result<()> {
+    let mut open = STDOUT_STREAM.lock().expect("the stream lock");
+    f(open.as_mut().expect("a document streaming to stdout"))
+}
+
+/// Ends the document streaming to stdout with the rest of `document`;
+/// `None` when no document is streaming (the caller prints `document`).
+pub fn close_stdout_stream(document: &Value) -> Option<Result<()>> {
+    let streamer = STDOUT_STREAM.lock().expect("the stream lock").take()?;
+    Some(streamer.close(document).map(|_| ()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +302,55 @@ mod tests {
         assert_eq!(r.min_time.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(r.min_time_ms, Some(1_767_225_600_999));
         assert_eq!((r.max_time, r.max_time_ms), (None, None));
+    }
+
+    #[test]
+    fn a_streamed_document_is_the_document_printed_whole() {
+        let fields = json!({"repository": "/r", "instance": null});
+        let items = [json!({"id": "a", "n": [1, 2]}), json!({"id": "b", "n": []})];
+        for n in [0, 1, 2] {
+            let whole = finished(
+                "list",
+                ExitStatus::Problems,
+                Document::new(&json!({
+                    "repository": "/r", "instance": null,
+                    "snapshots": &items[..n], "damaged": [{"id": "x"}],
+                }))
+                .unwrap(),
+                None,
+            );
+            let mut s = Streamer::new(Vec::new(), "list", &fields).unwrap();
+            s.begin_array("snapshots").unwrap();
+            for item in &items[..n] {
+                s.element(item).unwrap();
+            }
+            let text = String::from_utf8(s.close(&whole).unwrap()).unwrap();
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, whole, "{text}");
+            let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
+            assert_eq!(keys[..2], ["schema_version", "command"]);
+            assert_eq!(keys.last().unwrap().as_str(), "damaged");
+            // Laid out as a document printed whole, up to the fields' order.
+            if n == 2 {
+                let pretty = serde_json::to_string_pretty(&whole["snapshots"]).unwrap();
+                assert!(text.contains(&indent(&pretty, "  ")), "{text}");
+            }
+        }
+    }
+
+    /// A run that fails (or is interrupted) with its document half
+    /// written still leaves one JSON object, which says it failed.
+    #[test]
+    fn a_streamed_document_cut_short_ends_as_a_failure() {
+        let mut s = Streamer::new(Vec::new(), "list", &json!({"repository": "/r"})).unwrap();
+        s.begin_array("snapshots").unwrap();
+        s.element(&json!({"id": "a"})).unwrap();
+        let err = anyhow::Error::new(Interrupted);
+        let text = String::from_utf8(s.close(&failed("list", &err, None)).unwrap()).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["error"]["exit_code"], 130);
+        assert_eq!(doc["snapshots"], json!([{"id": "a"}]));
     }
 
     #[test]

@@ -336,25 +336,60 @@ pub fn short_bytes(n: u64) -> String {
 
 /// Lays out rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    Columns::new(header).part(rows)
+}
+
+/// A [`table`] printed a part at a time (`list` of a fleet, group by
+/// group), so that a part need not wait for the rows after it: a column is
+/// as wide as its widest cell so far (or a width known beforehand), and
+/// never narrows. A later part with a wider cell moves the columns right
+/// of it from there on. One part alone is exactly [`table`].
+pub struct Columns {
+    header: Vec<String>,
+    widths: Vec<usize>,
+    started: bool,
+}
+
+impl Columns {
+    pub fn new(header: &[&str]) -> Columns {
+        Columns {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            widths: header.iter().map(|h| h.chars().count()).collect(),
+            started: false,
         }
     }
-    let line = |cells: Vec<String>| -> String {
+
+    /// Makes column `i` at least `width` characters wide.
+    pub fn at_least(&mut self, i: usize, width: usize) {
+        self.widths[i] = self.widths[i].max(width);
+    }
+
+    /// The lines of `rows`, after the header in the first part.
+    pub fn part(&mut self, rows: &[Vec<String>]) -> String {
+        for row in rows {
+            for (w, cell) in self.widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            out.push_str(&self.line(&self.header));
+        }
+        for row in rows {
+            out.push_str(&self.line(row));
+        }
+        out
+    }
+
+    fn line(&self, cells: &[String]) -> String {
         let padded: Vec<String> = cells
             .iter()
-            .zip(&widths)
+            .zip(&self.widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        out.push_str(&line(row.clone()));
     }
-    out
 }
 
 #[cfg(test)]
@@ -389,6 +424,14 @@ mod tests {
             ],
         );
         assert_eq!(t, "ID   N\nabc  1\na    22\n");
+
+        // In parts: the first as wide as it needs, later ones widen.
+        let mut c = Columns::new(&["ID", "N"]);
+        c.at_least(1, 2);
+        assert_eq!(c.part(&[vec!["a".into(), "1".into()]]), "ID  N\na   1\n");
+        assert_eq!(c.part(&[]), "");
+        assert_eq!(c.part(&[vec!["abcd".into(), "1".into()]]), "abcd  1\n");
+        assert_eq!(c.part(&[vec!["b".into(), "22".into()]]), "b     22\n");
     }
 
     /// What a `LogLines` printed, shared with the test.

@@ -139,6 +139,97 @@ fn a_replica_is_found_by_its_own_name() {
     }
 }
 
+/// `list` of everything, which prints group by group as it reads them:
+/// every snapshot once, each group's together and the groups in name order
+/// (a hashed directory's group in its name's place, a manifest of the
+/// layout before groups in its group), the damaged one at the end, and the
+/// streamed `--json` a valid list document with the same snapshots in the
+/// same order.
+#[test]
+fn a_list_of_everything_shows_each_snapshot_once_group_by_group() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let mut ids: Vec<(&str, String)> = Vec::new();
+    for (group, args) in [
+        ("prom-b", &["--instance", "prom-b"][..]),
+        ("team/odd name", &["--instance", "team/odd name"]),
+        ("prom-a", &["--instance", "prom-a"]),
+        ("pair", &["--instance", "replica-1", "--ha-group", "pair"]),
+        ("prom-b", &["--instance", "prom-b"]),
+        ("prom-c", &["--instance", "prom-c"]),
+        ("prom-a", &["--instance", "prom-a"]),
+    ] {
+        ids.push((group, backup(&target, &data, args)));
+    }
+    // prom-c's snapshot as the version before groups stored it.
+    let c = &ids[5].1;
+    fs::rename(
+        repo.join(format!("snapshots/prom-c/{c}.json")),
+        repo.join(format!("snapshots/{c}.json")),
+    )
+    .unwrap();
+    // The second of prom-a's is damaged.
+    let damaged = ids.pop().unwrap().1;
+    fs::write(
+        repo.join(format!("snapshots/prom-a/{damaged}.json")),
+        b"{\"id\": ",
+    )
+    .unwrap();
+    // Groups in name order, each oldest first (ids sort by time).
+    ids.sort();
+    let expected: Vec<&str> = ids.iter().map(|(_, id)| id.as_str()).collect();
+
+    let table = target.run(&["list"]);
+    assert_eq!(
+        table.code, 3,
+        "a damaged manifest: exit 3\n{}",
+        table.stderr
+    );
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("INSTANCE"),
+        "{}",
+        table.stdout
+    );
+    let rows: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(rows, expected, "{}", table.stdout);
+    for ((group, id), line) in ids.iter().zip(&lines[1..]) {
+        assert!(line.contains(group), "{id} is {group}'s: {line}");
+    }
+    let last = lines.last().unwrap();
+    assert!(last.starts_with(&format!("{damaged}  DAMAGED:")), "{last}");
+    // The columns line up across groups: every row's INSTANCE starts
+    // where the header's does.
+    let col = lines[0].find("INSTANCE").unwrap();
+    for line in &lines[1..lines.len() - 1] {
+        assert!(
+            line[..col].ends_with("  ") && !line[col..].starts_with(' '),
+            "{line}"
+        );
+    }
+
+    let run = target.run(&["list", "--json"]);
+    let doc = crate::json::valid("list", &run, 3);
+    let listed: Vec<(&str, &str)> = doc["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let group = s["ha_group"].as_str().or(s["instance"].as_str());
+            (group.unwrap(), s["id"].as_str().unwrap())
+        })
+        .collect();
+    let expected: Vec<(&str, &str)> = ids.iter().map(|(g, id)| (*g, id.as_str())).collect();
+    assert_eq!(listed, expected);
+    assert_eq!(doc["damaged"][0]["id"], damaged.as_str());
+    assert_eq!(doc["damaged"].as_array().unwrap().len(), 1);
+}
+
 /// A manifest moved into another group's directory is damaged: its group
 /// directory is part of what is checked.
 #[test]

@@ -39,7 +39,7 @@ fn schema(name: &str) -> Value {
 
 /// Asserts that `run` printed one JSON document valid against the schema
 /// `name` and exited `code`; returns the document.
-fn valid(name: &str, run: &Run, code: i32) -> Value {
+pub(crate) fn valid(name: &str, run: &Run, code: i32) -> Value {
     assert_eq!(
         run.code, code,
         "exit code of the {name} run; stdout:\n{}\nstderr:\n{}",

@@ -11,10 +11,12 @@ which is all the commands below need. Then, with promsnap itself:
 
 - `list --instance X` and `restore latest --instance X` (the restore of the
   small fixture data, so its time is an upper bound of the planning);
-- `list` of everything (every manifest read) and `prune --instance X
-  --dry-run` (which today reads every manifest and recipe), for comparison.
+- `list` of everything (every manifest read, printed group by group: also
+  the seconds until its first row) and `prune --instance X --dry-run`
+  (which today reads every manifest and recipe), for comparison.
 
-Prints a markdown table (median of --runs, wall seconds and peak RSS).
+Prints a markdown table (median of --runs, wall seconds, first row and peak
+RSS).
 """
 
 import argparse
@@ -47,6 +49,31 @@ def run_timed(cmd, env):
             sys.exit(f"fleet: {' '.join(cmd)} failed ({out.returncode}):\n{out.stderr}")
         rss = int(t.read().strip().splitlines()[-1]) / 1024
     return wall, rss
+
+
+def run_streamed(cmd, env):
+    """Wall seconds, seconds until the first row (the line after the
+    header) and peak RSS (MB) of a command printing a table."""
+    with tempfile.NamedTemporaryFile("r") as t, tempfile.TemporaryFile("w+") as err:
+        started = time.monotonic()
+        p = subprocess.Popen(
+            ["/usr/bin/time", "-f", "%M", "-o", t.name, *cmd],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        first = None
+        for n, _ in enumerate(p.stdout):
+            if n == 1:
+                first = time.monotonic() - started
+        p.wait()
+        wall = time.monotonic() - started
+        if p.returncode != 0:
+            err.seek(0)
+            sys.exit(f"fleet: {' '.join(cmd)} failed ({p.returncode}):\n{err.read()}")
+        rss = int(t.read().strip().splitlines()[-1]) / 1024
+    return wall, first, rss
 
 
 def main():
@@ -115,29 +142,37 @@ def main():
           f"{time.monotonic() - started:.0f} s", file=sys.stderr)
 
     one = f"inst-{a.instances // 2:03}"
+    # The list of everything also says when its first row came: it prints
+    # group by group as it reads them.
     cases = [
-        (f"list --instance {one}", ["list", "--instance", one]),
+        (f"list --instance {one}", ["list", "--instance", one], False),
         (f"restore latest --instance {one} (planning + the fixture's data)",
-         ["restore", "latest", "--instance", one, "--data-dir", "DEST"]),
-        ("list (every instance)", ["list"]),
-        (f"prune --instance {one} --keep-last 10 --dry-run", ["prune", "--instance", one, "--keep-last", "10", "--dry-run"]),
+         ["restore", "latest", "--instance", one, "--data-dir", "DEST"], False),
+        ("list (every instance)", ["list"], True),
+        (f"prune --instance {one} --keep-last 10 --dry-run",
+         ["prune", "--instance", one, "--keep-last", "10", "--dry-run"], False),
     ]
     rows = []
-    for name, args in cases:
-        walls, rsss = [], []
+    for name, args, streamed in cases:
+        walls, firsts, rsss = [], [], []
         for r in range(a.runs):
             dest = os.path.join(a.work, f"dest-{len(rows)}-{r}")
             cmd = [promsnap, *[dest if x == "DEST" else x for x in args], "--repo", repo]
-            wall, rss = run_timed(cmd, env)
+            if streamed:
+                wall, first, rss = run_streamed(cmd, env)
+                firsts.append(first)
+            else:
+                wall, rss = run_timed(cmd, env)
             walls.append(wall)
             rsss.append(rss)
-        rows.append((name, statistics.median(walls), max(rsss)))
+        first = f"{statistics.median(firsts):.2f}" if firsts and None not in firsts else "-"
+        rows.append((name, statistics.median(walls), first, max(rsss)))
     print(f"\n## promsnap fleet benchmark: {total} snapshots of {a.instances} instances in Garage, "
           f"median of {a.runs} runs\n")
-    print("| command | wall s | peak RSS MB |")
-    print("|---|---|---|")
-    for name, wall, rss in rows:
-        print(f"| {name} | {wall:.2f} | {rss:.0f} |")
+    print("| command | wall s | first row s | peak RSS MB |")
+    print("|---|---|---|---|")
+    for name, wall, first, rss in rows:
+        print(f"| {name} | {wall:.2f} | {first} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

@@ -292,7 +292,9 @@ pub fn conclude(request: &Request, finished: Finished, printer: &Printer) -> Exi
     if !request.json {
         return status;
     }
-    match printer.json(&document) {
+    // A document already streaming (`list --json`) gets its end instead.
+    let printed = json::close_stdout_stream(&document).unwrap_or_else(|| printer.json(&document));
+    match printed {
         Ok(()) => status,
         Err(e) => {
             printer.error(&e.context("could not print the JSON document"));

@@ -437,6 +437,166 @@ impl Repository {
     }
 }
 
+/// One group's snapshots, as [`Groups::next`] yields them.
+#[derive(Debug)]
+pub struct Group {
+    /// The group's name (its HA group, else its instance); the directory's
+    /// name for a directory none of whose manifests could be read.
+    pub name: String,
+    /// Its manifests, oldest first (those of earlier versions among them),
+    /// and the damaged ones of its directory.
+    pub catalog: Catalog,
+}
+
+/// Every group of a repository, one at a time, in the order of their names
+/// (the order `list` prints them in), for a command about all of them that
+/// should not hold all of them at once. The listing (keys only) is read
+/// first; then the manifests are read in group order, at most
+/// [`METADATA_CONCURRENCY`] at a time and in order, so that reads run on
+/// across a group's end and memory holds one group's manifests and the
+/// reads in flight, not the repository.
+///
+/// Two things are read before the first group: the manifests of earlier
+/// versions (`snapshots/<id>.json`, whose group is known only once read),
+/// and one manifest of each hashed directory (`h-...`), whose group's name
+/// is known only from a manifest, to put it in its place in the order.
+pub struct Groups<'r> {
+    /// Group names in order, each with how many of `reads` are its own.
+    order: std::collections::VecDeque<(String, usize)>,
+    /// The manifests of earlier versions not yet handed on, by group.
+    earlier: HashMap<String, Vec<Manifest>>,
+    earlier_keys: Keys,
+    /// The damaged manifests of earlier versions.
+    pub earlier_damaged: Vec<DamagedManifest>,
+    reads: futures::stream::BoxStream<'r, (Listed, Result<Result<Manifest, DamagedManifest>>)>,
+}
+
+impl Repository {
+    /// Every group's snapshots, one group at a time: see [`Groups`].
+    pub async fn groups(&self) -> Result<Groups<'_>> {
+        let (earlier, grouped): (Vec<Listed>, Vec<Listed>) = self
+            .listed()
+            .await?
+            .into_iter()
+            .partition(|l| l.dir.is_none());
+        let earlier = self.read_catalog(earlier).await?;
+        let mut dirs: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+        for l in grouped {
+            let dir = l.dir.clone().expect("a grouped snapshot");
+            dirs.entry(dir).or_default().push(l);
+        }
+        let names = self.dir_names(&dirs).await?;
+        let mut by_name: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+        for (dir, listed) in dirs {
+            let name = names.get(&dir).cloned().unwrap_or(dir);
+            by_name.entry(name).or_default().extend(listed);
+        }
+        let mut groups: HashMap<String, Vec<Manifest>> = HashMap::new();
+        for m in earlier.manifests {
+            let name = find::group_of(&m).to_string();
+            by_name.entry(name.clone()).or_default();
+            groups.entry(name).or_default().push(m);
+        }
+        let order = by_name.iter().map(|(n, l)| (n.clone(), l.len())).collect();
+        let reads = futures::stream::iter(by_name.into_values().flatten())
+            .map(move |l| async move {
+                let r = self.read_manifest(&l).await;
+                (l, r)
+            })
+            .buffered(METADATA_CONCURRENCY)
+            .boxed();
+        Ok(Groups {
+            order,
+            earlier: groups,
+            earlier_keys: earlier.keys,
+            earlier_damaged: earlier.damaged,
+            reads,
+        })
+    }
+
+    /// The group name of each hashed directory (`h-` and 32 hex digits),
+    /// from the first of its manifests that reads and belongs there; a
+    /// plain directory is its group's name. A directory with no such
+    /// manifest keeps its own name.
+    async fn dir_names(
+        &self,
+        dirs: &BTreeMap<String, Vec<Listed>>,
+    ) -> Result<HashMap<String, String>> {
+        let hashed = dirs.iter().filter(|(d, _)| {
+            d.len() == 34 && d.starts_with("h-") && d[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        futures::stream::iter(hashed)
+            .map(|(dir, listed)| async move {
+                // The newest first: the one most likely intact.
+                for l in listed.iter().rev() {
+                    match self.read_manifest(l).await {
+                        Ok(Ok(m)) => {
+                            return Ok(Some((dir.clone(), find::group_of(&m).to_string())))
+                        }
+                        Ok(Err(_)) => {}
+                        Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(None)
+            })
+            .buffer_unordered(METADATA_CONCURRENCY)
+            .filter_map(|r| async move { r.transpose() })
+            .collect::<Vec<Result<(String, String)>>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+}
+
+impl Groups<'_> {
+    /// The names of the groups still to come, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// The manifests of earlier versions not yet handed on by
+    /// [`Groups::next`] (all of them before the first call).
+    pub fn earlier(&self) -> impl Iterator<Item = &Manifest> {
+        self.earlier.values().flatten()
+    }
+
+    /// The next group, or none after the last. A storage failure is an
+    /// error; a manifest removed since the listing (a prune) is gone, and
+    /// a damaged one is in the group's `catalog.damaged`.
+    pub async fn next(&mut self) -> Result<Option<Group>> {
+        let Some((name, count)) = self.order.pop_front() else {
+            return Ok(None);
+        };
+        let mut catalog = Catalog::default();
+        for m in self.earlier.remove(&name).unwrap_or_default() {
+            if let Some(key) = self.earlier_keys.remove(&m.id) {
+                catalog.keys.insert(m.id.clone(), key);
+            }
+            catalog.manifests.push(m);
+        }
+        for _ in 0..count {
+            let Some((l, result)) = self.reads.next().await else {
+                break;
+            };
+            match result {
+                Ok(Ok(m)) => {
+                    catalog.keys.insert(m.id.clone(), l.key);
+                    catalog.manifests.push(m);
+                }
+                Ok(Err(d)) => catalog.damaged.push(d),
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        catalog
+            .manifests
+            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Some(Group { name, catalog }))
+    }
+}
+
 /// The listed snapshots that may be `group`'s (its directory, and the
 /// manifests of earlier versions, whose group is not known unread), in id
 /// order: oldest first.
