@@ -34,11 +34,10 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::split::{check_crc, ref_mismatch};
 use super::{window_start, SegmentLayout, WindowLayout, WindowTotals};
 use super::{MAX_RECORD_DATA, MAX_WINDOWS};
+use crate::hash_thread::HashThread;
 use crate::tsdb::index::{meta_error, IndexError, SeriesReader};
 use crate::tsdb::segment::{self, MAX_LEN_FIELD, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
 
@@ -185,10 +184,18 @@ pub fn join_into<R: BufRead>(
 ) -> Result<Joined, JoinError> {
     check_layout(layout, streams.len())?;
     let mut series = SeriesReader::open(index)?;
+    // The segments' SHA-256 on a thread of their own: this one walks the
+    // index and copies the records, and is what sets the wall time of a
+    // restore of a large block.
+    let hash = HashThread::spawn().map_err(|source| JoinError::Write {
+        path: PathBuf::from("chunks"),
+        source,
+    })?;
     let mut out = Output {
         sink,
         segments: &layout.segments,
         current: None,
+        hash,
     };
     if !layout.segments.is_empty() {
         out.open(0)?;
@@ -453,12 +460,13 @@ struct Output<'a> {
     sink: &'a mut dyn SegmentSink,
     segments: &'a [SegmentLayout],
     current: Option<OutSegment>,
+    /// Hashes the current segment file.
+    hash: HashThread,
 }
 
 struct OutSegment {
     index: u64,
     written: u64,
-    sha: Sha256,
 }
 
 impl Output<'_> {
@@ -487,12 +495,12 @@ impl Output<'_> {
             .start(seg)
             .and_then(|()| self.sink.write(&seg.header))
             .map_err(|e| self.write_error(index, e))?;
-        let mut sha = Sha256::new();
-        sha.update(seg.header);
+        self.hash
+            .update(&seg.header)
+            .map_err(|e| self.write_error(index, e))?;
         self.current = Some(OutSegment {
             index,
             written: SEGMENT_HEADER_LEN,
-            sha,
         });
         Ok(())
     }
@@ -540,12 +548,15 @@ impl Output<'_> {
     /// space left in the current segment.
     fn write(&mut self, record: &[u8]) -> Result<(), JoinError> {
         let cur = self.current.as_mut().expect("step_to found a segment");
-        if let Err(e) = self.sink.write(record) {
-            let index = cur.index;
+        let index = cur.index;
+        cur.written += record.len() as u64;
+        if let Err(e) = self
+            .sink
+            .write(record)
+            .and_then(|()| self.hash.update(record))
+        {
             return Err(self.write_error(index, e));
         }
-        cur.sha.update(record);
-        cur.written += record.len() as u64;
         Ok(())
     }
 
@@ -554,7 +565,8 @@ impl Output<'_> {
         let Some(cur) = self.current.take() else {
             return Ok(());
         };
-        let seg = self.layout(cur.index);
+        let segments = self.segments;
+        let seg = &segments[cur.index as usize];
         let fail = |reason: String| JoinError::Segment {
             segment: seg.path.clone(),
             reason,
@@ -565,11 +577,13 @@ impl Output<'_> {
                 cur.written, seg.size
             )));
         }
-        let sha: [u8; 32] = cur.sha.finalize().into();
-        if sha != seg.sha256 {
+        let sha = match self.hash.finish() {
+            Ok((_, sha)) => sha,
+            Err(e) => return Err(self.write_error(cur.index, e)),
+        };
+        if sha != hex::encode(seg.sha256) {
             return Err(fail(format!(
-                "the rebuilt file's SHA-256 is {}, the recorded one {}",
-                hex::encode(sha),
+                "the rebuilt file's SHA-256 is {sha}, the recorded one {}",
                 hex::encode(seg.sha256)
             )));
         }
