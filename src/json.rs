@@ -19,19 +19,20 @@
 //!   for what it counts.
 //!
 //! A document whose command reads more than it should hold at once
-//! (`list --json` of a fleet) is written while it is made: [`Streamer`]
-//! writes its head and its long array element by element, and
-//! [`close_stdout_stream`] ends it once the run has ended, with the fields
-//! only the end knows (`ok`, and `error` when the run failed part way, so
-//! that stdout still holds one JSON object). Such a document ends with `ok`
-//! instead of beginning with it; the order of an object's fields means
-//! nothing in JSON.
+//! (`list --json` of a fleet) has its long array spooled: [`Spool`] writes
+//! the array's elements to an anonymous temporary file as they are made,
+//! and [`close_stdout_stream`] prints the whole document once the run has
+//! ended, the array copied from the file. So such a document obeys the same
+//! rules as every other (it begins with `ok`; a run that fails part way
+//! prints the error document instead), and memory holds one element at a
+//! time, whatever the array's length.
 //!
 //! `docs/json/` has a JSON Schema per document, and the README's "JSON
 //! output" section is generated from them; a test validates real outputs
 //! against the schemas.
 
-use std::io::{BufWriter, Stdout, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};
@@ -144,116 +145,86 @@ impl DataRange {
     }
 }
 
-/// A document written a part at a time, pretty-printed as
-/// `serde_json::to_string_pretty` prints it whole (one field a line, arrays
-/// of objects one element after the other).
-pub struct Streamer<W: Write> {
-    out: W,
-    /// The top-level fields written so far (the end writes the others).
-    written: Vec<String>,
-    /// Elements written to the open array, if one is open.
-    array: Option<usize>,
-    /// The reader went away (`promsnap list --json | head`): nothing more
-    /// is written, and that is not an error.
-    gone: bool,
+/// The long array of a document, spooled to an anonymous temporary file
+/// element by element (module documentation). Laid out as
+/// `serde_json::to_string_pretty` prints a document whole.
+pub struct Spool {
+    /// The document's fields before the array, in order.
+    head: Map<String, Value>,
+    array: String,
+    file: BufWriter<File>,
+    count: u64,
 }
 
-impl<W: Write> Streamer<W> {
-    /// Starts the document: the envelope's `schema_version` and `command`,
-    /// then `fields` (an object's fields, in their order).
-    pub fn new(out: W, command: &str, fields: &impl Serialize) -> Result<Self> {
-        let mut s = Streamer {
-            out,
-            written: Vec::new(),
-            array: None,
-            gone: false,
-        };
-        s.write("{")?;
-        s.field("schema_version", &json!(SCHEMA_VERSION))?;
-        s.field("command", &json!(command))?;
-        for (name, value) in Document::new(fields)?.0 {
-            s.field(&name, &value)?;
-        }
-        Ok(s)
+/// Where the spooled array goes in the pretty-printed document: a string
+/// no field holds (it would print as `"\u0000..."`).
+const SPOOLED: &str = "\u{0}promsnap-spooled-array";
+
+impl Spool {
+    /// A document with `fields` (an object's fields, in their order), then
+    /// the array `array`, in a new anonymous temporary file.
+    pub fn new(fields: &impl Serialize, array: &str) -> Result<Spool> {
+        let file = tempfile::tempfile().map_err(|e| {
+            crate::error::local_io(e, "could not create a temporary file for the JSON document")
+        })?;
+        Ok(Spool {
+            head: Document::new(fields)?.0,
+            array: array.to_string(),
+            file: BufWriter::new(file),
+            count: 0,
+        })
     }
 
-    /// Opens the array field `name`; [`Streamer::element`] adds to it.
-    pub fn begin_array(&mut self, name: &str) -> Result<()> {
-        self.end_array()?;
-        self.key(name)?;
-        self.write("[")?;
-        self.array = Some(0);
-        Ok(())
-    }
-
-    /// One element of the open array.
+    /// Adds an element to the array.
     pub fn element(&mut self, value: &impl Serialize) -> Result<()> {
-        let n = self.array.expect("an open array");
         let text = indent(&serde_json::to_string_pretty(value)?, "    ");
-        let sep = if n == 0 { "" } else { "," };
-        self.write(&format!("{sep}\n    {text}"))?;
-        self.array = Some(n + 1);
+        let sep = if self.count == 0 { "" } else { "," };
+        write!(self.file, "{sep}\n    {text}")
+            .map_err(|e| crate::error::local_io(e, "could not spool the JSON document"))?;
+        self.count += 1;
         Ok(())
     }
 
-    /// Sends what is buffered on to the reader.
-    pub fn flush(&mut self) -> Result<()> {
-        let result = self.out.flush();
-        self.check(result)
-    }
-
-    /// Ends the document with the fields of `document` not yet written (it
-    /// is the whole document as [`finished`] or [`failed`] make it).
-    pub fn close(mut self, document: &Value) -> Result<W> {
-        self.end_array()?;
-        if let Value::Object(fields) = document {
-            for (name, value) in fields {
-                if !self.written.contains(name) {
-                    self.field(name, value)?;
-                }
+    /// Prints the whole document to `out`: `document`'s envelope
+    /// (`schema_version`, `command`, `ok`), the fields given to
+    /// [`new`](Self::new), the array, then `document`'s other fields.
+    pub fn finish(self, document: &Value, out: &mut impl Write) -> Result<()> {
+        let Value::Object(end) = document else {
+            bail!("a --json document must be an object, not {document}");
+        };
+        let mut whole = Map::new();
+        for key in ["schema_version", "command", "ok"] {
+            if let Some(v) = end.get(key) {
+                whole.insert(key.to_string(), v.clone());
             }
         }
-        self.write("\n}\n")?;
-        self.flush()?;
-        Ok(self.out)
-    }
-
-    fn end_array(&mut self) -> Result<()> {
-        match self.array.take() {
-            Some(0) => self.write("]"),
-            Some(_) => self.write("\n  ]"),
-            None => Ok(()),
+        whole.extend(self.head);
+        whole.insert(self.array.clone(), json!(SPOOLED));
+        for (k, v) in end {
+            if !whole.contains_key(k) {
+                whole.insert(k.clone(), v.clone());
+            }
         }
-    }
-
-    fn key(&mut self, name: &str) -> Result<()> {
-        let sep = if self.written.is_empty() { "" } else { "," };
-        self.write(&format!("{sep}\n  {}: ", json!(name)))?;
-        self.written.push(name.to_string());
+        let text = serde_json::to_string_pretty(&Value::Object(whole))?;
+        let marker = serde_json::to_string(SPOOLED)?;
+        let (before, after) = text
+            .split_once(&marker)
+            .expect("the spooled array's place is in the document");
+        let mut file = self.file.into_inner().map_err(|e| {
+            crate::error::local_io(e.into_error(), "could not spool the JSON document")
+        })?;
+        file.rewind()?;
+        out.write_all(before.as_bytes())?;
+        out.write_all(b"[")?;
+        io::copy(&mut file, out)?;
+        match self.count {
+            0 => out.write_all(b"]")?,
+            _ => out.write_all(b"\n  ]")?,
+        }
+        out.write_all(after.as_bytes())?;
+        out.write_all(b"\n")?;
+        out.flush()?;
         Ok(())
-    }
-
-    fn field(&mut self, name: &str, value: &Value) -> Result<()> {
-        self.key(name)?;
-        self.write(&indent(&serde_json::to_string_pretty(value)?, "  "))
-    }
-
-    fn write(&mut self, text: &str) -> Result<()> {
-        if self.gone {
-            return Ok(());
-        }
-        let result = self.out.write_all(text.as_bytes());
-        self.check(result)
-    }
-
-    fn check(&mut self, result: std::io::Result<()>) -> Result<()> {
-        match result {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.gone = true;
-                Ok(())
-            }
-            other => Ok(other?),
-        }
     }
 }
 
@@ -263,31 +234,46 @@ fn indent(text: &str, by: &str) -> String {
     text.replace('\n', &format!("\n{by}"))
 }
 
-/// The document being streamed to stdout, if one is: `main` may end a run
-/// (an interruption) while the command that opened it is not there to end
-/// it, so it lives here, where [`close_stdout_stream`] finds it.
-static STDOUT_STREAM: Mutex<Option<Streamer<BufWriter<Stdout>>>> = Mutex::new(None);
+/// The document being spooled for stdout, if one is: `conclude` prints it
+/// once the run has ended, whoever ended it (an interruption too).
+static STDOUT_SPOOL: Mutex<Option<Spool>> = Mutex::new(None);
 
-/// Starts streaming a document to stdout (see [`Streamer::new`]).
-pub fn open_stdout_stream(command: &str, fields: &impl Serialize) -> Result<()> {
-    let streamer = Streamer::new(BufWriter::new(std::io::stdout()), command, fields)?;
-    *STDOUT_STREAM.lock().expect("the stream lock") = Some(streamer);
+/// Starts spooling a document for stdout (see [`Spool::new`]).
+pub fn open_stdout_stream(fields: &impl Serialize, array: &str) -> Result<()> {
+    let spool = Spool::new(fields, array)?;
+    *STDOUT_SPOOL.lock().unwrap_or_else(|e| e.into_inner()) = Some(spool);
     Ok(())
 }
 
-/// Writes to the document being streamed to stdout.
-pub fn with_stdout_stream(
-    f: impl FnOnce(&mut Streamer<BufWriter<Stdout>>) -> Result<()>,
-) -> Result<()> {
-    let mut open = STDOUT_STREAM.lock().expect("the stream lock");
-    f(open.as_mut().expect("a document streaming to stdout"))
+/// Adds to the document being spooled for stdout.
+pub fn with_stdout_stream(f: impl FnOnce(&mut Spool) -> Result<()>) -> Result<()> {
+    let mut open = STDOUT_SPOOL.lock().unwrap_or_else(|e| e.into_inner());
+    f(open.as_mut().expect("a document spooled for stdout"))
 }
 
-/// Ends the document streaming to stdout with the rest of `document`;
-/// `None` when no document is streaming (the caller prints `document`).
+/// Prints the document spooled for stdout, ended by `document` (what
+/// [`finished`] made of the run); `None` when none is spooled, or when the
+/// run failed (`document` is the error document, which the caller prints
+/// instead; the spool is thrown away).
 pub fn close_stdout_stream(document: &Value) -> Option<Result<()>> {
-    let streamer = STDOUT_STREAM.lock().expect("the stream lock").take()?;
-    Some(streamer.close(document).map(|_| ()))
+    let spool = STDOUT_SPOOL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()?;
+    if document.get("error").is_some_and(|e| !e.is_null()) {
+        return None;
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    Some(match spool.finish(document, &mut out) {
+        // The reader went away (`promsnap list --json | head`).
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -305,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn a_streamed_document_is_the_document_printed_whole() {
+    fn a_spooled_document_is_the_document_printed_whole() {
         let fields = json!({"repository": "/r", "instance": null});
         let items = [json!({"id": "a", "n": [1, 2]}), json!({"id": "b", "n": []})];
         for n in [0, 1, 2] {
@@ -319,38 +305,26 @@ mod tests {
                 .unwrap(),
                 None,
             );
-            let mut s = Streamer::new(Vec::new(), "list", &fields).unwrap();
-            s.begin_array("snapshots").unwrap();
+            let end = finished(
+                "list",
+                ExitStatus::Problems,
+                Document::new(&json!({"damaged": [{"id": "x"}]})).unwrap(),
+                None,
+            );
+            let mut s = Spool::new(&fields, "snapshots").unwrap();
             for item in &items[..n] {
                 s.element(item).unwrap();
             }
-            let text = String::from_utf8(s.close(&whole).unwrap()).unwrap();
+            let mut out = Vec::new();
+            s.finish(&end, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            // Byte for byte what printing it whole gives.
+            let printed = serde_json::to_string_pretty(&whole).unwrap() + "\n";
+            assert_eq!(text, printed);
             let parsed: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(parsed, whole, "{text}");
             let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
-            assert_eq!(keys[..2], ["schema_version", "command"]);
-            assert_eq!(keys.last().unwrap().as_str(), "damaged");
-            // Laid out as a document printed whole, up to the fields' order.
-            if n == 2 {
-                let pretty = serde_json::to_string_pretty(&whole["snapshots"]).unwrap();
-                assert!(text.contains(&indent(&pretty, "  ")), "{text}");
-            }
+            assert_eq!(keys[..3], ["schema_version", "command", "ok"]);
         }
-    }
-
-    /// A run that fails (or is interrupted) with its document half
-    /// written still leaves one JSON object, which says it failed.
-    #[test]
-    fn a_streamed_document_cut_short_ends_as_a_failure() {
-        let mut s = Streamer::new(Vec::new(), "list", &json!({"repository": "/r"})).unwrap();
-        s.begin_array("snapshots").unwrap();
-        s.element(&json!({"id": "a"})).unwrap();
-        let err = anyhow::Error::new(Interrupted);
-        let text = String::from_utf8(s.close(&failed("list", &err, None)).unwrap()).unwrap();
-        let doc: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(doc["ok"], false);
-        assert_eq!(doc["error"]["exit_code"], 130);
-        assert_eq!(doc["snapshots"], json!([{"id": "a"}]));
     }
 
     #[test]

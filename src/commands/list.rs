@@ -7,19 +7,20 @@
 //! ([`Repository::groups`]): the first rows come before the last manifest
 //! is read, and memory holds one group's manifests, not the repository's.
 //! The table's columns are as wide as what has been printed needs (the
-//! INSTANCE column as the longest group name from the start), and `--json`
-//! streams the `snapshots` array element by element, ending with `ok` and
-//! `damaged` once every group is read (`crate::json`, "streamed").
+//! INSTANCE column as the longest group name from the start). `--json`
+//! spools the `snapshots` array to a temporary file element by element and
+//! prints the document once every group is read (`crate::json`, "spooled"),
+//! so that it begins with `ok` like every other, and a list that fails part
+//! way prints the error document instead.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::Outcome;
 use crate::error::ExitStatus;
-use crate::json::{self, DataRange, Streamer};
+use crate::json::{self, DataRange, Spool};
 use crate::output::{format_ms, short_bytes, Columns, Printer};
 use crate::repo::manifest::Manifest;
 use crate::repo::{find, DamagedManifest, Repository};
@@ -163,8 +164,7 @@ async fn everything(repo: &Repository, json: bool, printer: &Printer) -> Result<
             repository: repo.describe(),
             instance: None,
         };
-        json::open_stdout_stream("list", &head)?;
-        json::with_stdout_stream(|s| s.begin_array("snapshots"))?;
+        json::open_stdout_stream(&head, "snapshots")?;
     }
     let mut damaged = std::mem::take(&mut groups.earlier_damaged);
     let mut printed = false;
@@ -197,12 +197,12 @@ async fn everything(repo: &Repository, json: bool, printer: &Printer) -> Result<
     Ok(status.into())
 }
 
-/// One group's rows as elements of the streamed `snapshots` array.
-fn json_rows<W: Write>(s: &mut Streamer<W>, rows: &[Row]) -> Result<()> {
+/// One group's rows as elements of the spooled `snapshots` array.
+fn json_rows(s: &mut Spool, rows: &[Row]) -> Result<()> {
     for r in rows {
         s.element(&JsonRow::from(r))?;
     }
-    s.flush()
+    Ok(())
 }
 
 /// Damaged manifests are shown, and are a problem: exit 3, like verify.
@@ -414,8 +414,7 @@ mod tests {
             repository: "/r".into(),
             instance: None,
         };
-        let mut s = Streamer::new(Vec::new(), "list", &head).unwrap();
-        s.begin_array("snapshots").unwrap();
+        let mut s = Spool::new(&head, "snapshots").unwrap();
         let names: std::collections::BTreeSet<&str> = all.iter().map(find::group_of).collect();
         for name in names {
             let group: Vec<Manifest> = all
@@ -427,7 +426,9 @@ mod tests {
         }
         let tail = json::Document::new(&Tail { damaged }).unwrap();
         let end = json::finished("list", status(damaged), tail, None);
-        let text = String::from_utf8(s.close(&end).unwrap()).unwrap();
+        let mut out = Vec::new();
+        s.finish(&end, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
