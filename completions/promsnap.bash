@@ -811,7 +811,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__serve)
-            opts="-q -h --schedule --random-delay --listen-address --verify --shutdown-grace --log-format --trigger-token-file --wait-ready --data-dir --from-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --time --prune --lock-wait --init --repository-format --json --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
+            opts="-q -h --schedule --random-delay --listen-address --verify --shutdown-grace --log-format --trigger-token-file --wait-ready --data-dir --instance --skip-head --keep-local-snapshot --concurrency --zstd-level --zstd-threads --prometheus-config --include --ha-group --replica-label --min-interval --prune --lock-wait --init --repository-format --prometheus-url --prometheus-username --prometheus-password-file --prometheus-bearer-token-file --prometheus-ca-cert --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --json --time --from-dir --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -853,10 +853,6 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --from-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -890,10 +886,6 @@ _promsnap() {
                     return 0
                     ;;
                 --min-interval)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --time)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -970,6 +962,14 @@ _promsnap() {
                     return 0
                     ;;
                 --lock-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

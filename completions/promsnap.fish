@@ -230,7 +230,6 @@ json\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l trigger-token-file -d 'File holding the bearer token that POST /api/v1/backup requires. Without it the endpoint is off (404)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l wait-ready -d 'While Prometheus answers /-/ready with 503 (starting up, replaying its WAL), wait up to DURATION for it; 0 fails at once [default: 5m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l data-dir -d 'Prometheus\'s data directory (its --storage.tsdb.path), on this machine. [default: asked from Prometheus\'s /api/v1/status/flags]' -r -F
-complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l instance -d 'Name this Prometheus in the repository [default: the host name]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l concurrency -d 'Blocks packed and uploaded at the same time, largest first [default: 2]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l zstd-level -d 'zstd compression level, 1 (fastest) to 19 [default: 1]. promsnap tunes zstd for TSDB chunks, so level 1 already stores about as little as restic; higher levels trade CPU time for a few percent' -r
@@ -240,7 +239,6 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l include -d '
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l ha-group -d 'Prometheus high availability: replicas of one group that all run this backup store one snapshot per --min-interval between them. NAME names the group; `auto` derives it from the external labels minus the replica label(s). A replica that finds a recent snapshot of its group (or another replica storing one) skips, exits 0 and says why' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l replica-label -d 'External label(s) that tell HA replicas apart, for `--ha-group auto` [default: replica and prometheus_replica]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l min-interval -d 'With --ha-group: skip when the group has a snapshot younger than this [default: 12h]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l lock-wait -d 'How long to wait for a prune that holds the repository [default: 10m]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l init -d 'Create the repository if --repo holds none yet (as `promsnap init` does). Without it, a backup into a location that is not a repository fails, so a typo or an unmounted share is noticed' -r -f -a "true\t''
 false\t''"
@@ -263,6 +261,8 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l max-bandwidt
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l metrics-file -d 'Write this run\'s metrics (success or failure) to FILE in node_exporter\'s textfile-collector format (atomically; other commands\' metrics in FILE are kept)' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l pushgateway -d 'Push the same metrics to a Prometheus Pushgateway, e.g. http://pushgateway:9091 (job promsnap, grouped by instance and command)' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l lock-file -d 'Lock file that keeps two runs from overlapping; a second run exits 4 at once [default: DATA_DIR/.promsnap.lock for backup, else one file per repository (and Prometheus) in $XDG_RUNTIME_DIR or the temp dir]' -r -F
+complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l time -d 'Record this as the snapshot\'s time (RFC 3339) instead of now, e.g. when importing an old data directory with --from-dir' -r
+complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l from-dir -d 'Back up this directory instead of asking Prometheus for a snapshot: an existing snapshot, or the data directory of a stopped Prometheus. Only blocks are stored; wal/ and chunks_head/ are skipped' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l config -d 'TOML configuration file. Flags and PROMSNAP_* variables override it' -r -F
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l skip-head -d 'Leave the in-memory head block out of the snapshot (faster; loses up to the last 2-3 hours of data)'
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l keep-local-snapshot -d 'Keep the local snapshot directory after the backup instead of removing it'

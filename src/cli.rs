@@ -232,7 +232,13 @@ pub enum Command {
     /// --shutdown-grace or aborts it cleanly (no snapshot stored, uploads
     /// aborted, the local snapshot removed), and exits 0. For a sidecar next
     /// to Prometheus, or a systemd service.
-    #[command(after_help = SERVE_EXAMPLES)]
+    // backup's one-shot flags are refused by serve: not in its help.
+    #[command(
+        after_help = SERVE_EXAMPLES,
+        mut_arg("json", |a| a.hide(true)),
+        mut_arg("time", |a| a.hide(true)),
+        mut_arg("from_dir", |a| a.hide(true))
+    )]
     Serve(ServeArgs),
 
     /// Print a shell completion script (commands and options).
