@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use clap::Parser;
 
-use promsnap::cli::Cli;
+use promsnap::cli::{Cli, Command, LogFormat};
 use promsnap::commands::{Finished, Request};
 use promsnap::error::Interrupted;
 use promsnap::output::Printer;
@@ -24,7 +24,14 @@ fn main() -> ExitCode {
     // answered here, and the process ends.
     commands::complete_from_env();
     let cli = Cli::parse();
-    let printer = Printer::new(cli.global.quiet);
+    // serve --log-format json (the flag or its environment variable): even
+    // an error that stops it before it starts is one JSON log line.
+    let printer = match &cli.command {
+        Command::Serve(a) if a.log_format == Some(LogFormat::Json) => {
+            Printer::service(cli.global.quiet, true)
+        }
+        _ => Printer::new(cli.global.quiet),
+    };
     // Known before the settings are resolved: a run that cannot even start
     // still answers --json with the error document.
     let request = Request::of(&cli);

@@ -624,3 +624,27 @@ fn sigterm_lets_a_backup_finish_within_the_grace() {
     assert_eq!(snapshots[0]["blocks"], FIXTURE_BLOCKS);
     target.ok(&["verify", "--quick"]);
 }
+
+/// With `--log-format json`, a serve that cannot start (a schedule that
+/// does not parse) still logs one JSON object: the error with its hint, on
+/// the one line a log pipeline reads, and exit 2.
+#[test]
+fn a_serve_that_cannot_start_logs_its_error_as_json() {
+    let work = tempfile::tempdir().unwrap();
+    let target = Target::local(&work.path().join("repo"));
+    let run = target.run(&["serve", "--log-format", "json", "--schedule", "every night"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    let line: serde_json::Value =
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {}", lines[0]));
+    assert_eq!(line["level"], "error", "{line}");
+    assert!(
+        line["message"].as_str().unwrap().contains("every night"),
+        "{line}"
+    );
+    assert!(
+        line["hint"].as_str().unwrap().contains("15 3 * * *"),
+        "{line}"
+    );
+}
