@@ -3,7 +3,7 @@
 //! A pack's name is the SHA-256 of its bytes and its key contains the name,
 //! so a pack cannot be streamed to storage while it is filled: it is built
 //! in memory, hashed as its bytes are appended (finishing it costs the
-//! header, not another pass over 32 MiB), and handed to the storage once
+//! header, not another pass over 16 MiB), and handed to the storage once
 //! complete. Uploads run in the background while the next pack fills, a few
 //! at a time.
 //!
@@ -15,7 +15,7 @@
 //! Memory: a pack holds at most `target` bytes of blobs (more only when a
 //! single blob is larger), plus its header (41 bytes a blob). The writer
 //! holds the pack being filled and at most `in_flight` packs being
-//! uploaded: `(in_flight + 1) × (target + header)`, 96 MiB with the
+//! uploaded: `(in_flight + 1) × (target + header)`, 48 MiB with the
 //! defaults, plus what the storage buffers for one upload (S3: its parts).
 //! The references waiting to be returned are 80 bytes a blob plus the
 //! caller's tag.
@@ -38,15 +38,19 @@ use crate::repo::blob::EncodedBlob;
 use crate::repo::content_id::ContentId;
 use crate::storage::{body, Storage};
 
-/// The default size at which a pack is finished: 32 MiB of blobs.
-pub const DEFAULT_TARGET: usize = 32 << 20;
+/// The default size at which a pack is finished: 16 MiB of blobs (as
+/// restic's default): two blocks backed up at once, each with a pack
+/// filling and two uploading, stay within the backup's memory target.
+pub const DEFAULT_TARGET: usize = 16 << 20;
 
 /// The default number of packs uploaded at the same time.
 pub const DEFAULT_IN_FLIGHT: usize = 2;
 
-/// The size of the pieces a pack is handed to the storage in (the S3
-/// backend gathers them into its parts).
-const UPLOAD_PIECE: usize = 1 << 20;
+/// The size of the pieces a pack is handed to the storage in: the S3
+/// backend's default part size, so that each piece goes out as one part
+/// as it is (slices of the pack's one buffer), not copied into a part of
+/// gathered pieces.
+const UPLOAD_PIECE: usize = 8 << 20;
 
 /// How packs are cut and uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
