@@ -169,13 +169,15 @@ impl BlockEntry {
             self.ulid
         );
         let archive = block_object_key(&self.ulid, &self.fingerprint)?;
-        let recipe = super::recipe::key(&self.ulid, &self.fingerprint)?;
         ensure!(
             self.object.key == archive.as_str()
                 || super::recipe::is_key_of(&self.object.key, &self.ulid, &self.fingerprint),
-            "block {} points at object {:?}, expected {archive} or {recipe}",
+            "block {} points at object {:?}, expected {archive} or a recipe \
+             recipes/[<group>/]{}/{}.json",
             self.ulid,
-            self.object.key
+            self.object.key,
+            self.ulid,
+            self.fingerprint
         );
         ensure!(
             is_hex(&self.object.sha256, 64),

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::datadir::DataDir;
 use super::manifest::{BlockEntry, FileEntry};
 use super::pack::readahead::{Group, Order, ReadAhead, StreamReader};
 use super::pack::{DamagedPack, PackReader};
@@ -126,7 +127,8 @@ async fn plan(repo: &Repository, entry: &BlockEntry, budget: u64) -> Result<Plan
             (None, vec![group])
         }
     };
-    let packs = Arc::new(PackReader::new(repo.storage().clone()));
+    let dir = DataDir::of_recipe(&entry.object.key)?;
+    let packs = Arc::new(PackReader::new(repo.storage().clone(), dir));
     let ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;
