@@ -365,6 +365,10 @@ async fn newest_entries(
     let Ok(manifest) = repo.read_manifest(newest).await? else {
         return Ok(HashMap::new());
     };
+    // The newest of an earlier version's manifests may be another group's.
+    if super::find::group_of(&manifest) != group {
+        return Ok(HashMap::new());
+    }
     Ok(manifest
         .blocks
         .into_iter()
