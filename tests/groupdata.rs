@@ -301,3 +301,46 @@ fn a_prune_of_one_instance_deletes_only_below_its_group() {
     restores_identically(&target, &a3, &data[2], &work.path().join("r2-a3"));
     restores_identically(&target, &b1, &all, &work.path().join("r-b1"));
 }
+
+/// A manifest naming another group's recipe is damaged (that group's
+/// prune would not see the reference): `list` reports it, and a prune of
+/// its instance deletes nothing while it is there.
+#[test]
+fn a_manifest_naming_another_groups_data_is_damaged() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = data_with(work.path(), "data", &[0]);
+    backup(&target, &data, "prom-a");
+    let b1 = backup(&target, &data, "prom-b");
+    backup(&target, &data, "prom-b");
+    let path = support::manifest_path(&repo, &b1);
+    let mut manifest: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let key = manifest["blocks"][0]["object"]["key"].as_str().unwrap();
+    let foreign = key.replacen("recipes/prom-b/", "recipes/prom-a/", 1);
+    assert_ne!(key, foreign);
+    manifest["blocks"][0]["object"]["key"] = foreign.into();
+    fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let list = target.run(&["list", "--instance", "prom-b", "--json"]);
+    assert_eq!(list.code, 3, "{}", list.stderr);
+    let reason = list.json()["damaged"][0]["reason"].to_string();
+    assert!(
+        reason.contains("another group's data directory"),
+        "{reason}"
+    );
+    let before = data_objects(&repo);
+    let run = target.run(&[
+        "prune",
+        "--instance",
+        "prom-b",
+        "--keep-last",
+        "1",
+        "--grace",
+        "0s",
+        "--json",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.json()["objects_deleted"], 0);
+    assert_eq!(data_objects(&repo), before);
+}

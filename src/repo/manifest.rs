@@ -396,6 +396,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_block_names_a_recipe_of_either_layout_and_no_other_key() {
+        use crate::repo::datadir::DataDir;
+        let ulid = "01HQ3K6W2Z0000000000000000";
+        let mut e = sample_entry(ulid);
+        let fp = e.fingerprint.clone();
+        for dir in [DataDir::Legacy, DataDir::of_group("prom-a")] {
+            e.object.key = dir.recipe_key(ulid, &fp).unwrap().to_string();
+            e.validate().unwrap();
+        }
+        for bad in [
+            format!("recipes/../{ulid}/{fp}.json"),
+            format!("recipes/a/b/{ulid}/{fp}.json"),
+            format!("recipes/prom-a/{ulid}/{}.json", "1".repeat(32)),
+            format!("recipes/prom-a/01HQ3K6W2Z0000000000000001/{fp}.json"),
+        ] {
+            e.object.key = bad.clone();
+            assert!(e.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn tampered_manifests_are_rejected() {
         let mut m = sample_manifest();
         m.blocks[0].ulid = "../../x".into();

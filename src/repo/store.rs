@@ -149,9 +149,9 @@ struct Msg {
 }
 
 /// Stores `block` in format 2, referencing the leaves in `known` where its
-/// windows match them, and writes its recipe.
-/// Its packs and recipe go to `dir`; the leaves in `known` must be
-/// recipes' of that directory (a recipe references only its own packs).
+/// windows match them, and writes its recipe. Its packs and recipe go to
+/// `dir`; the leaves in `known` must be of recipes of that directory (a
+/// recipe references only packs of its own directory).
 pub async fn store_block(
     repo: &Repository,
     dir: &DataDir,
@@ -741,14 +741,15 @@ impl<U: Fn(i64) -> bool> RecordSink for Windows<'_, '_, U> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn test_dir() -> DataDir {
-        DataDir::of_group("prom-a")
-    }
     use crate::progress::Silent;
     use crate::repo::rebuild;
     use crate::storage::{Key, LocalStorage};
     use std::path::PathBuf;
+
+    /// Where the tests store: a group's data directory.
+    fn test_dir() -> DataDir {
+        DataDir::of_group("prom-a")
+    }
 
     fn fixtures(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
