@@ -248,6 +248,20 @@ fn a_prune_of_one_instance_deletes_only_below_its_group() {
     let a2_data = referenced(&repo, &support::manifest_path(&repo, &a2));
     assert!(!a2_data.is_subset(&a3_data), "a2 stored nothing of its own");
 
+    let dry = target.ok(&[
+        "prune",
+        "--instance",
+        "prom-a",
+        "--keep-last",
+        "1",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.stdout.contains("left for a prune without --instance"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(data_objects(&repo), before, "a dry run changed data");
     let pruned = target
         .ok(&[
             "prune",
