@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The fleet benchmark (issue "fleet"): a repository in a Garage of its own
 # holding 200 instances x 50 snapshots (by default), and the time and memory
-# of `list --instance X`, `restore latest --instance X`, `list` of
-# everything and `prune --instance X --dry-run` among them. See
-# scripts/bench/fleet.py for how the repository is made.
+# of `list --instance X`, `restore latest --instance X` and `prune
+# --instance X --dry-run` among them, and of `list` and `prune --dry-run` of
+# everything. See scripts/bench/fleet.py for how the repository is made
+# (each instance's snapshots and data in its own group directories).
 #
 #   scripts/bench-fleet.sh [--instances N] [--snapshots N] [--runs N] [--promsnap BIN]
 #

@@ -446,10 +446,10 @@ fn a_failed_backup_leaves_no_snapshot_and_the_rerun_finishes_it() {
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
     // Block the directory of the block stored last with a file: its
-    // recipe (format 2) cannot be written.
+    // recipe (format 2, below the group's directory) cannot be written.
     let last = support::fixture_block_packed_last();
-    fs::create_dir_all(repo.join("recipes")).unwrap();
-    let blocker = repo.join("recipes").join(last.file_name().unwrap());
+    fs::create_dir_all(repo.join("recipes/prom-a")).unwrap();
+    let blocker = repo.join("recipes/prom-a").join(last.file_name().unwrap());
     fs::write(&blocker, b"in the way").unwrap();
     let args = [
         "backup",
@@ -457,6 +457,8 @@ fn a_failed_backup_leaves_no_snapshot_and_the_rerun_finishes_it() {
         data.to_str().unwrap(),
         "--concurrency",
         "1",
+        "--instance",
+        "prom-a",
         "--json",
     ];
     target.run(&args).expect_failure(1, &["could not"]);

@@ -173,16 +173,38 @@ fn prune_frees_unique_data_and_keeps_what_is_shared() {
     restored_identically(&compacted, &dest);
 }
 
-/// All packs, with their sizes, largest first.
-fn packs(repo: &Path) -> Vec<PathBuf> {
+/// Every file below `dir`, in no particular order.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for dir in fs::read_dir(repo.join("packs")).unwrap() {
-        for p in fs::read_dir(dir.unwrap().path()).unwrap() {
-            found.push(p.unwrap().path());
+    for e in fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        match path.is_dir() {
+            true => found.extend(files_below(&path)),
+            false => found.push(path),
         }
     }
+    found
+}
+
+/// All packs (below their group's directory, `packs/<group>/<2 hex>/`),
+/// largest first.
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    let mut found = files_below(&repo.join("packs"));
     found.sort_by_key(|p| std::cmp::Reverse(size(p)));
     found
+}
+
+/// Where the pack `pack` of the recipe at `recipe` is: in the data
+/// directory the recipe's key names.
+fn pack_path(repo: &Path, recipe: &Path, pack: &str) -> PathBuf {
+    let rel = recipe.strip_prefix(repo.join("recipes")).unwrap();
+    let parts: Vec<_> = rel.components().collect();
+    let dir = match parts.len() {
+        3 => repo.join("packs").join(parts[0]),
+        2 => repo.join("packs"),
+        _ => panic!("{} is no recipe key", recipe.display()),
+    };
+    dir.join(&pack[..2]).join(pack)
 }
 
 /// verify finds damage to format 2 data at the level that can: a changed
@@ -220,7 +242,9 @@ fn verify_finds_damaged_and_missing_packs() {
 
     // A pack no snapshot references: reported as a note, not a problem.
     fs::write(&largest, &original).unwrap();
-    let stray = repo.join("packs/00").join("00".repeat(32));
+    // In the same group's data directory as the backup's packs.
+    let group = largest.parent().unwrap().parent().unwrap();
+    let stray = group.join("00").join("00".repeat(32));
     fs::create_dir_all(stray.parent().unwrap()).unwrap();
     fs::copy(&largest, &stray).unwrap();
     let run = target.run(&["verify", "--json"]);
@@ -238,13 +262,9 @@ fn verify_finds_damaged_and_missing_packs() {
 
 /// The recipe of the only block of a one-block snapshot, and its path.
 fn only_recipe(repo: &Path) -> (PathBuf, Value) {
-    let dir = fs::read_dir(repo.join("recipes"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let path = fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+    let recipes = files_below(&repo.join("recipes"));
+    assert_eq!(recipes.len(), 1, "{recipes:?}");
+    let path = recipes[0].clone();
     let json = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     (path, json)
 }
@@ -425,10 +445,10 @@ fn deep_verify_writes_no_chunk_file_and_names_a_damaged_pack() {
     );
 
     // Damage the middle of the first window's first blob.
-    let (_, recipe) = only_recipe(&repo);
+    let (recipe_path, recipe) = only_recipe(&repo);
     let blob = &recipe["chunks"]["leaves"][0]["blobs"][0];
     let pack = blob["pack"].as_str().unwrap();
-    let path = repo.join("packs").join(&pack[..2]).join(pack);
+    let path = pack_path(&repo, &recipe_path, pack);
     let at = blob["offset"].as_u64().unwrap() + blob["length"].as_u64().unwrap() / 2;
     let mut bytes = fs::read(&path).unwrap();
     bytes[at as usize] ^= 0x40;
@@ -525,7 +545,7 @@ fn a_blob_that_decodes_wrong_fails_the_restore_and_is_named() {
     let data = data_dir(work.path(), "d", &source);
     support::add_random_chunks(&data, 3, 16);
     backup(&target, &data);
-    let (_, recipe) = only_recipe(&repo);
+    let (recipe_path, recipe) = only_recipe(&repo);
     // The largest blob is 1 MiB of the random data, stored as is.
     let blob = recipe["chunks"]["leaves"]
         .as_array()
@@ -544,7 +564,7 @@ fn a_blob_that_decodes_wrong_fails_the_restore_and_is_named() {
         "not stored as is: {blob:#}"
     );
     let pack = blob["pack"].as_str().unwrap();
-    let path = repo.join("packs").join(&pack[..2]).join(pack);
+    let path = pack_path(&repo, &recipe_path, pack);
     let at = blob["offset"].as_u64().unwrap() + length / 2;
     let mut bytes = fs::read(&path).unwrap();
     bytes[at as usize] ^= 0x40;

@@ -123,15 +123,16 @@ fn every_json_document_matches_its_schema() {
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 3);
 
     let verified = valid("verify", &target.run(&["verify", "--json"]), 0);
-    // Three snapshots of the same three blocks: 9 references to 3 blocks,
-    // each one recipe and two packs (chunk data, index and meta.json).
+    // Three snapshots of the same three blocks in two groups (a, and g):
+    // 9 references; each group stores each block below its own directory,
+    // one recipe and two packs (chunk data, index and meta.json).
     assert_eq!(
         (
             &verified["snapshots_checked"],
             &verified["block_references"],
             &verified["objects_checked"]
         ),
-        (&3.into(), &9.into(), &9.into())
+        (&3.into(), &9.into(), &18.into())
     );
     let scratch = work.path().join("scratch");
     let deep = target.run(&[
@@ -197,25 +198,23 @@ fn every_json_document_matches_its_schema() {
         .is_empty());
 
     // Damage in the repository: problems, exit 3. A block's recipe goes.
-    let recipes = work.path().join("repo/recipes");
-    let recipe = fs::read_dir(
-        fs::read_dir(&recipes)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-    )
-    .unwrap()
-    .map(|e| e.unwrap().path())
-    .find(|p| p.extension().is_some_and(|x| x == "json"))
-    .unwrap();
+    // One of instance a's (recipes/a/<ULID>/<fp>.json), which its two
+    // snapshots reference; group g stores its own copy for its one.
+    let mut dir = work.path().join("repo/recipes/a");
+    let recipe = loop {
+        let first = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        match first.is_dir() {
+            true => dir = first,
+            false => break first,
+        }
+    };
+    assert_eq!(recipe.extension().unwrap(), "json", "{}", recipe.display());
     fs::remove_file(&recipe).unwrap();
     let broken = valid("verify", &target.run(&["verify", "--quick", "--json"]), 3);
     assert_eq!(broken["problems"][0]["kind"], "missing_object");
     assert_eq!(
         broken["problems"][0]["snapshots"].as_array().unwrap().len(),
-        3
+        2
     );
 
     // A damaged manifest: list shows it apart and exits 3; prune keeps

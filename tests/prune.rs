@@ -204,13 +204,11 @@ fn orphans_are_collected_only_after_the_grace_period() {
     let data = data_with(work.path(), "data", &[0, 1, 2]);
     // Interrupt a backup: the block stored last cannot be stored (its
     // recipe cannot be written; its packs are).
+    // (Below the group's data directory, where the backup writes it.)
     let last = support::fixture_block_packed_last();
-    fs::create_dir_all(repo.join("recipes")).unwrap();
-    fs::write(
-        repo.join("recipes").join(last.file_name().unwrap()),
-        b"in the way",
-    )
-    .unwrap();
+    let recipes = repo.join("recipes/prom-a");
+    fs::create_dir_all(&recipes).unwrap();
+    fs::write(recipes.join(last.file_name().unwrap()), b"in the way").unwrap();
     target
         .run(&[
             "backup",
@@ -218,9 +216,11 @@ fn orphans_are_collected_only_after_the_grace_period() {
             data.to_str().unwrap(),
             "--concurrency",
             "1",
+            "--instance",
+            "prom-a",
         ])
-        .expect_failure(1, &[]);
-    fs::remove_file(repo.join("recipes").join(last.file_name().unwrap())).unwrap();
+        .expect_failure(1, &["could not write recipe recipes/prom-a/"]);
+    fs::remove_file(recipes.join(last.file_name().unwrap())).unwrap();
     assert!(ids(&target).is_empty());
     // Two blocks stored whole (a recipe, a data pack and a metadata pack
     // each), and the packs of the third.
@@ -633,6 +633,11 @@ fn pruning_the_oldest_snapshot_repacks_what_it_shared() {
 
 /// The packs the recipe `key` (a local repository) references.
 fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
+    // A recipe's packs are in the data directory its key names.
+    let dir = match key.split('/').collect::<Vec<_>>().as_slice() {
+        ["recipes", g, _, _] => format!("packs/{g}/"),
+        _ => "packs/".to_string(),
+    };
     let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
     let mut packs: Vec<String> = Vec::new();
     let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
@@ -645,7 +650,7 @@ fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
     for list in lists {
         for b in list.as_array().unwrap() {
             let p = b["pack"].as_str().unwrap();
-            packs.push(format!("packs/{}/{p}", &p[..2]));
+            packs.push(format!("{dir}{}/{p}", &p[..2]));
         }
     }
     packs.sort();

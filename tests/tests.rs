@@ -14,6 +14,7 @@ mod faults; // Garage killed mid-upload, injected S3 faults: complete or fail cl
 mod fleet; // many servers in one repository: one instance's commands read only its manifests
 mod format2; // repository format 2 on real compactions: dedup, round trips, prune, verify, hostile recipes
 mod format2_live; // format 2 with a live server compacting, deleting and merging between backups to Garage
+mod groupdata; // format 2 data below the group's directory: a prune of one instance deletes only there
 mod ha; // replicas of one HA group store one backup per period
 mod harness_selftest; // the harness itself against the real servers
 mod histograms; // native histograms back up, verify, restore and answer the same queries

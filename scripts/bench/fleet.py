@@ -4,16 +4,20 @@ INSTANCES x SNAPSHOTS snapshots, and how long the commands about one
 instance take when the others are there.
 
 The repository is made from one real backup (the fixture blocks): its
-manifest is copied, as each instance's and each night's snapshot, into
-`snapshots/<instance>/<id>.json` (the layout promsnap writes, docs/FORMAT.md
-"Manifests by group"); every copy references the same recipes and packs,
-which is all the commands below need. Then, with promsnap itself:
+recipes and packs are copied into each instance's data directories
+(`recipes/<instance>/`, `packs/<instance>/`: a group's snapshots reference
+only its own data, docs/FORMAT.md "Layout"), and its manifest, as each
+instance's and each night's snapshot, into `snapshots/<instance>/<id>.json`
+naming that instance's copy of the recipes, which is all the commands below
+need. Then, with promsnap itself:
 
 - `list --instance X` and `restore latest --instance X` (the restore of the
   small fixture data, so its time is an upper bound of the planning);
+- `prune --instance X --dry-run`, which reads X's manifests and recipes and
+  lists X's data directories only;
 - `list` of everything (every manifest read, printed group by group: also
-  the seconds until its first row) and `prune --instance X --dry-run`
-  (which today reads every manifest and recipe), for comparison.
+  the seconds until its first row) and `prune --dry-run` of everything, for
+  comparison.
 
 Prints a markdown table (median of --runs, wall seconds, first row and peak
 RSS).
@@ -121,13 +125,41 @@ def main():
     first_key = f"repo/snapshots/inst-000/{first['snapshot_id']}.json"
     template = json.loads(s3.get_object(Bucket=bucket, Key=first_key)["Body"].read())
     s3.delete_object(Bucket=bucket, Key=first_key)
+    data = [
+        o["Key"]
+        for prefix in ("repo/recipes/inst-000/", "repo/packs/inst-000/")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+
+    def copy_data(i):
+        for key in data:
+            s3.copy_object(
+                Bucket=bucket,
+                Key=key.replace("/inst-000/", f"/inst-{i:03}/", 1),
+                CopySource={"Bucket": bucket, "Key": key},
+            )
+
+    def blocks_of(i):
+        blocks = json.loads(json.dumps(template["blocks"]))
+        for b in blocks:
+            b["object"]["key"] = b["object"]["key"].replace(
+                "recipes/inst-000/", f"recipes/inst-{i:03}/", 1
+            )
+        return blocks
 
     base = datetime.datetime(2026, 1, 1, 3, 15, tzinfo=datetime.timezone.utc)
 
     def put(i, j):
         created = base + datetime.timedelta(days=j, seconds=i)
         sid = created.strftime("%Y%m%dT%H%M%SZ") + f"-{i:04x}{j:04x}"
-        m = dict(template, id=sid, instance=f"inst-{i:03}", created=created.isoformat().replace("+00:00", "Z"))
+        m = dict(
+            template,
+            id=sid,
+            instance=f"inst-{i:03}",
+            created=created.isoformat().replace("+00:00", "Z"),
+            blocks=blocks_of(i),
+        )
         s3.put_object(
             Bucket=bucket,
             Key=f"repo/snapshots/inst-{i:03}/{sid}.json",
@@ -136,6 +168,7 @@ def main():
 
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        list(pool.map(copy_data, range(1, a.instances)))
         list(pool.map(lambda ij: put(*ij), [(i, j) for i in range(a.instances) for j in range(a.snapshots)]))
     total = a.instances * a.snapshots
     print(f"fleet: {total} manifests ({a.instances} instances x {a.snapshots}) written in "
@@ -151,6 +184,7 @@ def main():
         ("list (every instance)", ["list"], True),
         (f"prune --instance {one} --keep-last 10 --dry-run",
          ["prune", "--instance", one, "--keep-last", "10", "--dry-run"], False),
+        ("prune --keep-last 10 --dry-run (every instance)", ["prune", "--keep-last", "10", "--dry-run"], False),
     ]
     rows = []
     for name, args, streamed in cases:

@@ -68,11 +68,20 @@ struct Json<'a> {
     packs_repacked: usize,
     bytes_repacked: u64,
     uploads_aborted: u64,
+    /// With `--instance`: objects other groups may share that only removed
+    /// snapshots referenced, left for a prune of every instance (absent
+    /// when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    shared_left: usize,
     decisions: Vec<JsonDecision<'a>>,
     /// Manifests that could not be read; while one is kept, no object is
     /// deleted.
     damaged: &'a [DamagedManifest],
     damaged_forgotten: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -97,6 +106,7 @@ impl<'a> Json<'a> {
             packs_repacked: r.packs_repacked,
             bytes_repacked: r.bytes_repacked,
             uploads_aborted: r.uploads_aborted,
+            shared_left: r.shared_left,
             damaged: &r.damaged,
             damaged_forgotten: r.damaged_forgotten,
             decisions: r
@@ -144,6 +154,14 @@ fn render(r: &PruneReport) -> String {
         r.uploads_aborted,
         if r.dry_run { "to abort" } else { "aborted" },
     ));
+    if r.shared_left > 0 {
+        out.push_str(&format!(
+            "{} objects only removed snapshots used are outside this instance's directories \
+             (data stored before groups, format 1 archives, configuration files, which other \
+             instances may share): left for a prune without --instance\n",
+            r.shared_left
+        ));
+    }
     if r.packs_repacked > 0 {
         let verb = if r.dry_run {
             "would repack"

@@ -20,10 +20,10 @@ use serde::Serialize;
 
 use super::configfiles;
 use super::content_id::ContentId;
+use super::datadir::DataDir;
 use super::leaves::{self, LeafTable};
 use super::lock::RepoLock;
 use super::manifest::{self, BlockEntry, Manifest, ObjectRef, Source, FORMAT_VERSION};
-use super::pack;
 use super::recipe::{self, Recipe};
 use super::store::{self, StoreOptions};
 use super::Repository;
@@ -125,7 +125,7 @@ pub async fn run(
             async move {
                 match opts.format {
                     1 => upload_block(repo, block, opts.pack, progress).await,
-                    _ => store_block(repo, block, known, opts.pack, progress).await,
+                    _ => store_block(repo, group, block, known, opts.pack, progress).await,
                 }
             }
         })
@@ -198,40 +198,40 @@ pub async fn run(
 
 /// Decides, for every block, whether a stored copy can be reused: listed
 /// in the newest manifest, or left complete by an interrupted run (an
-/// archive with its entry, or a recipe).
+/// archive with its entry, or a recipe in the group's data directory or,
+/// from before groups, the legacy one).
 async fn plan(repo: &Repository, blocks: Vec<Block>, group: &str) -> Result<Vec<Plan>> {
-    let mut stored: HashSet<String> = HashSet::new();
-    for prefix in ["blocks/", "recipes/"] {
-        let listed = repo
-            .storage()
-            .list(prefix)
-            .await
-            .with_context(|| format!("could not list {prefix} in {}", repo.describe()))?;
-        stored.extend(listed.into_iter().map(|o| o.key.as_str().to_string()));
-    }
+    let dir = DataDir::of_group(group);
+    let listed = Listing::of(repo, &dir).await?;
     let known = newest_entries(repo, group).await?;
-    let stored = &stored;
-    let known = &known;
+    let (dir, listed, known) = (&dir, &listed, &known);
     futures::stream::iter(blocks)
         .map(|block| async move {
             let ulid = block.ulid.to_string();
             let fp = block.fingerprint.clone();
             if let Some(entry) = known.get(&(ulid.clone(), fp.clone())) {
-                if stored.contains(&entry.object.key) {
+                // Never another group's data: its prune would not see this
+                // snapshot (docs/FORMAT.md, "Layout").
+                let foreign = DataDir::parse_recipe_key(&entry.object.key)
+                    .is_some_and(|k| k.dir != DataDir::Legacy && k.dir != *dir);
+                if !foreign && listed.exists(repo, &entry.object.key).await {
                     return Ok(Plan::Reuse(Box::new(entry.clone())));
                 }
             }
             let object = manifest::block_object_key(&ulid, &fp)?;
             let entry_key = manifest::block_entry_key(&ulid, &fp)?;
-            if stored.contains(object.as_str()) && stored.contains(entry_key.as_str()) {
+            if listed.stored.contains(object.as_str()) && listed.stored.contains(entry_key.as_str())
+            {
                 if let Some(entry) = repo.load_block_entry(&ulid, &fp).await? {
                     return Ok(Plan::Reuse(Box::new(entry)));
                 }
             }
-            let recipe = recipe::key(&ulid, &fp)?;
-            if stored.contains(recipe.as_str()) {
-                if let Some(entry) = recipe_entry(repo, &block, &recipe).await {
-                    return Ok(Plan::Reuse(Box::new(entry)));
+            for d in [dir, &DataDir::Legacy] {
+                let recipe = d.recipe_key(&ulid, &fp)?;
+                if listed.exists(repo, recipe.as_str()).await {
+                    if let Some(entry) = recipe_entry(repo, &block, &recipe).await {
+                        return Ok(Plan::Reuse(Box::new(entry)));
+                    }
                 }
             }
             Ok(Plan::Upload(block))
@@ -239,6 +239,43 @@ async fn plan(repo: &Repository, blocks: Vec<Block>, group: &str) -> Result<Vec<
         .buffered(16)
         .try_collect()
         .await
+}
+
+/// The keys below `blocks/` and the group's `recipes/<g>/`, listed once;
+/// a key elsewhere (a legacy recipe, which only the group's newest
+/// manifest or an interrupted run of an earlier version can name) is
+/// looked up alone, so that a backup never lists other groups' data.
+struct Listing {
+    prefixes: [String; 2],
+    stored: HashSet<String>,
+}
+
+impl Listing {
+    async fn of(repo: &Repository, dir: &DataDir) -> Result<Listing> {
+        let prefixes = ["blocks/".to_string(), dir.recipe_prefix()];
+        let mut stored = HashSet::new();
+        for prefix in &prefixes {
+            let listed = repo
+                .storage()
+                .list(prefix)
+                .await
+                .with_context(|| format!("could not list {prefix} in {}", repo.describe()))?;
+            stored.extend(listed.into_iter().map(|o| o.key.as_str().to_string()));
+        }
+        Ok(Listing { prefixes, stored })
+    }
+
+    /// Whether `key` is stored. A look that fails only costs storing the
+    /// block again.
+    async fn exists(&self, repo: &Repository, key: &str) -> bool {
+        if self.prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+            return self.stored.contains(key);
+        }
+        let Ok(key) = Key::new(key) else {
+            return false;
+        };
+        matches!(repo.storage().head(&key).await, Ok(Some(_)))
+    }
 }
 
 /// The entry of a recipe an interrupted run left, if it reads, is this
@@ -258,7 +295,8 @@ async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<Blo
     if recipe.ulid != block.ulid.to_string() || recipe.fingerprint != block.fingerprint {
         return None;
     }
-    if !packs_hold(repo, &recipe).await {
+    let dir = DataDir::parse_recipe_key(key.as_str())?.dir;
+    if !packs_hold(repo, &dir, &recipe).await {
         return None;
     }
     let object = ObjectRef {
@@ -270,10 +308,10 @@ async fn recipe_entry(repo: &Repository, block: &Block, key: &Key) -> Option<Blo
     Some(recipe_block_entry(block, &recipe, object, stored, 0))
 }
 
-/// Whether every pack `recipe` references exists and reaches past the end
+/// Whether every pack `recipe` (stored in `dir`) references exists and reaches past the end
 /// of each of its blobs there. (Holding the shared lock, no prune deletes
 /// one between this look and the manifest.)
-async fn packs_hold(repo: &Repository, recipe: &Recipe) -> bool {
+async fn packs_hold(repo: &Repository, dir: &DataDir, recipe: &Recipe) -> bool {
     let mut ends: HashMap<ContentId, u64> = HashMap::new();
     for b in recipe.blobs() {
         let end = b.offset.saturating_add(u64::from(b.length));
@@ -282,7 +320,7 @@ async fn packs_hold(repo: &Repository, recipe: &Recipe) -> bool {
     }
     futures::stream::iter(ends)
         .map(|(pack, end)| async move {
-            let found = repo.storage().head(&pack::key(&pack)).await;
+            let found = repo.storage().head(&dir.pack_key(&pack)).await;
             matches!(found, Ok(Some(meta)) if meta.size >= end)
         })
         .buffer_unordered(16)
@@ -327,6 +365,10 @@ async fn newest_entries(
     let Ok(manifest) = repo.read_manifest(newest).await? else {
         return Ok(HashMap::new());
     };
+    // The newest of an earlier version's manifests may be another group's.
+    if super::find::group_of(&manifest) != group {
+        return Ok(HashMap::new());
+    }
     Ok(manifest
         .blocks
         .into_iter()
@@ -337,6 +379,7 @@ async fn newest_entries(
 /// Stores one block in format 2 (`store.rs`), then makes its entry.
 async fn store_block(
     repo: &Repository,
+    group: &str,
     block: Block,
     known: Arc<LeafTable>,
     pack: PackOptions,
@@ -347,7 +390,8 @@ async fn store_block(
         threads: pack.threads as usize,
         ..StoreOptions::default()
     };
-    let stored = store::store_block(repo, &block, known, opts, progress).await?;
+    let dir = DataDir::of_group(group);
+    let stored = store::store_block(repo, &dir, &block, known, opts, progress).await?;
     Ok(Uploaded {
         entry: recipe_block_entry(
             &block,

@@ -31,6 +31,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::datadir::DataDir;
 use super::manifest::{self, Manifest, MAX_MANIFEST_BYTES};
 use super::{find, Catalog, DamagedManifest, Repository, METADATA_CONCURRENCY};
 use crate::error::Hinted;
@@ -189,6 +190,11 @@ impl Repository {
                     find::group_of(&m)
                 ))
             }
+            Ok(m) if l.dir.as_ref().is_some_and(|d| names_foreign_data(&m, d)) => damaged(
+                "it names a recipe in another group's data directory, which a prune of that \
+                 group would not see (moved or tampered with)"
+                    .into(),
+            ),
             Ok(m) => Ok(Ok(m)),
             Err(e) => damaged(format!("{e:#}")),
         }
@@ -242,13 +248,7 @@ impl Repository {
         let Some(instance) = instance else {
             return self.catalog().await;
         };
-        let mut dirs: BTreeSet<String> = BTreeSet::from([group_dir(instance)]);
-        dirs.extend(
-            self.instance_groups(instance)
-                .await?
-                .iter()
-                .map(|g| group_dir(g)),
-        );
+        let dirs = self.group_dirs_of(instance).await?;
         let listed = self
             .listed()
             .await?
@@ -256,6 +256,19 @@ impl Repository {
             .filter(|l| l.dir.as_ref().is_none_or(|d| dirs.contains(d)))
             .collect();
         self.read_catalog(listed).await
+    }
+
+    /// The group directories [`Repository::catalog_of`] reads for
+    /// `instance`: its own and those of the HA groups its index names.
+    pub async fn group_dirs_of(&self, instance: &str) -> Result<BTreeSet<String>> {
+        let mut dirs: BTreeSet<String> = BTreeSet::from([group_dir(instance)]);
+        dirs.extend(
+            self.instance_groups(instance)
+                .await?
+                .iter()
+                .map(|g| group_dir(g)),
+        );
+        Ok(dirs)
     }
 
     /// How many snapshots each group directory holds, from the listing
@@ -595,6 +608,17 @@ impl Groups<'_> {
         catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Some(Group { name, catalog }))
     }
+}
+
+/// Whether a manifest of the group directory `dir` names a recipe of
+/// another group's data directory: a group's manifests name its own data
+/// or data written before groups, so that a prune of one group, reading
+/// only its manifests, sees every reference to its data.
+fn names_foreign_data(m: &Manifest, dir: &str) -> bool {
+    m.blocks.iter().any(|b| {
+        DataDir::parse_recipe_key(&b.object.key)
+            .is_some_and(|k| matches!(&k.dir, DataDir::Group(g) if g != dir))
+    })
 }
 
 /// The listed snapshots that may be `group`'s (its directory, and the

@@ -19,6 +19,8 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::content_id::ContentId;
+use super::datadir::DataDir;
+use super::manifest::BlockEntry;
 use super::recipe::{ChunkLayout, Leaf, Recipe};
 use super::Repository;
 use super::{catalog, find};
@@ -81,14 +83,25 @@ impl LeafTable {
 /// instance) that was stored in format 2.
 pub async fn of_newest(repo: &Repository, group: &str) -> Result<LeafTable> {
     let mut table = LeafTable::new(DEFAULT_WINDOW_MS);
+    // Only the recipes of the group's own data directory count: a new
+    // recipe references only packs of its directory (so a group's first
+    // backup after groups came stores its windows anew).
+    let dir = DataDir::of_group(group);
+    let ours =
+        |b: &&BlockEntry| DataDir::parse_recipe_key(&b.object.key).is_some_and(|k| k.dir == dir);
     // Newest first, read one at a time: nearly always the first one.
     let listed = repo.listed().await?;
     let mut newest = None;
-    for l in catalog::of_group(&listed, group).into_iter().rev() {
+    // Manifests of earlier versions (`snapshots/<id>.json`) name only
+    // legacy recipes: not read.
+    let grouped = catalog::of_group(&listed, group)
+        .into_iter()
+        .filter(|l| l.dir.is_some());
+    for l in grouped.rev() {
         let Ok(m) = repo.read_manifest(l).await? else {
             continue;
         };
-        if find::group_of(&m) == group && m.blocks.iter().any(|b| b.is_recipe()) {
+        if find::group_of(&m) == group && m.blocks.iter().any(|b| ours(&b)) {
             newest = Some(m);
             break;
         }
@@ -97,13 +110,12 @@ pub async fn of_newest(repo: &Repository, group: &str) -> Result<LeafTable> {
         return Ok(table);
     };
     // A recipe that cannot be read only costs its leaves' reuse.
-    let recipes: Vec<Recipe> =
-        futures::stream::iter(newest.blocks.iter().filter(|b| b.is_recipe()))
-            .map(|b| async move { repo.load_recipe(b).await.ok() })
-            .buffer_unordered(8)
-            .filter_map(|r| async move { r })
-            .collect()
-            .await;
+    let recipes: Vec<Recipe> = futures::stream::iter(newest.blocks.iter().filter(ours))
+        .map(|b| async move { repo.load_recipe(b).await.ok() })
+        .buffer_unordered(8)
+        .filter_map(|r| async move { r })
+        .collect()
+        .await;
     for r in &recipes {
         table.add(r);
     }

@@ -169,13 +169,15 @@ impl BlockEntry {
             self.ulid
         );
         let archive = block_object_key(&self.ulid, &self.fingerprint)?;
-        let recipe = super::recipe::key(&self.ulid, &self.fingerprint)?;
         ensure!(
             self.object.key == archive.as_str()
                 || super::recipe::is_key_of(&self.object.key, &self.ulid, &self.fingerprint),
-            "block {} points at object {:?}, expected {archive} or {recipe}",
+            "block {} points at object {:?}, expected {archive} or a recipe \
+             recipes/[<group>/]{}/{}.json",
             self.ulid,
-            self.object.key
+            self.object.key,
+            self.ulid,
+            self.fingerprint
         );
         ensure!(
             is_hex(&self.object.sha256, 64),
@@ -391,6 +393,27 @@ pub(crate) mod tests {
     fn manifest_round_trips() {
         let m = sample_manifest();
         assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_block_names_a_recipe_of_either_layout_and_no_other_key() {
+        use crate::repo::datadir::DataDir;
+        let ulid = "01HQ3K6W2Z0000000000000000";
+        let mut e = sample_entry(ulid);
+        let fp = e.fingerprint.clone();
+        for dir in [DataDir::Legacy, DataDir::of_group("prom-a")] {
+            e.object.key = dir.recipe_key(ulid, &fp).unwrap().to_string();
+            e.validate().unwrap();
+        }
+        for bad in [
+            format!("recipes/../{ulid}/{fp}.json"),
+            format!("recipes/a/b/{ulid}/{fp}.json"),
+            format!("recipes/prom-a/{ulid}/{}.json", "1".repeat(32)),
+            format!("recipes/prom-a/01HQ3K6W2Z0000000000000001/{fp}.json"),
+        ] {
+            e.object.key = bad.clone();
+            assert!(e.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! repository.json                        what makes it a repository (config.rs)
 //! snapshots/<group>/<id>.json            one manifest per snapshot, written last (catalog.rs)
 //! snapshots/<id>.json                    manifests of earlier versions
-//! recipes/<ULID>/<fingerprint>.json      format 2: how to rebuild a block version (recipe.rs)
-//! packs/<2 hex>/<64 hex>                 format 2: blobs packed together (pack/, blob.rs)
+//! recipes/<group>/<ULID>/<fp>.json       format 2: how to rebuild a block version (recipe.rs)
+//! packs/<group>/<2 hex>/<64 hex>         format 2: blobs packed together (pack/, blob.rs)
+//! recipes/<ULID>/<fp>.json, packs/<2 hex>/<64 hex>   the same, before groups (datadir.rs)
 //! blocks/<ULID>/<fingerprint>.tar.zst    format 1: one archive per block version
 //! blocks/<ULID>/<fingerprint>.json       its block entry, written after the archive
 //! configs/<sha256>                       a configuration or rule file, by content
@@ -33,6 +34,7 @@ pub mod config;
 pub mod configfiles;
 pub mod content_id;
 pub mod cutter;
+pub mod datadir;
 pub mod download;
 pub mod find;
 pub mod ha;

@@ -15,7 +15,7 @@
 //! covers repositories shared with older promsnap versions or clock trouble).
 //! Incomplete multipart uploads are aborted after the same grace period.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -23,13 +23,13 @@ use serde::Serialize;
 
 use futures::StreamExt;
 
-use super::content_id::ContentId;
+use super::datadir::{DataDir, PackId};
 use super::lock::{LockInfo, LockKind, RepoLock};
 use super::manifest::{BlockEntry, Manifest};
 use super::recipe::{self, Recipe};
 use super::repack::{self, KeptRecipe, MaxUnused, Repacked, Selection};
 use super::retention::{self, Decision, Policy, SnapshotRef};
-use super::{DamagedManifest, Repository};
+use super::{Catalog, DamagedManifest, Repository};
 use crate::error::Hinted;
 use crate::storage::{Key, ObjectMeta};
 
@@ -77,6 +77,12 @@ pub struct PruneReport {
     /// that would be copied).
     pub bytes_repacked: u64,
     pub uploads_aborted: u64,
+    /// With `--instance`: objects outside the pruned groups' directories
+    /// (data stored before groups, format 1 archives, configuration files,
+    /// which any group's snapshots may share) that only removed snapshots
+    /// referenced. Left for a prune of every instance, which reads every
+    /// manifest.
+    pub shared_left: usize,
     /// Manifests that could not be read. While any is kept, no object is
     /// deleted: a damaged manifest might reference any of them.
     pub damaged: Vec<DamagedManifest>,
@@ -109,7 +115,7 @@ pub async fn run(
     opts: &PruneOptions,
     lock: Option<&RepoLock>,
 ) -> Result<PruneReport> {
-    let catalog = repo.catalog().await?;
+    let (catalog, scope) = read_scope(repo, opts.instance.as_deref()).await?;
     let keys = catalog.keys;
     let manifests = catalog.manifests;
     let decisions = decide(&manifests, opts)?;
@@ -121,15 +127,9 @@ pub async fn run(
         .filter(|d| !d.keep)
         .map(|d| d.id.as_str())
         .collect();
-    let mut objects = repo.storage().list("blocks/").await?;
-    objects.extend(repo.storage().list("configs/").await?);
-    objects.extend(repo.storage().list("recipes/").await?);
-    // Objects named in a way this version does not write are a later
-    // version's (or someone else's): never deleted here.
-    objects.retain(|o| understood(&o.key));
-    let packs = repo.storage().list("packs/").await?;
+    let (objects, packs) = scope.list(repo).await?;
     let cutoff = opts.cutoff();
-    let users = pack_users(repo, &manifests, &removed, &objects, cutoff).await?;
+    let users = pack_users(repo, &scope, &manifests, &removed, &objects, cutoff).await?;
     let selection = match keep_objects || users.unknown {
         true => Selection::default(),
         false => repack::select(&users.recipes, &packs, &users.pinned, opts.max_unused),
@@ -158,7 +158,7 @@ pub async fn run(
         repacked = repack::repack(repo, &users.recipes, &mut kept, &keys, &selection, lock).await?;
     } else {
         // What a real run would delete after repacking.
-        repacked.retired_packs = selection.packs.keys().copied().collect();
+        repacked.retired_packs = selection.packs.keys().cloned().collect();
     }
     let mut plan = collect(
         &manifests,
@@ -171,7 +171,7 @@ pub async fn run(
     // What the repack wrote stays, even where an object of the same name
     // (the same content) was about to go.
     plan.delete.retain(|o| {
-        let written = match super::pack::pack_of_key(&o.key) {
+        let written = match DataDir::parse_pack_key(o.key.as_str()) {
             Some(id) => repacked.written_packs.contains(&id),
             None => repacked.written_recipes.contains(o.key.as_str()),
         };
@@ -209,6 +209,7 @@ pub async fn run(
             false => repacked.bytes_written,
         },
         uploads_aborted,
+        shared_left: scope.shared_left(&manifests, &removed),
         decisions,
         damaged_forgotten: opts.forget_damaged && !catalog.damaged.is_empty(),
         damaged: catalog.damaged,
@@ -217,6 +218,97 @@ pub async fn run(
 
 fn check(lock: Option<&RepoLock>) -> Result<()> {
     lock.map_or(Ok(()), RepoLock::check)
+}
+
+/// What a prune reads and may delete.
+enum Scope {
+    /// Every manifest read: every object this version writes may go.
+    All,
+    /// `--instance`: the manifests of these groups' directories (and those
+    /// of earlier versions) read, so only these data directories are
+    /// listed and collected. Everything else (data stored before groups,
+    /// archives, configuration files) may be another group's too.
+    Groups(BTreeSet<DataDir>),
+}
+
+/// The manifests a prune reads, and what that lets it delete.
+async fn read_scope(repo: &Repository, instance: Option<&str>) -> Result<(Catalog, Scope)> {
+    let Some(instance) = instance else {
+        return Ok((repo.catalog().await?, Scope::All));
+    };
+    // Before the catalog: it reads at least these directories (an
+    // instance's index only grows).
+    let dirs = repo.group_dirs_of(instance).await?;
+    let catalog = repo.catalog_of(Some(instance)).await?;
+    let dirs = dirs.into_iter().map(DataDir::Group).collect();
+    Ok((catalog, Scope::Groups(dirs)))
+}
+
+impl Scope {
+    /// Whether the object `key` is in the scope.
+    fn covers(&self, key: &str) -> bool {
+        let Scope::Groups(dirs) = self else {
+            return true;
+        };
+        let dir = DataDir::parse_recipe_key(key)
+            .map(|k| k.dir)
+            .or_else(|| DataDir::parse_pack_key(key).map(|(dir, _)| dir));
+        dir.is_some_and(|d| dirs.contains(&d))
+    }
+
+    /// The objects other than packs (archives and their entries, recipes,
+    /// configuration files) and the packs that the prune may delete, each
+    /// of a shape this version writes: anything else is a later
+    /// version's (or someone else's) and never deleted here.
+    async fn list(&self, repo: &Repository) -> Result<(Vec<ObjectMeta>, Vec<ObjectMeta>)> {
+        let (prefixes, pack_prefixes) = match self {
+            Scope::All => (
+                vec!["blocks/".into(), "configs/".into(), "recipes/".into()],
+                vec!["packs/".into()],
+            ),
+            Scope::Groups(dirs) => (
+                dirs.iter().map(DataDir::recipe_prefix).collect(),
+                dirs.iter().map(DataDir::pack_prefix).collect(),
+            ),
+        };
+        let mut objects = Vec::new();
+        for prefix in prefixes {
+            objects.extend(repo.storage().list(&prefix).await?);
+        }
+        objects.retain(|o| understood(&o.key) && self.covers(o.key.as_str()));
+        let mut packs = Vec::new();
+        for prefix in pack_prefixes {
+            packs.extend(repo.storage().list(&prefix).await?);
+        }
+        packs.retain(|o| DataDir::parse_pack_key(o.key.as_str()).is_some());
+        packs.retain(|o| self.covers(o.key.as_str()));
+        Ok((objects, packs))
+    }
+
+    /// Objects outside the scope that only removed snapshots reference: a
+    /// prune of every instance may collect them.
+    fn shared_left(&self, manifests: &[Manifest], removed: &HashSet<&str>) -> usize {
+        if matches!(self, Scope::All) {
+            return 0;
+        }
+        let keys = |m: &'_ Manifest| -> Vec<String> {
+            let blocks = m.blocks.iter().map(|b| b.object.key.clone());
+            blocks
+                .chain(m.config_files.iter().map(|c| c.key.clone()))
+                .collect()
+        };
+        let (mut kept, mut dropped) = (HashSet::new(), HashSet::new());
+        for m in manifests {
+            match removed.contains(m.id.as_str()) {
+                true => dropped.extend(keys(m)),
+                false => kept.extend(keys(m)),
+            }
+        }
+        dropped
+            .iter()
+            .filter(|k| !kept.contains(*k) && !self.covers(k))
+            .count()
+    }
 }
 
 fn decide(manifests: &[Manifest], opts: &PruneOptions) -> Result<Vec<Decision>> {
@@ -250,13 +342,13 @@ impl<'a> Collection<'a> {
         packs: &'a [ObjectMeta],
         users: &PackUsers,
         cutoff: DateTime<Utc>,
-        retired: &HashSet<ContentId>,
+        retired: &HashSet<PackId>,
     ) {
         if users.unknown {
             return;
         }
         for object in packs {
-            let Some(id) = super::pack::pack_of_key(&object.key) else {
+            let Some(id) = DataDir::parse_pack_key(object.key.as_str()) else {
                 continue;
             };
             if retired.contains(&id) {
@@ -285,8 +377,10 @@ struct Collection<'a> {
 }
 
 /// Whether `key` has a shape this version writes below `blocks/`,
-/// `recipes/` or `configs/`: `blocks/<ULID>/<fp>.tar.zst` or `.json`,
-/// `recipes/<ULID>/<fp>.json`, `configs/<name>`.
+/// `recipes/` or `configs/`: `blocks/<ULID>/<fp>.tar.zst` or `.json`, a
+/// recipe key of either layout (`recipes/[<g>/]<ULID>/<fp>[-<h>].json`,
+/// [`DataDir::parse_recipe_key`]), `configs/<name>`. (Packs are
+/// [`DataDir::parse_pack_key`]'s.)
 fn understood(key: &Key) -> bool {
     let parts: Vec<&str> = key.as_str().split('/').collect();
     match parts.as_slice() {
@@ -294,7 +388,7 @@ fn understood(key: &Key) -> bool {
             ulid.parse::<ulid::Ulid>().is_ok()
                 && (file.ends_with(".tar.zst") || file.ends_with(".json"))
         }
-        ["recipes", ulid, file] => ulid.parse::<ulid::Ulid>().is_ok() && file.ends_with(".json"),
+        ["recipes", ..] => DataDir::parse_recipe_key(key.as_str()).is_some(),
         ["configs", _] => true,
         _ => false,
     }
@@ -312,22 +406,25 @@ fn stem(key: &Key) -> &str {
 /// Which packs the recipes of kept and of removed snapshots reference.
 #[derive(Default)]
 struct PackUsers {
-    kept: HashSet<ContentId>,
-    dropped: HashSet<ContentId>,
+    kept: HashSet<PackId>,
+    dropped: HashSet<PackId>,
     /// Packs of recipes no manifest names that are younger than the grace
     /// period: an interrupted backup's, which the next backup reuses.
-    pinned: HashSet<ContentId>,
+    pinned: HashSet<PackId>,
     /// A kept snapshot's recipe could not be read: any pack may be its.
     unknown: bool,
     /// The kept snapshots' recipes, once each.
     recipes: Vec<KeptRecipe>,
 }
 
-/// Reads the recipes of every format 2 block (once per recipe), and those
-/// that no manifest names but are within the grace period, and sorts the
-/// packs they reference by whether something kept needs them.
+/// Reads the recipes of every format 2 block in `scope` (once per recipe),
+/// and those that no manifest names but are within the grace period, and
+/// sorts the packs they reference by whether something kept needs them.
+/// A recipe references only packs of its own directory, so recipes outside
+/// the scope are not read.
 async fn pack_users(
     repo: &Repository,
+    scope: &Scope,
     manifests: &[Manifest],
     removed: &HashSet<&str>,
     objects: &[ObjectMeta],
@@ -336,7 +433,8 @@ async fn pack_users(
     let mut entries: HashMap<&str, (&BlockEntry, bool)> = HashMap::new();
     for m in manifests {
         let kept = !removed.contains(m.id.as_str());
-        for b in m.blocks.iter().filter(|b| b.is_recipe()) {
+        let ours = |b: &&BlockEntry| b.is_recipe() && scope.covers(&b.object.key);
+        for b in m.blocks.iter().filter(ours) {
             let e = entries.entry(b.object.key.as_str()).or_insert((b, kept));
             e.1 |= kept;
         }
@@ -349,11 +447,8 @@ async fn pack_users(
         .collect();
     let read: Vec<(bool, &str, Result<Recipe>)> = futures::stream::iter(entries.into_values())
         .map(|(entry, kept)| async move {
-            (
-                kept,
-                entry.object.key.as_str(),
-                repo.load_recipe(entry).await,
-            )
+            let key = entry.object.key.as_str();
+            (kept, key, repo.load_recipe(entry).await)
         })
         .buffer_unordered(16)
         .collect()
@@ -370,14 +465,20 @@ async fn pack_users(
                 continue;
             }
         };
+        // Validated manifests name only keys that parse: one that does not
+        // is damage, and might reference any pack.
+        let Ok(dir) = DataDir::of_recipe(key) else {
+            users.unknown |= kept;
+            continue;
+        };
         let set = match kept {
             true => &mut users.kept,
             false => &mut users.dropped,
         };
-        set.extend(recipe.blobs().map(|b| b.pack));
+        set.extend(recipe.blobs().map(|b| (dir.clone(), b.pack)));
         if kept {
             let key = key.to_string();
-            users.recipes.push(KeptRecipe { key, recipe });
+            users.recipes.push(KeptRecipe { key, dir, recipe });
         }
     }
     for object in young_orphans {
@@ -391,8 +492,11 @@ async fn pack_users(
             // Gone, or unreadable: no backup can reuse it either.
             Err(_) => continue,
         };
-        if let Ok(r) = Recipe::parse(&bytes) {
-            users.pinned.extend(r.blobs().map(|b| b.pack));
+        let dir = DataDir::of_recipe(object.key.as_str());
+        if let (Ok(r), Ok(dir)) = (Recipe::parse(&bytes), dir) {
+            users
+                .pinned
+                .extend(r.blobs().map(|b| (dir.clone(), b.pack)));
         }
     }
     Ok(users)
@@ -450,8 +554,8 @@ fn collect<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::content_id::ContentId;
     use crate::repo::manifest::tests::{sample_entry, sample_manifest};
-    use crate::repo::pack;
 
     fn object(key: &str, age_hours: i64, now: DateTime<Utc>) -> ObjectMeta {
         ObjectMeta {
@@ -508,13 +612,17 @@ mod tests {
     #[test]
     fn packs_go_unless_something_kept_or_young_references_them() {
         let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
-        let id = |n: u8| ContentId::of(&[n]);
-        let pack = |n: u8, age_hours: i64| object(pack::key(&id(n)).as_str(), age_hours, now);
+        let dir = DataDir::of_group("prom-a");
+        let id = |n: u8| (dir.clone(), ContentId::of(&[n]));
+        let pack =
+            |n: u8, age_hours: i64| object(id(n).0.pack_key(&id(n).1).as_str(), age_hours, now);
         // 1 kept, 2 dropped, 3 dropped but a young orphan recipe uses it,
-        // 4 an old orphan, 5 a young orphan, 6 kept but repacked.
-        let packs: Vec<ObjectMeta> = (1..=6).map(|n| pack(n, 100)).collect();
-        let mut packs = packs;
+        // 4 an old orphan, 5 a young orphan, 6 kept but repacked; 7 the
+        // same bytes as 1 in the legacy directory, which nothing keeps.
+        let mut packs: Vec<ObjectMeta> = (1..=6).map(|n| pack(n, 100)).collect();
         packs[4] = pack(5, 1);
+        let legacy = DataDir::Legacy.pack_key(&id(1).1);
+        packs.push(object(legacy.as_str(), 100, now));
         let users = PackUsers {
             kept: [id(1), id(6)].into(),
             dropped: [id(2), id(3)].into(),
@@ -528,16 +636,17 @@ mod tests {
             now - chrono::Duration::hours(24),
             &[id(6)].into(),
         );
-        let mut deleted: Vec<ContentId> = c
-            .delete
-            .iter()
-            .filter_map(|o| pack::pack_of_key(&o.key))
-            .collect();
+        let mut deleted: Vec<&str> = c.delete.iter().map(|o| o.key.as_str()).collect();
         deleted.sort();
-        let mut expected = vec![id(2), id(4), id(6)];
+        let mut expected: Vec<&str> = vec![
+            packs[1].key.as_str(),
+            packs[3].key.as_str(),
+            packs[5].key.as_str(),
+            legacy.as_str(),
+        ];
         expected.sort();
         assert_eq!(deleted, expected);
-        assert_eq!((c.orphans_deleted, c.orphans_in_grace), (1, 2));
+        assert_eq!((c.orphans_deleted, c.orphans_in_grace), (2, 2));
 
         // A kept recipe that could not be read keeps every pack.
         let unknown = PackUsers {
@@ -547,6 +656,59 @@ mod tests {
         let mut c = Collection::default();
         c.add_packs(&packs, &unknown, now, &HashSet::new());
         assert!(c.delete.is_empty());
+    }
+
+    #[test]
+    fn a_prune_of_some_groups_covers_only_their_data_directories() {
+        let ulid = "01M8MW2KRH61SWDYDTM3B9VJXT";
+        let fp = "d0b05b87b941355260ee3525d3036a65";
+        let pack = ContentId::of(b"p");
+        let (a, b) = (DataDir::of_group("prom-a"), DataDir::of_group("prom-b"));
+        let scope = Scope::Groups([a.clone()].into());
+        let key = |dir: &DataDir| dir.recipe_key(ulid, fp).unwrap().to_string();
+        assert!(scope.covers(&key(&a)));
+        assert!(scope.covers(a.pack_key(&pack).as_str()));
+        for outside in [
+            key(&b),
+            b.pack_key(&pack).to_string(),
+            key(&DataDir::Legacy),
+            DataDir::Legacy.pack_key(&pack).to_string(),
+            format!("blocks/{ulid}/{fp}.tar.zst"),
+            format!("configs/{}", "a".repeat(64)),
+            format!("recipes/prom-a/{ulid}/x.json"),
+        ] {
+            assert!(!scope.covers(&outside), "{outside}");
+        }
+        // A group named like a legacy directory: the depth tells them apart.
+        let like = DataDir::of_group(ulid);
+        let scope = Scope::Groups([like.clone()].into());
+        assert!(scope.covers(&key(&like)));
+        assert!(!scope.covers(&key(&DataDir::Legacy)));
+        assert!(Scope::All.covers(&key(&DataDir::Legacy)));
+    }
+
+    #[test]
+    fn a_prune_of_one_group_counts_the_shared_objects_it_leaves() {
+        let mut old = sample_manifest();
+        old.id = "old".into();
+        let mut new = sample_manifest();
+        new.id = "new".into();
+        let ulid = "01HQ3K6W2Z0000000000000000";
+        let (mut legacy, mut grouped) = (sample_entry(ulid), sample_entry(ulid));
+        let fp = legacy.fingerprint.clone();
+        legacy.object.key = DataDir::Legacy.recipe_key(ulid, &fp).unwrap().to_string();
+        grouped.object.key = DataDir::of_group("prom-a")
+            .recipe_key(ulid, &fp)
+            .unwrap()
+            .to_string();
+        old.blocks = vec![legacy, grouped.clone()];
+        new.blocks = vec![grouped];
+        let removed: HashSet<&str> = ["old"].into();
+        let scope = Scope::Groups([DataDir::of_group("prom-a")].into());
+        let manifests = [old, new];
+        assert_eq!(scope.shared_left(&manifests, &removed), 1);
+        assert_eq!(Scope::All.shared_left(&manifests, &removed), 0);
+        assert_eq!(scope.shared_left(&manifests, &HashSet::new()), 0);
     }
 
     #[test]
@@ -583,21 +745,33 @@ mod tests {
     #[test]
     fn only_objects_named_as_this_version_writes_them_can_go() {
         let ulid = "01M8MW2KRH61SWDYDTM3B9VJXT";
+        let fp = "d0b05b87b941355260ee3525d3036a65";
         for ok in [
             format!("blocks/{ulid}/abc.tar.zst"),
             format!("blocks/{ulid}/abc.json"),
-            format!("recipes/{ulid}/abc.json"),
+            format!("recipes/{ulid}/{fp}.json"),
+            format!("recipes/{ulid}/{fp}-0123456789abcdef.json"),
+            format!("recipes/prom-a/{ulid}/{fp}.json"),
+            format!("recipes/prom-a/{ulid}/{fp}-0123456789abcdef.json"),
+            format!("recipes/h-{}/{ulid}/{fp}.json", "0".repeat(32)),
             "configs/0123abcd".to_string(),
         ] {
             assert!(understood(&Key::new(ok.clone()).unwrap()), "{ok}");
         }
         for other in [
+            format!("recipes/{ulid}/abc.json"),
             format!("recipes/prom-a/{ulid}/abc.json"),
+            format!("recipes/a/b/{ulid}/{fp}.json"),
+            format!("recipes/.hidden/{ulid}/{fp}.json"),
+            format!("recipes/x.json/{ulid}/{fp}.json"),
+            format!("recipes/prom-a/not-a-ulid/{fp}.json"),
             format!("blocks/{ulid}/abc/def.json"),
             "blocks/not-a-ulid/abc.json".to_string(),
             "configs/a/b".to_string(),
         ] {
-            assert!(!understood(&Key::new(other.clone()).unwrap()), "{other}");
+            // (Some are no valid key at all.)
+            let understood = Key::new(other.clone()).is_ok_and(|k| understood(&k));
+            assert!(!understood, "{other}");
         }
     }
 }

@@ -41,6 +41,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::datadir::DataDir;
 use super::manifest::{BlockEntry, FileEntry};
 use super::pack::readahead::{Group, Order, ReadAhead, StreamReader};
 use super::pack::{DamagedPack, PackReader};
@@ -138,7 +139,8 @@ async fn plan(
             (None, vec![group])
         }
     };
-    let packs = Arc::new(PackReader::new(repo.storage().clone()));
+    let dir = DataDir::of_recipe(&entry.object.key)?;
+    let packs = Arc::new(PackReader::new(repo.storage().clone(), dir));
     let mut ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;

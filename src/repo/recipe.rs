@@ -1,6 +1,7 @@
 //! Recipes: how to rebuild one block version of repository format 2.
 //!
-//! A recipe is a JSON object `recipes/<ULID>/<fingerprint>.json`, written
+//! A recipe is a JSON object `recipes/<g>/<ULID>/<fingerprint>.json` (keys:
+//! `datadir.rs`), written
 //! after every pack it references and before the manifest that references
 //! it (docs/FORMAT.md, "Recipes"). It lists the block's files with their
 //! sizes and SHA-256 sums (the restore's final check), the blobs of
@@ -21,9 +22,9 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::content_id::ContentId;
+use super::datadir::DataDir;
 use super::manifest::FileEntry;
 use super::pack::BlobRef;
-use crate::storage::Key;
 use crate::tsdb::windows::{SegmentLayout, WindowLayout, WindowTotals, MAX_WINDOWS};
 use crate::tsdb::{self, BlockStats};
 
@@ -38,42 +39,11 @@ pub const MAX_RECIPE_BYTES: u64 = 64 * 1024 * 1024;
 /// 1 MiB; the slack allows a single record larger than that.
 pub const MAX_BLOB_RAW: u32 = 4 << 20;
 
-/// The key of the recipe of a block version.
-pub fn key(ulid: &str, fingerprint: &str) -> Result<Key> {
-    Key::new(format!("recipes/{ulid}/{fingerprint}.json"))
-}
-
-/// The key of a recipe that prune rewrote to point at repacked blobs:
-/// `recipes/<ULID>/<fp>-<first 16 hex digits of its SHA-256>.json`, so that
-/// it never replaces the recipe it succeeds (which manifests may still
-/// name until prune has rewritten them) and rewriting it again after a
-/// crash gives the same key.
-pub fn repacked_key(ulid: &str, fingerprint: &str, json: &[u8]) -> Result<Key> {
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json));
-    Key::new(format!("recipes/{ulid}/{fingerprint}-{}.json", &sha[..16]))
-}
-
-/// Whether `key` is a recipe key of this block version: the key a backup
-/// writes, or one prune wrote ([`repacked_key`]).
+/// Whether `key` is a recipe key of this block version, in any data
+/// directory: the key a backup writes, or one prune wrote
+/// ([`DataDir::repacked_recipe_key`](super::datadir::DataDir::repacked_recipe_key)).
 pub fn is_key_of(key: &str, ulid: &str, fingerprint: &str) -> bool {
-    let Some(rest) = key
-        .strip_prefix("recipes/")
-        .and_then(|k| k.strip_prefix(ulid))
-        .and_then(|k| k.strip_prefix('/'))
-        .and_then(|k| k.strip_prefix(fingerprint))
-        .and_then(|k| k.strip_suffix(".json"))
-    else {
-        return false;
-    };
-    match rest.strip_prefix('-') {
-        None => rest.is_empty(),
-        Some(suffix) => {
-            suffix.len() == 16
-                && suffix
-                    .bytes()
-                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        }
-    }
+    DataDir::parse_recipe_key(key).is_some_and(|k| k.ulid == ulid && k.fingerprint == fingerprint)
 }
 
 /// How one block version is rebuilt.
@@ -457,11 +427,13 @@ mod key_tests {
     #[test]
     fn a_repacked_recipe_key_belongs_to_its_block_version_only() {
         let (ulid, fp) = ("01KATC6D8W3Y8R2Q9GZP7E5V4M", "0f".repeat(16));
-        let plain = key(ulid, &fp).unwrap();
-        let repacked = repacked_key(ulid, &fp, b"{}").unwrap();
+        let dir = DataDir::of_group("prom-a");
+        let plain = dir.recipe_key(ulid, &fp).unwrap();
+        let repacked = dir.repacked_recipe_key(ulid, &fp, b"{}").unwrap();
+        let legacy = DataDir::Legacy.recipe_key(ulid, &fp).unwrap();
         assert_ne!(plain, repacked);
-        assert_eq!(repacked, repacked_key(ulid, &fp, b"{}").unwrap());
-        for k in [&plain, &repacked] {
+        assert_eq!(repacked, dir.repacked_recipe_key(ulid, &fp, b"{}").unwrap());
+        for k in [&plain, &repacked, &legacy] {
             assert!(is_key_of(k.as_str(), ulid, &fp), "{k}");
             assert!(!is_key_of(k.as_str(), ulid, &"1f".repeat(16)), "{k}");
             assert!(!is_key_of(k.as_str(), "01KATC6D8W3Y8R2Q9GZP7E5V4N", &fp));

@@ -16,7 +16,8 @@
 //!    decoded and its SHA-256 checked on the way: a damaged blob stops the
 //!    prune before anything is deleted), into new packs;
 //! 2. every kept recipe that used a repacked pack is written again under a
-//!    new key ([`recipe::repacked_key`]), pointing at the new packs;
+//!    new key ([`DataDir::repacked_recipe_key`]) in its own data directory,
+//!    pointing at new packs of that directory;
 //! 3. every kept manifest that named such a recipe is rewritten to name the
 //!    new one (a manifest is replaced whole, in one write);
 //! 4. only then does prune delete the old recipes and the old packs.
@@ -47,10 +48,11 @@ use bytes::Bytes;
 
 use super::blob::EncodedBlob;
 use super::content_id::ContentId;
+use super::datadir::{DataDir, PackId};
 use super::lock::RepoLock;
 use super::manifest::{Manifest, ObjectRef};
 use super::pack::{self, BlobRef, PackReader, PackWriter, PackWriterOptions};
-use super::recipe::{self, Recipe, MAX_BLOB_RAW};
+use super::recipe::{Recipe, MAX_BLOB_RAW};
 use super::Repository;
 use crate::storage::ObjectMeta;
 
@@ -108,16 +110,25 @@ impl fmt::Display for MaxUnused {
     }
 }
 
-/// A kept recipe: its object's key, and the recipe.
+/// A kept recipe: its object's key, its data directory (which its key
+/// names), and the recipe.
 pub struct KeptRecipe {
     pub key: String,
+    pub dir: DataDir,
     pub recipe: Recipe,
+}
+
+impl KeptRecipe {
+    /// The packs it references.
+    fn packs(&self) -> impl Iterator<Item = PackId> + '_ {
+        self.recipe.blobs().map(|b| (self.dir.clone(), b.pack))
+    }
 }
 
 /// The packs to repack, and what that will take.
 #[derive(Debug, Default, Clone)]
 pub struct Selection {
-    pub packs: BTreeMap<ContentId, u64>,
+    pub packs: BTreeMap<PackId, u64>,
     /// Bytes of the blobs that will be copied (before deduplication).
     pub bytes_to_copy: u64,
 }
@@ -128,13 +139,13 @@ pub struct Selection {
 pub fn select(
     kept: &[KeptRecipe],
     listed: &[ObjectMeta],
-    pinned: &HashSet<ContentId>,
+    pinned: &HashSet<PackId>,
     max_unused: MaxUnused,
 ) -> Selection {
     let used = used_blobs(kept);
     let mut out = Selection::default();
     for object in listed {
-        let Some(id) = pack::pack_of_key(&object.key) else {
+        let Some(id) = DataDir::parse_pack_key(object.key.as_str()) else {
             continue;
         };
         let Some(blobs) = used.get(&id) else {
@@ -155,11 +166,12 @@ pub fn select(
 }
 
 /// The blobs kept recipes reference, by pack and offset.
-fn used_blobs(kept: &[KeptRecipe]) -> HashMap<ContentId, BTreeMap<u64, BlobRef>> {
-    let mut used: HashMap<ContentId, BTreeMap<u64, BlobRef>> = HashMap::new();
+fn used_blobs(kept: &[KeptRecipe]) -> HashMap<PackId, BTreeMap<u64, BlobRef>> {
+    let mut used: HashMap<PackId, BTreeMap<u64, BlobRef>> = HashMap::new();
     for k in kept {
         for b in k.recipe.blobs() {
-            used.entry(b.pack).or_default().insert(b.offset, *b);
+            let id = (k.dir.clone(), b.pack);
+            used.entry(id).or_default().insert(b.offset, *b);
         }
     }
     used
@@ -171,11 +183,11 @@ pub struct Repacked {
     /// Recipe objects that no manifest names any more.
     pub retired_recipes: HashSet<String>,
     /// Packs whose every used blob now lives in a new pack.
-    pub retired_packs: HashSet<ContentId>,
+    pub retired_packs: HashSet<PackId>,
     /// The packs and recipes written. Named by their content, one may be
     /// an object that is already there (the same blobs repacked before)
     /// and that this prune would otherwise delete: it must stay.
-    pub written_packs: HashSet<ContentId>,
+    pub written_packs: HashSet<PackId>,
     pub written_recipes: HashSet<String>,
     pub packs_written: usize,
     pub bytes_written: u64,
@@ -203,16 +215,14 @@ pub async fn repack(
     // Step 2: the recipes, under new keys.
     let mut renamed: HashMap<&str, ObjectRef> = HashMap::new();
     for k in kept {
-        if !k
-            .recipe
-            .blobs()
-            .any(|b| selection.packs.contains_key(&b.pack))
-        {
+        if !k.packs().any(|p| selection.packs.contains_key(&p)) {
             continue;
         }
-        let recipe = moved_recipe(&k.recipe, &moved)?;
+        let recipe = moved_recipe(k, &moved)?;
         let json = recipe.to_json();
-        let key = recipe::repacked_key(&recipe.ulid, &recipe.fingerprint, &json)?;
+        let key = k
+            .dir
+            .repacked_recipe_key(&recipe.ulid, &recipe.fingerprint, &json)?;
         let object = ObjectRef {
             key: key.to_string(),
             size: json.len() as u64,
@@ -252,63 +262,79 @@ pub async fn repack(
         .packs
         .keys()
         .filter(|p| !done.written_packs.contains(p))
-        .copied()
+        .cloned()
         .collect();
     Ok(done)
 }
 
-/// Step 1: copies every used blob of the selected packs into new packs,
-/// each blob once (by id, even if several packs held it). Returns where
-/// each old reference's blob is now, and the packs and bytes written.
+/// Where a blob that was moved is now: by its old pack and offset.
+type Moved = HashMap<(PackId, u64), BlobRef>;
+
+/// Step 1: copies every used blob of the selected packs into new packs of
+/// the same data directory, each blob once per directory (by id, even if
+/// several packs held it). Returns where each old reference's blob is now,
+/// and the packs and bytes written.
 async fn copy_blobs(
     repo: &Repository,
     kept: &[KeptRecipe],
     selection: &Selection,
-) -> Result<(HashMap<(ContentId, u64), BlobRef>, HashSet<ContentId>, u64)> {
+) -> Result<(Moved, HashSet<PackId>, u64)> {
     let used = used_blobs(kept);
-    let reader = PackReader::new(repo.storage().clone());
-    let mut writer: PackWriter<ContentId> =
-        PackWriter::new(repo.storage().clone(), PackWriterOptions::default());
-    let mut new_by_id: HashMap<ContentId, BlobRef> = HashMap::new();
-    let mut added: HashSet<ContentId> = HashSet::new();
-    for old in selection.packs.keys() {
-        let header = reader.read_header(old).await?;
-        for r in used.get(old).into_iter().flat_map(BTreeMap::values) {
-            if !added.insert(r.id) {
-                continue;
-            }
-            let kind = header.find(r)?.kind;
-            let frame = reader.read_frame(r, MAX_BLOB_RAW).await?;
-            let blob = EncodedBlob {
-                kind,
-                id: r.id,
-                raw_length: r.raw_length,
-                frame,
-            };
-            new_by_id.extend(writer.add(r.id, blob).await?);
-        }
+    let mut by_dir: BTreeMap<&DataDir, Vec<&ContentId>> = BTreeMap::new();
+    for (dir, pack) in selection.packs.keys() {
+        by_dir.entry(dir).or_default().push(pack);
     }
-    let (rest, bytes) = writer.finish().await?;
-    new_by_id.extend(rest);
-    let packs: HashSet<ContentId> = new_by_id.values().map(|r| r.pack).collect();
-    let mut moved = HashMap::new();
-    for old in selection.packs.keys() {
-        for r in used.get(old).into_iter().flat_map(BTreeMap::values) {
-            let new = new_by_id
-                .get(&r.id)
-                .with_context(|| format!("blob {} was not repacked", r.id))?;
-            moved.insert((r.pack, r.offset), *new);
+    let (mut moved, mut packs, mut bytes) = (HashMap::new(), HashSet::new(), 0);
+    for (dir, selected) in by_dir {
+        let reader = PackReader::new(repo.storage().clone(), dir.clone());
+        let mut writer: PackWriter<ContentId> = PackWriter::new(
+            repo.storage().clone(),
+            dir.clone(),
+            PackWriterOptions::default(),
+        );
+        let mut new_by_id: HashMap<ContentId, BlobRef> = HashMap::new();
+        let mut added: HashSet<ContentId> = HashSet::new();
+        let used_in = |old: &ContentId| used.get(&(dir.clone(), *old)).into_iter().flatten();
+        for old in &selected {
+            let header = reader.read_header(old).await?;
+            for (_, r) in used_in(old) {
+                if !added.insert(r.id) {
+                    continue;
+                }
+                let kind = header.find(r).map_err(|d| d.in_dir(dir))?.kind;
+                let frame = reader.read_frame(r, MAX_BLOB_RAW).await?;
+                let blob = EncodedBlob {
+                    kind,
+                    id: r.id,
+                    raw_length: r.raw_length,
+                    frame,
+                };
+                new_by_id.extend(writer.add(r.id, blob).await?);
+            }
+        }
+        let (rest, written) = writer.finish().await?;
+        new_by_id.extend(rest);
+        bytes += written;
+        packs.extend(new_by_id.values().map(|r| (dir.clone(), r.pack)));
+        for old in &selected {
+            for (_, r) in used_in(old) {
+                let new = new_by_id
+                    .get(&r.id)
+                    .with_context(|| format!("blob {} was not repacked", r.id))?;
+                moved.insert(((dir.clone(), r.pack), r.offset), *new);
+            }
         }
     }
     Ok((moved, packs, bytes))
 }
 
-/// `recipe` with every blob that was moved pointing at its new place.
-fn moved_recipe(recipe: &Recipe, moved: &HashMap<(ContentId, u64), BlobRef>) -> Result<Recipe> {
-    let mut out = recipe.clone();
+/// The kept recipe with every blob that was moved pointing at its new
+/// place (in the same directory).
+fn moved_recipe(kept: &KeptRecipe, moved: &Moved) -> Result<Recipe> {
+    let mut out = kept.recipe.clone();
     let relocate = |blobs: &mut Vec<BlobRef>| {
         for b in blobs.iter_mut() {
-            if let Some(new) = moved.get(&(b.pack, b.offset)) {
+            if let Some(new) = moved.get(&((kept.dir.clone(), b.pack), b.offset)) {
                 *b = *new;
             }
         }
@@ -320,7 +346,7 @@ fn moved_recipe(recipe: &Recipe, moved: &HashMap<(ContentId, u64), BlobRef>) -> 
         .iter_mut()
         .for_each(|l| relocate(&mut l.blobs));
     out.validate()
-        .with_context(|| format!("the repacked recipe of block {}", recipe.ulid))?;
+        .with_context(|| format!("the repacked recipe of block {}", kept.recipe.ulid))?;
     Ok(out)
 }
 

@@ -51,10 +51,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::blob::{BlobEncoder, BlobKind, EncodedBlob};
 use super::content_id::ContentId;
 use super::cutter::BlobCutter;
+use super::datadir::DataDir;
 use super::leaves::LeafTable;
 use super::manifest::{FileEntry, ObjectRef};
 use super::pack::{BlobRef, PackWriter, PackWriterOptions};
-use super::recipe::{self, ChunkLayout, Chunks, Leaf, Recipe, Segment, RECIPE_VERSION};
+use super::recipe::{ChunkLayout, Chunks, Leaf, Recipe, Segment, RECIPE_VERSION};
 use super::Repository;
 use crate::progress::Progress;
 use crate::storage::body::UploadAbandoned;
@@ -148,9 +149,12 @@ struct Msg {
 }
 
 /// Stores `block` in format 2, referencing the leaves in `known` where its
-/// windows match them, and writes its recipe.
+/// windows match them, and writes its recipe. Its packs and recipe go to
+/// `dir`; the leaves in `known` must be of recipes of that directory (a
+/// recipe references only packs of its own directory).
 pub async fn store_block(
     repo: &Repository,
+    dir: &DataDir,
     block: &Block,
     known: Arc<LeafTable>,
     opts: StoreOptions,
@@ -170,10 +174,11 @@ pub async fn store_block(
     // and packs whose blobs die together are deleted whole by prune.
     // Progress counts a blob's block bytes as its pack is uploaded, so that
     // under --max-bandwidth it follows the upload, not the reading.
+    let storage = repo.storage().clone();
     let mut data: PackWriter<(Tag, u32)> =
-        PackWriter::new(repo.storage().clone(), opts.packs).reporting(progress.clone());
+        PackWriter::new(storage.clone(), dir.clone(), opts.packs).reporting(progress.clone());
     let mut meta: PackWriter<(Tag, u32)> =
-        PackWriter::new(repo.storage().clone(), opts.packs).reporting(progress.clone());
+        PackWriter::new(storage, dir.clone(), opts.packs).reporting(progress.clone());
     let mut refs: HashMap<(Tag, u32), BlobRef> = HashMap::new();
     let packed = pack_blobs(&mut rx, &ulid, &mut data, &mut meta, &mut refs).await;
     // On an error, dropping `rx` (and with it every promise) stops the
@@ -194,7 +199,7 @@ pub async fn store_block(
         .validate()
         .context("the recipe just made does not check out")?;
     let json = Bytes::from(recipe.to_json());
-    let key = recipe::key(&ulid, &block.fingerprint)?;
+    let key = dir.recipe_key(&ulid, &block.fingerprint)?;
     let object = ObjectRef {
         key: key.to_string(),
         size: json.len() as u64,
@@ -741,6 +746,11 @@ mod tests {
     use crate::storage::{Key, LocalStorage};
     use std::path::PathBuf;
 
+    /// Where the tests store: a group's data directory.
+    fn test_dir() -> DataDir {
+        DataDir::of_group("prom-a")
+    }
+
     fn fixtures(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures")
@@ -820,6 +830,7 @@ mod tests {
                 let known = Arc::new(LeafTable::new(DEFAULT_WINDOW_MS));
                 let stored = store_block(
                     &repo,
+                    &test_dir(),
                     &block,
                     known,
                     StoreOptions::default(),
@@ -844,6 +855,7 @@ mod tests {
             for source in blocks(&format!("compaction/{line}/source")) {
                 let stored = store_block(
                     &repo,
+                    &test_dir(),
                     &source,
                     Arc::new(LeafTable::new(DEFAULT_WINDOW_MS)),
                     StoreOptions::default(),
@@ -863,6 +875,7 @@ mod tests {
                 .sum();
             let stored = store_block(
                 &repo,
+                &test_dir(),
                 compacted,
                 known.clone(),
                 StoreOptions::default(),
@@ -891,6 +904,7 @@ mod tests {
             let deleted = &blocks(&format!("compaction/{line}/deleted"))[0];
             let stored = store_block(
                 &repo,
+                &test_dir(),
                 deleted,
                 known,
                 StoreOptions::default(),
@@ -943,9 +957,16 @@ mod tests {
         for threads in [1, 2, 8] {
             let (_dir, repo) = repo();
             let known = Arc::new(LeafTable::new(DEFAULT_WINDOW_MS));
-            let stored = store_block(&repo, block, known, small_blobs(threads), Arc::new(Silent))
-                .await
-                .unwrap();
+            let stored = store_block(
+                &repo,
+                &test_dir(),
+                block,
+                known,
+                small_blobs(threads),
+                Arc::new(Silent),
+            )
+            .await
+            .unwrap();
             rebuilds_identically(&repo, block, &stored).await;
             stored_with.push((threads, stored.recipe.to_json(), pack_names(&repo).await));
         }
@@ -1022,7 +1043,8 @@ mod tests {
                 },
                 ..small_blobs(threads)
             };
-            let stored = store_block(&repo, block, known, opts, Arc::new(Silent));
+            let dir = test_dir();
+            let stored = store_block(&repo, &dir, block, known, opts, Arc::new(Silent));
             let err = tokio::time::timeout(std::time::Duration::from_secs(120), stored)
                 .await
                 .unwrap_or_else(|_| panic!("{threads} threads: the block never stopped"))
@@ -1087,6 +1109,7 @@ mod tests {
         let known = Arc::new(LeafTable::new(DEFAULT_WINDOW_MS));
         let stored = store_block(
             &repo,
+            &test_dir(),
             &block,
             known,
             StoreOptions::default(),

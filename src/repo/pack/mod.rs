@@ -11,7 +11,10 @@
 //! ```
 //!
 //! A pack is named by the SHA-256 of all its bytes and stored at
-//! `packs/<first 2 hex>/<64 hex>`; it is written once and never changed. A
+//! `packs/<group>/<first 2 hex>/<64 hex>` (or, written before groups,
+//! `packs/<first 2 hex>/<64 hex>`: keys are made in `datadir.rs`, and a
+//! [`PackReader`] or [`PackWriter`] works in one such directory); it is
+//! written once and never changed. A
 //! recipe finds a blob by a [`BlobRef`]: the pack, where the blob starts,
 //! its stored and raw lengths, and its id. The header is what lets `verify`
 //! and `prune` account for every blob without trusting any recipe.
@@ -38,7 +41,7 @@ use anyhow::Result;
 
 use super::blob::BlobKind;
 use super::content_id::ContentId;
-use crate::storage::Key;
+use super::datadir::DataDir;
 
 pub use readahead::ReadAhead;
 pub use reader::PackReader;
@@ -72,20 +75,6 @@ pub struct BlobRef {
     pub raw_length: u32,
     /// The SHA-256 of those bytes.
     pub id: ContentId,
-}
-
-/// The key a pack is stored under: `packs/<first 2 hex>/<64 hex>`.
-pub fn key(pack: &ContentId) -> Key {
-    let hex = pack.to_hex();
-    Key::new(format!("packs/{}/{hex}", &hex[..2])).expect("hex makes a valid key")
-}
-
-/// The pack a key names, if it is a pack's key (for listings).
-pub fn pack_of_key(key: &Key) -> Option<ContentId> {
-    let rest = key.as_str().strip_prefix("packs/")?;
-    let (dir, name) = rest.split_once('/')?;
-    let id: ContentId = name.parse().ok()?;
-    (dir == &name[..2]).then_some(id)
 }
 
 /// One blob as a pack's header lists it, with its offset (the sum of the
@@ -283,6 +272,8 @@ impl PackHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedPack {
     pub pack: ContentId,
+    /// Where the pack was looked for, once known (a [`PackReader`] says).
+    pub dir: Option<DataDir>,
     /// "is damaged: ..." or "is missing".
     pub what: String,
     /// The pack does not exist at all.
@@ -293,6 +284,7 @@ impl DamagedPack {
     pub fn damaged(pack: ContentId, reason: impl fmt::Display) -> DamagedPack {
         DamagedPack {
             pack,
+            dir: None,
             what: format!("is damaged: {reason}"),
             missing: false,
         }
@@ -301,9 +293,16 @@ impl DamagedPack {
     pub fn missing(pack: ContentId) -> DamagedPack {
         DamagedPack {
             pack,
+            dir: None,
             what: "is missing from the repository".into(),
             missing: true,
         }
+    }
+
+    /// The same damage, of the pack in `dir` (unless a directory is known).
+    pub fn in_dir(mut self, dir: &DataDir) -> DamagedPack {
+        self.dir.get_or_insert_with(|| dir.clone());
+        self
     }
 
     /// The damaged pack behind `err`, if any layer of it is one, also when
@@ -322,7 +321,10 @@ impl DamagedPack {
 
 impl fmt::Display for DamagedPack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pack {} {}", key(&self.pack), self.what)
+        match &self.dir {
+            Some(dir) => write!(f, "pack {} {}", dir.pack_key(&self.pack), self.what),
+            None => write!(f, "pack {} {}", self.pack, self.what),
+        }
     }
 }
 
@@ -398,20 +400,6 @@ mod tests {
         assert!(parse(&pack_bytes(&[])).unwrap().entries.is_empty());
     }
 
-    #[test]
-    fn keys_spread_packs_over_256_directories() {
-        let pack = ContentId::of(b"pack");
-        let k = key(&pack);
-        assert_eq!(
-            k.as_str(),
-            format!("packs/{}/{}", &pack.to_hex()[..2], pack.to_hex())
-        );
-        assert_eq!(pack_of_key(&k), Some(pack));
-        let elsewhere = format!("packs/00/{}", pack.to_hex());
-        assert_eq!(pack_of_key(&Key::new(elsewhere).unwrap()), None);
-        assert_eq!(pack_of_key(&Key::new("packs/ab/cd").unwrap()), None);
-    }
-
     fn refused(bytes: &[u8]) -> String {
         parse(bytes).unwrap_err().to_string()
     }
@@ -421,7 +409,7 @@ mod tests {
         let bytes = pack_bytes(&[100, 200]);
         let msg = refused(&bytes[..bytes.len() - 1]);
         assert!(msg.contains("does not end with \"PSNPACK2\""), "{msg}");
-        assert!(msg.starts_with(&format!("pack {} is damaged", key(&id(0xaa)))));
+        assert!(msg.starts_with(&format!("pack {} is damaged", id(0xaa))));
         assert!(refused(&bytes[..5]).contains("too short to be a pack"));
         // Cut at the front: the trailer is intact, the sums are not.
         let msg = refused(&bytes[50..]);
@@ -561,7 +549,15 @@ mod tests {
         assert!(DamagedPack::find(&anyhow::anyhow!("pack x is missing")).is_none());
         assert_eq!(
             d.to_string(),
-            format!("pack {} is missing from the repository", key(&id(5)))
+            format!("pack {} is missing from the repository", id(5))
+        );
+        let dir = DataDir::of_group("prom-a");
+        assert_eq!(
+            d.in_dir(&dir).to_string(),
+            format!(
+                "pack {} is missing from the repository",
+                dir.pack_key(&id(5))
+            )
         );
     }
 }

@@ -64,6 +64,7 @@ use super::{BlobRef, DamagedPack, PackReader};
 use crate::progress::Progress;
 use crate::repo::blob::{BlobDecoder, BlobError};
 use crate::repo::content_id::ContentId;
+use crate::repo::datadir::DataDir;
 
 /// Bytes held for readers that have not taken them yet (runs being read,
 /// blobs read or decoded, each counted at its decoded length), per
@@ -372,7 +373,7 @@ async fn check_refs(packs: &Arc<PackReader>, blobs: &[Planned]) -> Result<()> {
         .map(|(pack, refs)| async move {
             let header = packs.read_header(&pack).await?;
             for r in refs {
-                header.find(r)?;
+                header.find(r).map_err(|d| d.in_dir(packs.dir()))?;
                 // No frame of `raw_length` bytes needs more than this.
                 let bound = zstd::zstd_safe::compress_bound(r.raw_length as usize) as u64;
                 if u64::from(r.length) > bound {
@@ -384,6 +385,7 @@ async fn check_refs(packs: &Arc<PackReader>, blobs: &[Planned]) -> Result<()> {
                             r.id, r.offset, r.length, r.raw_length
                         ),
                     )
+                    .in_dir(packs.dir())
                     .into());
                 }
             }
@@ -634,7 +636,7 @@ impl Shared<'_> {
             false => decoder.decode_unhashed(frame, r.raw_length, &mut out),
         }
         .map(|()| out)
-        .map_err(|e| blob_damage(r, e))
+        .map_err(|e| blob_damage(self.plan.packs.dir(), r, e))
     }
 
     /// Blob `i` for its reader, decoded and checked: waits for it, decodes
@@ -705,10 +707,11 @@ fn fetch_error(e: &anyhow::Error, first: bool) -> io::Error {
 }
 
 /// A blob's damage as damage of its pack, naming both.
-fn blob_damage(r: &BlobRef, e: BlobError) -> io::Error {
+fn blob_damage(dir: &DataDir, r: &BlobRef, e: BlobError) -> io::Error {
+    let what = format!("blob {} at offset {}: {e}", r.id, r.offset);
     io::Error::new(
         io::ErrorKind::InvalidData,
-        DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset)),
+        DamagedPack::damaged(r.pack, what).in_dir(dir),
     )
 }
 
@@ -755,6 +758,7 @@ mod tests {
     use super::*;
     use crate::repo::blob::{sample, BlobEncoder, BlobKind};
     use crate::repo::cutter::BlobCutter;
+    use crate::repo::datadir::DataDir;
     use crate::repo::pack::{PackWriter, PackWriterOptions};
     use crate::storage::{LocalStorage, Storage};
 
@@ -786,7 +790,7 @@ mod tests {
             target: 128 << 10,
             in_flight: 2,
         };
-        let mut writer = PackWriter::new(storage.clone(), opts);
+        let mut writer = PackWriter::new(storage.clone(), DataDir::Legacy, opts);
         let mut refs = Vec::new();
         let longest = per_stream.iter().map(Vec::len).max().unwrap_or(0);
         let mut iters: Vec<_> = per_stream.into_iter().map(Vec::into_iter).collect();
@@ -864,7 +868,7 @@ mod tests {
             },
         ];
         let budget = 1 << 20;
-        let reader = Arc::new(PackReader::new(storage));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
         let ahead = ReadAhead::with_budget(reader, groups, budget)
             .await
             .unwrap();
@@ -896,7 +900,7 @@ mod tests {
         let victim = refs[1][3];
         let path = dir
             .path()
-            .join(crate::repo::pack::key(&victim.pack).as_str());
+            .join(DataDir::Legacy.pack_key(&victim.pack).as_str());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[victim.offset as usize + victim.length as usize / 2] ^= 0x20;
         std::fs::write(&path, bytes).unwrap();
@@ -904,7 +908,7 @@ mod tests {
             order: Order::OneAfterAnother,
             streams: refs,
         }];
-        let ahead = ReadAhead::open(Arc::new(PackReader::new(storage)), groups)
+        let ahead = ReadAhead::open(Arc::new(PackReader::new(storage, DataDir::Legacy)), groups)
             .await
             .unwrap();
         let (out, _) =
@@ -928,9 +932,13 @@ mod tests {
             order: Order::SideBySide,
             streams: refs,
         }];
-        let ahead = ReadAhead::with_budget(Arc::new(PackReader::new(storage)), groups, 64 << 10)
-            .await
-            .unwrap();
+        let ahead = ReadAhead::with_budget(
+            Arc::new(PackReader::new(storage, DataDir::Legacy)),
+            groups,
+            64 << 10,
+        )
+        .await
+        .unwrap();
         let (first, _) = tokio::task::spawn_blocking(move || {
             ahead.run(None, |mut readers| {
                 let mut buf = vec![0u8; 1000];
@@ -952,7 +960,7 @@ mod tests {
             order: Order::OneAfterAnother,
             streams: refs.clone(),
         }];
-        let err = ReadAhead::open(Arc::new(PackReader::new(storage)), groups)
+        let err = ReadAhead::open(Arc::new(PackReader::new(storage, DataDir::Legacy)), groups)
             .await
             .err()
             .expect("refused");

@@ -21,9 +21,10 @@ use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::{key, BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
+use super::{BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
 use crate::repo::blob;
 use crate::repo::content_id::ContentId;
+use crate::repo::datadir::DataDir;
 use crate::storage::{BadKind, BadObject, ByteStream, NotFound, Storage};
 
 /// How many packs' headers a reader keeps. A header is at most 656 KiB
@@ -38,15 +39,23 @@ const TAIL_READ: u64 = 16 << 10;
 #[derive(Debug)]
 pub struct PackReader {
     storage: Arc<dyn Storage>,
+    /// The directory whose packs it reads.
+    dir: DataDir,
     headers: Mutex<VecDeque<Arc<PackHeader>>>,
 }
 
 impl PackReader {
-    pub fn new(storage: Arc<dyn Storage>) -> PackReader {
+    pub fn new(storage: Arc<dyn Storage>, dir: DataDir) -> PackReader {
         PackReader {
             storage,
+            dir,
             headers: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The directory whose packs it reads.
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
     }
 
     /// The pack's header, read and checked (or kept from an earlier read).
@@ -71,22 +80,24 @@ impl PackReader {
     /// Reads and checks the pack's header, without the cache: its size, then
     /// its last bytes; memory at most `TAIL_READ` plus the header.
     pub async fn read_header(&self, pack: &ContentId) -> Result<PackHeader> {
-        let size = match self.storage.head(&key(pack)).await {
+        let size = match self.storage.head(&self.dir.pack_key(pack)).await {
             Ok(Some(meta)) => meta.size,
-            Ok(None) => return Err(DamagedPack::missing(*pack).into()),
+            Ok(None) => return Err(DamagedPack::missing(*pack).in_dir(&self.dir).into()),
             Err(e) => return Err(self.read_failed(pack, e, "header")),
         };
         let tail_len = size.min(TAIL_READ);
         let mut tail = self.read(pack, size - tail_len, tail_len).await?;
         let trailer = &tail[tail.len().saturating_sub(TRAILER_LEN as usize)..];
         // Checked against the size (and MAX_BLOBS) before more is read.
-        let needed = PackHeader::header_len(*pack, size, trailer)? + TRAILER_LEN;
+        let needed = PackHeader::header_len(*pack, size, trailer)
+            .map_err(|d| d.in_dir(&self.dir))?
+            + TRAILER_LEN;
         if needed > tail_len {
             let mut front = self.read(pack, size - needed, needed - tail_len).await?;
             front.extend_from_slice(&tail);
             tail = front;
         }
-        Ok(PackHeader::parse(*pack, size, &tail)?)
+        Ok(PackHeader::parse(*pack, size, &tail).map_err(|d| d.in_dir(&self.dir))?)
     }
 
     /// Bytes `offset..offset + length` of the pack's header, in memory.
@@ -107,7 +118,7 @@ impl PackReader {
         what: &str,
     ) -> Result<ByteStream> {
         self.storage
-            .get_range(&key(pack), offset, length)
+            .get_range(&self.dir.pack_key(pack), offset, length)
             .await
             .map_err(|e| self.read_failed(pack, e, what))
     }
@@ -116,7 +127,7 @@ impl PackReader {
     /// or one shorter than its size are damage, anything else is passed on.
     fn read_failed(&self, pack: &ContentId, err: anyhow::Error, what: &str) -> anyhow::Error {
         if err.downcast_ref::<NotFound>().is_some() {
-            return DamagedPack::missing(*pack).into();
+            return DamagedPack::missing(*pack).in_dir(&self.dir).into();
         }
         if let Some(bad) = err.downcast_ref::<BadObject>() {
             let reason = match &bad.kind {
@@ -124,15 +135,17 @@ impl PackReader {
                 BadKind::TooLarge { limit } => format!("it goes on past byte {limit}"),
                 BadKind::NotAFile(what) => format!("it is {what}, not a regular file"),
             };
-            return DamagedPack::damaged(*pack, reason).into();
+            return DamagedPack::damaged(*pack, reason).in_dir(&self.dir).into();
         }
-        err.context(format!("could not read the {what} of pack {}", key(pack)))
+        let key = self.dir.pack_key(pack);
+        err.context(format!("could not read the {what} of pack {key}"))
     }
 
     /// The stored bytes of the blob `r` points at, as a stream, once the
     /// pack's header has confirmed the reference.
     pub async fn open_blob(&self, r: &BlobRef) -> Result<ByteStream> {
-        self.header(&r.pack).await?.find(r)?;
+        let header = self.header(&r.pack).await?;
+        header.find(r).map_err(|d| d.in_dir(&self.dir))?;
         self.range(&r.pack, r.offset, u64::from(r.length), "blobs")
             .await
     }
@@ -172,6 +185,7 @@ impl PackReader {
     fn decode(&self, r: &BlobRef, frame: &[u8]) -> Result<Vec<u8>> {
         blob::decode(frame, r.raw_length, r.id).map_err(|e| {
             DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset))
+                .in_dir(&self.dir)
                 .into()
         })
     }
@@ -183,11 +197,12 @@ impl PackReader {
                 "a reference to blob {} in pack {} claims {} bytes, more than the {max_raw} \
                  bytes such a blob may hold",
                 r.id,
-                key(&r.pack),
+                self.dir.pack_key(&r.pack),
                 r.raw_length
             );
         }
-        self.header(&r.pack).await?.find(r)?;
+        let header = self.header(&r.pack).await?;
+        header.find(r).map_err(|d| d.in_dir(&self.dir))?;
         // No frame of `raw_length` bytes needs more than this, whatever the
         // header says.
         let bound = zstd::zstd_safe::compress_bound(r.raw_length as usize) as u64;
@@ -199,6 +214,7 @@ impl PackReader {
                     r.id, r.offset, r.length, r.raw_length
                 ),
             )
+            .in_dir(&self.dir)
             .into());
         }
         let stream = self
@@ -228,6 +244,7 @@ async fn collect(mut stream: ByteStream, length: u64) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::repo::blob::{sample, BlobEncoder, BlobKind};
+    use crate::repo::datadir::DataDir;
     use crate::repo::pack::writer::{PackWriter, PackWriterOptions};
     use crate::storage::LocalStorage;
     use bytes::Bytes;
@@ -242,7 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()));
         Fixture {
-            reader: PackReader::new(storage.clone()),
+            reader: PackReader::new(storage.clone(), DataDir::Legacy),
             storage,
             _dir: dir,
         }
@@ -250,7 +267,11 @@ mod tests {
 
     /// Stores blobs of `lengths` bytes in one pack; their data and refs.
     async fn stored(storage: &Arc<dyn Storage>, lengths: &[usize]) -> Vec<(Vec<u8>, BlobRef)> {
-        let mut writer = PackWriter::new(storage.clone(), PackWriterOptions::default());
+        let mut writer = PackWriter::new(
+            storage.clone(),
+            DataDir::Legacy,
+            PackWriterOptions::default(),
+        );
         let mut encoder = BlobEncoder::with_default_level().unwrap();
         let mut data = Vec::new();
         for (i, &len) in lengths.iter().enumerate() {
@@ -358,7 +379,7 @@ mod tests {
         let f = fixture();
         let blobs = stored(&f.storage, &[3000]).await;
         let r = blobs[0].1;
-        let k = key(&r.pack);
+        let k = DataDir::Legacy.pack_key(&r.pack);
         let bytes = f.storage.get_bytes(&k, 1 << 20).await.unwrap();
         f.storage
             .put_bytes(&k, bytes.slice(..bytes.len() - 20))
@@ -372,7 +393,10 @@ mod tests {
         );
         f.storage.delete(&k).await.unwrap();
         let err = f.reader.read_blob(&r, 1 << 20).await.unwrap_err();
-        assert_eq!(damage(&err), &DamagedPack::missing(r.pack));
+        assert_eq!(
+            damage(&err),
+            &DamagedPack::missing(r.pack).in_dir(&DataDir::Legacy)
+        );
         f.storage
             .put_bytes(&k, Bytes::from_static(b"PSNP"))
             .await
@@ -393,7 +417,11 @@ mod tests {
         let mut longer = encoder.encode(BlobKind::Chunks, &real).unwrap();
         longer.raw_length = 5000;
         longer.id = ContentId::of(&real[..5000]);
-        let mut writer = PackWriter::new(f.storage.clone(), PackWriterOptions::default());
+        let mut writer = PackWriter::new(
+            f.storage.clone(),
+            DataDir::Legacy,
+            PackWriterOptions::default(),
+        );
         writer.add(0, lying).await.unwrap();
         writer.add(1, longer).await.unwrap();
         let (mut refs, _) = writer.finish().await.unwrap();

@@ -177,6 +177,7 @@ mod tests {
     use crate::repo::blob::{sample, BlobEncoder, BlobKind};
     use crate::repo::content_id::ContentId;
     use crate::repo::cutter::BlobCutter;
+    use crate::repo::datadir::DataDir;
     use crate::repo::pack::{PackWriter, PackWriterOptions};
     use crate::storage::{LocalStorage, Storage};
 
@@ -280,7 +281,7 @@ mod tests {
             target: 256 << 10,
             in_flight: 2,
         };
-        let mut writer = PackWriter::new(storage.clone(), opts);
+        let mut writer = PackWriter::new(storage.clone(), DataDir::Legacy, opts);
         let mut refs = Vec::new();
         for (i, blob) in encoded.into_iter().enumerate() {
             refs.extend(writer.add(i, blob).await.unwrap());
@@ -290,7 +291,7 @@ mod tests {
         let refs: Vec<BlobRef> = refs.into_iter().map(|(_, r)| r).collect();
         let packs: std::collections::HashSet<_> = refs.iter().map(|r| r.pack).collect();
         assert!(packs.len() >= 3, "{} packs", packs.len());
-        let reader = Arc::new(PackReader::new(storage));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
         let mut stream = reader.stream(refs);
         let out = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -307,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()));
         let blobs = encoded(&[b"abc"]);
-        let reader = Arc::new(PackReader::new(storage));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
         let mut stream = reader.stream(vec![blobs[0].0]);
         let err = tokio::task::spawn_blocking(move || stream.read_to_end(&mut Vec::new()))
             .await
@@ -316,7 +317,7 @@ mod tests {
         let err = anyhow::Error::from(err);
         assert_eq!(
             DamagedPack::find(&err),
-            Some(&DamagedPack::missing(ContentId([1; 32])))
+            Some(&DamagedPack::missing(ContentId([1; 32])).in_dir(&DataDir::Legacy))
         );
     }
 }

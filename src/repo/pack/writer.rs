@@ -32,11 +32,12 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
-use super::{key, trailer, BlobRef, HeaderEntry, MAX_BLOBS};
+use super::{trailer, BlobRef, HeaderEntry, MAX_BLOBS};
 use crate::progress::Progress;
 use crate::repo::blob::EncodedBlob;
 use crate::repo::content_id::ContentId;
-use crate::storage::{body, Storage};
+use crate::repo::datadir::DataDir;
+use crate::storage::{body, Key, Storage};
 
 /// The default size at which a pack is finished: 16 MiB of blobs (as
 /// restic's default): two blocks backed up at once, each with a pack
@@ -134,6 +135,8 @@ impl<T> Filling<T> {
 /// `T` is the caller's tag for a blob, returned with its ref.
 pub struct PackWriter<T> {
     storage: Arc<dyn Storage>,
+    /// The directory its packs go to.
+    dir: DataDir,
     opts: PackWriterOptions,
     /// Hears the raw bytes of a pack's blobs as its upload proceeds.
     progress: Option<Arc<dyn Progress>>,
@@ -144,13 +147,14 @@ pub struct PackWriter<T> {
 }
 
 impl<T: Send + 'static> PackWriter<T> {
-    pub fn new(storage: Arc<dyn Storage>, opts: PackWriterOptions) -> PackWriter<T> {
+    pub fn new(storage: Arc<dyn Storage>, dir: DataDir, opts: PackWriterOptions) -> PackWriter<T> {
         let opts = PackWriterOptions {
             target: opts.target.max(1),
             in_flight: opts.in_flight.max(1),
         };
         PackWriter {
             storage,
+            dir,
             opts,
             progress: None,
             filling: Filling::new(opts.target),
@@ -210,15 +214,16 @@ impl<T: Send + 'static> PackWriter<T> {
         let filled = mem::replace(&mut self.filling, Filling::new(self.opts.target));
         let (bytes, pack, refs) = filled.seal();
         let storage = self.storage.clone();
+        let key = self.dir.pack_key(&pack);
         let raw: u64 = refs.iter().map(|(_, r)| u64::from(r.raw_length)).sum();
         let progress = self.progress.clone().map(|p| (p, raw));
         self.uploads.spawn(async move {
             // Dropped after the upload's own guards when the task is
             // aborted: main then waits for the abort they start.
             let _in_flight = crate::storage::cleanup::InFlight::new();
-            let size = upload(storage.as_ref(), &pack, bytes, progress)
+            let size = upload(storage.as_ref(), &key, bytes, progress)
                 .await
-                .with_context(|| format!("could not store pack {}", key(&pack)))?;
+                .with_context(|| format!("could not store pack {key}"))?;
             Ok((size, refs))
         });
         Ok(done)
@@ -250,7 +255,7 @@ type Joined<T> = Result<Result<Uploaded<T>>, tokio::task::JoinError>;
 /// the storage takes it.
 async fn upload(
     storage: &dyn Storage,
-    pack: &ContentId,
+    key: &Key,
     bytes: Bytes,
     progress: Option<(Arc<dyn Progress>, u64)>,
 ) -> Result<u64> {
@@ -273,8 +278,7 @@ async fn upload(
         }
         writer.finish().await
     };
-    let k = key(pack);
-    let (stored, sent) = tokio::join!(storage.put(&k, body), send);
+    let (stored, sent) = tokio::join!(storage.put(key, body), send);
     let n = stored?;
     sent?;
     Ok(n)
@@ -283,6 +287,7 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::datadir::DataDir;
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -291,7 +296,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use crate::repo::blob::{sample, BlobEncoder, BlobKind};
-    use crate::repo::pack::{pack_of_key, PackHeader, PackReader};
+    use crate::repo::pack::{PackHeader, PackReader};
     use crate::storage::{Body, ByteStream, Key, LocalStorage, ObjectMeta};
 
     fn local() -> (tempfile::TempDir, Arc<dyn Storage>) {
@@ -319,12 +324,16 @@ mod tests {
             .collect()
     }
 
+    fn group() -> DataDir {
+        DataDir::of_group("prom-a")
+    }
+
     async fn write_all(
         storage: &Arc<dyn Storage>,
         opts: PackWriterOptions,
         blobs: &[(Vec<u8>, EncodedBlob)],
     ) -> (BTreeMap<usize, BlobRef>, u64) {
-        let mut writer = PackWriter::new(storage.clone(), opts);
+        let mut writer = PackWriter::new(storage.clone(), group(), opts);
         let mut refs = Vec::new();
         for (i, (_, blob)) in blobs.iter().enumerate() {
             refs.extend(writer.add(i, blob.clone()).await.unwrap());
@@ -352,14 +361,20 @@ mod tests {
         let packs: BTreeSet<ContentId> = refs.values().map(|r| r.pack).collect();
         let listed: BTreeSet<ContentId> = objects
             .iter()
-            .map(|o| pack_of_key(&o.key).unwrap())
+            .map(|o| match DataDir::parse_pack_key(o.key.as_str()) {
+                Some((dir, pack)) if dir == group() => pack,
+                _ => panic!("{} is not a pack of the group", o.key),
+            })
             .collect();
         assert_eq!(packs, listed);
         assert!(packs.len() >= 5, "{} packs", packs.len());
         for pack in &packs {
             // Named by its bytes; no bigger than the target unless it
             // holds a single larger blob; its header lists its blobs.
-            let bytes = storage.get_bytes(&key(pack), 1 << 30).await.unwrap();
+            let bytes = storage
+                .get_bytes(&group().pack_key(pack), 1 << 30)
+                .await
+                .unwrap();
             assert_eq!(ContentId::of(&bytes), *pack);
             let header = PackHeader::parse(*pack, bytes.len() as u64, &bytes).unwrap();
             let blobs_len = header.blobs_end() as usize;
@@ -375,7 +390,7 @@ mod tests {
                 assert_eq!(entry.kind, blobs[*i].1.kind);
             }
         }
-        let reader = PackReader::new(storage.clone());
+        let reader = PackReader::new(storage.clone(), group());
         for (i, r) in &refs {
             assert_eq!(
                 reader.read_blob(r, 1 << 20).await.unwrap(),
@@ -486,7 +501,7 @@ mod tests {
             .collect();
         let dyn_storage: Arc<dyn Storage> = storage.clone();
         let writer = tokio::spawn(async move {
-            let mut writer = PackWriter::new(dyn_storage, opts);
+            let mut writer = PackWriter::new(dyn_storage, DataDir::Legacy, opts);
             let mut refs = Vec::new();
             for (i, blob) in blobs.into_iter().enumerate() {
                 refs.extend(writer.add(i, blob).await?);
@@ -516,7 +531,7 @@ mod tests {
     async fn a_failed_upload_is_an_error_naming_the_pack() {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = gated(&dir, true);
-        let mut writer = PackWriter::new(storage, PackWriterOptions::default());
+        let mut writer = PackWriter::new(storage, DataDir::Legacy, PackWriterOptions::default());
         let blob = BlobEncoder::with_default_level()
             .unwrap()
             .encode(BlobKind::Index, b"index")

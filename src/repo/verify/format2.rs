@@ -24,7 +24,7 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::{environment, local_io, problem, Level, Problem, Subset, Target};
-use crate::repo::content_id::ContentId;
+use crate::repo::datadir::{DataDir, PackId};
 use crate::repo::pack::{self, BlobRef, DamagedPack, PackReader};
 use crate::repo::rebuild;
 use crate::repo::Repository;
@@ -34,7 +34,8 @@ use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 #[derive(Default)]
 pub(super) struct Packs {
     /// Each pack's references and the (snapshots, block) of a user.
-    by_pack: BTreeMap<ContentId, (Vec<BlobRef>, Vec<String>, String)>,
+    /// A pack is its directory's (the recipe's key says which) and its name.
+    by_pack: BTreeMap<PackId, (Vec<BlobRef>, Vec<String>, String)>,
 }
 
 impl Packs {
@@ -42,12 +43,12 @@ impl Packs {
         self.by_pack.len()
     }
 
-    fn problem(&self, pack: &ContentId, kind: &str, message: String) -> Problem {
+    fn problem(&self, pack: &PackId, kind: &str, message: String) -> Problem {
         let (_, snapshots, block) = &self.by_pack[pack];
         Problem {
             snapshots: snapshots.clone(),
             block: Some(block.clone()),
-            object: Some(pack::key(pack).to_string()),
+            object: Some(pack.0.pack_key(&pack.1).to_string()),
             file: None,
             offset: None,
             kind: kind.into(),
@@ -80,21 +81,28 @@ pub(super) async fn quick(
                 continue;
             }
         };
+        let dir = match DataDir::of_recipe(&t.entry.object.key) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(problem(t, "invalid_recipe", format!("{e:#}")));
+                continue;
+            }
+        };
         for r in recipe.blobs() {
             let user = packs
                 .by_pack
-                .entry(r.pack)
+                .entry((dir.clone(), r.pack))
                 .or_insert_with(|| (Vec::new(), t.snapshots.clone(), t.entry.ulid.clone()));
             user.0.push(*r);
         }
     }
-    let reader = Arc::new(PackReader::new(repo.storage().clone()));
     let checked: Vec<Result<Vec<Problem>>> = futures::stream::iter(packs.by_pack.iter())
         .map(|(pack, (refs, _, _))| {
-            let reader = reader.clone();
+            // Headers are read once per pack here: no cache to share.
+            let reader = PackReader::new(repo.storage().clone(), pack.0.clone());
             let packs = &packs;
             async move {
-                let header = match reader.read_header(pack).await {
+                let header = match reader.read_header(&pack.1).await {
                     Ok(h) => h,
                     Err(e) => {
                         return match DamagedPack::find(&e) {
@@ -113,6 +121,7 @@ pub(super) async fn quick(
                 let mut found = Vec::new();
                 for r in refs {
                     if let Err(d) = header.find(r) {
+                        let d = d.in_dir(&pack.0);
                         found.push(packs.problem(pack, "dangling_reference", d.to_string()));
                     }
                 }
@@ -137,20 +146,20 @@ pub(super) async fn read(
     concurrency: usize,
     progress: &Arc<dyn crate::progress::Progress>,
 ) -> Result<(Vec<Problem>, usize, u64)> {
-    let chosen: Vec<&ContentId> = packs
+    let chosen: Vec<&PackId> = packs
         .by_pack
         .keys()
-        .filter(|p| subset.is_none_or(|s| s.includes(pack::key(p).as_str())))
+        .filter(|(dir, p)| subset.is_none_or(|s| s.includes(dir.pack_key(p).as_str())))
         .collect();
     let results: Vec<Result<(Option<Problem>, u64)>> = futures::stream::iter(chosen.iter())
         .map(|pack| async move {
-            let key = pack::key(pack);
+            let key = pack.0.pack_key(&pack.1);
             let size = match repo.storage().head(&key).await? {
                 Some(m) => m.size,
                 None => return Ok((None, 0)), // reported by the quick level
             };
             let (read, sha) = super::download::hash_object(repo, &key, size, progress).await?;
-            let found = (sha != pack.to_hex()).then(|| {
+            let found = (sha != pack.1.to_hex()).then(|| {
                 packs.problem(
                     pack,
                     "checksum_mismatch",
@@ -231,11 +240,11 @@ pub(super) async fn deep(
 /// note (prune reclaims it).
 pub(super) async fn unreferenced(repo: &Repository, packs: &Packs) -> Result<Vec<Problem>> {
     let listed = repo.storage().list("packs/").await?;
-    let referenced: HashSet<&ContentId> = packs.by_pack.keys().collect();
+    let referenced: HashSet<&PackId> = packs.by_pack.keys().collect();
     let mut unused = BTreeSet::new();
     for o in listed {
-        if let Some(id) = pack::pack_of_key(&o.key) {
-            if !referenced.contains(&id) {
+        if let Some(pack) = DataDir::parse_pack_key(o.key.as_str()) {
+            if !referenced.contains(&pack) {
                 unused.insert((o.key.to_string(), o.size));
             }
         }
