@@ -13,17 +13,6 @@ use serde_json::Value;
 
 use crate::support::{self, Target};
 
-/// A data directory of the fixture blocks `blocks` (by index).
-fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
-    let dir = work.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    let all = support::fixture_blocks();
-    for &i in blocks {
-        support::copy_dir(&all[i], &dir.join(all[i].file_name().unwrap()));
-    }
-    dir
-}
-
 fn backup(target: &Target, data: &Path, instance: &str) -> String {
     let run = target.ok(&[
         "backup",
@@ -173,7 +162,7 @@ fn a_grouped_backup_writes_its_data_under_its_group() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    let data = data_with(work.path(), "data", &[0, 1, 2]);
+    let data = support::data_with(work.path(), "data", &[0, 1, 2]);
     let a = backup(&target, &data, "prom-a");
     let odd = backup(&target, &data, "team/odd name");
     let objects = data_objects(&repo);
@@ -215,9 +204,9 @@ fn a_prune_of_one_instance_deletes_only_below_its_group() {
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
     let data: Vec<PathBuf> = (0..3)
-        .map(|i| data_with(work.path(), &format!("d{i}"), &[i]))
+        .map(|i| support::data_with(work.path(), &format!("d{i}"), &[i]))
         .collect();
-    let all = data_with(work.path(), "all", &[0, 1, 2]);
+    let all = support::data_with(work.path(), "all", &[0, 1, 2]);
     let a1 = backup(&target, &data[0], "prom-a");
     into_layout_before_groups(&repo, &a1);
     let a2 = backup(&target, &data[1], "prom-a");
@@ -324,7 +313,7 @@ fn a_manifest_naming_another_groups_data_is_damaged() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    let data = data_with(work.path(), "data", &[0]);
+    let data = support::data_with(work.path(), "data", &[0]);
     backup(&target, &data, "prom-a");
     let b1 = backup(&target, &data, "prom-b");
     backup(&target, &data, "prom-b");

@@ -11,17 +11,6 @@ use serde_json::Value;
 
 use crate::support::{self, sets, Target};
 
-/// A data directory holding the fixture blocks with these indexes.
-fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
-    let dir = work.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    let all = support::fixture_blocks();
-    for &i in blocks {
-        support::copy_dir(&all[i], &dir.join(all[i].file_name().unwrap()));
-    }
-    dir
-}
-
 fn backup_at(target: &Target, dir: &Path, time: &str) -> Value {
     target
         .ok(&[
@@ -76,7 +65,7 @@ fn three_nights(target: &Target, work: &Path) -> Vec<Value> {
         .map(|i| {
             backup_at(
                 target,
-                &data_with(work, &format!("night{i}"), &[i]),
+                &support::data_with(work, &format!("night{i}"), &[i]),
                 days[i],
             )
         })
@@ -201,7 +190,7 @@ fn orphans_are_collected_only_after_the_grace_period() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    let data = data_with(work.path(), "data", &[0, 1, 2]);
+    let data = support::data_with(work.path(), "data", &[0, 1, 2]);
     // Interrupt a backup: the block stored last cannot be stored (its
     // recipe cannot be written; its packs are).
     // (Below the group's data directory, where the backup writes it.)
@@ -265,7 +254,7 @@ fn locks_block_what_they_must_and_stale_ones_do_not() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let target = Target::local(&repo);
-    let data = data_with(work.path(), "data", &[0]);
+    let data = support::data_with(work.path(), "data", &[0]);
     let backup = [
         "backup",
         "--from-dir",
@@ -320,7 +309,7 @@ fn backup_then_prune_from_the_configuration_file() {
         ),
     )
     .unwrap();
-    let data = data_with(work.path(), "data", &[0, 1]);
+    let data = support::data_with(work.path(), "data", &[0, 1]);
     let run = |extra: &[&str]| {
         let mut cmd = support::promsnap();
         cmd.args([
@@ -705,7 +694,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
 
     // A newer snapshot of other data, then a prune that removes the first
     // snapshot: the packs it shares with the orphan recipe stay.
-    let other = data_with(work.path(), "other", &[0]);
+    let other = support::data_with(work.path(), "other", &[0]);
     let other = backup_at(&target, &other, "2026-11-22T03:00:00Z");
     let report = target
         .ok(&["prune", "--keep-last", "1", "--max-unused", "0%", "--json"])
@@ -806,7 +795,7 @@ fn a_repack_that_writes_an_object_again_keeps_it() {
     let kept = backup(&deleted, "q", "2026-11-23T03:00:00Z");
     // p's snapshot goes: a newer one of other data.
     backup(
-        &data_with(work.path(), "other", &[0]),
+        &support::data_with(work.path(), "other", &[0]),
         "p",
         "2026-11-24T03:00:00Z",
     );

@@ -293,21 +293,9 @@ impl Repository {
                 .await;
         let mut catalog = Catalog::default();
         for (l, result) in read {
-            match result {
-                Ok(Ok(m)) => {
-                    catalog.keys.insert(m.id.clone(), l.key);
-                    catalog.manifests.push(m);
-                }
-                Ok(Err(d)) => catalog.damaged.push(d),
-                // Removed since it was listed (a prune): it is gone.
-                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
-                Err(e) => return Err(e),
-            }
+            add_read(&mut catalog, l, result)?;
         }
-        catalog
-            .manifests
-            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        sort(&mut catalog);
         Ok(catalog)
     }
 
@@ -592,22 +580,38 @@ impl Groups<'_> {
             let Some((l, result)) = self.reads.next().await else {
                 break;
             };
-            match result {
-                Ok(Ok(m)) => {
-                    catalog.keys.insert(m.id.clone(), l.key);
-                    catalog.manifests.push(m);
-                }
-                Ok(Err(d)) => catalog.damaged.push(d),
-                Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
-                Err(e) => return Err(e),
-            }
+            add_read(&mut catalog, l, result)?;
         }
-        catalog
-            .manifests
-            .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+        sort(&mut catalog);
         Ok(Some(Group { name, catalog }))
     }
+}
+
+/// Adds what reading the listed manifest `l` gave to `catalog`.
+fn add_read(
+    catalog: &mut Catalog,
+    l: Listed,
+    result: Result<Result<Manifest, DamagedManifest>>,
+) -> Result<()> {
+    match result {
+        Ok(Ok(m)) => {
+            catalog.keys.insert(m.id.clone(), l.key);
+            catalog.manifests.push(m);
+        }
+        Ok(Err(d)) => catalog.damaged.push(d),
+        // Removed since it was listed (a prune): it is gone.
+        Err(e) if e.downcast_ref::<NotFound>().is_some() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Manifests oldest first, damaged ones by id.
+fn sort(catalog: &mut Catalog) {
+    catalog
+        .manifests
+        .sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    catalog.damaged.sort_by(|a, b| a.id.cmp(&b.id));
 }
 
 /// Whether a manifest of the group directory `dir` names a recipe of

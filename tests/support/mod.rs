@@ -94,6 +94,18 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// A data directory `work/name` holding the fixture blocks with these
+/// indexes (of [`fixture_blocks`]).
+pub fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
+    let dir = work.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    let all = fixture_blocks();
+    for &i in blocks {
+        copy_dir(&all[i], &dir.join(all[i].file_name().unwrap()));
+    }
+    dir
+}
+
 /// The block directories of `fixtures/data`, sorted by ULID (= by time here).
 pub fn fixture_blocks() -> Vec<PathBuf> {
     let data = fixtures_dir().join("data");

@@ -47,11 +47,13 @@ pub const DEFAULT_TARGET: usize = 16 << 20;
 /// The default number of packs uploaded at the same time.
 pub const DEFAULT_IN_FLIGHT: usize = 2;
 
-/// The size of the pieces a pack is handed to the storage in: the S3
-/// backend's default part size, so that each piece goes out as one part
-/// as it is (slices of the pack's one buffer), not copied into a part of
-/// gathered pieces.
-const UPLOAD_PIECE: usize = 8 << 20;
+/// The size of the pieces a pack is handed to the storage in (the S3
+/// backend gathers them into its parts). Progress counts a piece as the
+/// storage takes it, so under `--max-bandwidth` it runs ahead of what is
+/// stored by at most a piece: pieces of a part's size (which the S3
+/// backend could send without copying them) would put a progress line
+/// 8 MiB ahead.
+const UPLOAD_PIECE: usize = 1 << 20;
 
 /// How packs are cut and uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
