@@ -106,6 +106,26 @@ fn one_instances_commands_read_only_its_own_manifests() {
     assert!(repo
         .join(format!("snapshots/prom-a/{again}.json"))
         .is_file());
+    // A prune of prom-a reads prom-a's group only: the damage elsewhere
+    // does not stop it (a prune that read it would keep everything, exit 3).
+    let pruned = target
+        .ok(&[
+            "prune",
+            "--instance",
+            "prom-a",
+            "--keep-last",
+            "1",
+            "--grace",
+            "0s",
+            "--json",
+        ])
+        .json();
+    assert_eq!(pruned["snapshots_removed"], 2, "{pruned:#}");
+    assert!(
+        pruned["damaged"].as_array().is_none_or(Vec::is_empty),
+        "{pruned:#}"
+    );
+    restores_latest_of_prom_a(&target, &work.path().join("after-prune"));
 
     // A listing of everything reads it, and says so (exit 3).
     target.run(&["list"]).expect_failure(3, &[&b1]);
@@ -114,6 +134,19 @@ fn one_instances_commands_read_only_its_own_manifests() {
         .ok(&["list", "--instance", "team/odd name", "--json"])
         .json();
     assert_eq!(odd_list["snapshots"][0]["id"], odd.as_str());
+}
+
+/// prom-a's newest snapshot restores, and verify of prom-a finds nothing.
+fn restores_latest_of_prom_a(target: &Target, dest: &Path) {
+    target.ok(&[
+        "restore",
+        "latest",
+        "--instance",
+        "prom-a",
+        "--data-dir",
+        dest.to_str().unwrap(),
+    ]);
+    target.ok(&["verify", "--instance", "prom-a"]);
 }
 
 /// An HA replica's snapshots are in its group's directory; the instance
