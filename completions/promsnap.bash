@@ -599,7 +599,7 @@ _promsnap() {
             return 0
             ;;
         promsnap__subcmd__prune)
-            opts="-q -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --instance --dry-run --max-unused --forget-damaged --lock-wait --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
+            opts="-q -h --keep-last --keep-hourly --keep-daily --keep-weekly --keep-monthly --keep-yearly --keep-within --timezone --grace --max-unused --instance --dry-run --forget-damaged --lock-wait --json --repo --s3-endpoint --s3-region --s3-path-style --s3-checksums --retries --timeout --max-bandwidth --metrics-file --pushgateway --lock-file --config --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -641,11 +641,11 @@ _promsnap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --instance)
+                --max-unused)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --max-unused)
+                --instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

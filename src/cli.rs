@@ -644,13 +644,6 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Repack a pack (format 2) when more than this share of it is data no
-    /// remaining snapshot uses: its used blobs are copied into a new pack and
-    /// the old one deleted. 0% repacks every pack with any unused byte (the
-    /// most space back, the most copying); `unlimited` never repacks.
-    #[arg(long, value_name = "PERCENT|unlimited", default_value = "5%")]
-    pub max_unused: crate::repo::repack::MaxUnused,
-
     /// Delete manifests that cannot be read (damaged, truncated, tampered
     /// with). Without it, a damaged manifest keeps every object, since it
     /// might reference any, and prune exits 3. `promsnap verify` names them;

@@ -929,7 +929,7 @@ impl Resolver<'_> {
             policy,
             instance: a.instance,
             dry_run: a.dry_run,
-            max_unused: a.max_unused,
+            max_unused: policy.max_unused.unwrap_or_default(),
             lock_wait: a.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT).std(),
             json: a.json,
         })
@@ -1311,6 +1311,31 @@ mod tests {
             p.policy.keep_within.unwrap().0.sub_day_millis(),
             90 * 60_000
         );
+    }
+
+    #[test]
+    fn max_unused_comes_from_the_flag_else_the_file_else_5_percent() {
+        use crate::repo::repack::MaxUnused;
+        let prune = |args: &[&str], file: &str| {
+            let all = [&["prune", "--repo", "/r", "--keep-last", "1"][..], args].concat();
+            match resolve(&all, file).map(|s| s.command) {
+                Ok(CommandSettings::Prune(p)) => Ok(p.max_unused),
+                Ok(_) => panic!("not a prune"),
+                Err(e) => Err(e),
+            }
+        };
+        let file = "[prune]\nmax_unused = \"20%\"\n";
+        assert_eq!(prune(&[], "").unwrap(), MaxUnused::Percent(5.0));
+        assert_eq!(prune(&[], file).unwrap(), MaxUnused::Percent(20.0));
+        assert_eq!(
+            prune(&["--max-unused", "unlimited"], file).unwrap(),
+            MaxUnused::Unlimited
+        );
+        let unlimited = "[prune]\nmax_unused = \"unlimited\"\n";
+        assert_eq!(prune(&[], unlimited).unwrap(), MaxUnused::Unlimited);
+        // A share that is none is refused, naming what it got.
+        let err = prune(&[], "[prune]\nmax_unused = \"150%\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("150%"), "{err:#}");
     }
 
     #[test]

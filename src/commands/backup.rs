@@ -356,7 +356,7 @@ async fn prune_after(
         dry_run: false,
         now: chrono::Utc::now(),
         forget_damaged: false,
-        max_unused: Default::default(),
+        max_unused: policy.max_unused.unwrap_or_default(),
     };
     match prune::run_locked(repo, &opts, lock_wait, &waiting(printer)).await {
         Ok(r) => {

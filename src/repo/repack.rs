@@ -56,14 +56,27 @@ use super::recipe::{Recipe, MAX_BLOB_RAW};
 use super::Repository;
 use crate::storage::ObjectMeta;
 
-/// `--max-unused`: how much of a pack may be unused before it is repacked.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `--max-unused` (`max_unused` in `[prune]`): how much of a pack may be
+/// unused before it is repacked.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum MaxUnused {
     /// Repack a pack whose unused bytes are more than this share (0 to 100)
     /// of its size; 0 repacks every pack with any unused byte.
     Percent(f64),
     /// Never repack.
     Unlimited,
+}
+
+// The parser takes only shares from 0 to 100: never NaN.
+impl Eq for MaxUnused {}
+
+impl TryFrom<String> for MaxUnused {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
 }
 
 impl Default for MaxUnused {

@@ -118,6 +118,13 @@ pub struct Policy {
     /// since a running backup may be about to use them [default: 24h].
     #[arg(long, value_name = "DURATION")]
     pub grace: Option<crate::duration::Duration>,
+    /// Repack a pack (format 2) when more than this share of it is data no
+    /// remaining snapshot uses: its used blobs are copied into a new pack and
+    /// the old one deleted. 0% repacks every pack with any unused byte (the
+    /// most space back, the most copying); `unlimited` never repacks
+    /// [default: 5%].
+    #[arg(long, value_name = "PERCENT|unlimited")]
+    pub max_unused: Option<crate::repo::repack::MaxUnused>,
 }
 
 /// How long unreferenced objects are kept when the policy does not say.
@@ -152,6 +159,7 @@ impl Policy {
             keep_within: self.keep_within.or(fallback.keep_within),
             timezone: self.timezone.or(fallback.timezone),
             grace: self.grace.or(fallback.grace),
+            max_unused: self.max_unused.or(fallback.max_unused),
         }
     }
 
@@ -454,6 +462,7 @@ mod tests {
         keep_within: None,
         timezone: None,
         grace: None,
+        max_unused: None,
     };
     const BERLIN: Tz = chrono_tz::Europe::Berlin;
 
@@ -1117,6 +1126,7 @@ mod tests {
             keep_within: dur("1d"),
             timezone: Some(Tz::UTC),
             grace: None,
+            max_unused: None,
         };
         let decisions = run(&snapshots, policy);
         let expected = [
