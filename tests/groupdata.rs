@@ -69,24 +69,7 @@ fn referenced(repo: &Path, path: &Path) -> BTreeSet<String> {
     for block in manifest["blocks"].as_array().unwrap() {
         let key = block["object"]["key"].as_str().unwrap();
         out.insert(key.to_string());
-        let packs = match key.split('/').collect::<Vec<_>>().as_slice() {
-            ["recipes", g, _, _] => format!("packs/{g}/"),
-            _ => "packs/".to_string(),
-        };
-        let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
-        let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
-        let lists = recipe["small"]
-            .as_object()
-            .unwrap()
-            .values()
-            .chain([&recipe["index"]])
-            .chain(leaves.iter().map(|l| &l["blobs"]));
-        for list in lists {
-            for b in list.as_array().unwrap() {
-                let p = b["pack"].as_str().unwrap();
-                out.insert(format!("{packs}{}/{p}", &p[..2]));
-            }
-        }
+        out.extend(support::packs_of_recipe(repo, key));
     }
     out
 }

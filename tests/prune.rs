@@ -620,33 +620,6 @@ fn pruning_the_oldest_snapshot_repacks_what_it_shared() {
     }
 }
 
-/// The packs the recipe `key` (a local repository) references.
-fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
-    // A recipe's packs are in the data directory its key names.
-    let dir = match key.split('/').collect::<Vec<_>>().as_slice() {
-        ["recipes", g, _, _] => format!("packs/{g}/"),
-        _ => "packs/".to_string(),
-    };
-    let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
-    let mut packs: Vec<String> = Vec::new();
-    let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
-    let lists = recipe["small"]
-        .as_object()
-        .unwrap()
-        .values()
-        .chain([&recipe["index"]])
-        .chain(leaves.iter().map(|l| &l["blobs"]));
-    for list in lists {
-        for b in list.as_array().unwrap() {
-            let p = b["pack"].as_str().unwrap();
-            packs.push(format!("{dir}{}/{p}", &p[..2]));
-        }
-    }
-    packs.sort();
-    packs.dedup();
-    packs
-}
-
 /// A backup interrupted after it stored a block's recipe, before its
 /// manifest, leaves a recipe that the next backup of that block reuses.
 /// Prune must keep every pack such a recipe references while it is within
@@ -673,14 +646,14 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
         .as_str()
         .unwrap()
         .to_string();
-    let orphan_packs = packs_of_recipe(&repo, &orphan);
+    let orphan_packs = support::packs_of_recipe(&repo, &orphan);
     let first_id = first["snapshot_id"].as_str().unwrap();
     let first_key = target.snapshots()[0]["id"].clone();
     assert_eq!(first_key, first_id);
     let first_manifest: Value =
         serde_json::from_slice(&fs::read(support::manifest_path(&repo, first_id)).unwrap())
             .unwrap();
-    let first_packs = packs_of_recipe(
+    let first_packs = support::packs_of_recipe(
         &repo,
         first_manifest["blocks"][0]["object"]["key"]
             .as_str()
@@ -731,7 +704,7 @@ fn an_interrupted_backups_recipe_keeps_its_packs_and_is_reused_only_whole() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|b| packs_of_recipe(&repo, b["object"]["key"].as_str().unwrap()))
+        .flat_map(|b| support::packs_of_recipe(&repo, b["object"]["key"].as_str().unwrap()))
         .collect();
     let only_orphan = shared
         .iter()

@@ -94,6 +94,34 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// The packs the recipe `key` (a local repository) references.
+pub fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
+    // A recipe's packs are in the data directory its key names.
+    let dir = match key.split('/').collect::<Vec<_>>().as_slice() {
+        ["recipes", g, _, _] => format!("packs/{g}/"),
+        _ => "packs/".to_string(),
+    };
+    let recipe: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
+    let mut packs: Vec<String> = Vec::new();
+    let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
+    let lists = recipe["small"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain([&recipe["index"]])
+        .chain(leaves.iter().map(|l| &l["blobs"]));
+    for list in lists {
+        for b in list.as_array().unwrap() {
+            let p = b["pack"].as_str().unwrap();
+            packs.push(format!("{dir}{}/{p}", &p[..2]));
+        }
+    }
+    packs.sort();
+    packs.dedup();
+    packs
+}
+
 /// A data directory `work/name` holding the fixture blocks with these
 /// indexes (of [`fixture_blocks`]).
 pub fn data_with(work: &Path, name: &str, blocks: &[usize]) -> PathBuf {
