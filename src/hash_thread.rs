@@ -10,9 +10,19 @@
 //! for reuse. The reading thread pays one memcpy per byte
 //! (about 10 GB/s) instead of the hash, and with a core to spare the hash
 //! costs no wall time at all. Memory is fixed: four batch buffers.
+//!
+//! The thread can also write each stream to a file as it hashes it
+//! ([`HashThread::write_to`]): rebuilding a chunk segment (format 2) then
+//! costs the joining thread one memcpy per byte, and the `write` calls (the
+//! kernel's copy into the page cache) run beside it. A failed write is
+//! remembered, stops the writing, and is returned by the stream's
+//! [`HashThread::finish_file`] (or by the next batch handed over).
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
@@ -27,17 +37,30 @@ const BUFFERS: usize = 4;
 
 enum Msg {
     Data(Vec<u8>),
+    /// Write the current stream's bytes (from the next batch on) to this file.
+    Output(File),
     /// The current file ends: reply with its digest and start the next.
     End,
+}
+
+/// What the thread replies to [`Msg::End`].
+struct Ended {
+    digest: String,
+    /// The file the stream was written to, if any.
+    file: Option<File>,
+    /// The first write that failed, if any.
+    error: Option<io::Error>,
 }
 
 /// A thread hashing a sequence of byte streams (files), one at a time.
 pub struct HashThread {
     tx: Option<SyncSender<Msg>>,
     spare: Receiver<Vec<u8>>,
-    digests: Receiver<String>,
+    digests: Receiver<Ended>,
     batch: Vec<u8>,
     count: u64,
+    /// Set by the thread when writing the current stream failed.
+    failed: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -48,20 +71,36 @@ impl HashThread {
         for _ in 1..BUFFERS {
             let _ = spare_tx.send(Vec::with_capacity(BATCH));
         }
-        let (digest_tx, digests) = mpsc::sync_channel::<String>(1);
+        let (digest_tx, digests) = mpsc::sync_channel::<Ended>(1);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
         let handle = std::thread::Builder::new()
             .name("sha256".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
+                let mut file: Option<File> = None;
+                let mut error: Option<io::Error> = None;
                 for msg in rx {
                     match msg {
                         Msg::Data(buf) => {
                             hasher.update(&buf);
+                            if let (Some(f), None) = (file.as_mut(), error.as_ref()) {
+                                if let Err(e) = f.write_all(&buf) {
+                                    error = Some(e);
+                                    flag.store(true, Ordering::Release);
+                                }
+                            }
                             let _ = spare_tx.send(buf);
                         }
+                        Msg::Output(f) => file = Some(f),
                         Msg::End => {
-                            let digest = hex::encode(hasher.finalize_reset());
-                            if digest_tx.send(digest).is_err() {
+                            let ended = Ended {
+                                digest: hex::encode(hasher.finalize_reset()),
+                                file: file.take(),
+                                error: error.take(),
+                            };
+                            flag.store(false, Ordering::Release);
+                            if digest_tx.send(ended).is_err() {
                                 return;
                             }
                         }
@@ -74,8 +113,18 @@ impl HashThread {
             digests,
             batch: Vec::with_capacity(BATCH),
             count: 0,
+            failed,
             handle: Some(handle),
         })
+    }
+
+    /// Writes the current stream to `file` as well, from its next byte on
+    /// (call it before the stream's first [`update`](Self::update)).
+    pub fn write_to(&mut self, file: File) -> io::Result<()> {
+        if !self.batch.is_empty() {
+            self.send_batch()?;
+        }
+        self.send(Msg::Output(file))
     }
 
     /// Adds `data` to the current stream's hash.
@@ -94,15 +143,32 @@ impl HashThread {
 
     /// Ends the current stream: its length and hex SHA-256.
     pub fn finish(&mut self) -> io::Result<(u64, String)> {
+        let (count, digest, _) = self.finish_file()?;
+        Ok((count, digest))
+    }
+
+    /// Ends the current stream: its length, hex SHA-256 and the file given
+    /// to [`write_to`](Self::write_to), every byte written to it (not
+    /// synced); or the error of the write that failed.
+    pub fn finish_file(&mut self) -> io::Result<(u64, String, Option<File>)> {
         if !self.batch.is_empty() {
             self.send_batch()?;
         }
         self.send(Msg::End)?;
-        let digest = self.digests.recv().map_err(|_| stopped())?;
-        Ok((std::mem::take(&mut self.count), digest))
+        let ended = self.digests.recv().map_err(|_| stopped())?;
+        let count = std::mem::take(&mut self.count);
+        match ended.error {
+            Some(e) => Err(e),
+            None => Ok((count, ended.digest, ended.file)),
+        }
     }
 
     fn send_batch(&mut self) -> io::Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            // Writing the stream failed: stop here, with that error.
+            self.batch.clear();
+            return self.finish_file().map(|_| ());
+        }
         let mut next = self.spare.recv().map_err(|_| stopped())?;
         next.clear();
         let full = std::mem::replace(&mut self.batch, next);
@@ -163,6 +229,46 @@ mod tests {
             }
             assert_eq!(h.finish().unwrap(), (size as u64, sha(&data)), "{size}");
         }
+    }
+
+    #[test]
+    fn writes_each_stream_to_its_file_as_it_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = HashThread::spawn().unwrap();
+        for (name, size) in [("a", 3 * BATCH + 7), ("b", 10)] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+            h.write_to(File::create(dir.path().join(name)).unwrap())
+                .unwrap();
+            for piece in data.chunks(50_000) {
+                h.update(piece).unwrap();
+            }
+            let (n, digest, file) = h.finish_file().unwrap();
+            assert_eq!((n, digest), (size as u64, sha(&data)));
+            drop(file.expect("the file comes back"));
+            assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), data);
+        }
+        // A stream without a file is only hashed.
+        h.update(b"x").unwrap();
+        assert!(h.finish_file().unwrap().2.is_none());
+    }
+
+    #[test]
+    fn a_failed_write_is_returned_and_the_next_stream_starts_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ro"), b"").unwrap();
+        let read_only = File::open(dir.path().join("ro")).unwrap();
+        let mut h = HashThread::spawn().unwrap();
+        h.write_to(read_only).unwrap();
+        let data = vec![1u8; 20 * BATCH];
+        // The failure surfaces while the stream goes on, or at its end.
+        let early = h.update(&data).err();
+        let err = match early {
+            Some(e) => e,
+            None => h.finish_file().unwrap_err(),
+        };
+        assert_eq!(err.raw_os_error(), Some(9), "{err}"); // EBADF
+        h.update(b"abc").unwrap();
+        assert_eq!(h.finish().unwrap(), (3, sha(b"abc")));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //!   of a block's bytes, pass through a bounded pipe to a thread that walks
 //!   their records (`tsdb::check::StreamedBlock`) and are never written.
 //!
-//! Memory: the read-ahead's budget (32 MiB plus one blob per stream), the
+//! Memory: the read-ahead's budget (64 MiB plus one blob per stream), the
 //! join's buffers, a few pipe buffers of 256 KiB; nothing grows with the
 //! number of series or records.
 
@@ -595,11 +595,12 @@ impl Pipe {
 }
 
 impl SegmentSink for Pipe {
-    fn start(&mut self, segment: &SegmentLayout) -> io::Result<()> {
+    fn start(&mut self, segment: &SegmentLayout) -> io::Result<Option<File>> {
         self.send(Piece::Start {
             path: segment.path.clone(),
             size: segment.size,
-        })
+        })?;
+        Ok(None)
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -610,7 +611,7 @@ impl SegmentSink for Pipe {
         Ok(())
     }
 
-    fn end(&mut self) -> io::Result<()> {
+    fn end(&mut self, _: Option<File>) -> io::Result<()> {
         self.flush()?;
         self.send(Piece::End)
     }

@@ -17,14 +17,14 @@
 
 use std::fs::{FileType, Metadata};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{BadKind, BadObject, Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
 use crate::direct_io::StagingWriter;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
@@ -149,6 +149,33 @@ impl Storage for LocalStorage {
         Ok(super::exact(stream, key.clone(), offset, length))
     }
 
+    async fn get_range_bytes(&self, key: &Key, offset: u64, length: u64) -> Result<Bytes> {
+        let path = self.path(key);
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let (file, size) = open_regular_std(&path, &key)?;
+            let too_short = |end: u64| BadObject {
+                key: key.clone(),
+                kind: BadKind::TooShort { end },
+            };
+            let end = offset.checked_add(length).filter(|end| *end <= size);
+            if end.is_none() {
+                return Err(too_short(offset.saturating_add(length)).into());
+            }
+            let len = usize::try_from(length).context("a range too large for memory")?;
+            let mut buf = vec![0u8; len];
+            match file.read_exact_at(&mut buf, offset) {
+                Ok(()) => Ok(Bytes::from(buf)),
+                // The file shrank since it was measured.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    Err(too_short(offset + length).into())
+                }
+                Err(e) => Err(e).with_context(|| format!("could not read {key}")),
+            }
+        })
+        .await?
+    }
+
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         match tokio::fs::symlink_metadata(self.path(key)).await {
             Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
@@ -195,6 +222,12 @@ impl LocalStorage {
 }
 
 fn open_regular(path: &Path, key: &Key) -> Result<(tokio::fs::File, u64)> {
+    let (file, size) = open_regular_std(path, key)?;
+    Ok((tokio::fs::File::from_std(file), size))
+}
+
+/// Opens `path` for reading if it is a regular file: its size too.
+fn open_regular_std(path: &Path, key: &Key) -> Result<(std::fs::File, u64)> {
     // Look before opening: opening a FIFO blocks until a writer appears, and
     // opening a device can do things (a tape rewinds, a watchdog arms).
     match std::fs::symlink_metadata(path) {
@@ -229,7 +262,7 @@ fn open_regular(path: &Path, key: &Key) -> Result<(tokio::fs::File, u64)> {
     if !meta.is_file() {
         return Err(not_a_file(key, &meta).into());
     }
-    Ok((tokio::fs::File::from_std(file), meta.len()))
+    Ok((file, meta.len()))
 }
 
 /// `file` in chunks of `chunk` bytes (fewer at its end).

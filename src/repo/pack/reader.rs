@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 
 use super::{BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
@@ -154,13 +154,10 @@ impl PackReader {
     /// ranged read (the read-ahead's runs of adjacent blobs). The caller
     /// has checked the blobs it wants there against the pack's header.
     pub async fn read_range(&self, pack: &ContentId, offset: u64, length: u64) -> Result<Bytes> {
-        let mut stream = self.range(pack, offset, length, "blobs").await?;
-        let mut out = BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.read_failed(pack, e, "blobs"))?;
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out.freeze())
+        self.storage
+            .get_range_bytes(&self.dir.pack_key(pack), offset, length)
+            .await
+            .map_err(|e| self.read_failed(pack, e, "blobs"))
     }
 
     /// Reads and decodes a whole (small) blob, refusing a reference that

@@ -31,7 +31,7 @@
 //! created with `create_new`, never over existing ones.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
 use super::split::{check_crc, ref_mismatch};
@@ -41,16 +41,21 @@ use crate::hash_thread::HashThread;
 use crate::tsdb::index::{meta_error, IndexError, SeriesReader};
 use crate::tsdb::segment::{self, MAX_LEN_FIELD, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
 
-/// The output buffer of the segment file being written.
-const WRITE_BUF: usize = 256 * 1024;
-
 /// Where [`join_into`] sends the segment files it rebuilds, one after the
 /// other: `start`, the file's bytes in order through `write` (its 8-byte
 /// header first), then `end` once its size and SHA-256 have been checked.
+///
+/// A sink that stores the files as they are gives `start` the file to
+/// write: the thread that hashes the segment then writes it too, beside the
+/// joining thread, and `write` only sees what is also written there.
 pub trait SegmentSink {
-    fn start(&mut self, segment: &SegmentLayout) -> io::Result<()>;
+    /// Starts a segment; returns the file its bytes are to be written to,
+    /// if they go to a file.
+    fn start(&mut self, segment: &SegmentLayout) -> io::Result<Option<File>>;
     fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
-    fn end(&mut self) -> io::Result<()>;
+    /// The segment is complete and checked; `file` is the one `start`
+    /// returned, every byte written (not synced).
+    fn end(&mut self, file: Option<File>) -> io::Result<()>;
     /// How errors of this sink name a segment (`chunks/000001` by default).
     fn path(&self, segment: &SegmentLayout) -> PathBuf {
         PathBuf::from(&segment.path)
@@ -61,7 +66,7 @@ pub trait SegmentSink {
 /// finished file goes to `finished` with its path (which may sync it).
 pub struct SegmentFiles<'a> {
     dir: PathBuf,
-    current: Option<(PathBuf, BufWriter<File>)>,
+    current: Option<PathBuf>,
     finished: Box<Finished<'a>>,
 }
 
@@ -85,24 +90,20 @@ impl<'a> SegmentFiles<'a> {
 }
 
 impl SegmentSink for SegmentFiles<'_> {
-    fn start(&mut self, segment: &SegmentLayout) -> io::Result<()> {
+    fn start(&mut self, segment: &SegmentLayout) -> io::Result<Option<File>> {
         let path = self.dir.join(&segment.path);
         let file = File::options().write(true).create_new(true).open(&path)?;
-        self.current = Some((path, BufWriter::with_capacity(WRITE_BUF, file)));
+        self.current = Some(path);
+        Ok(Some(file))
+    }
+
+    fn write(&mut self, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.current
-            .as_mut()
-            .expect("a segment was started")
-            .1
-            .write_all(bytes)
-    }
-
-    fn end(&mut self) -> io::Result<()> {
-        let (path, file) = self.current.take().expect("a segment was started");
-        let file = file.into_inner().map_err(|e| e.into_error())?;
+    fn end(&mut self, file: Option<File>) -> io::Result<()> {
+        let path = self.current.take().expect("a segment was started");
+        let file = file.expect("start gave a file");
         (self.finished)(&path, file)
     }
 
@@ -222,8 +223,10 @@ pub fn join_into<R: BufRead>(
                 declared: &layout.windows[i],
                 used: &mut used[i],
             };
-            stream.read_record(&mut record, seg_left, out.current_path())?;
-            out.write(&record)?;
+            let segment = out
+                .current_index()
+                .map_or("chunks/", |i| layout.segments[i as usize].path.as_str());
+            stream.read_record(&mut record, seg_left, segment, &mut |r| out.write(r))?;
         }
     }
     out.finish()?;
@@ -322,9 +325,76 @@ impl<R: BufRead> Stream<'_, R> {
         }
     }
 
+    /// Reads the next record, checks it against what is left of the stream
+    /// and of the segment (`seg_left` bytes of `segment`), and hands it to
+    /// `emit`. A record that lies whole in the reader's buffer (nearly
+    /// all) is checked and handed on where it lies; one that straddles two
+    /// blobs is gathered in `buf` first.
+    fn read_record(
+        &mut self,
+        buf: &mut Vec<u8>,
+        seg_left: u64,
+        segment: &str,
+        emit: &mut dyn FnMut(&[u8]) -> Result<(), JoinError>,
+    ) -> Result<(), JoinError> {
+        if let Some(total) = self.record_in_place(seg_left, emit)? {
+            self.r.consume(total as usize);
+            self.used.bytes += total;
+            self.used.records += 1;
+            return Ok(());
+        }
+        self.read_record_into(buf, seg_left, segment)?;
+        emit(buf)
+    }
+
+    /// The fast path of [`Stream::read_record`]: when the next record lies
+    /// whole in the reader's buffer and passes every check, hands it to
+    /// `emit` and returns its length (for the caller to consume). Anything
+    /// else (a record across blobs, or one that fails a check) returns
+    /// `None` without consuming, for [`Stream::read_record_into`] to read
+    /// again and name what is wrong.
+    fn record_in_place(
+        &mut self,
+        seg_left: u64,
+        emit: &mut dyn FnMut(&[u8]) -> Result<(), JoinError>,
+    ) -> Result<Option<u64>, JoinError> {
+        if self.used.records >= self.declared.records {
+            return Ok(None);
+        }
+        let left = self.declared.bytes - self.used.bytes;
+        let Ok(avail) = self.r.fill_buf() else {
+            return Ok(None);
+        };
+        let mut len = 0u64;
+        let mut field = None;
+        for (i, &b) in avail.iter().take(MAX_LEN_FIELD as usize).enumerate() {
+            len |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                field = Some(i as u64 + 1);
+                break;
+            }
+        }
+        let Some(field) = field else {
+            return Ok(None);
+        };
+        if len > MAX_RECORD_DATA {
+            return Ok(None);
+        }
+        let total = field + len + RECORD_OVERHEAD;
+        if total > left || total > seg_left || total > avail.len() as u64 {
+            return Ok(None);
+        }
+        let record = &avail[..total as usize];
+        if check_crc(&record[field as usize..]).is_err() {
+            return Ok(None);
+        }
+        emit(record)?;
+        Ok(Some(total))
+    }
+
     /// Reads the next record into `buf`, checking it against what is left
     /// of the stream and of the segment (`seg_left` bytes of `segment`).
-    fn read_record(
+    fn read_record_into(
         &mut self,
         buf: &mut Vec<u8>,
         seg_left: u64,
@@ -474,10 +544,9 @@ impl Output<'_> {
         &self.segments[index as usize]
     }
 
-    fn current_path(&self) -> &str {
-        self.current
-            .as_ref()
-            .map_or("chunks/", |c| self.layout(c.index).path.as_str())
+    /// The segment file being written, if any.
+    fn current_index(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.index)
     }
 
     /// The sink's failure on segment `index`.
@@ -491,12 +560,18 @@ impl Output<'_> {
     /// Starts segment file `index` and writes its header.
     fn open(&mut self, index: u64) -> Result<(), JoinError> {
         let seg = &self.segments[index as usize];
-        self.sink
+        let file = self
+            .sink
             .start(seg)
-            .and_then(|()| self.sink.write(&seg.header))
             .map_err(|e| self.write_error(index, e))?;
-        self.hash
-            .update(&seg.header)
+        if let Some(file) = file {
+            self.hash
+                .write_to(file)
+                .map_err(|e| self.write_error(index, e))?;
+        }
+        self.sink
+            .write(&seg.header)
+            .and_then(|()| self.hash.update(&seg.header))
             .map_err(|e| self.write_error(index, e))?;
         self.current = Some(OutSegment {
             index,
@@ -577,8 +652,8 @@ impl Output<'_> {
                 cur.written, seg.size
             )));
         }
-        let sha = match self.hash.finish() {
-            Ok((_, sha)) => sha,
+        let (sha, file) = match self.hash.finish_file() {
+            Ok((_, sha, file)) => (sha, file),
             Err(e) => return Err(self.write_error(cur.index, e)),
         };
         if sha != hex::encode(seg.sha256) {
@@ -587,7 +662,9 @@ impl Output<'_> {
                 hex::encode(seg.sha256)
             )));
         }
-        self.sink.end().map_err(|e| self.write_error(cur.index, e))
+        self.sink
+            .end(file)
+            .map_err(|e| self.write_error(cur.index, e))
     }
 
     /// After the walk: the last segment complete, and no segment unwritten.

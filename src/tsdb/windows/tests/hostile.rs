@@ -114,6 +114,26 @@ fn the_honest_block_round_trips() {
 }
 
 #[test]
+fn records_split_across_the_readers_buffers_round_trip() {
+    // A restore's readers hand out one blob at a time, so records straddle
+    // buffers: with 3-byte buffers every record is gathered piece by piece.
+    let h = honest();
+    let mut readers: Vec<std::io::BufReader<&[u8]>> = h
+        .layout
+        .windows
+        .iter()
+        .map(|w| std::io::BufReader::with_capacity(3, h.streams[&w.start].as_slice()))
+        .collect();
+    let out = tempfile::tempdir().unwrap();
+    let joined = join(&h.block.join("index"), &h.layout, &mut readers, out.path()).unwrap();
+    assert_eq!(joined.records, 17);
+    for seg in &h.layout.segments {
+        let original = fs::read(h.block.join(&seg.path)).unwrap();
+        assert_eq!(fs::read(out.path().join(&seg.path)).unwrap(), original);
+    }
+}
+
+#[test]
 fn a_reference_with_a_gap_is_refused() {
     let h = honest();
     let index = bent_index(
@@ -228,7 +248,10 @@ fn a_record_longer_than_its_stream_is_refused() {
     first.truncate(first.len() - 2);
     let (err, out) = refused(&h.block.join("index"), &h.layout, &streams);
     assert!(err.to_string().contains("only"), "{err}");
-    assert_eq!(file_size(out.path(), "000001"), Some(8), "only the header");
+    // No record was written: at most the header (the hashing thread writes
+    // the file, in batches, so even the header may not have reached it).
+    let size = file_size(out.path(), "000001");
+    assert!(matches!(size, Some(0..=8)), "only the header: {size:?}");
 }
 
 #[test]
