@@ -405,7 +405,7 @@ fn entry_path<R: Read>(entry: &tar::Entry<R>) -> Result<String> {
 /// How much is written before the kernel is asked to start writing it out:
 /// with many GiB of RAM, dirty pages would otherwise pile up until the final
 /// fsync, which then waits for the whole file at once.
-const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
+pub(crate) const WRITEBACK_EVERY: u64 = 16 * 1024 * 1024;
 
 /// Copies `data` into a new file at `path`. Failures to read `data` are
 /// the archive's; failures to write are this machine's ([`local_io`]).
@@ -441,7 +441,7 @@ fn write_file(data: &mut dyn Read, path: &Path, durable: bool) -> Result<()> {
 
 /// Asks the kernel to start writing a file's dirty pages now, without
 /// waiting (Linux `sync_file_range`); the final fsync still makes it durable.
-fn start_writeback(file: &File) {
+pub(crate) fn start_writeback(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor; the call only schedules I/O.
     unsafe {

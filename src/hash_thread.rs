@@ -14,7 +14,9 @@
 //! The thread can also write each stream to a file as it hashes it
 //! ([`HashThread::write_to`]): rebuilding a chunk segment (format 2) then
 //! costs the joining thread one memcpy per byte, and the `write` calls (the
-//! kernel's copy into the page cache) run beside it. A failed write is
+//! kernel's copy into the page cache) run beside it, starting the
+//! writeback every few MiB so that the caller's fsync finds little left to
+//! write. A failed write is
 //! remembered, stops the writing, and is returned by the stream's
 //! [`HashThread::finish_file`] (or by the next batch handed over).
 
@@ -26,6 +28,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
+
+use crate::archive::{start_writeback, WRITEBACK_EVERY};
 
 /// Bytes handed to the hashing thread at a time.
 const BATCH: usize = 256 * 1024;
@@ -80,6 +84,7 @@ impl HashThread {
                 let mut hasher = Sha256::new();
                 let mut file: Option<File> = None;
                 let mut error: Option<io::Error> = None;
+                let mut since_writeback = 0;
                 for msg in rx {
                     match msg {
                         Msg::Data(buf) => {
@@ -89,10 +94,19 @@ impl HashThread {
                                     error = Some(e);
                                     flag.store(true, Ordering::Release);
                                 }
+                                // The final fsync then finds little left to write.
+                                since_writeback += buf.len() as u64;
+                                if since_writeback >= WRITEBACK_EVERY {
+                                    start_writeback(f);
+                                    since_writeback = 0;
+                                }
                             }
                             let _ = spare_tx.send(buf);
                         }
-                        Msg::Output(f) => file = Some(f),
+                        Msg::Output(f) => {
+                            file = Some(f);
+                            since_writeback = 0;
+                        }
                         Msg::End => {
                             let ended = Ended {
                                 digest: hex::encode(hasher.finalize_reset()),

@@ -304,8 +304,14 @@ fn write_block(
     if let Some(layout) = layout {
         let mut files = SegmentFiles::new(dir, finished)
             .map_err(|e| local_io(e, format!("could not create {}/chunks", dir.display())))?;
-        let joined = windows::join_into(&dir.join("index"), layout, &mut leaves, &mut files)
-            .map_err(|e| join_error(e, ulid))?;
+        let joined = windows::join_into(
+            &dir.join("index"),
+            layout,
+            &mut leaves,
+            &mut files,
+            windows::Crcs::Skip,
+        )
+        .map_err(|e| join_error(e, ulid))?;
         written += joined.bytes;
     }
     Ok(written)
@@ -423,7 +429,13 @@ fn check_block(
             tx,
             buf: Vec::with_capacity(PIPE_PIECE),
         };
-        let joined = windows::join_into(&dir.join("index"), layout, &mut leaves, &mut pipe);
+        let joined = windows::join_into(
+            &dir.join("index"),
+            layout,
+            &mut leaves,
+            &mut pipe,
+            windows::Crcs::Skip,
+        );
         drop(pipe);
         let walked = walking
             .join()

@@ -217,16 +217,26 @@ pub async fn run(
         .collect();
     super::largest_first(&mut chosen, |t| t.entry.object.size);
     progress.set_total(chosen.iter().map(|t| t.entry.object.size).sum());
-    let results: Vec<Result<Vec<Problem>>> = futures::stream::iter(chosen.iter())
+    let objects = futures::stream::iter(chosen.iter())
         .map(|t| read_one(repo, t, opts, progress.clone()))
         .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
+        .collect::<Vec<Result<Vec<Problem>>>>();
+    // The packs are hashed while the blocks are read (or rebuilt, at the
+    // deep level): a rebuild leaves cores idle while it waits on its
+    // slowest stage, and hashing the packs after it was a pass of its own.
+    let pack_hashes = async {
+        match format2::reads(opts.level) {
+            true => {
+                Some(format2::read(repo, &packs, opts.subset, opts.concurrency, &progress).await)
+            }
+            false => None,
+        }
+    };
+    let (results, hashed) = tokio::join!(objects, pack_hashes);
     let (mut packs_read, mut pack_bytes) = (0, 0);
     let mut notes = Vec::new();
-    if format2::reads(opts.level) {
-        let (found, n, bytes) =
-            format2::read(repo, &packs, opts.subset, opts.concurrency, &progress).await?;
+    if let Some(hashed) = hashed {
+        let (found, n, bytes) = hashed?;
         problems.extend(found);
         (packs_read, pack_bytes) = (n, bytes);
         if opts.whole_repository {

@@ -17,7 +17,9 @@
 //! - a record's length is plausible (at most [`MAX_RECORD_DATA`] of data,
 //!   a length field of at most 5 bytes) and fits in what is left of its
 //!   stream's declared length and of its segment's recorded size; its
-//!   CRC32C matches; its stream and the block still owe a record;
+//!   CRC32C matches (unless the caller leaves that to the segment's
+//!   SHA-256, [`Crcs::Skip`]: a restore, `verify --deep`); its stream and
+//!   the block still owe a record;
 //! - a segment file ends exactly at its recorded size and hashes to its
 //!   recorded SHA-256 before the next one is started;
 //! - at the end, every segment file has been written and every stream used
@@ -173,15 +175,30 @@ pub fn join<R: BufRead>(
         path: dir.join("chunks"),
         source,
     })?;
-    join_into(index, layout, streams, &mut files)
+    join_into(index, layout, streams, &mut files, Crcs::Check)
 }
 
-/// As [`join`], sending the segment files to `sink`.
+/// Whether [`join_into`] checks each record's CRC32C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crcs {
+    /// Refuse a record whose CRC32C does not match, naming it.
+    Check,
+    /// Leave it to the segment's SHA-256, which covers every byte and is
+    /// checked before the segment is finished (and, in `verify --deep`, to
+    /// the walk of the records, which checks them again): the CRC was a
+    /// second pass over every byte on the joining thread, which sets the
+    /// pace of a rebuild.
+    Skip,
+}
+
+/// As [`join`], sending the segment files to `sink`, checking the records'
+/// CRC32C or not (`crcs`).
 pub fn join_into<R: BufRead>(
     index: &Path,
     layout: &WindowLayout,
     streams: &mut [R],
     sink: &mut dyn SegmentSink,
+    crcs: Crcs,
 ) -> Result<Joined, JoinError> {
     check_layout(layout, streams.len())?;
     let mut series = SeriesReader::open(index)?;
@@ -222,6 +239,7 @@ pub fn join_into<R: BufRead>(
                 r: &mut streams[i],
                 declared: &layout.windows[i],
                 used: &mut used[i],
+                crcs,
             };
             let segment = out
                 .current_index()
@@ -315,6 +333,7 @@ struct Stream<'a, R> {
     r: &'a mut R,
     declared: &'a WindowTotals,
     used: &'a mut WindowTotals,
+    crcs: Crcs,
 }
 
 impl<R: BufRead> Stream<'_, R> {
@@ -385,7 +404,7 @@ impl<R: BufRead> Stream<'_, R> {
             return Ok(None);
         }
         let record = &avail[..total as usize];
-        if check_crc(&record[field as usize..]).is_err() {
+        if self.crcs == Crcs::Check && check_crc(&record[field as usize..]).is_err() {
             return Ok(None);
         }
         emit(record)?;
@@ -436,7 +455,10 @@ impl<R: BufRead> Stream<'_, R> {
         let field = buf.len();
         buf.resize(field + (len + RECORD_OVERHEAD) as usize, 0);
         self.fill(&mut buf[field..], at + field as u64)?;
-        if let Err(e) = check_crc(&buf[field..]) {
+        if let Err(e) = check_crc(&buf[field..]).or_else(|e| match self.crcs {
+            Crcs::Check => Err(e),
+            Crcs::Skip => Ok(()),
+        }) {
             return Err(self.error(format!("the record at byte {at}: {e}")));
         }
         self.used.bytes += total;

@@ -40,7 +40,7 @@ mod split;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use join::{join, join_into, JoinError, Joined, SegmentFiles, SegmentSink};
+pub use join::{join, join_into, Crcs, JoinError, Joined, SegmentFiles, SegmentSink};
 pub use split::{split, NotInStep, Split};
 
 /// The default window: Prometheus's smallest block range, 2 h.
