@@ -28,7 +28,7 @@
 //!   of a block's bytes, pass through a bounded pipe to a thread that walks
 //!   their records (`tsdb::check::StreamedBlock`) and are never written.
 //!
-//! Memory: the read-ahead's budget (64 MiB plus one blob per stream), the
+//! Memory: the read-ahead's budget (48 MiB plus one blob per stream), the
 //! join's buffers, a few pipe buffers of 256 KiB; nothing grows with the
 //! number of series or records.
 

@@ -224,10 +224,16 @@ pub async fn run(
     // The packs are hashed while the blocks are read (or rebuilt, at the
     // deep level): a rebuild leaves cores idle while it waits on its
     // slowest stage, and hashing the packs after it was a pass of its own.
+    // Beside rebuilds, one pack at a time fills those gaps, and adds one
+    // download's buffers to what the rebuilds hold.
+    let pack_concurrency = match opts.level {
+        Level::Deep => 1,
+        _ => opts.concurrency,
+    };
     let pack_hashes = async {
         match format2::reads(opts.level) {
             true => {
-                Some(format2::read(repo, &packs, opts.subset, opts.concurrency, &progress).await)
+                Some(format2::read(repo, &packs, opts.subset, pack_concurrency, &progress).await)
             }
             false => None,
         }
