@@ -430,6 +430,8 @@ mod tests {
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
             let err = storage.get_range(&key, 0, 1).await.err().unwrap();
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
+            let err = storage.get_range_bytes(&key, 0, 1).await.unwrap_err();
+            assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
             let err = storage.head(&key).await.unwrap_err();
             assert_eq!(bad_kind(&err), want, "{name}: {err:#}");
         }

@@ -182,10 +182,48 @@ async fn read_range(
     (got, None)
 }
 
+/// The same range read with [`Storage::get_range_bytes`] (a local directory
+/// reads it with one `pread`, other backends collect the stream): the same
+/// bytes, or an error of the same kind with nothing handed on.
+async fn read_range_bytes(
+    s: &dyn Storage,
+    key: &Key,
+    offset: u64,
+    length: u64,
+) -> (Vec<u8>, Option<anyhow::Error>) {
+    match s.get_range_bytes(key, offset, length).await {
+        Ok(bytes) => (bytes.to_vec(), None),
+        Err(e) => (Vec::new(), Some(e)),
+    }
+}
+
 /// A ranged read yields exactly the bytes asked for; one that runs past the
 /// end of the object is `BadObject` (`TooShort`) and hands on no more than
-/// was asked; a missing object is `NotFound`, even for no bytes.
+/// was asked; a missing object is `NotFound`, even for no bytes. Both as a
+/// stream and read into memory.
 async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Result<()> {
+    ranges_read_by(s, large, empty, missing, false).await?;
+    ranges_read_by(s, large, empty, missing, true)
+        .await
+        .context("read into memory (get_range_bytes)")
+}
+
+async fn ranges_read_by(
+    s: &dyn Storage,
+    large: &Key,
+    empty: &Key,
+    missing: &Key,
+    into_memory: bool,
+) -> Result<()> {
+    let read_range = |key: &Key, offset: u64, length: u64| {
+        let key = key.clone();
+        async move {
+            match into_memory {
+                true => read_range_bytes(s, &key, offset, length).await,
+                false => read_range(s, &key, offset, length).await,
+            }
+        }
+    };
     let data = large_data();
     let size = data.len() as u64;
     let four_mib = 4 << 20;
@@ -198,7 +236,7 @@ async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Res
         (0, size),
     ];
     for (offset, length) in inside {
-        let (got, err) = read_range(s, large, offset, length).await;
+        let (got, err) = read_range(large, offset, length).await;
         if let Some(e) = err {
             return Err(e.context(format!("range {offset}+{length}")));
         }
@@ -213,7 +251,7 @@ async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Res
         (empty, 0, 1),
     ];
     for (key, offset, length) in past_the_end {
-        let (got, err) = read_range(s, key, offset, length).await;
+        let (got, err) = read_range(key, offset, length).await;
         let err = err.with_context(|| format!("range {offset}+{length} past the end was read"))?;
         let end = offset.saturating_add(length);
         let bad = err.downcast_ref::<BadObject>();
@@ -227,13 +265,13 @@ async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Res
             got.len()
         );
     }
-    let (got, err) = read_range(s, empty, 0, 0).await;
+    let (got, err) = read_range(empty, 0, 0).await;
     ensure!(
         err.is_none() && got.is_empty(),
         "no bytes of the empty object: {err:?}"
     );
     for length in [0, 1] {
-        let (_, err) = read_range(s, missing, 0, length).await;
+        let (_, err) = read_range(missing, 0, length).await;
         let err = err.context("a range of a missing object was read")?;
         ensure!(
             err.downcast_ref::<NotFound>().is_some(),
