@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{self, Target};
+use crate::support::{self, Run, Target};
 
 fn data(work: &Path) -> String {
     let data = work.join("data");
@@ -86,17 +86,8 @@ fn one_instances_commands_read_only_its_own_manifests() {
         listed["damaged"].as_array().is_none_or(Vec::is_empty),
         "{listed:#}"
     );
-    let dest = work.path().join("restored");
-    let restore = target.ok(&[
-        "restore",
-        "latest",
-        "--instance",
-        "prom-a",
-        "--data-dir",
-        dest.to_str().unwrap(),
-    ]);
+    let (restore, verify) = restores_latest_of_prom_a(&target, &work.path().join("restored"));
     assert!(restore.stderr.contains(&a2), "{}", restore.stderr);
-    let verify = target.ok(&["verify", "--instance", "prom-a"]);
     assert!(!verify.stderr.contains("damaged"), "{}", verify.stderr);
     let again = backup(&target, &data, &["--instance", "prom-a"]);
     let report = target
@@ -136,9 +127,10 @@ fn one_instances_commands_read_only_its_own_manifests() {
     assert_eq!(odd_list["snapshots"][0]["id"], odd.as_str());
 }
 
-/// prom-a's newest snapshot restores, and verify of prom-a finds nothing.
-fn restores_latest_of_prom_a(target: &Target, dest: &Path) {
-    target.ok(&[
+/// prom-a's newest snapshot restores, and verify of prom-a finds nothing
+/// (both exit 0); their runs.
+fn restores_latest_of_prom_a(target: &Target, dest: &Path) -> (Run, Run) {
+    let restore = target.ok(&[
         "restore",
         "latest",
         "--instance",
@@ -146,7 +138,8 @@ fn restores_latest_of_prom_a(target: &Target, dest: &Path) {
         "--data-dir",
         dest.to_str().unwrap(),
     ]);
-    target.ok(&["verify", "--instance", "prom-a"]);
+    let verify = target.ok(&["verify", "--instance", "prom-a"]);
+    (restore, verify)
 }
 
 /// An HA replica's snapshots are in its group's directory; the instance

@@ -481,22 +481,12 @@ fn blobs_of(repo: &Path, id: &str) -> BTreeMap<(String, u64), u64> {
     let mut out = BTreeMap::new();
     for block in manifest["blocks"].as_array().unwrap() {
         let key = block["object"]["key"].as_str().unwrap();
-        let recipe: Value = serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
-        let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
-        let lists = recipe["small"]
-            .as_object()
-            .unwrap()
-            .values()
-            .chain([&recipe["index"]])
-            .chain(leaves.iter().map(|l| &l["blobs"]));
-        for list in lists {
-            for b in list.as_array().unwrap() {
-                let at = (
-                    b["pack"].as_str().unwrap().to_string(),
-                    b["offset"].as_u64().unwrap(),
-                );
-                out.insert(at, b["length"].as_u64().unwrap());
-            }
+        for b in support::blob_refs_of_recipe(repo, key) {
+            let at = (
+                b["pack"].as_str().unwrap().to_string(),
+                b["offset"].as_u64().unwrap(),
+            );
+            out.insert(at, b["length"].as_u64().unwrap());
         }
     }
     out

@@ -94,16 +94,11 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// The packs the recipe `key` (a local repository) references.
-pub fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
-    // A recipe's packs are in the data directory its key names.
-    let dir = match key.split('/').collect::<Vec<_>>().as_slice() {
-        ["recipes", g, _, _] => format!("packs/{g}/"),
-        _ => "packs/".to_string(),
-    };
+/// Every blob reference of the recipe `key` (a local repository): its
+/// small files', its index's and its leaves' blobs.
+pub fn blob_refs_of_recipe(repo: &Path, key: &str) -> Vec<serde_json::Value> {
     let recipe: serde_json::Value =
         serde_json::from_slice(&fs::read(repo.join(key)).unwrap()).unwrap();
-    let mut packs: Vec<String> = Vec::new();
     let leaves = recipe["chunks"]["leaves"].as_array().unwrap();
     let lists = recipe["small"]
         .as_object()
@@ -111,12 +106,25 @@ pub fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
         .values()
         .chain([&recipe["index"]])
         .chain(leaves.iter().map(|l| &l["blobs"]));
-    for list in lists {
-        for b in list.as_array().unwrap() {
+    lists
+        .flat_map(|list| list.as_array().unwrap().iter().cloned())
+        .collect()
+}
+
+/// The packs the recipe `key` (a local repository) references.
+pub fn packs_of_recipe(repo: &Path, key: &str) -> Vec<String> {
+    // A recipe's packs are in the data directory its key names.
+    let dir = match key.split('/').collect::<Vec<_>>().as_slice() {
+        ["recipes", g, _, _] => format!("packs/{g}/"),
+        _ => "packs/".to_string(),
+    };
+    let mut packs: Vec<String> = blob_refs_of_recipe(repo, key)
+        .iter()
+        .map(|b| {
             let p = b["pack"].as_str().unwrap();
-            packs.push(format!("{dir}{}/{p}", &p[..2]));
-        }
-    }
+            format!("{dir}{}/{p}", &p[..2])
+        })
+        .collect();
     packs.sort();
     packs.dedup();
     packs
