@@ -35,6 +35,30 @@ fn wait_for_stored(garage: &OwnGarage, bytes: u64, child: &mut Child) {
     });
 }
 
+/// Waits until the backup has stored at least `bytes` in Garage and a
+/// multipart upload of `bucket` is open (parts sent, not yet completed), so
+/// that stopping Garage now leaves an upload nobody completes. Polls every
+/// 20 ms: an upload of a 16 MiB pack is open for about a second at the
+/// paced rate, and a slower poll could see only the gaps between them.
+fn wait_for_open_upload(garage: &OwnGarage, bucket: &str, bytes: u64, child: &mut Child) {
+    let data = garage.dir.join("data");
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the backup ended ({status}) before an upload was open to interrupt");
+        }
+        if support::dir_size(&data) >= bytes && garage.open_uploads(bucket) > 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out after 30 s waiting for the backup to store {} MiB with an upload open",
+            bytes >> 20
+        );
+        sleep(Duration::from_millis(20));
+    }
+}
+
 fn finish(child: Child) -> Run {
     support::finish(child.wait_with_output().unwrap())
 }
@@ -111,8 +135,9 @@ fn garage_killed_mid_upload_and_restarted() {
 #[test]
 fn garage_down_for_good_fails_clearly_and_leaves_no_snapshot() {
     let mut garage = OwnGarage::start();
+    let bucket = garage.new_bucket("down");
     let target = Target {
-        repo: format!("s3://{}/p", garage.new_bucket("down")),
+        repo: format!("s3://{bucket}/p"),
         env: garage.env(),
     }
     .initialised();
@@ -130,7 +155,7 @@ fn garage_down_for_good_fails_clearly_and_leaves_no_snapshot() {
             "2s",
         ],
     );
-    wait_for_stored(&garage, 8 << 20, &mut child);
+    wait_for_open_upload(&garage, &bucket, 8 << 20, &mut child);
     garage.stop();
     let run = finish(child);
     run.expect_failure(1, &["the S3 endpoint did not answer", "hint:"]);
