@@ -237,7 +237,7 @@ set edit:completion:arg-completer[promsnap] = {|@words|
             cand --schedule 'When to back up: a cron expression of five fields (minute hour day-of-month month day-of-week), or six with seconds first, in UTC unless prefixed with CRON_TZ=ZONE, e.g. ''CRON_TZ=Europe/Berlin 15 3 * * *'' [config: serve.schedule]'
             cand --random-delay 'Wait a random time up to DURATION after each scheduled time, so many servers on one schedule do not all hit the repository at once [default: 0s]'
             cand --listen-address 'Where the HTTP endpoints listen [default: 0.0.0.0:8431]'
-            cand --verify 'After each successful backup, verify the new snapshot: quick (objects exist with their sizes), read (download and check every SHA-256) or deep (also the TSDB structure)'
+            cand --verify 'After each successful backup, verify the new snapshot: quick (objects exist with their sizes), read (download every object and check its hash) or deep (also the TSDB structure)'
             cand --shutdown-grace 'On SIGTERM, how long a running backup may take to finish before it is aborted cleanly [default: 30s]'
             cand --log-format 'Log lines as text, or as one JSON object per line for log pipelines [default: text]'
             cand --trigger-token-file 'File holding the bearer token that POST /api/v1/backup requires. Without it the endpoint is off (404)'

@@ -221,7 +221,7 @@ complete -c promsnap -n "__fish_promsnap_using_subcommand unlock" -s h -l help -
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l schedule -d 'When to back up: a cron expression of five fields (minute hour day-of-month month day-of-week), or six with seconds first, in UTC unless prefixed with CRON_TZ=ZONE, e.g. \'CRON_TZ=Europe/Berlin 15 3 * * *\' [config: serve.schedule]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l random-delay -d 'Wait a random time up to DURATION after each scheduled time, so many servers on one schedule do not all hit the repository at once [default: 0s]' -r
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l listen-address -d 'Where the HTTP endpoints listen [default: 0.0.0.0:8431]' -r
-complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l verify -d 'After each successful backup, verify the new snapshot: quick (objects exist with their sizes), read (download and check every SHA-256) or deep (also the TSDB structure)' -r -f -a "quick\t''
+complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l verify -d 'After each successful backup, verify the new snapshot: quick (objects exist with their sizes), read (download every object and check its hash) or deep (also the TSDB structure)' -r -f -a "quick\t''
 read\t''
 deep\t''"
 complete -c promsnap -n "__fish_promsnap_using_subcommand serve" -l shutdown-grace -d 'On SIGTERM, how long a running backup may take to finish before it is aborted cleanly [default: 30s]' -r

@@ -195,7 +195,8 @@ pub enum Command {
     /// Check that backups are whole and would restore (for CI and incidents).
     ///
     /// --quick: manifests parse and every object exists with its size.
-    /// Default: also download every object and check its SHA-256.
+    /// Default: also download every object and check its hash (SHA-256, or
+    /// the repository's content id hash for packs).
     /// --deep: also decompress every block as it downloads and check each
     /// file's SHA-256 and the TSDB structure (index, chunks, tombstones,
     /// CRCs) with promsnap's own reader. --restore-test: also restore and let
@@ -588,8 +589,8 @@ pub struct ServeArgs {
     pub listen_address: Option<String>,
 
     /// After each successful backup, verify the new snapshot: quick
-    /// (objects exist with their sizes), read (download and check every
-    /// SHA-256) or deep (also the TSDB structure).
+    /// (objects exist with their sizes), read (download every object and
+    /// check its hash) or deep (also the TSDB structure).
     #[arg(long, env = "PROMSNAP_VERIFY", value_enum, value_name = "LEVEL")]
     pub verify: Option<VerifyLevel>,
 

@@ -20,6 +20,7 @@ use promsnap::output::Printer;
 use promsnap::{commands, storage};
 
 fn main() -> ExitCode {
+    return_large_buffers();
     // The shell asking for completions (COMPLETE=bash promsnap -- ...) is
     // answered here, and the process ends.
     commands::complete_from_env();
@@ -102,5 +103,24 @@ impl Shutdown {
             () = next(&mut self.int) => {}
             () = next(&mut self.term) => {}
         }
+    }
+}
+
+/// Makes glibc hand every allocation of 1 MiB or more (packs being filled,
+/// runs of blobs read at once, hashing batches) to `mmap`, so that it goes
+/// back to the system when freed. By default glibc raises that threshold to
+/// the largest buffer freed so far (up to 32 MiB); from then on such buffers
+/// come from its per-thread arenas, and one freed on another thread than
+/// the one that allocated it (a blob decoded on one, joined on another)
+/// stays resident. Measured on the large bench set: `verify --deep` peaked
+/// at 250-265 MB resident with the default and at 184 MB with this, the
+/// restore at 235-245 MB and 156-162 MB, for 0-10 % more time (page faults
+/// on fresh buffers).
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; it runs first
+    // in main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

@@ -1,8 +1,9 @@
 //! One blob: a piece of a stream, compressed as one independent zstd frame.
 //!
 //! Format 2 stores every stream (a window's chunk records, an index, a small
-//! file) as a sequence of *blobs*, each named by the SHA-256 of its
-//! uncompressed bytes (its id) and compressed on its own, so any blob can be
+//! file) as a sequence of *blobs*, each named by the hash of its
+//! uncompressed bytes (its id: BLAKE3, or SHA-256 in repositories made
+//! before BLAKE3, see `content_id.rs`) and compressed on its own, so any blob can be
 //! read without the ones before it and the same bytes are stored once.
 //!
 //! Compression uses promsnap's archive parameters (level 1 by default, 4-byte
@@ -18,7 +19,7 @@
 //! guard); it asks the decoder for at most one byte more than the length the
 //! blob's reference records, so a frame that expands to terabytes costs
 //! `raw_length + 1` bytes; and it checks the length, that nothing follows
-//! the frame, and the SHA-256, before it hands on the blob's last bytes.
+//! the frame, and the id, before it hands on the blob's last bytes.
 //! Earlier bytes are handed on as they are decoded (a blob is up to 1 MiB
 //! and a restore streams hundreds at once): a caller that streams must treat
 //! an error as voiding everything it read from that blob. [`decode`] reads a
@@ -26,10 +27,8 @@
 
 use std::io::{self, BufRead, Cursor, Read};
 
-use sha2::{Digest, Sha256};
-
-use super::content_id::ContentId;
-use crate::archive::{DEFAULT_LEVEL, MIN_MATCH};
+use super::content_id::{ContentId, IdHash, IdHasher};
+use crate::archive::MIN_MATCH;
 
 /// The largest zstd window a blob may use, as a power of two.
 pub const WINDOW_LOG: u32 = 17;
@@ -66,7 +65,7 @@ impl BlobKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedBlob {
     pub kind: BlobKind,
-    /// The SHA-256 of the uncompressed bytes.
+    /// The hash of the uncompressed bytes.
     pub id: ContentId,
     /// How many bytes the frame decompresses to.
     pub raw_length: u32,
@@ -78,27 +77,31 @@ pub struct EncodedBlob {
 /// about 1 MiB to set up at level 1 with a 128 KiB window).
 pub struct BlobEncoder {
     compressor: zstd::bulk::Compressor<'static>,
+    ids: IdHash,
 }
 
 impl BlobEncoder {
-    /// An encoder at zstd `level` ([`DEFAULT_LEVEL`] is 1).
-    pub fn new(level: i32) -> io::Result<BlobEncoder> {
+    /// An encoder at zstd `level` ([`DEFAULT_LEVEL`] is 1), naming blobs
+    /// with `ids`.
+    pub fn new(level: i32, ids: IdHash) -> io::Result<BlobEncoder> {
         use zstd::zstd_safe::CParameter;
         let mut compressor = zstd::bulk::Compressor::new(level)?;
         compressor.set_parameter(CParameter::WindowLog(WINDOW_LOG))?;
         if level <= 16 {
             compressor.set_parameter(CParameter::MinMatch(MIN_MATCH))?;
         }
-        // The SHA-256 checks the content; zstd's own checksum would only
-        // cost 4 bytes a blob.
+        // The id checks the content; zstd's own checksum would only cost 4
+        // bytes a blob.
         compressor.set_parameter(CParameter::ChecksumFlag(false))?;
         compressor.set_parameter(CParameter::ContentSizeFlag(true))?;
-        Ok(BlobEncoder { compressor })
+        Ok(BlobEncoder { compressor, ids })
     }
 
-    /// An encoder at promsnap's default level.
+    /// An encoder at promsnap's default level, naming blobs as new
+    /// repositories do (tests).
+    #[cfg(test)]
     pub fn with_default_level() -> io::Result<BlobEncoder> {
-        BlobEncoder::new(DEFAULT_LEVEL)
+        BlobEncoder::new(crate::archive::DEFAULT_LEVEL, IdHash::NEW)
     }
 
     /// Compresses `raw` as one frame. The same bytes at the same level
@@ -113,7 +116,7 @@ impl BlobEncoder {
         let frame = self.compressor.compress(raw)?;
         Ok(EncodedBlob {
             kind,
-            id: ContentId::of(raw),
+            id: self.ids.of(raw),
             raw_length,
             frame,
         })
@@ -141,7 +144,7 @@ pub enum BlobError {
     TooShort { got: u64, raw_length: u64 },
     #[error("there are bytes after its zstd frame")]
     Trailing,
-    #[error("its content has SHA-256 {got}, not its id")]
+    #[error("its content hashes to {got}, not to its id")]
     WrongId { got: ContentId },
 }
 
@@ -240,13 +243,18 @@ pub struct BlobReader<R: BufRead> {
     raw_length: u64,
     id: ContentId,
     produced: u64,
-    hasher: Sha256,
+    hasher: Option<IdHasher>,
 }
 
 impl<R: BufRead> BlobReader<R> {
     /// Reads the frame header from `input` and sets up the decoder; a frame
     /// that is not one blobs use is refused here.
-    pub fn new(mut input: R, raw_length: u32, id: ContentId) -> io::Result<BlobReader<R>> {
+    pub fn new(
+        mut input: R,
+        raw_length: u32,
+        id: ContentId,
+        ids: IdHash,
+    ) -> io::Result<BlobReader<R>> {
         let mut head = Vec::with_capacity(HEADER_PEEK as usize);
         (&mut input).take(HEADER_PEEK).read_to_end(&mut head)?;
         let window = frame_window(&head).map_err(BlobError::into_io)?;
@@ -266,7 +274,7 @@ impl<R: BufRead> BlobReader<R> {
             raw_length: u64::from(raw_length),
             id,
             produced: 0,
-            hasher: Sha256::new(),
+            hasher: Some(ids.hasher()),
         })
     }
 
@@ -284,7 +292,7 @@ impl<R: BufRead> BlobReader<R> {
     }
 
     /// The checks at the end of the frame: nothing more decodes, nothing
-    /// follows the frame, the length and the SHA-256 are right.
+    /// follows the frame, the length and the id are right.
     fn finish(&mut self) -> io::Result<()> {
         if self.decode(&mut [0u8; 1])? > 0 {
             return Err(BlobError::TooLong {
@@ -303,7 +311,7 @@ impl<R: BufRead> BlobReader<R> {
             }
             .into_io());
         }
-        let got = ContentId::from_hasher(std::mem::take(&mut self.hasher));
+        let got = self.hasher.take().expect("finished once").finish();
         if got != self.id {
             return Err(BlobError::WrongId { got }.into_io());
         }
@@ -330,7 +338,10 @@ impl<R: BufRead> Read for BlobReader<R> {
             }
             .into_io());
         }
-        self.hasher.update(&buf[..n]);
+        self.hasher
+            .as_mut()
+            .expect("not finished")
+            .update(&buf[..n]);
         if self.produced == self.raw_length {
             // The last bytes go out only once the whole blob checked out.
             self.finish()?;
@@ -342,9 +353,14 @@ impl<R: BufRead> Read for BlobReader<R> {
 /// Decodes a whole (small) blob held in memory: its bytes, or why they are
 /// not the blob its reference describes. Memory: the decoder and
 /// `raw_length` bytes, which the caller bounds.
-pub fn decode(frame: &[u8], raw_length: u32, id: ContentId) -> Result<Vec<u8>, BlobError> {
+pub fn decode(
+    frame: &[u8],
+    raw_length: u32,
+    id: ContentId,
+    ids: IdHash,
+) -> Result<Vec<u8>, BlobError> {
     let mut out = Vec::new();
-    BlobDecoder::new().decode_into(frame, raw_length, id, &mut out)?;
+    BlobDecoder::new(ids).decode_into(frame, raw_length, id, &mut out)?;
     Ok(out)
 }
 
@@ -352,25 +368,21 @@ pub fn decode(frame: &[u8], raw_length: u32, id: ContentId) -> Result<Vec<u8>, B
 /// context (no window buffer: a frame decodes straight into its output).
 /// This is what a restore's decoding threads use: a blob comes out whole
 /// and checked (frame header, that it is one frame and nothing after it,
-/// its length and SHA-256) before any of its bytes is handed on.
+/// its length and id) before any of its bytes is handed on.
 pub struct BlobDecoder {
     dctx: zstd::zstd_safe::DCtx<'static>,
-}
-
-impl Default for BlobDecoder {
-    fn default() -> Self {
-        Self::new()
-    }
+    ids: IdHash,
 }
 
 impl BlobDecoder {
-    pub fn new() -> BlobDecoder {
+    /// A decoder for blobs named with `ids`.
+    pub fn new(ids: IdHash) -> BlobDecoder {
         use zstd::zstd_safe::{DCtx, DParameter};
         let mut dctx = DCtx::create();
         // The header is checked below; this is a second guard.
         dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG))
             .expect("zstd accepts its own window limit");
-        BlobDecoder { dctx }
+        BlobDecoder { dctx, ids }
     }
 
     /// Decodes `frame` into `out` (cleared first), checking it against what
@@ -384,7 +396,7 @@ impl BlobDecoder {
         out: &mut Vec<u8>,
     ) -> Result<(), BlobError> {
         self.decode_unhashed(frame, raw_length, out)?;
-        let got = ContentId::of(out);
+        let got = self.ids.of(out);
         if got != id {
             out.clear();
             return Err(BlobError::WrongId { got });
@@ -392,7 +404,7 @@ impl BlobDecoder {
         Ok(())
     }
 
-    /// As [`decode_into`](Self::decode_into), every check but the SHA-256:
+    /// As [`decode_into`](Self::decode_into), every check but the id:
     /// for a reader that hashes every byte it is handed anyway (a rebuild,
     /// which checks each file's SHA-256 before the file counts), so that
     /// the bytes are not hashed twice. What this lets through (a frame
@@ -492,13 +504,39 @@ mod tests {
     }
 
     #[test]
+    fn blobs_are_named_by_the_repositorys_hash_and_checked_with_it() {
+        let data = b"one window's records".repeat(100);
+        for ids in [IdHash::Sha256, IdHash::Blake3] {
+            let b = BlobEncoder::new(crate::archive::DEFAULT_LEVEL, ids)
+                .unwrap()
+                .encode(BlobKind::Chunks, &data)
+                .unwrap();
+            assert_eq!(b.id, ids.of(&data));
+            assert_eq!(decode(&b.frame, b.raw_length, b.id, ids).unwrap(), data);
+            let other = match ids {
+                IdHash::Sha256 => IdHash::Blake3,
+                IdHash::Blake3 => IdHash::Sha256,
+            };
+            assert_eq!(
+                decode(&b.frame, b.raw_length, b.id, other),
+                Err(BlobError::WrongId {
+                    got: other.of(&data)
+                })
+            );
+        }
+    }
+
+    #[test]
     fn blobs_round_trip_and_are_named_by_their_content() {
         for len in [0, 1, 1000, 128 * 1024, 1 << 20, 3 << 20] {
             let data = sample(len, len as u64);
             let b = blob(&data);
             assert_eq!(b.id, ContentId::of(&data));
             assert_eq!(b.raw_length as usize, len);
-            assert_eq!(decode(&b.frame, b.raw_length, b.id).unwrap(), data);
+            assert_eq!(
+                decode(&b.frame, b.raw_length, b.id, IdHash::NEW).unwrap(),
+                data
+            );
             // The same bytes always give the same frame.
             assert_eq!(blob(&data).frame, b.frame, "{len} bytes");
         }
@@ -518,7 +556,7 @@ mod tests {
     fn the_streaming_reader_hands_on_every_byte_in_any_read_size() {
         let data = sample(300_000, 9);
         let b = blob(&data);
-        let mut reader = BlobReader::new(&b.frame[..], b.raw_length, b.id).unwrap();
+        let mut reader = BlobReader::new(&b.frame[..], b.raw_length, b.id, IdHash::NEW).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 777];
         loop {
@@ -532,7 +570,7 @@ mod tests {
     }
 
     fn refused(frame: &[u8], raw_length: u32, id: ContentId) -> BlobError {
-        decode(frame, raw_length, id).unwrap_err()
+        decode(frame, raw_length, id, IdHash::NEW).unwrap_err()
     }
 
     #[test]
@@ -542,7 +580,7 @@ mod tests {
         let err = refused(&b.frame, 49_999, ContentId::of(&data[..49_999]));
         assert_eq!(err, BlobError::TooLong { raw_length: 49_999 });
         // A streaming reader hands on none of the bytes past the limit.
-        let mut reader = BlobReader::new(&b.frame[..], 1000, b.id).unwrap();
+        let mut reader = BlobReader::new(&b.frame[..], 1000, b.id, IdHash::NEW).unwrap();
         let mut out = Vec::new();
         let err = reader.read_to_end(&mut out).unwrap_err();
         assert_eq!(
@@ -579,7 +617,7 @@ mod tests {
             BlobError::WrongId { got: b.id }
         );
         // Streamed: the error comes before the blob's last bytes.
-        let mut reader = BlobReader::new(&b.frame[..], b.raw_length, other).unwrap();
+        let mut reader = BlobReader::new(&b.frame[..], b.raw_length, other, IdHash::NEW).unwrap();
         let mut out = Vec::new();
         let err = reader.read_to_end(&mut out).unwrap_err();
         assert_eq!(
@@ -617,7 +655,7 @@ mod tests {
         for byte in &mut garbled[20..40] {
             *byte ^= 0x5a;
         }
-        assert!(decode(&garbled, b.raw_length, b.id).is_err());
+        assert!(decode(&garbled, b.raw_length, b.id, IdHash::NEW).is_err());
     }
 
     /// Frames made with zstd's defaults for large input ask for a window of
@@ -668,7 +706,7 @@ mod tests {
         }
         let b = blob(&sample(200_000, 8));
         let input = io::BufReader::new((&b.frame[..20]).chain(Broken));
-        let mut reader = BlobReader::new(input, b.raw_length, b.id).unwrap();
+        let mut reader = BlobReader::new(input, b.raw_length, b.id, IdHash::NEW).unwrap();
         let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
         assert!(BlobError::of_io(&err).is_none());

@@ -15,8 +15,9 @@
 //! most once per repository.
 //!
 //! The config object says which repository format new backups write
-//! (`format_version`), and gives the repository a random id, so that copies
-//! between repositories and caches can tell them apart. A promsnap that
+//! (`format_version`) and which hash names stored content (`content_ids`,
+//! see `content_id.rs`), and gives the repository a random id, so that
+//! copies between repositories and caches can tell them apart. A promsnap that
 //! finds a newer format than it knows refuses the repository and says to
 //! upgrade, instead of misreading it.
 
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::content_id::IdHash;
 use super::manifest::FORMAT_VERSION;
 use crate::error::Hinted;
 use crate::storage::{Key, Storage};
@@ -47,6 +49,11 @@ pub struct RepoConfig {
     pub created: DateTime<Utc>,
     /// The promsnap version that wrote this object.
     pub created_by: String,
+    /// The hash that names blobs, window streams and packs: `blake3`, or
+    /// absent in repositories made before it could be chosen (SHA-256).
+    /// Checked by [`RepoConfig::parse`]; read with [`RepoConfig::ids`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_ids: Option<String>,
 }
 
 impl RepoConfig {
@@ -57,7 +64,24 @@ impl RepoConfig {
             id: format!("{:032x}", rand::random::<u128>()),
             created: now,
             created_by: format!("promsnap {}", env!("CARGO_PKG_VERSION")),
+            content_ids: Some(IdHash::NEW.as_str().to_string()),
         }
+    }
+
+    /// The hash that names content in this repository.
+    pub fn ids(&self) -> IdHash {
+        match &self.content_ids {
+            None => IdHash::Sha256,
+            Some(name) => name.parse().unwrap_or(IdHash::NEW),
+        }
+    }
+
+    /// This config naming its content with `ids` (tests of repositories
+    /// made before BLAKE3: `None` writes no `content_ids`, as they did).
+    #[cfg(test)]
+    pub fn with_ids(mut self, ids: Option<IdHash>) -> RepoConfig {
+        self.content_ids = ids.map(|i| i.as_str().to_string());
+        self
     }
 
     /// Parses and checks a config object read from storage.
@@ -75,6 +99,17 @@ impl RepoConfig {
                     "this repository uses format {} and this promsnap ({}) reads formats up to \
                      {FORMAT_VERSION}",
                     config.format_version,
+                    env!("CARGO_PKG_VERSION")
+                ),
+                "upgrade promsnap to read it",
+            )
+            .into());
+        }
+        if let Some(Err(name)) = config.content_ids.as_deref().map(str::parse::<IdHash>) {
+            return Err(Hinted::usage(
+                format!(
+                    "this repository names its content with {name:?}, a hash this promsnap ({}) \
+                     does not know (it knows sha256 and blake3)",
                     env!("CARGO_PKG_VERSION")
                 ),
                 "upgrade promsnap to read it",
@@ -160,6 +195,19 @@ mod tests {
     use super::*;
     use crate::storage::LocalStorage;
 
+    #[test]
+    fn new_repositories_name_content_with_blake3_older_ones_with_sha256() {
+        let config = RepoConfig::new(Utc::now());
+        assert_eq!(config.ids(), IdHash::Blake3);
+        let json = String::from_utf8(config.to_json().to_vec()).unwrap();
+        assert!(json.contains("\"content_ids\": \"blake3\""), "{json}");
+        // As a repository made before the field existed has it: absent.
+        let older = config.with_ids(None);
+        let json = older.to_json();
+        assert!(!String::from_utf8_lossy(&json).contains("content_ids"));
+        assert_eq!(RepoConfig::parse(&json).unwrap().ids(), IdHash::Sha256);
+    }
+
     #[tokio::test]
     async fn a_location_is_a_repository_only_with_a_config_or_the_old_layout() {
         let dir = tempfile::tempdir().unwrap();
@@ -193,6 +241,15 @@ mod tests {
             crate::error::ExitStatus::Usage
         );
         config.format_version = FORMAT_VERSION;
+        let unknown = config.clone().with_ids(None).to_json();
+        let unknown = String::from_utf8(unknown.to_vec()).unwrap().replacen(
+            "\n}",
+            ",\n  \"content_ids\": \"sha3\"\n}",
+            1,
+        );
+        let err = RepoConfig::parse(unknown.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("\"sha3\""), "{err}");
+        assert!(crate::error::hint_of(&err).unwrap().contains("upgrade"));
         config.id = "../x".into();
         assert!(RepoConfig::parse(&config.to_json()).is_err());
         assert!(RepoConfig::parse(b"[]").is_err());

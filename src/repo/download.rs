@@ -23,6 +23,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::content_id::ContentId;
 use super::manifest::BlockEntry;
 use super::Repository;
 use crate::archive;
@@ -211,16 +212,43 @@ pub async fn hash_object(
     max: u64,
     progress: &Arc<dyn Progress>,
 ) -> Result<(u64, String)> {
-    let mut stream = repo.storage().get_limited(key, max).await?;
     let mut hasher = Sha256::new();
+    let size = read_through(repo, key, max, progress, |c| hasher.update(c)).await?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Downloads a pack of at most `max` bytes and returns its size and what
+/// its bytes hash to under the repository's content ids (which must be
+/// its name); a longer one is a [`BadObject`] error once `max` is passed.
+pub async fn hash_pack(
+    repo: &Repository,
+    key: &Key,
+    max: u64,
+    progress: &Arc<dyn Progress>,
+) -> Result<(u64, ContentId)> {
+    let mut hasher = repo.ids().hasher();
+    let size = read_through(repo, key, max, progress, |c| hasher.update(c)).await?;
+    Ok((size, hasher.finish()))
+}
+
+/// Downloads an object of at most `max` bytes, handing each piece to `f`;
+/// returns its size.
+async fn read_through(
+    repo: &Repository,
+    key: &Key,
+    max: u64,
+    progress: &Arc<dyn Progress>,
+    mut f: impl FnMut(&[u8]),
+) -> Result<u64> {
+    let mut stream = repo.storage().get_limited(key, max).await?;
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        hasher.update(&chunk);
+        f(&chunk);
         size += chunk.len() as u64;
         progress.advance(chunk.len() as u64);
     }
-    Ok((size, hex::encode(hasher.finalize())))
+    Ok(size)
 }
 
 #[cfg(test)]

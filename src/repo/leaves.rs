@@ -50,7 +50,7 @@ impl LeafTable {
         }
         for leaf in &c.leaves {
             let known = self.by_start.entry(leaf.start).or_default();
-            if !known.iter().any(|k| k.sha256 == leaf.sha256) {
+            if !known.iter().any(|k| k.hash == leaf.hash) {
                 known.push(leaf.clone());
             }
         }
@@ -66,7 +66,7 @@ impl LeafTable {
         self.by_start
             .get(&start)?
             .iter()
-            .find(|l| l.sha256 == *sha && l.bytes == bytes && l.records == records)
+            .find(|l| l.hash == *sha && l.bytes == bytes && l.records == records)
     }
 
     /// How many leaves it holds.

@@ -111,6 +111,8 @@ pub struct Repository {
     /// A format 1 repository without its config object: the first write
     /// adds one ([`Repository::adopt`]).
     legacy: bool,
+    /// The hash that names content here (the config's `content_ids`).
+    ids: content_id::IdHash,
 }
 
 /// What opening a location found (see `config.rs`).
@@ -131,7 +133,16 @@ impl Repository {
         Repository {
             storage,
             legacy: false,
+            ids: content_id::IdHash::NEW,
         }
+    }
+
+    /// This repository naming content with `ids` (tests of repositories
+    /// made before BLAKE3).
+    #[cfg(test)]
+    pub fn with_ids(mut self, ids: content_id::IdHash) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// Opens the repository at `storage` (`url` is how the user named it).
@@ -156,9 +167,15 @@ impl Repository {
                 return Err(config::no_repository(&storage.describe(), url, for_backup))
             }
         };
+        let ids = match &opened {
+            Opened::Existing(c) | Opened::Created(c) => c.ids(),
+            // What the config object written by the first write will say.
+            Opened::Legacy => content_id::IdHash::NEW,
+        };
         let repo = Repository {
             storage,
             legacy: opened == Opened::Legacy,
+            ids,
         };
         Ok((repo, opened))
     }
@@ -197,6 +214,11 @@ impl Repository {
             self.legacy = false;
         }
         Ok(())
+    }
+
+    /// The hash that names blobs, window streams and packs here.
+    pub fn ids(&self) -> content_id::IdHash {
+        self.ids
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

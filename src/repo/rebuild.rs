@@ -140,7 +140,7 @@ async fn plan(
         }
     };
     let dir = DataDir::of_recipe(&entry.object.key)?;
-    let packs = Arc::new(PackReader::new(repo.storage().clone(), dir));
+    let packs = Arc::new(PackReader::new(repo.storage().clone(), dir, repo.ids()));
     let mut ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;

@@ -31,9 +31,10 @@ use crate::tsdb::{self, BlockStats};
 /// The recipe format this version writes.
 pub const RECIPE_VERSION: u32 = 2;
 
-/// The largest recipe read: a recipe lists about 160 bytes per blob of
-/// 1 MiB, so this is room for a block of some 400 GiB.
-pub const MAX_RECIPE_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest recipe read or written: a recipe lists about 160 bytes per
+/// blob, so this is room for a block of some 400 GiB of chunk data in
+/// 256 KiB window blobs (64 MiB before window blobs were cut at 256 KiB).
+pub const MAX_RECIPE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The largest blob a recipe may reference, uncompressed. Writers cut at
 /// 1 MiB; the slack allows a single record larger than that.
@@ -107,9 +108,11 @@ pub struct Leaf {
     pub records: u64,
     /// The stream's length.
     pub bytes: u64,
-    /// The stream's SHA-256: what a later block's window must hash to, to
-    /// reuse this leaf.
-    pub sha256: ContentId,
+    /// The stream's content id (the repository's hash; `sha256` in recipes
+    /// written before `hash`): what a later block's window must hash to, to
+    /// reuse this leaf. With `files`, the file's SHA-256, as in `files`.
+    #[serde(rename = "hash", alias = "sha256")]
+    pub hash: ContentId,
     pub blobs: Vec<BlobRef>,
 }
 
@@ -423,6 +426,19 @@ fn header_bytes(hex_text: &str) -> Result<[u8; 8]> {
 #[cfg(test)]
 mod key_tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_writes_its_hash_as_hash_and_reads_the_older_sha256() {
+        let id = "ab".repeat(32);
+        let older =
+            format!(r#"{{"start": 0, "records": 1, "bytes": 9, "sha256": "{id}", "blobs": []}}"#);
+        let leaf: Leaf = serde_json::from_str(&older).unwrap();
+        assert_eq!(leaf.hash.to_hex(), id);
+        let json = serde_json::to_value(&leaf).unwrap();
+        assert_eq!(json["hash"], id.as_str());
+        assert!(json.get("sha256").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Leaf>(json).unwrap(), leaf);
+    }
 
     #[test]
     fn a_repacked_recipe_key_belongs_to_its_block_version_only() {

@@ -299,11 +299,14 @@ async fn copy_blobs(
     }
     let (mut moved, mut packs, mut bytes) = (HashMap::new(), HashSet::new(), 0);
     for (dir, selected) in by_dir {
-        let reader = PackReader::new(repo.storage().clone(), dir.clone());
+        let reader = PackReader::new(repo.storage().clone(), dir.clone(), repo.ids());
         let mut writer: PackWriter<ContentId> = PackWriter::new(
             repo.storage().clone(),
             dir.clone(),
-            PackWriterOptions::default(),
+            PackWriterOptions {
+                ids: repo.ids(),
+                ..PackWriterOptions::default()
+            },
         );
         let mut new_by_id: HashMap<ContentId, BlobRef> = HashMap::new();
         let mut added: HashSet<ContentId> = HashSet::new();

@@ -25,9 +25,9 @@
 //! every pack it references is stored. With one thread, blobs are
 //! compressed on the reading thread itself.
 //!
-//! Memory per block: one blob buffer per window being uploaded (the blob
-//! target shrinks for blocks of many windows, see [`blob_target`]), one
-//! SHA-256 state per window; at most [`blobs_in_flight`] blobs between
+//! Memory per block: one blob buffer per window being uploaded (at most
+//! [`WINDOW_BLOB_MAX`], less for blocks of many windows, see
+//! [`blob_target`]), one hash state per window; at most [`blobs_in_flight`] blobs between
 //! the cutter and the packs (`2 × threads + 2`: each one blob target of
 //! raw data, then its compressed frame), one zstd context per worker
 //! (about 1 MiB at level 1); the pack being filled and those uploading.
@@ -49,7 +49,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::blob::{BlobEncoder, BlobKind, EncodedBlob};
-use super::content_id::ContentId;
+use super::content_id::{ContentId, IdHash, IdHasher};
 use super::cutter::BlobCutter;
 use super::datadir::DataDir;
 use super::leaves::LeafTable;
@@ -65,6 +65,15 @@ use crate::tsdb::Block;
 /// How much window data one block may hold in blob buffers at once.
 const WINDOW_BUFFERS: usize = 16 << 20;
 
+/// The largest blob a window stream is cut into. A restore holds one decoded
+/// blob of every window stream of a block at once (the join advances them
+/// together), and a window stream keeps the blobs it was cut into when its
+/// 2 h block was stored, also once it is reused by a 162 h block of 81
+/// windows: with 1 MiB blobs (before this version) that was 81 MiB for one
+/// block. Cut at 256 KiB it is 20 MiB; zstd stores chunk data no larger for
+/// it (each frame's window is 128 KiB either way: 0.01 % on the bench set).
+pub const WINDOW_BLOB_MAX: usize = 256 << 10;
+
 /// How a block is stored.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -76,6 +85,9 @@ pub struct StoreOptions {
     /// The blob target; `None` picks it from the block's span
     /// ([`blob_target`]).
     pub blob_target: Option<usize>,
+    /// How packs are cut and uploaded. Their `ids` are the repository's:
+    /// [`store_block`] sets them (and names blobs and windows with them),
+    /// whatever the caller passed.
     pub packs: PackWriterOptions,
 }
 
@@ -161,6 +173,11 @@ pub async fn store_block(
     progress: Arc<dyn Progress>,
 ) -> Result<Stored> {
     let ulid = block.ulid.to_string();
+    let packs = PackWriterOptions {
+        ids: repo.ids(),
+        ..opts.packs
+    };
+    let opts = StoreOptions { packs, ..opts };
     let (tx, mut rx) = mpsc::channel::<Msg>(channel_capacity(opts.threads));
     let reader = {
         let (block, known) = (block.clone(), known.clone());
@@ -199,6 +216,14 @@ pub async fn store_block(
         .validate()
         .context("the recipe just made does not check out")?;
     let json = Bytes::from(recipe.to_json());
+    // Never write what no reader would read.
+    anyhow::ensure!(
+        json.len() as u64 <= super::recipe::MAX_RECIPE_BYTES,
+        "block {ulid} would need a recipe of {} bytes, more than the {} a recipe may have; \
+         promsnap cannot store a block this large",
+        json.len(),
+        super::recipe::MAX_RECIPE_BYTES
+    );
     let key = dir.recipe_key(&ulid, &block.fingerprint)?;
     let object = ObjectRef {
         key: key.to_string(),
@@ -325,7 +350,7 @@ impl ReadBlock {
                             start: *start,
                             records: *records,
                             bytes: *bytes,
-                            sha256: *sha,
+                            hash: *sha,
                             blobs: match reused {
                                 Some(leaf) => leaf.blobs.clone(),
                                 None => stream(Tag::Window(*start))?,
@@ -359,7 +384,7 @@ impl ReadBlock {
                             start: 0,
                             records: 0,
                             bytes: *size,
-                            sha256: sha,
+                            hash: sha,
                             blobs: stream(Tag::File(path.clone()))?,
                         })
                     })
@@ -506,11 +531,11 @@ fn read_block(
         counts: BTreeMap::new(),
     };
     if opts.threads <= 1 {
-        let here = Compress::Here(BlobEncoder::new(opts.level)?);
+        let here = Compress::Here(BlobEncoder::new(opts.level, opts.packs.ids)?);
         return read_chunks(block, known, opts, out(here), progress);
     }
     let encoders = (0..opts.threads)
-        .map(|_| BlobEncoder::new(opts.level))
+        .map(|_| BlobEncoder::new(opts.level, opts.packs.ids))
         .collect::<io::Result<Vec<_>>>()?;
     let (jobs, queue) = queue::channel();
     let queue = Mutex::new(queue);
@@ -565,8 +590,10 @@ fn read_chunks(
     let mut bytes_read: u64 = files.iter().map(|f| f.size).sum();
 
     // First pass: hash every window, upload the ones nothing matches.
+    let window_target = target.min(WINDOW_BLOB_MAX);
     let upload = |start: i64| !known.has_window(start);
-    let mut first = Windows::new(&mut out, &upload, target, progress);
+    let ids = opts.packs.ids;
+    let mut first = Windows::new(&mut out, &upload, window_target, ids, progress);
     let split = windows::split(&block.path, opts.window_ms, &mut first)?;
     let hashed = first.finish()?;
     let layout = match split {
@@ -593,7 +620,8 @@ fn read_chunks(
     if !again.is_empty() {
         let upload = |start: i64| again.contains(&start);
         // Its bytes were counted as progress in the first pass already.
-        let mut second = Windows::new(&mut out, &upload, target, &crate::progress::Silent);
+        let silent = &crate::progress::Silent;
+        let mut second = Windows::new(&mut out, &upload, window_target, ids, silent);
         let split = windows::split(&block.path, opts.window_ms, &mut second)?;
         let rehashed = second.finish()?;
         anyhow::ensure!(
@@ -663,6 +691,7 @@ struct Windows<'o, 'a, U: Fn(i64) -> bool> {
     out: &'o mut Out<'a>,
     upload: &'o U,
     target: usize,
+    ids: IdHash,
     progress: &'o dyn Progress,
     open: BTreeMap<i64, Open>,
     /// Bytes seen but not yet reported as progress.
@@ -670,16 +699,23 @@ struct Windows<'o, 'a, U: Fn(i64) -> bool> {
 }
 
 struct Open {
-    hasher: Sha256,
+    hasher: IdHasher,
     cutter: Option<BlobCutter>,
 }
 
 impl<'o, 'a, U: Fn(i64) -> bool> Windows<'o, 'a, U> {
-    fn new(out: &'o mut Out<'a>, upload: &'o U, target: usize, progress: &'o dyn Progress) -> Self {
+    fn new(
+        out: &'o mut Out<'a>,
+        upload: &'o U,
+        target: usize,
+        ids: IdHash,
+        progress: &'o dyn Progress,
+    ) -> Self {
         Windows {
             out,
             upload,
             target,
+            ids,
             progress,
             open: BTreeMap::new(),
             unreported: 0,
@@ -699,7 +735,7 @@ impl<'o, 'a, U: Fn(i64) -> bool> Windows<'o, 'a, U> {
             done.insert(
                 start,
                 Hashed {
-                    sha: ContentId::from_hasher(open.hasher),
+                    sha: open.hasher.finish(),
                     uploaded,
                 },
             );
@@ -710,10 +746,9 @@ impl<'o, 'a, U: Fn(i64) -> bool> Windows<'o, 'a, U> {
 
 impl<U: Fn(i64) -> bool> RecordSink for Windows<'_, '_, U> {
     fn record(&mut self, window: i64, bytes: &[u8]) -> io::Result<()> {
-        let target = self.target;
-        let upload = self.upload;
+        let (target, upload, ids) = (self.target, self.upload, self.ids);
         let open = self.open.entry(window).or_insert_with(|| Open {
-            hasher: Sha256::new(),
+            hasher: ids.hasher(),
             cutter: upload(window).then(|| BlobCutter::new(target)),
         });
         open.hasher.update(bytes);
@@ -937,6 +972,7 @@ mod tests {
             packs: PackWriterOptions {
                 target: 4 << 10,
                 in_flight: 2,
+                ..Default::default()
             },
             ..StoreOptions::default()
         }
@@ -1040,6 +1076,7 @@ mod tests {
                 packs: PackWriterOptions {
                     target: 1,
                     in_flight: 1,
+                    ..Default::default()
                 },
                 ..small_blobs(threads)
             };

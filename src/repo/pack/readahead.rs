@@ -288,7 +288,7 @@ impl ReadAhead {
             }),
             changed: Condvar::new(),
             plan: &self,
-            reader_decoder: Mutex::new(BlobDecoder::new()),
+            reader_decoder: Mutex::new(BlobDecoder::new(self.packs.ids())),
         };
         let decoders = std::thread::available_parallelism().map_or(2, |n| n.get());
         let out = std::thread::scope(|scope| {
@@ -584,7 +584,7 @@ impl Shared<'_> {
 
     /// A decoding thread: decodes fetched blobs until the reader is done.
     fn decode_blobs(&self) {
-        let mut decoder = BlobDecoder::new();
+        let mut decoder = BlobDecoder::new(self.plan.packs.ids());
         loop {
             let (i, frame, out) = {
                 let mut st = self.lock();
@@ -757,6 +757,7 @@ impl Read for StreamReader<'_> {
 mod tests {
     use super::*;
     use crate::repo::blob::{sample, BlobEncoder, BlobKind};
+    use crate::repo::content_id::IdHash;
     use crate::repo::cutter::BlobCutter;
     use crate::repo::datadir::DataDir;
     use crate::repo::pack::{PackWriter, PackWriterOptions};
@@ -789,6 +790,7 @@ mod tests {
         let opts = PackWriterOptions {
             target: 128 << 10,
             in_flight: 2,
+            ..Default::default()
         };
         let mut writer = PackWriter::new(storage.clone(), DataDir::Legacy, opts);
         let mut refs = Vec::new();
@@ -868,7 +870,7 @@ mod tests {
             },
         ];
         let budget = 1 << 20;
-        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW));
         let ahead = ReadAhead::with_budget(reader, groups, budget)
             .await
             .unwrap();
@@ -908,9 +910,12 @@ mod tests {
             order: Order::OneAfterAnother,
             streams: refs,
         }];
-        let ahead = ReadAhead::open(Arc::new(PackReader::new(storage, DataDir::Legacy)), groups)
-            .await
-            .unwrap();
+        let ahead = ReadAhead::open(
+            Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW)),
+            groups,
+        )
+        .await
+        .unwrap();
         let (out, _) =
             tokio::task::spawn_blocking(move || ahead.run(None, |readers| read_all(readers, 2)))
                 .await
@@ -933,7 +938,7 @@ mod tests {
             streams: refs,
         }];
         let ahead = ReadAhead::with_budget(
-            Arc::new(PackReader::new(storage, DataDir::Legacy)),
+            Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW)),
             groups,
             64 << 10,
         )
@@ -960,10 +965,13 @@ mod tests {
             order: Order::OneAfterAnother,
             streams: refs.clone(),
         }];
-        let err = ReadAhead::open(Arc::new(PackReader::new(storage, DataDir::Legacy)), groups)
-            .await
-            .err()
-            .expect("refused");
+        let err = ReadAhead::open(
+            Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW)),
+            groups,
+        )
+        .await
+        .err()
+        .expect("refused");
         assert_eq!(
             DamagedPack::find(&err).map(|d| d.pack),
             Some(refs[0][0].pack)

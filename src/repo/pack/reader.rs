@@ -23,7 +23,7 @@ use futures::StreamExt;
 
 use super::{BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
 use crate::repo::blob;
-use crate::repo::content_id::ContentId;
+use crate::repo::content_id::{ContentId, IdHash};
 use crate::repo::datadir::DataDir;
 use crate::storage::{BadKind, BadObject, ByteStream, NotFound, Storage};
 
@@ -41,16 +41,25 @@ pub struct PackReader {
     storage: Arc<dyn Storage>,
     /// The directory whose packs it reads.
     dir: DataDir,
+    /// The hash that names the blobs (the repository's).
+    ids: IdHash,
     headers: Mutex<VecDeque<Arc<PackHeader>>>,
 }
 
 impl PackReader {
-    pub fn new(storage: Arc<dyn Storage>, dir: DataDir) -> PackReader {
+    /// Reads the packs of `dir`, whose blobs are named with `ids`.
+    pub fn new(storage: Arc<dyn Storage>, dir: DataDir, ids: IdHash) -> PackReader {
         PackReader {
             storage,
             dir,
+            ids,
             headers: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The hash that names the blobs.
+    pub fn ids(&self) -> IdHash {
+        self.ids
     }
 
     /// The directory whose packs it reads.
@@ -180,7 +189,7 @@ impl PackReader {
     }
 
     fn decode(&self, r: &BlobRef, frame: &[u8]) -> Result<Vec<u8>> {
-        blob::decode(frame, r.raw_length, r.id).map_err(|e| {
+        blob::decode(frame, r.raw_length, r.id, self.ids).map_err(|e| {
             DamagedPack::damaged(r.pack, format!("blob {} at offset {}: {e}", r.id, r.offset))
                 .in_dir(&self.dir)
                 .into()
@@ -256,7 +265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()));
         Fixture {
-            reader: PackReader::new(storage.clone(), DataDir::Legacy),
+            reader: PackReader::new(storage.clone(), DataDir::Legacy, IdHash::NEW),
             storage,
             _dir: dir,
         }
@@ -427,7 +436,7 @@ mod tests {
         assert_eq!(damage(&err).pack, refs[0].1.pack);
         assert!(
             err.to_string()
-                .contains(&format!("its content has SHA-256 {}", ContentId::of(&real))),
+                .contains(&format!("its content hashes to {}", ContentId::of(&real))),
             "{err}"
         );
         let err = f.reader.read_blob(&refs[1].1, 1 << 20).await.unwrap_err();

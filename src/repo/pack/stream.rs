@@ -24,12 +24,15 @@ use tokio::runtime::Handle;
 
 use super::{BlobRef, DamagedPack, PackReader};
 use crate::repo::blob::{BlobError, BlobReader};
+use crate::repo::content_id::IdHash;
 use crate::storage::ByteStream;
 
 /// Reads the blobs `frames` yields (each with its reference and exactly its
 /// stored bytes) as one stream; see the module documentation.
 pub struct BlobsReader<I, R: BufRead> {
     frames: I,
+    /// The hash that names the blobs.
+    ids: IdHash,
     current: Option<(BlobRef, BlobReader<R>)>,
 }
 
@@ -38,9 +41,10 @@ where
     I: Iterator<Item = io::Result<(BlobRef, R)>>,
     R: BufRead,
 {
-    pub fn new(frames: I) -> BlobsReader<I, R> {
+    pub fn new(frames: I, ids: IdHash) -> BlobsReader<I, R> {
         BlobsReader {
             frames,
+            ids,
             current: None,
         }
     }
@@ -62,7 +66,7 @@ where
                     None => return Ok(0),
                     Some(next) => {
                         let (r, input) = next?;
-                        let reader = BlobReader::new(input, r.raw_length, r.id)
+                        let reader = BlobReader::new(input, r.raw_length, r.id, self.ids)
                             .map_err(|e| in_pack(&r, e))?;
                         self.current.insert((r, reader))
                     }
@@ -163,11 +167,12 @@ impl PackReader {
         self: &Arc<Self>,
         refs: Vec<BlobRef>,
     ) -> BlobsReader<StorageBlobs, BlockingRange> {
-        BlobsReader::new(StorageBlobs {
+        let blobs = StorageBlobs {
             packs: self.clone(),
             handle: Handle::current(),
             refs: refs.into_iter(),
-        })
+        };
+        BlobsReader::new(blobs, self.ids())
     }
 }
 
@@ -219,12 +224,12 @@ mod tests {
         let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let blobs = encoded(&slices);
         let mut out = Vec::new();
-        BlobsReader::new(in_memory(&blobs))
+        BlobsReader::new(in_memory(&blobs), IdHash::NEW)
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, parts.concat());
         let mut nothing = Vec::new();
-        BlobsReader::new(in_memory(&[]))
+        BlobsReader::new(in_memory(&[]), IdHash::NEW)
             .read_to_end(&mut nothing)
             .unwrap();
         assert!(nothing.is_empty());
@@ -236,7 +241,7 @@ mod tests {
         let mut blobs = encoded(&[&parts[0], &parts[1]]);
         blobs[1].0.id = ContentId::of(b"another blob");
         let mut out = Vec::new();
-        let err = BlobsReader::new(in_memory(&blobs))
+        let err = BlobsReader::new(in_memory(&blobs), IdHash::NEW)
             .read_to_end(&mut out)
             .unwrap_err();
         let err = anyhow::Error::from(err);
@@ -250,7 +255,7 @@ mod tests {
             )),
             "{msg}"
         );
-        assert!(msg.contains("its content has SHA-256"), "{msg}");
+        assert!(msg.contains("its content hashes to"), "{msg}");
         // The first blob came through; none of the second's last bytes did.
         assert_eq!(&out[..5000], parts[0].as_slice());
         assert!(out.len() < 10_000);
@@ -280,6 +285,7 @@ mod tests {
         let opts = PackWriterOptions {
             target: 256 << 10,
             in_flight: 2,
+            ..Default::default()
         };
         let mut writer = PackWriter::new(storage.clone(), DataDir::Legacy, opts);
         let mut refs = Vec::new();
@@ -291,7 +297,7 @@ mod tests {
         let refs: Vec<BlobRef> = refs.into_iter().map(|(_, r)| r).collect();
         let packs: std::collections::HashSet<_> = refs.iter().map(|r| r.pack).collect();
         assert!(packs.len() >= 3, "{} packs", packs.len());
-        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW));
         let mut stream = reader.stream(refs);
         let out = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -308,7 +314,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()));
         let blobs = encoded(&[b"abc"]);
-        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy));
+        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW));
         let mut stream = reader.stream(vec![blobs[0].0]);
         let err = tokio::task::spawn_blocking(move || stream.read_to_end(&mut Vec::new()))
             .await

@@ -1,6 +1,7 @@
 //! Filling packs with blobs and uploading them.
 //!
-//! A pack's name is the SHA-256 of its bytes and its key contains the name,
+//! A pack's name is the hash of its bytes (the repository's content id hash)
+//! and its key contains the name,
 //! so a pack cannot be streamed to storage while it is filled: it is built
 //! in memory, hashed as its bytes are appended (finishing it costs the
 //! header, not another pass over 16 MiB), and handed to the storage once
@@ -29,13 +30,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::{trailer, BlobRef, HeaderEntry, MAX_BLOBS};
 use crate::progress::Progress;
 use crate::repo::blob::EncodedBlob;
-use crate::repo::content_id::ContentId;
+use crate::repo::content_id::{ContentId, IdHash, IdHasher};
 use crate::repo::datadir::DataDir;
 use crate::storage::{body, Key, Storage};
 
@@ -62,6 +62,8 @@ pub struct PackWriterOptions {
     pub target: usize,
     /// Packs uploaded at the same time (at least 1).
     pub in_flight: usize,
+    /// The hash that names packs (the repository's).
+    pub ids: IdHash,
 }
 
 impl Default for PackWriterOptions {
@@ -69,6 +71,7 @@ impl Default for PackWriterOptions {
         PackWriterOptions {
             target: DEFAULT_TARGET,
             in_flight: DEFAULT_IN_FLIGHT,
+            ids: IdHash::NEW,
         }
     }
 }
@@ -76,7 +79,7 @@ impl Default for PackWriterOptions {
 /// The pack being filled.
 struct Filling<T> {
     bytes: Vec<u8>,
-    hasher: Sha256,
+    hasher: IdHasher,
     entries: Vec<HeaderEntry>,
     tags: Vec<T>,
 }
@@ -85,7 +88,7 @@ impl<T> Filling<T> {
     /// A pack to fill, in `spare` (the buffer of a pack already stored) if
     /// there is one: a fresh 16 MiB buffer costs a page fault per 4 KiB as
     /// it fills, more than the SHA-256 of its bytes on these machines.
-    fn new(target: usize, spare: Option<Vec<u8>>) -> Filling<T> {
+    fn new(target: usize, spare: Option<Vec<u8>>, ids: IdHash) -> Filling<T> {
         // Room for a typical header too: finishing should not copy.
         let capacity = target + (64 << 10);
         let bytes = match spare {
@@ -97,7 +100,7 @@ impl<T> Filling<T> {
         };
         Filling {
             bytes,
-            hasher: Sha256::new(),
+            hasher: ids.hasher(),
             entries: Vec::new(),
             tags: Vec::new(),
         }
@@ -124,7 +127,7 @@ impl<T> Filling<T> {
         let end = trailer(&self.entries);
         self.hasher.update(&end);
         self.bytes.extend_from_slice(&end);
-        let pack = ContentId::from_hasher(self.hasher);
+        let pack: ContentId = self.hasher.finish();
         let refs = self
             .tags
             .into_iter()
@@ -166,13 +169,14 @@ impl<T: Send + 'static> PackWriter<T> {
         let opts = PackWriterOptions {
             target: opts.target.max(1),
             in_flight: opts.in_flight.max(1),
+            ids: opts.ids,
         };
         PackWriter {
             storage,
             dir,
             opts,
             progress: None,
-            filling: Filling::new(opts.target, None),
+            filling: Filling::new(opts.target, None, opts.ids),
             uploads: JoinSet::new(),
             spare: Vec::new(),
             stored: 0,
@@ -227,7 +231,7 @@ impl<T: Send + 'static> PackWriter<T> {
             let joined = self.uploads.join_next().await.expect("uploads are running");
             done.extend(self.stored(joined)?);
         }
-        let next = Filling::new(self.opts.target, self.spare.pop());
+        let next = Filling::new(self.opts.target, self.spare.pop(), self.opts.ids);
         let filled = mem::replace(&mut self.filling, next);
         let (bytes, pack, refs) = filled.seal();
         let storage = self.storage.clone();
@@ -382,7 +386,7 @@ mod tests {
         let buffer = buffer.expect("a local directory keeps no piece of the pack");
         assert!(buffer.capacity() >= 1 << 20, "{}", buffer.capacity());
         // The next pack is filled in it, emptied.
-        let filling = Filling::<usize>::new(1 << 19, Some(buffer));
+        let filling = Filling::<usize>::new(1 << 19, Some(buffer), IdHash::NEW);
         assert!(filling.bytes.is_empty() && filling.bytes.capacity() >= 1 << 20);
     }
 
@@ -394,6 +398,7 @@ mod tests {
         let opts = PackWriterOptions {
             target,
             in_flight: 3,
+            ..Default::default()
         };
         let (refs, stored) = write_all(&storage, opts, &blobs).await;
         assert_eq!(refs.len(), blobs.len(), "every blob has its ref");
@@ -431,7 +436,7 @@ mod tests {
                 assert_eq!(entry.kind, blobs[*i].1.kind);
             }
         }
-        let reader = PackReader::new(storage.clone(), group());
+        let reader = PackReader::new(storage.clone(), group(), IdHash::NEW);
         for (i, r) in &refs {
             assert_eq!(
                 reader.read_blob(r, 1 << 20).await.unwrap(),
@@ -451,6 +456,7 @@ mod tests {
         let opts = |in_flight| PackWriterOptions {
             target: 128 << 10,
             in_flight,
+            ..Default::default()
         };
         let (refs_a, size_a) = write_all(&first, opts(1), &blobs).await;
         let (refs_b, size_b) = write_all(&second, opts(4), &blobs).await;
@@ -535,6 +541,7 @@ mod tests {
         let opts = PackWriterOptions {
             target: 1,
             in_flight: 2,
+            ..Default::default()
         };
         let mut encoder = BlobEncoder::with_default_level().unwrap();
         let blobs: Vec<EncodedBlob> = (0..6)

@@ -99,7 +99,7 @@ pub(super) async fn quick(
     let checked: Vec<Result<Vec<Problem>>> = futures::stream::iter(packs.by_pack.iter())
         .map(|(pack, (refs, _, _))| {
             // Headers are read once per pack here: no cache to share.
-            let reader = PackReader::new(repo.storage().clone(), pack.0.clone());
+            let reader = PackReader::new(repo.storage().clone(), pack.0.clone(), repo.ids());
             let packs = &packs;
             async move {
                 let header = match reader.read_header(&pack.1).await {
@@ -158,12 +158,15 @@ pub(super) async fn read(
                 Some(m) => m.size,
                 None => return Ok((None, 0)), // reported by the quick level
             };
-            let (read, sha) = super::download::hash_object(repo, &key, size, progress).await?;
-            let found = (sha != pack.1.to_hex()).then(|| {
+            let (read, got) = super::download::hash_pack(repo, &key, size, progress).await?;
+            let found = (got != pack.1).then(|| {
                 packs.problem(
                     pack,
                     "checksum_mismatch",
-                    format!("the pack's {read} bytes hash to {sha}, not to its name"),
+                    format!(
+                        "the pack's {read} bytes hash to {got} ({}), not to its name",
+                        repo.ids().display()
+                    ),
                 )
             });
             Ok((found, read))
