@@ -231,6 +231,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Where this storage points, for messages (never includes credentials).
     fn describe(&self) -> String;
 
+    /// The size of the pieces an in-memory object is best handed to
+    /// [`Storage::put`] in: S3 sends a piece of its part size as it is,
+    /// and gathers smaller ones into a copy of each part. Smaller pieces
+    /// let progress follow the upload more closely.
+    fn upload_piece(&self) -> usize {
+        1 << 20
+    }
+
     /// Stores the bytes received from `body` under `key`, replacing any
     /// object there. The object becomes visible only once the writer has
     /// finished and every byte is stored; if the writer goes away without

@@ -120,6 +120,10 @@ impl Storage for Throttled {
         self.inner.describe()
     }
 
+    fn upload_piece(&self) -> usize {
+        self.inner.upload_piece()
+    }
+
     async fn put(&self, key: &Key, mut source: Body) -> Result<u64> {
         // Forward the body chunk by chunk as the bucket allows. A producer
         // that fails ends `pump` without `finish`, so the backend discards

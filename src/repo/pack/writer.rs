@@ -47,16 +47,6 @@ pub const DEFAULT_TARGET: usize = 16 << 20;
 /// The default number of packs uploaded at the same time.
 pub const DEFAULT_IN_FLIGHT: usize = 2;
 
-/// The size of the pieces a pack is handed to the storage in: the S3
-/// backend's default part size, so that it sends each part as the slice of
-/// the pack it is, without copying it. Pieces of 1 MiB (before) were
-/// gathered into a copy of each part: up to three 8 MiB copies per upload,
-/// which took a backup of the large bench set to Garage from 126 MB
-/// resident (to a local directory) to 211. Progress counts a piece as the
-/// storage takes it, so under `--max-bandwidth` a progress line runs ahead
-/// of what is stored by at most a piece, 8 MiB.
-const UPLOAD_PIECE: usize = 8 << 20;
-
 /// How packs are cut and uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PackWriterOptions {
@@ -297,8 +287,15 @@ async fn upload(
     let send = async move {
         let len = bytes.len().max(1) as u64;
         let mut reported = 0;
-        for at in (0..bytes.len()).step_by(UPLOAD_PIECE) {
-            let end = (at + UPLOAD_PIECE).min(bytes.len());
+        // Pieces of the storage's liking: of S3's part size, each part is
+        // sent as the slice of the pack it is. Pieces of 1 MiB were
+        // gathered into a copy of each part there, up to three 8 MiB copies
+        // per upload, which took a backup of the large bench set to Garage
+        // from 126 MB resident (to a local directory) to 211. Locally 1 MiB
+        // pieces keep the progress close to what is written.
+        let piece = storage.upload_piece().max(1);
+        for at in (0..bytes.len()).step_by(piece) {
+            let end = (at + piece).min(bytes.len());
             // The raw bytes up to this piece's end, in proportion.
             let upto = (u128::from(raw) * end as u128 / u128::from(len)) as u64;
             writer

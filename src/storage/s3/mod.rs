@@ -186,6 +186,11 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
 
 #[async_trait]
 impl Storage for S3Storage {
+    /// A part: sent as the slice of the caller's buffer it is.
+    fn upload_piece(&self) -> usize {
+        self.part_size
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("s3://{}", self.bucket);
         if !self.prefix.is_empty() {
