@@ -10,7 +10,8 @@
 //! header = n × (kind u8 | raw length u32 LE | stored length u32 LE | blob id 32 bytes)
 //! ```
 //!
-//! A pack is named by the SHA-256 of all its bytes and stored at
+//! A pack is named by the content id (see `content_id.rs`) of all its
+//! bytes and stored at
 //! `packs/<group>/<first 2 hex>/<64 hex>` (or, written before groups,
 //! `packs/<first 2 hex>/<64 hex>`: keys are made in `datadir.rs`, and a
 //! [`PackReader`] or [`PackWriter`] works in one such directory); it is
@@ -65,7 +66,7 @@ pub const MAX_BLOBS: usize = 16384;
 /// Where a blob is: the JSON object recipes hold (`<blob ref>` in FORMAT.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BlobRef {
-    /// The pack's name: the SHA-256 of its bytes.
+    /// The pack's name: the content id of its bytes.
     pub pack: ContentId,
     /// Where the blob's frame starts in the pack.
     pub offset: u64,
@@ -73,7 +74,7 @@ pub struct BlobRef {
     pub length: u32,
     /// How many bytes the frame decompresses to.
     pub raw_length: u32,
-    /// The SHA-256 of those bytes.
+    /// The content id of those bytes.
     pub id: ContentId,
 }
 

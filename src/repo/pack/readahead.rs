@@ -20,9 +20,9 @@
 //!   [`FETCHERS`] threads read runs in the order they will be needed.
 //! - **Decoding.** Fetched blobs are decoded on one thread per core, each
 //!   whole and checked (frame header, one frame and nothing after it,
-//!   length, SHA-256: [`BlobDecoder`]) before a byte of it is handed on;
+//!   length, id: [`BlobDecoder`]) before a byte of it is handed on;
 //!   a reader that hashes every byte itself (a rebuild: each file's
-//!   SHA-256) skips the blob's SHA-256 ([`ReadAhead::without_id_checks`]),
+//!   SHA-256) skips the blob's id ([`ReadAhead::without_id_checks`]),
 //!   which would be a second pass as costly as the decoding.
 //!   A stream's reader takes its blobs in order; when the one it needs is
 //!   not decoded yet it decodes it itself, and when its run has not been
@@ -157,7 +157,7 @@ pub struct ReadAhead {
     /// Each stream's blobs, as a range of `blobs`; by group, then stream.
     streams: Vec<Range<usize>>,
     budget: u64,
-    /// Whether each blob's SHA-256 is checked as it is decoded.
+    /// Whether each blob's id is checked as it is decoded.
     ids_checked: bool,
 }
 
@@ -191,7 +191,7 @@ impl ReadAhead {
         Ok(ahead)
     }
 
-    /// Decodes blobs without checking their SHA-256, every other check
+    /// Decodes blobs without checking their ids, every other check
     /// kept ([`BlobDecoder::decode_unhashed`]): for a reader that checks
     /// the SHA-256 of everything it reads anyway, as a rebuild does of
     /// every file. The blob hash would be a second pass over every byte,

@@ -172,7 +172,7 @@ impl PackReader {
     /// Reads and decodes a whole (small) blob, refusing a reference that
     /// claims more than `max_raw` bytes before anything is read. Returns
     /// nothing unless every check passed: the reference against the
-    /// header, the frame's window, length and SHA-256. Memory: the frame
+    /// header, the frame's window, length and id. Memory: the frame
     /// and `raw_length` bytes.
     pub async fn read_blob(&self, r: &BlobRef, max_raw: u32) -> Result<Vec<u8>> {
         let frame = self.fetch_frame(r, max_raw).await?;

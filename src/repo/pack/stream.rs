@@ -7,7 +7,7 @@
 //! as it ends ([`BlobReader`]): a failure is a [`DamagedPack`] naming the
 //! pack and the blob, carried in an `io::Error` (find it with
 //! [`DamagedPack::find`]); a failure of the connection stays what it is.
-//! Bytes are handed on as they decode, before their blob's SHA-256 can be
+//! Bytes are handed on as they decode, before their blob's id can be
 //! checked, so an error voids what the stream has yielded: a caller writes
 //! into a place it throws away on error, as restore does.
 //!

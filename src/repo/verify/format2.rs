@@ -6,7 +6,7 @@
 //!   every blob reference resolves in it (inside the pack, listed by the
 //!   header with that length and id): no dangling piece.
 //! - read: every referenced pack is downloaded whole and hashed; a pack is
-//!   named by its SHA-256, so this checks every stored byte. A pack many
+//!   named by its content id, so this checks every stored byte. A pack many
 //!   blocks share is read once. `--read-data-subset` picks packs.
 //! - deep: every block is rebuilt from its recipe as a stream, each file's
 //!   SHA-256 checked on the way and its chunk records walked as they pass
