@@ -7,6 +7,7 @@
 //! through the `progress` trait and `output` decides how it looks.
 
 pub mod archive;
+pub mod buffers;
 pub mod cli;
 pub mod commands;
 pub mod direct_io;

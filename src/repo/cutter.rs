@@ -18,6 +18,10 @@
 //! the target is a blob of its own. So a blob is never longer than the
 //! target unless it is a single record, and pending data never exceeds the
 //! target.
+//!
+//! `emit` gets each blob as the cutter's own buffer, and may take it (the
+//! backup hands it to a compressing thread that way, without a copy): the
+//! cutter then starts a new one.
 
 use anyhow::Result;
 
@@ -45,13 +49,13 @@ impl BlobCutter {
     pub fn push(
         &mut self,
         record: &[u8],
-        emit: &mut impl FnMut(&[u8]) -> Result<()>,
+        emit: &mut impl FnMut(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         if !self.pending.is_empty() && self.pending.len() + record.len() > self.target {
             self.cut(emit)?;
         }
         if record.len() > self.target {
-            return emit(record);
+            return emit(&mut record.to_vec());
         }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(self.target);
@@ -65,15 +69,15 @@ impl BlobCutter {
 
     /// Hands the last, partial blob to `emit`, if there is one. A stream
     /// without records (or of empty records only) yields no blob.
-    pub fn finish(mut self, emit: &mut impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn finish(mut self, emit: &mut impl FnMut(&mut Vec<u8>) -> Result<()>) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         self.cut(emit)
     }
 
-    fn cut(&mut self, emit: &mut impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let result = emit(&self.pending);
+    fn cut(&mut self, emit: &mut impl FnMut(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        let result = emit(&mut self.pending);
         self.pending.clear();
         result
     }
@@ -85,8 +89,8 @@ mod tests {
 
     fn cut(target: usize, records: &[&[u8]]) -> Vec<Vec<u8>> {
         let mut blobs = Vec::new();
-        let mut emit = |b: &[u8]| {
-            blobs.push(b.to_vec());
+        let mut emit = |b: &mut Vec<u8>| {
+            blobs.push(std::mem::take(b));
             Ok(())
         };
         let mut cutter = BlobCutter::new(target);
@@ -156,7 +160,7 @@ mod tests {
     #[test]
     fn an_error_from_emit_stops_the_cutter() {
         let mut cutter = BlobCutter::new(4);
-        let mut failing = |_: &[u8]| anyhow::bail!("the encoder is gone");
+        let mut failing = |_: &mut Vec<u8>| anyhow::bail!("the encoder is gone");
         let err = cutter.push(b"abcd", &mut failing).unwrap_err();
         assert_eq!(err.to_string(), "the encoder is gone");
     }

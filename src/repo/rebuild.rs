@@ -424,9 +424,11 @@ fn check_block(
     };
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);
-        let walking = scope.spawn(move || walk_segments(rx, block));
+        let (back_tx, back) = mpsc::sync_channel(PIPE_DEPTH + 2);
+        let walking = scope.spawn(move || walk_segments(rx, back_tx, block));
         let mut pipe = Pipe {
             tx,
+            back,
             buf: Vec::with_capacity(PIPE_PIECE),
         };
         let joined = windows::join_into(
@@ -584,9 +586,12 @@ enum Piece {
 }
 
 /// Sends rebuilt chunk segments to [`walk_segments`], in pieces, through
-/// a bounded channel.
+/// a bounded channel; the walk sends each piece's buffer back on `back`
+/// once read, to be filled again (rather than freed on one thread and
+/// allocated afresh on the other).
 struct Pipe {
     tx: SyncSender<Piece>,
+    back: Receiver<Vec<u8>>,
     buf: Vec<u8>,
 }
 
@@ -601,7 +606,14 @@ impl Pipe {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
+        let next = match self.back.try_recv() {
+            Ok(mut used) => {
+                used.clear();
+                used
+            }
+            Err(_) => Vec::with_capacity(PIPE_PIECE),
+        };
+        let full = std::mem::replace(&mut self.buf, next);
         self.send(Piece::Data(full))
     }
 }
@@ -615,10 +627,15 @@ impl SegmentSink for Pipe {
         Ok(None)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= PIPE_PIECE {
-            self.flush()?;
+    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        // Pieces of PIPE_PIECE bytes exactly: a buffer never grows.
+        while !bytes.is_empty() {
+            let n = (PIPE_PIECE - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.buf.len() >= PIPE_PIECE {
+                self.flush()?;
+            }
         }
         Ok(())
     }
@@ -630,13 +647,18 @@ impl SegmentSink for Pipe {
 }
 
 /// The walking thread of [`check`]: each segment through `block`.
-fn walk_segments(rx: Receiver<Piece>, mut block: StreamedBlock) -> Result<StreamedBlock> {
+fn walk_segments(
+    rx: Receiver<Piece>,
+    back: SyncSender<Vec<u8>>,
+    mut block: StreamedBlock,
+) -> Result<StreamedBlock> {
     while let Ok(piece) = rx.recv() {
         let Piece::Start { path, size } = piece else {
             anyhow::bail!("a segment's bytes came before its start");
         };
         let mut reader = PipeReader {
             rx: &rx,
+            back: &back,
             piece: Vec::new(),
             at: 0,
             ended: false,
@@ -650,6 +672,7 @@ fn walk_segments(rx: Receiver<Piece>, mut block: StreamedBlock) -> Result<Stream
 /// One segment's bytes, as they arrive through the pipe.
 struct PipeReader<'a> {
     rx: &'a Receiver<Piece>,
+    back: &'a SyncSender<Vec<u8>>,
     piece: Vec<u8>,
     at: usize,
     ended: bool,
@@ -659,7 +682,14 @@ impl BufRead for PipeReader<'_> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.at == self.piece.len() && !self.ended {
             match self.rx.recv() {
-                Ok(Piece::Data(piece)) => (self.piece, self.at) = (piece, 0),
+                Ok(Piece::Data(piece)) => {
+                    let used = std::mem::replace(&mut self.piece, piece);
+                    self.at = 0;
+                    // The writer may have enough spare buffers already.
+                    if used.capacity() >= PIPE_PIECE {
+                        let _ = self.back.try_send(used);
+                    }
+                }
                 Ok(Piece::End) => self.ended = true,
                 Ok(Piece::Start { .. }) => {
                     return Err(io::Error::other("a segment started before the last ended"))

@@ -449,7 +449,9 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn emit(&mut self, tag: &Tag, kind: BlobKind, raw: &[u8]) -> Result<()> {
+    /// Sends the blob `raw` on; a worker takes the buffer itself, which
+    /// leaves `raw` empty.
+    fn emit(&mut self, tag: &Tag, kind: BlobKind, raw: &mut Vec<u8>) -> Result<()> {
         let (done, blob) = oneshot::channel();
         match &mut self.compress {
             Compress::Here(encoder) => {
@@ -458,7 +460,7 @@ impl Out<'_> {
             Compress::Workers(jobs) => {
                 let job = Job {
                     kind,
-                    raw: raw.to_vec(),
+                    raw: std::mem::take(raw),
                     done,
                 };
                 // Fails only if every worker is gone, which they are only

@@ -107,12 +107,12 @@ impl Storage for LocalStorage {
     }
 
     async fn get(&self, key: &Key) -> Result<ByteStream> {
-        let (file, _) = self.open_regular(key).await?;
-        Ok(read_stream(file, READ_CHUNK))
+        let (file, _) = self.open_regular_std(key).await?;
+        Ok(read_whole(file))
     }
 
     async fn get_limited(&self, key: &Key, max: u64) -> Result<ByteStream> {
-        let (file, size) = self.open_regular(key).await?;
+        let (file, size) = self.open_regular_std(key).await?;
         if size > max {
             return Err(BadObject {
                 key: key.clone(),
@@ -121,11 +121,7 @@ impl Storage for LocalStorage {
             .into());
         }
         // The file may still grow while it is read.
-        Ok(super::limit(
-            read_stream(file, READ_CHUNK),
-            key.clone(),
-            max,
-        ))
+        Ok(super::limit(read_whole(file), key.clone(), max))
     }
 
     async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
@@ -163,9 +159,11 @@ impl Storage for LocalStorage {
                 return Err(too_short(offset.saturating_add(length)).into());
             }
             let len = usize::try_from(length).context("a range too large for memory")?;
-            let mut buf = vec![0u8; len];
+            // A run of blobs, often megabytes: a recycled buffer, not
+            // fresh pages to fault in (crate::buffers).
+            let mut buf = crate::buffers::take(len);
             match file.read_exact_at(&mut buf, offset) {
-                Ok(()) => Ok(Bytes::from(buf)),
+                Ok(()) => Ok(crate::buffers::into_bytes(buf)),
                 // The file shrank since it was measured.
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     Err(too_short(offset + length).into())
@@ -219,6 +217,59 @@ impl LocalStorage {
         let key = key.clone();
         tokio::task::spawn_blocking(move || open_regular(&path, &key)).await?
     }
+
+    /// [`LocalStorage::open_regular`], as a file for blocking reads.
+    async fn open_regular_std(&self, key: &Key) -> Result<(std::fs::File, u64)> {
+        let path = self.path(key);
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || open_regular_std(&path, &key)).await?
+    }
+}
+
+/// A whole object as a stream of `READ_CHUNK` pieces, each read on a
+/// blocking thread straight into a recycled buffer (`crate::buffers`):
+/// through `tokio::fs` each piece was copied once more, into fresh pages
+/// (`verify` reads every pack this way).
+fn read_whole(file: std::fs::File) -> ByteStream {
+    let stream = futures::stream::try_unfold(Some(file), |file| async move {
+        let Some(mut file) = file else {
+            return Ok(None);
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = crate::buffers::take(READ_CHUNK);
+            let n = read_full(&mut file, &mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((file, buf))
+        });
+        let (file, buf) = read.await??;
+        if buf.is_empty() {
+            crate::buffers::give(buf);
+            return Ok(None);
+        }
+        // A short piece is the end of the file (or of what it held when
+        // read): the next read would only find that out.
+        let more = buf.len() == READ_CHUNK;
+        Ok(Some((
+            crate::buffers::into_bytes(buf),
+            more.then_some(file),
+        )))
+    });
+    Box::pin(stream)
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn open_regular(path: &Path, key: &Key) -> Result<(tokio::fs::File, u64)> {

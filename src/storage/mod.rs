@@ -273,11 +273,24 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn get_range_bytes(&self, key: &Key, offset: u64, length: u64) -> Result<Bytes> {
         use futures::StreamExt;
         let mut stream = self.get_range(key, offset, length).await?;
-        let mut data = bytes::BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
+        // A recycled buffer (crate::buffers): a run of blobs is often
+        // megabytes, and fresh pages cost a fault each as they fill.
+        let mut data = crate::buffers::take(usize::try_from(length).unwrap_or(0));
+        let mut filled = 0;
         while let Some(chunk) = stream.next().await {
-            data.extend_from_slice(&chunk?);
+            let chunk = chunk?;
+            match data.get_mut(filled..filled + chunk.len()) {
+                Some(room) => room.copy_from_slice(&chunk),
+                // More than asked for: kept, for the caller to refuse.
+                None => {
+                    data.truncate(filled);
+                    data.extend_from_slice(&chunk);
+                }
+            }
+            filled += chunk.len();
         }
-        Ok(data.freeze())
+        data.truncate(filled);
+        Ok(crate::buffers::into_bytes(data))
     }
 
     /// Size and time of the object, or `None` when it does not exist.

@@ -777,7 +777,7 @@ mod tests {
         for (s, data) in streams.iter().enumerate() {
             let mut cutter = BlobCutter::new(16 << 10);
             let mut blobs = Vec::new();
-            let mut emit = |raw: &[u8]| {
+            let mut emit = |raw: &mut Vec<u8>| {
                 blobs.push(encoder.encode(BlobKind::Chunks, raw)?);
                 Ok(())
             };

@@ -274,7 +274,7 @@ mod tests {
         let mut encoder = BlobEncoder::with_default_level().unwrap();
         let mut encoded = Vec::new();
         let mut cutter = BlobCutter::new(64 << 10);
-        let mut emit = |raw: &[u8]| {
+        let mut emit = |raw: &mut Vec<u8>| {
             encoded.push(encoder.encode(BlobKind::Chunks, raw)?);
             Ok(())
         };
