@@ -6,8 +6,10 @@
 //! to the system instead of staying resident in that thread's arena. The
 //! price was a page fault (and a page cleared by the kernel) for every
 //! 4 KiB each fresh buffer was filled with: on the large bench set, with
-//! `verify --deep` of its largest block, 10 % of the samples were clearing
-//! pages, more than the SHA-256 of the files.
+//! `verify --deep` of its largest block, 10 % of the CPU samples were
+//! clearing pages, more than the SHA-256 of the files. With this pool that
+//! command took 87 thousand page faults instead of 304, a `verify --deep`
+//! of the whole set 200 instead of 370, a restore 177 instead of 263.
 //!
 //! [`take`] hands out a buffer from a process-wide pool when one of about
 //! the right size is there (else a new one), and [`give`] (or dropping the
@@ -15,8 +17,10 @@
 //! happens. The pool keeps at most [`KEEP`] bytes; a buffer it has no room
 //! for is freed, and so is the largest idle one when none fits a request
 //! (before a new one is made): the buffers in use and in the pool together
-//! stay near the most that was in use at once, so peak memory does not grow
-//! with the pool.
+//! stay near the most that was in use at once plus [`KEEP`]. That is what
+//! peak memory grows by: the pool is never empty for long. At 16 MiB a
+//! `verify --deep` of the large set peaked at 196-200 MB, at 8 MiB at
+//! 178-180 MB, without it at 167-186 MB.
 
 use std::sync::Mutex;
 
@@ -27,7 +31,7 @@ use bytes::Bytes;
 pub const MIN: usize = 1 << 20;
 
 /// The most bytes of idle buffers the pool keeps.
-pub const KEEP: usize = 16 << 20;
+pub const KEEP: usize = 8 << 20;
 
 /// Idle buffers (their contents as their last user left them: a reuse
 /// clears nothing) and the most bytes of them kept.

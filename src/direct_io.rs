@@ -33,13 +33,49 @@ const ALIGN: usize = 4096;
 const DIRECT_BUF: usize = 1024 * 1024;
 
 /// `DIRECT_BUF` bytes of an anonymous mapping: page-aligned (as direct I/O
-/// needs), and given back to the kernel when dropped. Freed heap blocks of
-/// this size stay in the allocator's per-thread arenas, which showed as
-/// 30 MB more peak RSS.
-fn aligned_buf() -> io::Result<MmapMut> {
+/// needs). Freed heap blocks of this size stayed in the allocator's
+/// per-thread arenas, which showed as 30 MB more peak RSS; a mapping made
+/// afresh for every file cost a page fault per 4 KiB (a local repository is
+/// written a pack file at a time). So a dropped buffer goes back to a small
+/// pool of [`IDLE_BUFS`] for the next file, and beyond that to the kernel.
+fn aligned_buf() -> io::Result<AlignedBuf> {
+    if let Some(buf) = IDLE.lock().ok().and_then(|mut idle| idle.pop()) {
+        return Ok(AlignedBuf(Some(buf)));
+    }
     let buf = MmapMut::map_anon(DIRECT_BUF)?;
     debug_assert_eq!(buf.as_ptr() as usize % ALIGN, 0);
-    Ok(buf)
+    Ok(AlignedBuf(Some(buf)))
+}
+
+/// Idle buffers kept at most: one per file read or written at once, about.
+const IDLE_BUFS: usize = 4;
+
+static IDLE: std::sync::Mutex<Vec<MmapMut>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer of [`aligned_buf`], back to the pool when dropped.
+struct AlignedBuf(Option<MmapMut>);
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().unwrap_or_default()
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if let (Some(buf), Ok(mut idle)) = (self.0.take(), IDLE.lock()) {
+            if idle.len() < IDLE_BUFS {
+                idle.push(buf);
+            }
+        }
+    }
 }
 
 fn is_einval(e: &io::Error) -> bool {
@@ -64,7 +100,7 @@ pub struct DirectReader {
     path: PathBuf,
     file: File,
     direct: bool,
-    buf: Option<MmapMut>,
+    buf: Option<AlignedBuf>,
     /// The unread bytes are `buf[pos..end]`.
     pos: usize,
     end: usize,
@@ -138,7 +174,7 @@ pub struct StagingWriter {
     path: PathBuf,
     file: File,
     /// Holds `filled` bytes not yet written.
-    buf: Option<MmapMut>,
+    buf: Option<AlignedBuf>,
     filled: usize,
     direct: bool,
     written: u64,
