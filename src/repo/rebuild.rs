@@ -28,7 +28,7 @@
 //!   of a block's bytes, pass through a bounded pipe to a thread that walks
 //!   their records (`tsdb::check::StreamedBlock`) and are never written.
 //!
-//! Memory: the read-ahead's budget (48 MiB plus one blob per stream), the
+//! Memory: the read-ahead's budget (40 MiB plus one blob per stream), the
 //! join's buffers, a few pipe buffers of 256 KiB; nothing grows with the
 //! number of series or records.
 
@@ -424,7 +424,7 @@ fn check_block(
     };
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);
-        let (back_tx, back) = mpsc::sync_channel(PIPE_DEPTH + 2);
+        let (back_tx, back) = mpsc::sync_channel(2);
         let walking = scope.spawn(move || walk_segments(rx, back_tx, block));
         let mut pipe = Pipe {
             tx,

@@ -37,7 +37,7 @@
 //! - **Memory.** Every blob read and not yet taken by its reader holds
 //!   its decoded length (reserved when its run is read, so decoding never
 //!   adds to it), and every run being read its length: together at most
-//!   [`BUDGET`] (48 MiB); a fetcher waits for room before it starts a run.
+//!   [`BUDGET`] (40 MiB); a fetcher waits for room before it starts a run.
 //!   A reader that waits for a blob whose run has not been read has that
 //!   run read out of turn if it fits in the budget, else that blob alone:
 //!   so at most one blob over the budget. Each reader also holds the blob
@@ -68,8 +68,10 @@ use crate::repo::datadir::DataDir;
 
 /// Bytes held for readers that have not taken them yet (runs being read,
 /// blobs read or decoded, each counted at its decoded length), per
-/// [`ReadAhead`].
-pub const BUDGET: u64 = 48 << 20;
+/// [`ReadAhead`]. 40 MiB: with 48, and the 8 MiB of idle run buffers that
+/// `crate::buffers` keeps, a `verify --deep` of the large bench set peaked
+/// at 197 MB.
+pub const BUDGET: u64 = 40 << 20;
 
 /// The least budget [`budget_for`] gives: two of the longest runs.
 pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
