@@ -168,9 +168,8 @@ fn damaged_block(e: anyhow::Error, ulid: &str) -> anyhow::Error {
 
 /// Rebuilds the block `entry` describes into the empty directory `dir`.
 /// `durable`: fsync every file (a restore), overlapped with the writing;
-/// not for scratch copies. `budget`: the read-ahead's
-/// ([`budget_for`](super::pack::readahead::budget_for) the blocks rebuilt
-/// at once).
+/// not for scratch copies. `budget`: the read-ahead's (its share of the
+/// blocks rebuilt at once, [`Budgets`](super::pack::readahead::Budgets)).
 pub async fn rebuild(
     repo: &Repository,
     entry: &BlockEntry,

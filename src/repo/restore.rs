@@ -66,6 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use super::download::{self, TmpDir};
 use super::manifest::{BlockEntry, Manifest};
+use super::pack::readahead::Budgets;
 use super::rebuild;
 use super::selection::{self, TimeRange};
 use super::Repository;
@@ -152,9 +153,12 @@ pub async fn run(
     super::largest_first(&mut todo, |b| b.stored());
     progress.set_total(todo.iter().map(|b| progress_size(b)).sum());
     let owner = prepared.owner;
-    let budget = super::pack::readahead::budget_for(opts.concurrency);
+    let budgets = Budgets::new(todo.iter().map(|b| b.stored()), opts.concurrency);
     futures::stream::iter(todo.iter().copied())
-        .map(|entry| restore_block(repo, entry, dir, owner, budget, progress.clone()))
+        .map(|entry| {
+            let budget = budgets.of(entry.stored());
+            restore_block(repo, entry, dir, owner, budget, progress.clone())
+        })
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;

@@ -66,6 +66,10 @@ impl Storage for LocalStorage {
         self.root.display().to_string()
     }
 
+    fn prefers_long_reads(&self) -> bool {
+        false
+    }
+
     async fn put(&self, key: &Key, mut body: Body) -> Result<u64> {
         let target = self.path(key);
         let dir = target

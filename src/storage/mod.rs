@@ -239,6 +239,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
         1 << 20
     }
 
+    /// Whether a few long ranged reads cost much less than many short ones
+    /// of the same bytes: true of object stores, which pay per request and
+    /// read their own units (Garage's blocks of 1 MiB) whole for a range
+    /// that cuts one; not of a local directory, where a `pread` costs its
+    /// bytes whatever its length.
+    fn prefers_long_reads(&self) -> bool {
+        true
+    }
+
     /// Stores the bytes received from `body` under `key`, replacing any
     /// object there. The object becomes visible only once the writer has
     /// finished and every byte is stored; if the writer goes away without

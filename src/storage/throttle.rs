@@ -124,6 +124,10 @@ impl Storage for Throttled {
         self.inner.upload_piece()
     }
 
+    fn prefers_long_reads(&self) -> bool {
+        self.inner.prefers_long_reads()
+    }
+
     async fn put(&self, key: &Key, mut source: Body) -> Result<u64> {
         // Forward the body chunk by chunk as the bucket allows. A producer
         // that fails ends `pump` without `finish`, so the backend discards

@@ -12,11 +12,14 @@
 //!   every reference checked against it (as [`PackReader::open_blob`]
 //!   does, but once per pack). The blobs are then grouped into *runs*:
 //!   adjacent blobs of one pack (gaps of at most [`MAX_GAP`]) up to
-//!   [`MAX_RUN`] bytes, each one ranged read. A block's own window streams
-//!   were cut in one pass over the index, so their blobs lie in its packs
-//!   in about the order the join needs them, and runs are long; streams
-//!   reused from other blocks lie in other packs, and a run then stops
-//!   where its blobs would be needed later than the budget reaches.
+//!   [`MAX_RUN`] bytes (from an object store, up to two fifths of the
+//!   budget: [`MAX_LONG_RUN`]), each one ranged read. A block's own window
+//!   streams were cut in one pass over the index, so their blobs lie in
+//!   its packs in about the order the join needs them, and runs are long;
+//!   streams reused from other blocks lie in other packs, and a run then
+//!   stops where its blobs would be needed later than the budget reaches
+//!   (give or take a blob: where a blob is needed is estimated from where
+//!   it starts in its stream).
 //!   [`FETCHERS`] threads read runs in the order they will be needed.
 //! - **Decoding.** Fetched blobs are decoded on one thread per core, each
 //!   whole and checked (frame header, one frame and nothing after it,
@@ -73,19 +76,70 @@ use crate::repo::datadir::DataDir;
 /// at 197 MB.
 pub const BUDGET: u64 = 40 << 20;
 
-/// The least budget [`budget_for`] gives: two of the longest runs.
+/// The least budget [`Budgets`] gives: two of the longest runs.
 pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
 
-/// The budget of each of `concurrency` read-aheads running at once (blocks
-/// restored or verified at the same time): [`BUDGET`] shared between them,
-/// at least [`MIN_BUDGET`] each.
-pub fn budget_for(concurrency: usize) -> u64 {
-    (BUDGET / concurrency.max(1) as u64).max(MIN_BUDGET)
+/// How [`BUDGET`] is shared between the read-aheads of blocks rebuilt at
+/// the same time: in proportion to the bytes each block stores, among the
+/// largest blocks that run at once, at least [`MIN_BUDGET`] and at most
+/// `BUDGET` each.
+///
+/// Blocks are started largest first, so whatever blocks run together,
+/// their sizes add up to at most those of the first `concurrency`, and
+/// their budgets to at most `BUDGET` (plus `MIN_BUDGET` for each raised to
+/// it). A block that holds most of the bytes gets most of the budget: it
+/// runs longest, mostly alone once the smaller ones are done, and a larger
+/// budget lets its reads be longer (fewer requests, whole packs).
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// The bytes of the `concurrency` largest blocks.
+    at_once: u64,
+}
+
+impl Budgets {
+    /// For blocks of `sizes` rebuilt `concurrency` at a time.
+    pub fn new(sizes: impl IntoIterator<Item = u64>, concurrency: usize) -> Budgets {
+        let mut sizes: Vec<u64> = sizes.into_iter().collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let at_once = sizes.iter().take(concurrency.max(1)).sum::<u64>();
+        Budgets {
+            at_once: at_once.max(1),
+        }
+    }
+
+    /// The budget of a block of `size` bytes.
+    pub fn of(&self, size: u64) -> u64 {
+        let share = u128::from(BUDGET) * u128::from(size) / u128::from(self.at_once);
+        u64::try_from(share)
+            .unwrap_or(BUDGET)
+            .clamp(MIN_BUDGET, BUDGET)
+    }
 }
 
 /// The longest run of blobs read with one request (a longer blob is a run
-/// of its own).
+/// of its own), from a local directory, or from a store that prefers long
+/// reads within a budget of at most 10 MiB.
 pub const MAX_RUN: u64 = 4 << 20;
+
+/// The longest run from a store that prefers long reads
+/// ([`Storage::prefers_long_reads`](crate::storage::Storage::prefers_long_reads)):
+/// a pack's blobs (16 MiB).
+pub const MAX_LONG_RUN: u64 = 16 << 20;
+
+/// The longest run of a read-ahead with `budget`: from an object store,
+/// two fifths of the budget (between [`MAX_RUN`] and [`MAX_LONG_RUN`]),
+/// so that two runs in flight leave room for the blobs decoded from
+/// them. Measured on the large bench set restored from Garage: the
+/// largest block (22 MiB of budget) took 139 requests with runs of at
+/// most 4 MiB, 57 with 8.8 MiB; at seven tenths of its budget, the runs
+/// no longer fit beside each other and readers waited (41 runs read out
+/// of turn).
+fn max_run(budget: u64, long_reads: bool) -> u64 {
+    match long_reads {
+        true => (budget / 5 * 2).clamp(MAX_RUN, MAX_LONG_RUN),
+        false => MAX_RUN,
+    }
+}
 
 /// Bytes between two blobs that a run reads and throws away rather than
 /// start another request.
@@ -135,6 +189,11 @@ struct Planned {
     r: BlobRef,
     /// When it will be needed: the group's number plus a share of it.
     need: f64,
+    /// The share of its group it spans, `need` onwards: how far off `need`
+    /// may be for a blob of side-by-side streams (estimated from where it
+    /// starts in its stream, it says nothing of where in that span the
+    /// reader actually is).
+    width: f64,
     run: usize,
 }
 
@@ -216,21 +275,27 @@ impl ReadAhead {
                 (self.budget / 2) as f64 / total.max(1) as f64
             })
             .collect();
+        let max_run = max_run(self.budget, self.packs.storage().prefers_long_reads());
         let mut order: Vec<usize> = (0..self.blobs.len()).collect();
         order.sort_by_key(|&i| (self.blobs[i].r.pack, self.blobs[i].r.offset));
         let mut runs: Vec<(f64, Run)> = Vec::new();
+        // The run's first and last need, and its blobs' widest width.
         let mut span = (0.0f64, 0.0f64);
+        let mut width = 0.0f64;
         for i in order {
             let b = &self.blobs[i];
             let (start, end) = (b.r.offset, b.r.offset + u64::from(b.r.length));
             let group = b.need.floor();
             let joins = runs.last().is_some_and(|(_, run)| {
                 let run_end = run.offset + run.length;
+                // Needs are estimates good to a blob's width: blobs that
+                // close are needed together as far as the plan can tell.
+                let slack = width.max(b.width);
                 run.pack == b.r.pack
                     && start <= run_end + MAX_GAP
-                    && end.max(run_end) - run.offset <= MAX_RUN
+                    && end.max(run_end) - run.offset <= max_run
                     && span.0.floor() == group
-                    && b.need.max(span.1) - b.need.min(span.0) <= reach[group as usize]
+                    && b.need.max(span.1) - b.need.min(span.0) <= reach[group as usize] + slack
             });
             if joins {
                 let (first, run) = runs.last_mut().expect("joins a run");
@@ -238,8 +303,10 @@ impl ReadAhead {
                 run.blobs.push(i);
                 *first = first.min(b.need);
                 span = (span.0.min(b.need), span.1.max(b.need));
+                width = width.max(b.width);
             } else {
                 span = (b.need, b.need);
+                width = b.width;
                 runs.push((
                     b.need,
                     Run {
@@ -345,15 +412,22 @@ fn plan_needs(groups: &[Group]) -> (Vec<Planned>, Vec<Range<usize>>) {
             let first = blobs.len();
             let mut at = 0u64;
             for r in stream {
-                let share = match group.order {
-                    Order::OneAfterAnother => (before_stream + at) as f64 / total.max(1) as f64,
-                    Order::SideBySide => at as f64 / length.max(1) as f64,
+                let (share, width) = match group.order {
+                    Order::OneAfterAnother => (
+                        (before_stream + at) as f64 / total.max(1) as f64,
+                        raw(r) as f64 / total.max(1) as f64,
+                    ),
+                    Order::SideBySide => (
+                        at as f64 / length.max(1) as f64,
+                        raw(r) as f64 / length.max(1) as f64,
+                    ),
                 };
                 // Within [0, 1): the group's number is the integer part.
                 let need = g as f64 + share.min(0.999_999);
                 blobs.push(Planned {
                     r: *r,
                     need,
+                    width,
                     run: 0,
                 });
                 at += raw(r);
@@ -848,6 +922,31 @@ mod tests {
             open = still;
         }
         Ok(out)
+    }
+
+    #[test]
+    fn the_budget_goes_to_the_largest_blocks_and_runs_grow_with_it_from_object_stores() {
+        const MIB: u64 = 1 << 20;
+        // The large bench set: one block holds over half of what four
+        // blocks at once store.
+        let budgets = Budgets::new([68, 462, 154, 5, 154, 51], 4);
+        assert_eq!(budgets.of(462) / MIB, 22);
+        assert_eq!(budgets.of(154), MIN_BUDGET);
+        assert_eq!(budgets.of(5), MIN_BUDGET);
+        // Whichever blocks run together, their budgets add up to at most
+        // BUDGET, plus MIN_BUDGET for each raised to it.
+        let at_once: u64 = [462, 154, 154, 68].iter().map(|&s| budgets.of(s)).sum();
+        assert!(at_once <= BUDGET + 3 * MIN_BUDGET, "{at_once}");
+        // Alone, a block has the whole budget; blocks of equal size share it.
+        assert_eq!(Budgets::new([462], 4).of(462), BUDGET);
+        assert_eq!(Budgets::new([10, 10], 2).of(10), BUDGET / 2);
+        assert_eq!(Budgets::new([0], 1).of(0), MIN_BUDGET);
+        // Runs from a local directory stay short; from an object store
+        // they grow with the budget, up to a pack.
+        assert_eq!(max_run(BUDGET, false), MAX_RUN);
+        assert_eq!(max_run(MIN_BUDGET, true), MAX_RUN);
+        assert_eq!(max_run(budgets.of(462), true) / MIB, 8);
+        assert_eq!(max_run(BUDGET, true), MAX_LONG_RUN);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ use futures::StreamExt;
 
 use super::{environment, local_io, problem, Level, Problem, Subset, Target};
 use crate::repo::datadir::{DataDir, PackId};
-use crate::repo::pack::{self, BlobRef, DamagedPack, PackReader};
+use crate::repo::pack::{BlobRef, DamagedPack, PackReader};
 use crate::repo::rebuild;
 use crate::repo::Repository;
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
@@ -185,13 +185,14 @@ pub(super) async fn read(
 }
 
 /// The deep level for one format 2 block: rebuilt as a stream and checked
-/// on the way (`rebuild::check`); only its index and small files go to
-/// the scratch directory, never its chunk segments.
+/// on the way (`rebuild::check`), with the read-ahead `budget`; only its
+/// index and small files go to the scratch directory, never its chunk
+/// segments.
 pub(super) async fn deep(
     repo: &Repository,
     t: &Target<'_>,
     scratch: &Path,
-    concurrency: usize,
+    budget: u64,
     progress: Arc<dyn crate::progress::Progress>,
 ) -> Result<Vec<Problem>> {
     let dir = super::scratch_dir(scratch, t)?;
@@ -199,7 +200,6 @@ pub(super) async fn deep(
     std::fs::create_dir(&block_dir)
         .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
     let streamed = StreamedBlock::new(dir.path());
-    let budget = pack::readahead::budget_for(concurrency);
     let checked = rebuild::check(repo, t.entry, &block_dir, streamed, progress, budget);
     let block = match checked.await {
         Ok((_, block)) => block,

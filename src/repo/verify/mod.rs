@@ -45,6 +45,7 @@ use super::catalog::Listed;
 use super::configfiles::ConfigFileEntry;
 use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest};
+use super::pack::readahead::Budgets;
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
@@ -215,10 +216,19 @@ pub async fn run(
         .filter(|_| opts.level >= Level::Read)
         .filter(|t| opts.subset.is_none_or(|s| s.includes(&t.entry.object.key)))
         .collect();
-    super::largest_first(&mut chosen, |t| t.entry.object.size);
+    super::largest_first(&mut chosen, |t| t.entry.stored());
     progress.set_total(chosen.iter().map(|t| t.entry.object.size).sum());
+    let budgets = Budgets::new(chosen.iter().map(|t| t.entry.stored()), opts.concurrency);
     let objects = futures::stream::iter(chosen.iter())
-        .map(|t| read_one(repo, t, opts, progress.clone()))
+        .map(|t| {
+            read_one(
+                repo,
+                t,
+                opts,
+                budgets.of(t.entry.stored()),
+                progress.clone(),
+            )
+        })
         .buffer_unordered(opts.concurrency.max(1))
         .collect::<Vec<Result<Vec<Problem>>>>();
     // The packs are hashed while the blocks are read (or rebuilt, at the
@@ -418,6 +428,7 @@ async fn read_one(
     repo: &Repository,
     t: &Target<'_>,
     opts: &VerifyOptions,
+    budget: u64,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<Problem>> {
     let key = Key::new(t.entry.object.key.clone())?;
@@ -445,7 +456,7 @@ async fn read_one(
         );
     }
     match t.entry.is_recipe() {
-        true => format2::deep(repo, t, &opts.scratch, opts.concurrency, progress).await,
+        true => format2::deep(repo, t, &opts.scratch, budget, progress).await,
         false => deep_one(repo, t, &opts.scratch, progress).await,
     }
 }
