@@ -302,6 +302,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(crate::buffers::into_bytes(data))
     }
 
+    /// The object's size and its last `length` bytes (all of it when it
+    /// is shorter), in memory: a pack's header, at its end. A missing
+    /// object is a [`NotFound`] error. Here a stat and a ranged read; S3
+    /// asks for a suffix range, one request that answers both.
+    async fn get_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
+        let size = match self.head(key).await? {
+            Some(meta) => meta.size,
+            None => return Err(NotFound(key.clone()).into()),
+        };
+        let n = size.min(length);
+        Ok((size, self.get_range_bytes(key, size - n, n).await?))
+    }
+
     /// Size and time of the object, or `None` when it does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
 

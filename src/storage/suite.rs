@@ -35,6 +35,9 @@ pub async fn run(storage: &dyn Storage) -> Result<()> {
     ranges(storage, &k("large"), &k("empty"), &k("missing"))
         .await
         .context("ranged reads")?;
+    tails(storage, &k("large"), &k("empty"), &k("missing"))
+        .await
+        .context("tails (get_tail)")?;
     overwrite(storage, &k("small")).await.context("overwrite")?;
     unfinished_upload(storage, &k("unfinished"))
         .await
@@ -201,6 +204,37 @@ async fn read_range_bytes(
 /// end of the object is `BadObject` (`TooShort`) and hands on no more than
 /// was asked; a missing object is `NotFound`, even for no bytes. Both as a
 /// stream and read into memory.
+/// An object's last bytes with its size: a pack's header is read so.
+async fn tails(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Result<()> {
+    let data = large_data();
+    let size = data.len() as u64;
+    for length in [1, 12, 16 << 10, size - 1, size, size + 100] {
+        let (got_size, tail) = s.get_tail(large, length).await?;
+        ensure!(got_size == size, "last {length} bytes: size {got_size}");
+        let want = &data[data.len() - size.min(length) as usize..];
+        ensure!(
+            tail == want,
+            "last {length} bytes: {} other bytes",
+            tail.len()
+        );
+    }
+    let (got_size, tail) = s.get_tail(empty, 16).await?;
+    ensure!(
+        got_size == 0 && tail.is_empty(),
+        "empty object: {got_size} {}",
+        tail.len()
+    );
+    let err = match s.get_tail(missing, 16).await {
+        Ok(_) => anyhow::bail!("the tail of a missing key was read"),
+        Err(e) => e,
+    };
+    ensure!(
+        err.downcast_ref::<NotFound>().is_some(),
+        "not a NotFound: {err:#}"
+    );
+    Ok(())
+}
+
 async fn ranges(s: &dyn Storage, large: &Key, empty: &Key, missing: &Key) -> Result<()> {
     ranges_read_by(s, large, empty, missing, false).await?;
     ranges_read_by(s, large, empty, missing, true)

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -156,6 +157,12 @@ impl Storage for Throttled {
 
     async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
         Ok(self.paced(self.inner.get_range(key, offset, length).await?))
+    }
+
+    async fn get_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
+        let (size, tail) = self.inner.get_tail(key, length).await?;
+        self.bucket.take(tail.len()).await;
+        Ok((size, tail))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {

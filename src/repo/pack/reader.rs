@@ -86,16 +86,21 @@ impl PackReader {
         cache.iter().find(|h| h.pack == *pack).cloned()
     }
 
-    /// Reads and checks the pack's header, without the cache: its size, then
-    /// its last bytes; memory at most `TAIL_READ` plus the header.
+    /// Reads and checks the pack's header, without the cache: its size and
+    /// its last bytes (one request to S3), then the rest of the header if
+    /// it is longer; memory at most `TAIL_READ` plus the header.
     pub async fn read_header(&self, pack: &ContentId) -> Result<PackHeader> {
-        let size = match self.storage.head(&self.dir.pack_key(pack)).await {
-            Ok(Some(meta)) => meta.size,
-            Ok(None) => return Err(DamagedPack::missing(*pack).in_dir(&self.dir).into()),
-            Err(e) => return Err(self.read_failed(pack, e, "header")),
-        };
+        let (size, tail) = self
+            .storage
+            .get_tail(&self.dir.pack_key(pack), TAIL_READ)
+            .await
+            .map_err(|e| self.read_failed(pack, e, "header"))?;
         let tail_len = size.min(TAIL_READ);
-        let mut tail = self.read(pack, size - tail_len, tail_len).await?;
+        if tail.len() as u64 != tail_len {
+            let reason = format!("its last {tail_len} bytes came back as {}", tail.len());
+            return Err(DamagedPack::damaged(*pack, reason).in_dir(&self.dir).into());
+        }
+        let mut tail = tail.to_vec();
         let trailer = &tail[tail.len().saturating_sub(TRAILER_LEN as usize)..];
         // Checked against the size (and MAX_BLOBS) before more is read.
         let needed = PackHeader::header_len(*pack, size, trailer)

@@ -150,6 +150,91 @@ impl S3Storage {
         Ok(exact(Box::pin(stream), key.clone(), offset, length))
     }
 
+    /// The object's size and its last `length` bytes, with one request
+    /// for a suffix range (`bytes=-N`), retried as a whole. Its answer is
+    /// checked before it is believed: the `Content-Range` must name the
+    /// last bytes of an object of its size, as many as came. An empty
+    /// object, which has no last bytes to name, and a server that ignores
+    /// the range (a whole object larger than asked for) fall back to the
+    /// stat and ranged read any backend makes.
+    pub(super) async fn download_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
+        if length == 0 {
+            return self.tail_by_head(key, length).await;
+        }
+        let once = || async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .range(format!("bytes=-{length}"))
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok(Err(anyhow::Error::from(NotFound(key.clone()))))
+                }
+                // Nothing to name: an empty object.
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                    return Ok(Ok(None))
+                }
+                Err(e) => return Err(self.error(e, "download", key)),
+            };
+            let Some(range) = out.content_range().and_then(parse_content_range) else {
+                // The whole object (a server that ignores suffix ranges).
+                return Ok(Ok(None));
+            };
+            let (first, last, size) = range;
+            let n = size.min(length);
+            let bad = |kind| {
+                Ok(Err(BadObject {
+                    key: key.clone(),
+                    kind,
+                }
+                .into()))
+            };
+            if last + 1 != size || first != size - n {
+                return bad(BadKind::TooShort { end: size });
+            }
+            // Never more than asked for: a body that goes on is refused.
+            let mut body = out.body;
+            let mut bytes = Vec::with_capacity(n as usize);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.with_context(|| format!("download of {key} broke off"))?;
+                if (bytes.len() + chunk.len()) as u64 > n {
+                    return bad(BadKind::TooLarge { limit: size });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            if (bytes.len() as u64) < n {
+                return Err(anyhow::anyhow!(
+                    "the last {n} bytes of {key} came back with {}",
+                    bytes.len()
+                ));
+            }
+            Ok(Ok(Some((size, Bytes::from(bytes)))))
+        };
+        let answer = Retries::new(self.retries)
+            .run(|| async { once().await.map_err(|e| (e, Decision::Retry)) })
+            .await
+            .map_err(|gave_up| gave_up.error)?;
+        match answer? {
+            Some(tail) => Ok(tail),
+            None => self.tail_by_head(key, length).await,
+        }
+    }
+
+    /// [`Storage::get_tail`]'s way: a stat, then a ranged read.
+    async fn tail_by_head(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
+        let size = match self.head(key).await? {
+            Some(meta) => meta.size,
+            None => return Err(NotFound(key.clone()).into()),
+        };
+        let n = size.min(length);
+        Ok((size, self.get_range_bytes(key, size - n, n).await?))
+    }
+
     /// Bytes `start..=end` of the object whose ETag is `etag`, in memory,
     /// retried as a whole when the request or its body fails.
     async fn range_bytes(
@@ -271,6 +356,45 @@ impl Download {
                 .await
                 .with_context(|| format!("{what} ({broke_off}) and could not resume"))?;
             self.body = resumed.body;
+        }
+    }
+}
+
+/// `bytes FIRST-LAST/SIZE` (a `Content-Range` of a known size), with
+/// `FIRST <= LAST < SIZE`.
+fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, size) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, size) = (
+        first.trim().parse::<u64>().ok()?,
+        last.trim().parse::<u64>().ok()?,
+        size.trim().parse::<u64>().ok()?,
+    );
+    (first <= last && last < size).then_some((first, last, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges_are_believed_only_when_they_make_sense() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, 199, 200))
+        );
+        assert_eq!(parse_content_range("bytes 0-0/1"), Some((0, 0, 1)));
+        for bad in [
+            "bytes 100-199/*",
+            "bytes */200",
+            "bytes 150-100/200",
+            "bytes 100-200/200",
+            "bytes 0-18446744073709551615/18446744073709551615",
+            "items 0-1/2",
+            "bytes -1-2/3",
+            "",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
     }
 }

@@ -35,6 +35,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{Body, ByteStream, Key, ObjectMeta, Storage};
@@ -212,6 +213,10 @@ impl Storage for S3Storage {
 
     async fn get_range(&self, key: &Key, offset: u64, length: u64) -> Result<ByteStream> {
         self.download_range(key, offset, length).await
+    }
+
+    async fn get_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
+        self.download_tail(key, length).await
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
