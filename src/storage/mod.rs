@@ -225,6 +225,20 @@ pub fn exact(stream: ByteStream, key: Key, offset: u64, length: u64) -> ByteStre
     Box::pin(checked)
 }
 
+/// [`Storage::get_tail`] in two requests: a stat, then a ranged read.
+pub async fn tail_by_head<S: Storage + ?Sized>(
+    storage: &S,
+    key: &Key,
+    length: u64,
+) -> Result<(u64, Bytes)> {
+    let size = match storage.head(key).await? {
+        Some(meta) => meta.size,
+        None => return Err(NotFound(key.clone()).into()),
+    };
+    let n = size.min(length);
+    Ok((size, storage.get_range_bytes(key, size - n, n).await?))
+}
+
 /// An object store below one root (a directory, or a bucket and prefix).
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -307,12 +321,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// object is a [`NotFound`] error. Here a stat and a ranged read; S3
     /// asks for a suffix range, one request that answers both.
     async fn get_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
-        let size = match self.head(key).await? {
-            Some(meta) => meta.size,
-            None => return Err(NotFound(key.clone()).into()),
-        };
-        let n = size.min(length);
-        Ok((size, self.get_range_bytes(key, size - n, n).await?))
+        tail_by_head(self, key, length).await
     }
 
     /// Size and time of the object, or `None` when it does not exist.

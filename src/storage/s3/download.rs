@@ -16,7 +16,7 @@ use futures::StreamExt;
 
 use super::S3Storage;
 use crate::retry::{Decision, Retries};
-use crate::storage::{exact, BadKind, BadObject, ByteStream, Key, NotFound, Storage};
+use crate::storage::{exact, tail_by_head, BadKind, BadObject, ByteStream, Key, NotFound, Storage};
 
 /// Downloads of objects larger than this are split into ranges of this size.
 const RANGE: u64 = 4 * 1024 * 1024;
@@ -159,7 +159,7 @@ impl S3Storage {
     /// stat and ranged read any backend makes.
     pub(super) async fn download_tail(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
         if length == 0 {
-            return self.tail_by_head(key, length).await;
+            return tail_by_head(self, key, length).await;
         }
         let once = || async {
             let out = self
@@ -221,18 +221,8 @@ impl S3Storage {
             .map_err(|gave_up| gave_up.error)?;
         match answer? {
             Some(tail) => Ok(tail),
-            None => self.tail_by_head(key, length).await,
+            None => tail_by_head(self, key, length).await,
         }
-    }
-
-    /// [`Storage::get_tail`]'s way: a stat, then a ranged read.
-    async fn tail_by_head(&self, key: &Key, length: u64) -> Result<(u64, Bytes)> {
-        let size = match self.head(key).await? {
-            Some(meta) => meta.size,
-            None => return Err(NotFound(key.clone()).into()),
-        };
-        let n = size.min(length);
-        Ok((size, self.get_range_bytes(key, size - n, n).await?))
     }
 
     /// Bytes `start..=end` of the object whose ETag is `etag`, in memory,
