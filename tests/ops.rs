@@ -732,3 +732,41 @@ fn progress_under_max_bandwidth_counts_bytes_uploaded() {
         );
     }
 }
+
+/// The progress of `verify` counts what it reads against what it will
+/// read: a format 2 repository's packs, and at the deep level its blocks'
+/// bytes (it counted only the recipes' few KiB, and showed shares of
+/// thousands of percent). Every line is at most 100 %, and the last one
+/// near it.
+#[test]
+fn verify_progress_of_a_format_2_repository_stays_within_100_percent() {
+    let work = tempfile::tempdir().unwrap();
+    let (target, data) = fixture_setup(work.path());
+    target.ok(&["backup", "--init", "--from-dir", &data]);
+    for level in [&[][..], &["--deep"][..]] {
+        let mut args = vec!["verify"];
+        args.extend_from_slice(level);
+        let out = target
+            .cmd(&args)
+            // Test-only: a line on every step of progress.
+            .env("PROMSNAP_TEST_PROGRESS_EVERY_MS", "0")
+            .output()
+            .expect("run promsnap");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "verify {level:?}:\n{stderr}");
+        let shares: Vec<f64> = stderr
+            .lines()
+            .filter_map(|l| l.split_once("verify: ")?.1.split_once('%'))
+            .filter_map(|(pct, _)| pct.parse().ok())
+            .collect();
+        assert!(
+            !shares.is_empty(),
+            "verify {level:?}: no progress:\n{stderr}"
+        );
+        let last = shares[shares.len() - 1];
+        assert!(
+            shares.iter().all(|&s| s <= 100.0) && last >= 90.0,
+            "verify {level:?}: {shares:?}\n{stderr}"
+        );
+    }
+}

@@ -36,11 +36,30 @@ pub(super) struct Packs {
     /// Each pack's references and the (snapshots, block) of a user.
     /// A pack is its directory's (the recipe's key says which) and its name.
     by_pack: BTreeMap<PackId, (Vec<BlobRef>, Vec<String>, String)>,
+    /// Each pack's size, from its header (the quick level): the read level
+    /// needs no stat of its own, and the progress knows its total.
+    sizes: BTreeMap<PackId, u64>,
 }
 
 impl Packs {
     pub(super) fn len(&self) -> usize {
         self.by_pack.len()
+    }
+
+    /// The packs the read level reads: all, or those `subset` picks.
+    fn chosen(&self, subset: Option<Subset>) -> Vec<&PackId> {
+        self.by_pack
+            .keys()
+            .filter(|(dir, p)| subset.is_none_or(|s| s.includes(dir.pack_key(p).as_str())))
+            .collect()
+    }
+
+    /// The bytes the read level reads (of the packs whose header read).
+    pub(super) fn bytes(&self, subset: Option<Subset>) -> u64 {
+        self.chosen(subset)
+            .into_iter()
+            .filter_map(|p| self.sizes.get(p))
+            .sum()
     }
 
     fn problem(&self, pack: &PackId, kind: &str, message: String) -> Problem {
@@ -96,7 +115,8 @@ pub(super) async fn quick(
             user.0.push(*r);
         }
     }
-    let checked: Vec<Result<Vec<Problem>>> = futures::stream::iter(packs.by_pack.iter())
+    type Checked = (Vec<Problem>, Option<(PackId, u64)>);
+    let checked: Vec<Result<Checked>> = futures::stream::iter(packs.by_pack.iter())
         .map(|(pack, (refs, _, _))| {
             // Headers are read once per pack here: no cache to share.
             let reader = PackReader::new(repo.storage().clone(), pack.0.clone(), repo.ids());
@@ -106,14 +126,18 @@ pub(super) async fn quick(
                     Ok(h) => h,
                     Err(e) => {
                         return match DamagedPack::find(&e) {
-                            Some(d) if d.missing => Ok(vec![packs.problem(
-                                pack,
-                                "missing_object",
-                                "the pack does not exist".into(),
-                            )]),
-                            Some(_) => {
-                                Ok(vec![packs.problem(pack, "damaged_pack", format!("{e:#}"))])
-                            }
+                            Some(d) if d.missing => Ok((
+                                vec![packs.problem(
+                                    pack,
+                                    "missing_object",
+                                    "the pack does not exist".into(),
+                                )],
+                                None,
+                            )),
+                            Some(_) => Ok((
+                                vec![packs.problem(pack, "damaged_pack", format!("{e:#}"))],
+                                None,
+                            )),
                             None => Err(e),
                         }
                     }
@@ -125,15 +149,19 @@ pub(super) async fn quick(
                         found.push(packs.problem(pack, "dangling_reference", d.to_string()));
                     }
                 }
-                Ok(found)
+                Ok((found, Some((pack.clone(), header.size))))
             }
         })
         .buffer_unordered(concurrency.max(1) * 4)
         .collect()
         .await;
+    let mut sizes = BTreeMap::new();
     for r in checked {
-        problems.extend(r?);
+        let (found, size) = r?;
+        problems.extend(found);
+        sizes.extend(size);
     }
+    packs.sizes = sizes;
     Ok((problems, packs))
 }
 
@@ -146,17 +174,18 @@ pub(super) async fn read(
     concurrency: usize,
     progress: &Arc<dyn crate::progress::Progress>,
 ) -> Result<(Vec<Problem>, usize, u64)> {
-    let chosen: Vec<&PackId> = packs
-        .by_pack
-        .keys()
-        .filter(|(dir, p)| subset.is_none_or(|s| s.includes(dir.pack_key(p).as_str())))
-        .collect();
+    let chosen = packs.chosen(subset);
     let results: Vec<Result<(Option<Problem>, u64)>> = futures::stream::iter(chosen.iter())
         .map(|pack| async move {
             let key = pack.0.pack_key(&pack.1);
-            let size = match repo.storage().head(&key).await? {
-                Some(m) => m.size,
-                None => return Ok((None, 0)), // reported by the quick level
+            // Known from its header; a pack whose header did not read
+            // (reported by the quick level) is still hashed if it exists.
+            let size = match packs.sizes.get(*pack) {
+                Some(&size) => size,
+                None => match repo.storage().head(&key).await? {
+                    Some(m) => m.size,
+                    None => return Ok((None, 0)), // reported by the quick level
+                },
             };
             let (read, got) = super::download::hash_pack(repo, &key, size, progress).await?;
             let found = (got != pack.1).then(|| {

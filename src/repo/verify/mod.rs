@@ -217,7 +217,21 @@ pub async fn run(
         .filter(|t| opts.subset.is_none_or(|s| s.includes(&t.entry.object.key)))
         .collect();
     super::largest_first(&mut chosen, |t| t.entry.stored());
-    progress.set_total(chosen.iter().map(|t| t.entry.object.size).sum());
+    // What the progress advances by: an object's bytes as it is read; a
+    // recipe's block's bytes as it is rebuilt (deep); every pack's bytes
+    // as it is hashed (read and deep).
+    let objects: u64 = chosen
+        .iter()
+        .map(|t| match t.entry.is_recipe() && opts.level == Level::Deep {
+            true => t.entry.data_size(),
+            false => t.entry.object.size,
+        })
+        .sum();
+    let packs_read = match format2::reads(opts.level) {
+        true => packs.bytes(opts.subset),
+        false => 0,
+    };
+    progress.set_total(objects + packs_read);
     let budgets = Budgets::new(chosen.iter().map(|t| t.entry.stored()), opts.concurrency);
     let objects = futures::stream::iter(chosen.iter())
         .map(|t| {
