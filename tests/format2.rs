@@ -232,8 +232,19 @@ fn verify_finds_damaged_and_missing_packs() {
         report["problems"][0]["kind"], "checksum_mismatch",
         "{report:#}"
     );
+    // Deep verify hashes the packs from what its rebuilds read, and reads
+    // the rest after: the rebuild of the damaged block stops early, and
+    // the pack's name is still checked, from every byte of it.
     let deep = target.run(&["verify", "--deep", "--json"]);
     assert_eq!(deep.code, 3, "{}", deep.stdout);
+    let report = deep.json();
+    let name = largest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        report["problems"].as_array().unwrap().iter().any(|p| {
+            p["kind"] == "checksum_mismatch" && p["object"].as_str().unwrap().ends_with(name)
+        }),
+        "{report:#}"
+    );
 
     fs::remove_file(&largest).unwrap();
     let run = target.run(&["verify", "--quick", "--json"]);
@@ -528,6 +539,52 @@ fn a_block_of_many_blobs_restores_byte_for_byte_with_concurrency_1() {
     assert_eq!(problems.len(), 1, "{report:#}");
     assert_eq!(problems[0]["file"], "chunks/000002", "{report:#}");
     assert_eq!(problems[0]["kind"], "bad_magic", "{report:#}");
+}
+
+/// Deep verify reads every stored byte once: it checks the packs' names
+/// from the bytes its rebuilds read (and reads only what they did not), so
+/// what it downloads is the repository's size plus what it reads twice
+/// (pack headers, for the quick level's check and the rebuild's; the small
+/// objects), not twice the packs, as when it hashed them on their own.
+#[test]
+fn deep_verify_downloads_each_pack_once() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    let data = data_dir(work.path(), "d", &set(LINES[1], "compacted"));
+    support::add_random_chunks(&data, 3, 16);
+    backup(&target, &data);
+    let packs = packs(&repo);
+    let pack_bytes: u64 = packs.iter().map(|p| size(p)).sum();
+    let stored: u64 = files_below(&repo).iter().map(|p| size(p)).sum();
+    // Read twice: a pack's tail (up to 16 KiB, its header), and the small
+    // objects (manifests, recipes: listed, then read to check).
+    let headers = packs.len() as u64 * (16 << 10);
+    let twice = headers + (stored - pack_bytes);
+    assert!(pack_bytes > 4 * headers, "{pack_bytes} bytes in {packs:?}");
+
+    let run = target.run(&["verify", "--deep", "--concurrency", "1", "--json"]);
+    // Random bytes are no chunk segment: the only problem (as above).
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(
+        report["problems"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    let downloaded = report["bytes_downloaded"].as_u64().unwrap();
+    assert!(
+        (pack_bytes..=stored + twice).contains(&downloaded),
+        "downloaded {downloaded} bytes of a repository of {stored} ({pack_bytes} in {} packs)",
+        packs.len()
+    );
+    // The summary says it too.
+    let quick = target.ok(&["verify", "--quick"]);
+    assert!(
+        quick.stdout.contains(" downloaded in all)"),
+        "{}",
+        quick.stdout
+    );
 }
 
 /// A restore decodes blobs without hashing each (every file's SHA-256 is

@@ -27,6 +27,7 @@ struct Json<'a> {
     objects_checked: usize,
     objects_read: usize,
     bytes_read: u64,
+    bytes_downloaded: u64,
     problems: &'a [Problem],
     notes: &'a [Problem],
     /// `None` without --restore-test.
@@ -118,6 +119,7 @@ pub async fn run(args: VerifySettings, printer: &Printer) -> Result<Outcome> {
         objects_checked: report.objects,
         objects_read: report.objects_read,
         bytes_read: report.bytes_read,
+        bytes_downloaded: report.bytes_downloaded,
         problems: &report.problems,
         notes: &report.notes,
         restore_test: args.restore_test.as_ref().map(|_| &tests[..]),
@@ -287,12 +289,14 @@ fn render(r: &VerifyReport, tests: &[RestoreTest]) -> String {
         format!("{problems} PROBLEMS FOUND")
     };
     out.push_str(&format!(
-        "verify ({level}): {} snapshots, {} blocks, {} objects, {} downloaded ({}): {verdict}\n",
+        "verify ({level}): {} snapshots, {} blocks, {} objects, {} read ({}; {} downloaded in \
+         all): {verdict}\n",
         r.snapshots,
         r.blocks,
         r.objects,
         r.objects_read,
         HumanBytes(r.bytes_read),
+        HumanBytes(r.bytes_downloaded),
     ));
     out
 }

@@ -225,6 +225,15 @@ impl Repository {
         &self.storage
     }
 
+    /// The same repository through another storage of the same objects
+    /// (one that counts what is read: `storage::metered`).
+    pub fn through(&self, storage: Arc<dyn Storage>) -> Repository {
+        Repository {
+            storage,
+            ..self.clone()
+        }
+    }
+
     pub fn describe(&self) -> String {
         self.storage.describe()
     }

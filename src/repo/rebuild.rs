@@ -43,6 +43,7 @@ use sha2::{Digest, Sha256};
 
 use super::datadir::DataDir;
 use super::manifest::{BlockEntry, FileEntry};
+use super::pack::hashes::PackHashes;
 use super::pack::readahead::{Group, Order, ReadAhead, StreamReader};
 use super::pack::{DamagedPack, PackReader};
 use super::recipe::ChunkLayout;
@@ -96,6 +97,7 @@ async fn plan(
     entry: &BlockEntry,
     budget: u64,
     ids_checked: bool,
+    hashes: Option<Arc<PackHashes>>,
 ) -> Result<Planned> {
     let recipe = repo.load_recipe(entry).await?;
     let file = |path: &str| {
@@ -140,7 +142,11 @@ async fn plan(
         }
     };
     let dir = DataDir::of_recipe(&entry.object.key)?;
-    let packs = Arc::new(PackReader::new(repo.storage().clone(), dir, repo.ids()));
+    let mut packs = PackReader::new(repo.storage().clone(), dir, repo.ids());
+    if let Some(hashes) = hashes {
+        packs = packs.hashing_into(hashes);
+    }
+    let packs = Arc::new(packs);
     let mut ahead = ReadAhead::with_budget(packs, groups, budget)
         .await
         .map_err(|e| damaged_block(e, &entry.ulid))?;
@@ -192,7 +198,7 @@ async fn rebuild_unhashed(
     durable: bool,
     budget: u64,
 ) -> Result<Rebuilt> {
-    let planned = plan(repo, entry, budget, false).await?;
+    let planned = plan(repo, entry, budget, false, None).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let written = tokio::task::spawn_blocking(move || {
@@ -247,7 +253,7 @@ async fn name_the_damage(
     if crate::error::hint_of(&err) != Some(DAMAGED) || DamagedPack::find(&err).is_some() {
         return err;
     }
-    let Ok(planned) = plan(repo, entry, budget, true).await else {
+    let Ok(planned) = plan(repo, entry, budget, true, None).await else {
         return err;
     };
     let found = tokio::task::spawn_blocking(move || {
@@ -346,7 +352,8 @@ fn sync_files(files: Receiver<(PathBuf, File)>) -> Result<()> {
 /// writing only its small files and its index into the empty directory
 /// `dir`: the chunk segments are walked by `block` as they are rebuilt and
 /// never written. Call [`StreamedBlock::finish`] on `dir` afterwards.
-/// `budget` as for [`rebuild`].
+/// `budget` as for [`rebuild`]. With `hashes`, every byte read of a pack
+/// is handed to it as well (deep verify checks the packs' names from it).
 pub async fn check(
     repo: &Repository,
     entry: &BlockEntry,
@@ -354,8 +361,9 @@ pub async fn check(
     block: StreamedBlock,
     progress: Arc<dyn Progress>,
     budget: u64,
+    hashes: Option<Arc<PackHashes>>,
 ) -> Result<(Rebuilt, StreamedBlock)> {
-    match check_unhashed(repo, entry, dir, block, progress, budget).await {
+    match check_unhashed(repo, entry, dir, block, progress, budget, hashes).await {
         Ok(checked) => Ok(checked),
         Err(e) => Err(name_the_damage(repo, entry, budget, e).await),
     }
@@ -368,8 +376,9 @@ async fn check_unhashed(
     block: StreamedBlock,
     progress: Arc<dyn Progress>,
     budget: u64,
+    hashes: Option<Arc<PackHashes>>,
 ) -> Result<(Rebuilt, StreamedBlock)> {
-    let planned = plan(repo, entry, budget, false).await?;
+    let planned = plan(repo, entry, budget, false, hashes).await?;
     let bytes_downloaded = planned.bytes_downloaded;
     let (dir, ulid) = (dir.to_path_buf(), entry.ulid.clone());
     let (written, block) = tokio::task::spawn_blocking(move || {

@@ -1179,10 +1179,17 @@ mod tests {
         let dir = scratch.path().join("b");
         fs::create_dir(&dir).unwrap();
         let streamed = StreamedBlock::new(scratch.path());
-        let (rebuilt, streamed) =
-            rebuild::check(&repo, &entry, &dir, streamed, Arc::new(Silent), 8 << 20)
-                .await
-                .unwrap();
+        let (rebuilt, streamed) = rebuild::check(
+            &repo,
+            &entry,
+            &dir,
+            streamed,
+            Arc::new(Silent),
+            8 << 20,
+            None,
+        )
+        .await
+        .unwrap();
         let total: u64 = block.files.iter().map(|f| f.size).sum();
         assert_eq!(rebuilt.bytes_written, total);
         assert!(!dir.join("chunks").exists(), "chunk segments were written");

@@ -29,6 +29,7 @@
 pub mod body;
 pub mod cleanup;
 mod local;
+pub mod metered;
 mod s3;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;

@@ -31,6 +31,7 @@
 //! ranged reads, `stream.rs` decodes a sequence of blobs as one stream,
 //! `readahead.rs` many streams at once, ahead of their reader, on every core.
 
+pub mod hashes;
 pub mod readahead;
 pub mod reader;
 pub mod stream;

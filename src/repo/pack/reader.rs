@@ -21,6 +21,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::hashes::PackHashes;
 use super::{BlobRef, DamagedPack, PackHeader, TRAILER_LEN};
 use crate::repo::blob;
 use crate::repo::content_id::{ContentId, IdHash};
@@ -44,6 +45,8 @@ pub struct PackReader {
     /// The hash that names the blobs (the repository's).
     ids: IdHash,
     headers: Mutex<VecDeque<Arc<PackHeader>>>,
+    /// Where every byte read is also hashed (`verify --deep`).
+    hashes: Option<Arc<PackHashes>>,
 }
 
 impl PackReader {
@@ -54,6 +57,21 @@ impl PackReader {
             dir,
             ids,
             headers: Mutex::new(VecDeque::new()),
+            hashes: None,
+        }
+    }
+
+    /// Hands every byte this reader reads of a pack (blobs, runs, the
+    /// header) to `hashes` as well, which checks the packs' names from
+    /// them: `verify --deep` reads each pack once.
+    pub fn hashing_into(mut self, hashes: Arc<PackHashes>) -> PackReader {
+        self.hashes = Some(hashes);
+        self
+    }
+
+    fn seen(&self, pack: &ContentId, offset: u64, bytes: &[u8]) {
+        if let Some(h) = &self.hashes {
+            h.seen(&(self.dir.clone(), *pack), offset, bytes);
         }
     }
 
@@ -100,6 +118,7 @@ impl PackReader {
             let reason = format!("its last {tail_len} bytes came back as {}", tail.len());
             return Err(DamagedPack::damaged(*pack, reason).in_dir(&self.dir).into());
         }
+        self.seen(pack, size - tail_len, &tail);
         let mut tail = tail.to_vec();
         let trailer = &tail[tail.len().saturating_sub(TRAILER_LEN as usize)..];
         // Checked against the size (and MAX_BLOBS) before more is read.
@@ -108,6 +127,7 @@ impl PackReader {
             + TRAILER_LEN;
         if needed > tail_len {
             let mut front = self.read(pack, size - needed, needed - tail_len).await?;
+            self.seen(pack, size - needed, &front);
             front.extend_from_slice(&tail);
             tail = front;
         }
@@ -168,10 +188,13 @@ impl PackReader {
     /// ranged read (the read-ahead's runs of adjacent blobs). The caller
     /// has checked the blobs it wants there against the pack's header.
     pub async fn read_range(&self, pack: &ContentId, offset: u64, length: u64) -> Result<Bytes> {
-        self.storage
+        let bytes = self
+            .storage
             .get_range_bytes(&self.dir.pack_key(pack), offset, length)
             .await
-            .map_err(|e| self.read_failed(pack, e, "blobs"))
+            .map_err(|e| self.read_failed(pack, e, "blobs"))?;
+        self.seen(pack, offset, &bytes);
+        Ok(bytes)
     }
 
     /// Reads and decodes a whole (small) blob, refusing a reference that

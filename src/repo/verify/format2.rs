@@ -11,12 +11,17 @@
 //! - deep: every block is rebuilt from its recipe as a stream, each file's
 //!   SHA-256 checked on the way and its chunk records walked as they pass
 //!   (`rebuild::check`); only its index and small files go to the scratch
-//!   directory, for the index checks, as for a format 1 archive.
+//!   directory, for the index checks, as for a format 1 archive. The packs'
+//!   names are checked from the bytes the rebuilds read of them
+//!   (`pack::hashes`), and only what they did not read is read after: a
+//!   deep verify reads each pack once. (Not in a `sha256` repository: its
+//!   packs are read on their own, as at the read level.)
 //!
 //! Packs no checked recipe references are reported as notes (unreferenced
 //! data that `prune` reclaims), when every snapshot is verified.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,6 +30,7 @@ use futures::StreamExt;
 
 use super::{environment, local_io, problem, Level, Problem, Subset, Target};
 use crate::repo::datadir::{DataDir, PackId};
+use crate::repo::pack::hashes::PackHashes;
 use crate::repo::pack::{BlobRef, DamagedPack, PackReader};
 use crate::repo::rebuild;
 use crate::repo::Repository;
@@ -52,6 +58,18 @@ impl Packs {
             .keys()
             .filter(|(dir, p)| subset.is_none_or(|s| s.includes(dir.pack_key(p).as_str())))
             .collect()
+    }
+
+    /// A [`PackHashes`] for the packs the read level reads whose size is
+    /// known, for the deep level's rebuilds to hash as they read them.
+    pub(super) fn hashes(
+        &self,
+        subset: Option<Subset>,
+        progress: &Arc<dyn crate::progress::Progress>,
+    ) -> Arc<PackHashes> {
+        let sizes = (self.chosen(subset).into_iter())
+            .filter_map(|p| Some((p.clone(), *self.sizes.get(p)?)));
+        Arc::new(PackHashes::new(sizes, Some(progress.clone())))
     }
 
     /// The bytes the read level reads (of the packs whose header read).
@@ -166,18 +184,25 @@ pub(super) async fn quick(
 }
 
 /// The read level: every referenced pack (or the subset's) downloaded and
-/// hashed against its name.
+/// hashed against its name. With `hashes` (the deep level, once every
+/// block was rebuilt through it), only what the rebuilds did not read of
+/// a pack is read now, and its hash is the one `hashes` made.
 pub(super) async fn read(
     repo: &Repository,
     packs: &Packs,
     subset: Option<Subset>,
     concurrency: usize,
     progress: &Arc<dyn crate::progress::Progress>,
+    hashes: Option<&Arc<PackHashes>>,
 ) -> Result<(Vec<Problem>, usize, u64)> {
     let chosen = packs.chosen(subset);
     let results: Vec<Result<(Option<Problem>, u64)>> = futures::stream::iter(chosen.iter())
         .map(|pack| async move {
             let key = pack.0.pack_key(&pack.1);
+            if let Some(missing) = hashes.and_then(|h| h.missing(pack)) {
+                let hashes = hashes.expect("tracked by it");
+                return read_rest(repo, packs, pack, missing, hashes).await;
+            }
             // Known from its header; a pack whose header did not read
             // (reported by the quick level) is still hashed if it exists.
             let size = match packs.sizes.get(*pack) {
@@ -213,6 +238,65 @@ pub(super) async fn read(
     Ok((problems, chosen.len(), bytes))
 }
 
+/// The longest range read at once of what the rebuilds left unread of a
+/// pack, and the longest stretch already read that two such ranges may
+/// take in between to be one read.
+const REST_READ: u64 = 4 << 20;
+const REST_GAP: u64 = 256 << 10;
+
+/// The bytes of `pack` the rebuilds did not read (`missing`), read now
+/// through `hashes`, and the pack's name checked against what it made.
+async fn read_rest(
+    repo: &Repository,
+    packs: &Packs,
+    pack: &PackId,
+    missing: Vec<Range<u64>>,
+    hashes: &Arc<PackHashes>,
+) -> Result<(Option<Problem>, u64)> {
+    let reader = PackReader::new(repo.storage().clone(), pack.0.clone(), repo.ids())
+        .hashing_into(hashes.clone());
+    let mut reads: Vec<Range<u64>> = Vec::new();
+    for m in missing {
+        match reads.last_mut() {
+            Some(r) if m.start - r.end <= REST_GAP && m.end - r.start <= REST_READ => r.end = m.end,
+            _ => reads.push(m),
+        }
+    }
+    for r in reads {
+        let mut at = r.start;
+        while at < r.end {
+            let length = (r.end - at).min(REST_READ);
+            if let Err(e) = reader.read_range(&pack.1, at, length).await {
+                return match DamagedPack::find(&e) {
+                    Some(_) => Ok((
+                        Some(packs.problem(pack, "damaged_pack", format!("{e:#}"))),
+                        0,
+                    )),
+                    None => Err(e),
+                };
+            }
+            at += length;
+        }
+    }
+    let size = packs.sizes.get(pack).copied().unwrap_or_default();
+    let found = match hashes.take(pack) {
+        Some(got) if got == pack.1 => None,
+        Some(got) => Some(packs.problem(
+            pack,
+            "checksum_mismatch",
+            format!(
+                "the pack's {size} bytes hash to {got} ({}), not to its name",
+                repo.ids().display()
+            ),
+        )),
+        None => anyhow::bail!(
+            "pack {} was read whole, but not every byte of it was hashed (a bug)",
+            pack.0.pack_key(&pack.1)
+        ),
+    };
+    Ok((found, size))
+}
+
 /// The deep level for one format 2 block: rebuilt as a stream and checked
 /// on the way (`rebuild::check`), with the read-ahead `budget`; only its
 /// index and small files go to the scratch directory, never its chunk
@@ -223,13 +307,16 @@ pub(super) async fn deep(
     scratch: &Path,
     budget: u64,
     progress: Arc<dyn crate::progress::Progress>,
+    hashes: Option<Arc<PackHashes>>,
 ) -> Result<Vec<Problem>> {
     let dir = super::scratch_dir(scratch, t)?;
     let block_dir = dir.path().join(&t.entry.ulid);
     std::fs::create_dir(&block_dir)
         .map_err(|e| local_io(e, format!("could not create {}", block_dir.display())))?;
     let streamed = StreamedBlock::new(dir.path());
-    let checked = rebuild::check(repo, t.entry, &block_dir, streamed, progress, budget);
+    let checked = rebuild::check(
+        repo, t.entry, &block_dir, streamed, progress, budget, hashes,
+    );
     let block = match checked.await {
         Ok((_, block)) => block,
         Err(e) if super::reported_by_quick(&e) => return Ok(vec![]),

@@ -43,14 +43,17 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::Listed;
 use super::configfiles::ConfigFileEntry;
+use super::content_id::IdHash;
 use super::download;
 use super::manifest::{BlockEntry, FileEntry, Manifest};
+use super::pack::hashes::PackHashes;
 use super::pack::readahead::Budgets;
 use super::Repository;
 use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
 use crate::progress::Progress;
 use crate::prometheus::config_files::MAX_FILE_SIZE;
+use crate::storage::metered::Metered;
 use crate::storage::{BadKind, BadObject, Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
@@ -153,7 +156,11 @@ pub struct VerifyReport {
     pub objects: usize,
     /// Objects downloaded (read and deep levels; fewer with a subset).
     pub objects_read: usize,
+    /// The bytes of those objects (archives, packs).
     pub bytes_read: u64,
+    /// Everything read from the storage (objects, recipes, pack headers,
+    /// the ranges rebuilds read): what an object store bills as egress.
+    pub bytes_downloaded: u64,
     pub problems: Vec<Problem>,
     /// Findings that are not damage (e.g. chunk encodings newer than promsnap).
     pub notes: Vec<Problem>,
@@ -171,6 +178,9 @@ pub async fn run(
     opts: &VerifyOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyReport> {
+    let metered = Metered::new(repo.storage().clone());
+    let downloaded = metered.downloaded();
+    let repo = &repo.through(Arc::new(metered));
     let mut problems = Vec::new();
     let mut manifests = Vec::new();
     let listed: HashMap<String, Listed> = repo
@@ -233,6 +243,11 @@ pub async fn run(
     };
     progress.set_total(objects + packs_read);
     let budgets = Budgets::new(chosen.iter().map(|t| t.entry.stored()), opts.concurrency);
+    // Deep verify of a BLAKE3 repository hashes the packs from what its
+    // rebuilds read of them, and reads only the rest after (each byte
+    // once); otherwise the packs are read on their own (below).
+    let hashes = (opts.level == Level::Deep && repo.ids() == IdHash::Blake3)
+        .then(|| packs.hashes(opts.subset, &progress));
     let objects = futures::stream::iter(chosen.iter())
         .map(|t| {
             read_one(
@@ -241,28 +256,35 @@ pub async fn run(
                 opts,
                 budgets.of(t.entry.stored()),
                 progress.clone(),
+                hashes.clone(),
             )
         })
         .buffer_unordered(opts.concurrency.max(1))
         .collect::<Vec<Result<Vec<Problem>>>>();
-    // The packs are hashed while the blocks are read (or rebuilt, at the
-    // deep level): a rebuild leaves cores idle while it waits on its
-    // slowest stage, and hashing the packs after it was a pass of its own.
-    // Beside rebuilds, one pack at a time fills those gaps, and adds one
-    // download's buffers to what the rebuilds hold.
+    // Without `hashes`, the packs are hashed while the blocks are read (or
+    // rebuilt, at the deep level of a `sha256` repository): a rebuild
+    // leaves cores idle while it waits on its slowest stage, and hashing
+    // the packs after it was a pass of its own. Beside rebuilds, one pack
+    // at a time fills those gaps, and adds one download's buffers to what
+    // the rebuilds hold.
     let pack_concurrency = match opts.level {
         Level::Deep => 1,
         _ => opts.concurrency,
     };
     let pack_hashes = async {
-        match format2::reads(opts.level) {
-            true => {
-                Some(format2::read(repo, &packs, opts.subset, pack_concurrency, &progress).await)
-            }
+        match format2::reads(opts.level) && hashes.is_none() {
+            true => Some(
+                format2::read(repo, &packs, opts.subset, pack_concurrency, &progress, None).await,
+            ),
             false => None,
         }
     };
-    let (results, hashed) = tokio::join!(objects, pack_hashes);
+    let (results, mut hashed) = tokio::join!(objects, pack_hashes);
+    if let Some(hashes) = &hashes {
+        let (subset, concurrency) = (opts.subset, opts.concurrency);
+        let rest = format2::read(repo, &packs, subset, concurrency, &progress, Some(hashes));
+        hashed = Some(rest.await);
+    }
     let (mut packs_read, mut pack_bytes) = (0, 0);
     let mut notes = Vec::new();
     if let Some(hashed) = hashed {
@@ -290,6 +312,7 @@ pub async fn run(
         objects: targets.len() + packs.len(),
         objects_read: chosen.len() + packs_read,
         bytes_read: chosen.iter().map(|t| t.entry.object.size).sum::<u64>() + pack_bytes,
+        bytes_downloaded: downloaded.load(std::sync::atomic::Ordering::Relaxed),
         problems,
         notes,
     })
@@ -444,6 +467,7 @@ async fn read_one(
     opts: &VerifyOptions,
     budget: u64,
     progress: Arc<dyn Progress>,
+    hashes: Option<Arc<PackHashes>>,
 ) -> Result<Vec<Problem>> {
     let key = Key::new(t.entry.object.key.clone())?;
     if opts.level == Level::Read {
@@ -470,7 +494,7 @@ async fn read_one(
         );
     }
     match t.entry.is_recipe() {
-        true => format2::deep(repo, t, &opts.scratch, budget, progress).await,
+        true => format2::deep(repo, t, &opts.scratch, budget, progress, hashes).await,
         false => deep_one(repo, t, &opts.scratch, progress).await,
     }
 }
