@@ -168,6 +168,24 @@ class Bench:
         except (OSError, IndexError, ValueError):
             return 0.0
 
+    def _settle(self, quiet=0.01, every=0.5, most=30.0):
+        """Waits (at most `most` seconds) until the Garage server is idle:
+        at most `quiet` CPU seconds in `every` seconds. Garage goes on
+        working for a while after the uploads of a backup (block writes,
+        metadata, resync queues); a command measured while it does shares
+        the cores with it, and its time depends on what ran before it."""
+        if not self.args.garage_pid:
+            return
+        deadline = time.monotonic() + most
+        last = self.garage_cpu()
+        while time.monotonic() < deadline:
+            time.sleep(every)
+            now = self.garage_cpu()
+            if now - last <= quiet:
+                return
+            last = now
+        log(f"Garage still busy after {most:.0f} s; measuring anyway")
+
     def step(self, name, cmd, snap="base", env=None, cwd=None, check=True):
         """Runs one command; records its measurements if `name` is selected.
 
@@ -176,6 +194,8 @@ class Bench:
         Returns (record, stdout).
         """
         measured = name in self.selected
+        if measured:
+            self._settle()
         if measured and self.cold:
             self._drop_caches()
         if isinstance(cmd, str):  # a shell pipeline
