@@ -27,7 +27,7 @@ use super::datadir::{DataDir, PackId};
 use super::lock::{LockInfo, LockKind, RepoLock};
 use super::manifest::{BlockEntry, Manifest};
 use super::recipe::{self, Recipe};
-use super::repack::{self, KeptRecipe, MaxUnused, Repacked, Selection};
+use super::repack::{self, KeptUse, MaxUnused, Repacked, Selection};
 use super::retention::{self, Decision, Policy, SnapshotRef};
 use super::{Catalog, DamagedManifest, Repository};
 use crate::error::Hinted;
@@ -413,8 +413,8 @@ struct PackUsers {
     pinned: HashSet<PackId>,
     /// A kept snapshot's recipe could not be read: any pack may be its.
     unknown: bool,
-    /// The kept snapshots' recipes, once each.
-    recipes: Vec<KeptRecipe>,
+    /// What the kept snapshots' recipes use (each recipe once).
+    recipes: KeptUse,
 }
 
 /// Reads the recipes of every format 2 block in `scope` (once per recipe),
@@ -445,16 +445,13 @@ async fn pack_users(
         .filter(|o| !entries.contains_key(o.key.as_str()))
         .filter(|o| o.last_modified.is_none_or(|t| t >= cutoff))
         .collect();
-    let read: Vec<(bool, &str, Result<Recipe>)> = futures::stream::iter(entries.into_values())
-        .map(|(entry, kept)| async move {
-            let key = entry.object.key.as_str();
-            (kept, key, repo.load_recipe(entry).await)
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    // Each recipe is handled as it arrives and dropped: what prune keeps
+    // of them is a set of packs and the blobs kept ones use (`KeptUse`).
+    let mut read = futures::stream::iter(entries.into_values())
+        .map(|(entry, kept)| async move { (kept, entry, repo.load_recipe(entry).await) })
+        .buffer_unordered(16);
     let mut users = PackUsers::default();
-    for (kept, key, recipe) in read {
+    while let Some((kept, entry, recipe)) = read.next().await {
         let recipe = match recipe {
             Ok(r) => r,
             // A missing recipe references nothing; verify reports it.
@@ -467,7 +464,7 @@ async fn pack_users(
         };
         // Validated manifests name only keys that parse: one that does not
         // is damage, and might reference any pack.
-        let Ok(dir) = DataDir::of_recipe(key) else {
+        let Ok(dir) = DataDir::of_recipe(&entry.object.key) else {
             users.unknown |= kept;
             continue;
         };
@@ -475,12 +472,16 @@ async fn pack_users(
             true => &mut users.kept,
             false => &mut users.dropped,
         };
-        set.extend(recipe.blobs().map(|b| (dir.clone(), b.pack)));
+        let mut packs: Vec<_> = recipe.blobs().map(|b| b.pack).collect();
+        packs.sort_unstable();
+        packs.dedup();
+        set.extend(packs.into_iter().map(|p| (dir.clone(), p)));
         if kept {
-            let key = key.to_string();
-            users.recipes.push(KeptRecipe { key, dir, recipe });
+            users.recipes.add(entry, dir, &recipe);
         }
     }
+    drop(read);
+    users.recipes.finish();
     for object in young_orphans {
         let bytes = match repo
             .storage()

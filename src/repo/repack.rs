@@ -36,8 +36,10 @@
 //! interrupted backup left, which the next backup may reuse) is never
 //! repacked: that recipe would keep pointing at it.
 //!
-//! Memory: the kept recipes (prune reads them anyway) and one blob at a
-//! time, plus the pack being filled and those uploading.
+//! Memory: what kept recipes use ([`KeptUse`]: 16 bytes per blob used, and
+//! per kept recipe its entry and the packs it uses), and while repacking,
+//! where each copied blob went (about 150 bytes per blob), one recipe and
+//! one blob at a time, plus the pack being filled and those uploading.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -50,8 +52,8 @@ use super::blob::EncodedBlob;
 use super::content_id::ContentId;
 use super::datadir::{DataDir, PackId};
 use super::lock::RepoLock;
-use super::manifest::{Manifest, ObjectRef};
-use super::pack::{self, BlobRef, PackReader, PackWriter, PackWriterOptions};
+use super::manifest::{BlockEntry, Manifest, ObjectRef};
+use super::pack::{self, BlobRef, DamagedPack, PackReader, PackWriter, PackWriterOptions};
 use super::recipe::{Recipe, MAX_BLOB_RAW};
 use super::Repository;
 use crate::storage::ObjectMeta;
@@ -123,18 +125,80 @@ impl fmt::Display for MaxUnused {
     }
 }
 
-/// A kept recipe: its object's key, its data directory (which its key
-/// names), and the recipe.
-pub struct KeptRecipe {
-    pub key: String,
-    pub dir: DataDir,
-    pub recipe: Recipe,
+/// What the kept snapshots' recipes use, held small enough for repositories
+/// of many TiB: per pack, the blobs they reference (offset and stored
+/// length, each once: 16 bytes a blob, where the recipes themselves took
+/// about 160), and per kept recipe where to read it again and which packs
+/// it uses. A repack reads again only the recipes it rewrites.
+#[derive(Default)]
+pub struct KeptUse {
+    /// By data directory, then pack: the blobs used.
+    packs: HashMap<DataDir, HashMap<ContentId, Used>>,
+    recipes: Vec<KeptRecipe>,
 }
 
-impl KeptRecipe {
-    /// The packs it references.
-    fn packs(&self) -> impl Iterator<Item = PackId> + '_ {
-        self.recipe.blobs().map(|b| (self.dir.clone(), b.pack))
+/// The blobs of one pack that kept recipes use: (offset, stored length),
+/// sorted and deduplicated whenever they have doubled (and at the end), so
+/// that many recipes sharing a blob hold it about once.
+#[derive(Default)]
+struct Used {
+    blobs: Vec<(u64, u32)>,
+    tidy: usize,
+}
+
+impl Used {
+    fn push(&mut self, offset: u64, length: u32) {
+        self.blobs.push((offset, length));
+        if self.blobs.len() >= 2 * self.tidy.max(32) {
+            self.tidy();
+        }
+    }
+
+    fn tidy(&mut self) {
+        self.blobs.sort_unstable();
+        self.blobs.dedup();
+        self.tidy = self.blobs.len();
+    }
+}
+
+/// A kept recipe: the manifest entry it is read with, its data directory
+/// (which its key names), and the packs it references.
+struct KeptRecipe {
+    entry: BlockEntry,
+    dir: DataDir,
+    packs: Vec<ContentId>,
+}
+
+impl KeptUse {
+    /// Adds the recipe of a kept block (`entry`), of data directory `dir`.
+    pub fn add(&mut self, entry: &BlockEntry, dir: DataDir, recipe: &Recipe) {
+        let packs = self.packs.entry(dir.clone()).or_default();
+        let mut used = Vec::new();
+        for b in recipe.blobs() {
+            packs.entry(b.pack).or_default().push(b.offset, b.length);
+            used.push(b.pack);
+        }
+        used.sort_unstable();
+        used.dedup();
+        self.recipes.push(KeptRecipe {
+            entry: entry.clone(),
+            dir,
+            packs: used,
+        });
+    }
+
+    /// Tidies what was added: call once every recipe is in.
+    pub fn finish(&mut self) {
+        for used in self.packs.values_mut().flat_map(|p| p.values_mut()) {
+            used.tidy();
+            used.blobs.shrink_to_fit();
+        }
+    }
+
+    /// The blobs kept recipes use in `pack`, by offset.
+    fn used(&self, pack: &PackId) -> Option<&[(u64, u32)]> {
+        let used = self.packs.get(&pack.0)?.get(&pack.1)?;
+        Some(&used.blobs)
     }
 }
 
@@ -150,24 +214,23 @@ pub struct Selection {
 /// use, whose unused share is above `max_unused`, and that no recipe within
 /// the grace period (`pinned`) references.
 pub fn select(
-    kept: &[KeptRecipe],
+    kept: &KeptUse,
     listed: &[ObjectMeta],
     pinned: &HashSet<PackId>,
     max_unused: MaxUnused,
 ) -> Selection {
-    let used = used_blobs(kept);
     let mut out = Selection::default();
     for object in listed {
         let Some(id) = DataDir::parse_pack_key(object.key.as_str()) else {
             continue;
         };
-        let Some(blobs) = used.get(&id) else {
+        let Some(blobs) = kept.used(&id) else {
             continue;
         };
         if pinned.contains(&id) {
             continue;
         }
-        let blob_bytes: u64 = blobs.values().map(|b| u64::from(b.length)).sum();
+        let blob_bytes: u64 = blobs.iter().map(|&(_, length)| u64::from(length)).sum();
         let needed = blob_bytes + blobs.len() as u64 * pack::ENTRY_LEN + pack::TRAILER_LEN;
         let unused = object.size.saturating_sub(needed);
         if max_unused.repacks(unused, object.size) {
@@ -176,18 +239,6 @@ pub fn select(
         }
     }
     out
-}
-
-/// The blobs kept recipes reference, by pack and offset.
-fn used_blobs(kept: &[KeptRecipe]) -> HashMap<PackId, BTreeMap<u64, BlobRef>> {
-    let mut used: HashMap<PackId, BTreeMap<u64, BlobRef>> = HashMap::new();
-    for k in kept {
-        for b in k.recipe.blobs() {
-            let id = (k.dir.clone(), b.pack);
-            used.entry(id).or_default().insert(b.offset, *b);
-        }
-    }
-    used
 }
 
 /// What a repack did.
@@ -211,7 +262,7 @@ pub struct Repacked {
 /// name the new recipes. Deletes nothing.
 pub async fn repack(
     repo: &Repository,
-    kept: &[KeptRecipe],
+    kept: &KeptUse,
     manifests: &mut [Manifest],
     keys: &super::catalog::Keys,
     selection: &Selection,
@@ -225,13 +276,16 @@ pub async fn repack(
     done.packs_written = written.len();
     done.written_packs = written;
     done.bytes_written = bytes;
-    // Step 2: the recipes, under new keys.
+    // Step 2: the recipes that use a repacked pack, read again, under new
+    // keys.
     let mut renamed: HashMap<&str, ObjectRef> = HashMap::new();
-    for k in kept {
-        if !k.packs().any(|p| selection.packs.contains_key(&p)) {
+    for k in &kept.recipes {
+        let repacked = |p: &ContentId| selection.packs.contains_key(&(k.dir.clone(), *p));
+        if !k.packs.iter().any(repacked) {
             continue;
         }
-        let recipe = moved_recipe(k, &moved)?;
+        let recipe = repo.load_recipe(&k.entry).await?;
+        let recipe = moved_recipe(&k.dir, recipe, &moved)?;
         let json = recipe.to_json();
         let key = k
             .dir
@@ -246,7 +300,7 @@ pub async fn repack(
             .await
             .with_context(|| format!("could not write recipe {key}"))?;
         done.written_recipes.insert(key.to_string());
-        renamed.insert(&k.key, object);
+        renamed.insert(&k.entry.object.key, object);
     }
     // Step 3: the manifests, each replaced whole.
     for m in manifests.iter_mut() {
@@ -280,19 +334,21 @@ pub async fn repack(
     Ok(done)
 }
 
-/// Where a blob that was moved is now: by its old pack and offset.
-type Moved = HashMap<(PackId, u64), BlobRef>;
+/// Where a blob that was moved is now, by its old pack and offset: the
+/// blob as its old pack's header lists it, and its new place.
+type Moved = HashMap<(PackId, u64), (BlobRef, BlobRef)>;
 
 /// Step 1: copies every used blob of the selected packs into new packs of
 /// the same data directory, each blob once per directory (by id, even if
-/// several packs held it). Returns where each old reference's blob is now,
-/// and the packs and bytes written.
+/// several packs held it). A used blob is what the old pack's header lists
+/// at its offset, with the length the recipes say (else the pack or a
+/// recipe is damaged, and the prune stops). Returns where each blob is
+/// now, and the packs and bytes written.
 async fn copy_blobs(
     repo: &Repository,
-    kept: &[KeptRecipe],
+    kept: &KeptUse,
     selection: &Selection,
 ) -> Result<(Moved, HashSet<PackId>, u64)> {
-    let used = used_blobs(kept);
     let mut by_dir: BTreeMap<&DataDir, Vec<&ContentId>> = BTreeMap::new();
     for (dir, pack) in selection.packs.keys() {
         by_dir.entry(dir).or_default().push(pack);
@@ -310,17 +366,38 @@ async fn copy_blobs(
         );
         let mut new_by_id: HashMap<ContentId, BlobRef> = HashMap::new();
         let mut added: HashSet<ContentId> = HashSet::new();
-        let used_in = |old: &ContentId| used.get(&(dir.clone(), *old)).into_iter().flatten();
+        let mut old_refs: Vec<BlobRef> = Vec::new();
         for old in &selected {
             let header = reader.read_header(old).await?;
-            for (_, r) in used_in(old) {
+            let used = kept.used(&(dir.clone(), **old)).unwrap_or_default();
+            for &(offset, length) in used {
+                let entry = header
+                    .entries
+                    .binary_search_by_key(&offset, |e| e.offset)
+                    .ok()
+                    .map(|i| &header.entries[i])
+                    .filter(|e| e.length == length)
+                    .ok_or_else(|| {
+                        let what = format!(
+                            "a kept recipe references a blob of {length} bytes at offset \
+                             {offset}, which its header does not list"
+                        );
+                        DamagedPack::damaged(**old, what).in_dir(dir)
+                    })?;
+                let r = BlobRef {
+                    pack: **old,
+                    offset,
+                    length,
+                    raw_length: entry.raw_length,
+                    id: entry.id,
+                };
+                old_refs.push(r);
                 if !added.insert(r.id) {
                     continue;
                 }
-                let kind = header.find(r).map_err(|d| d.in_dir(dir))?.kind;
-                let frame = reader.read_frame(r, MAX_BLOB_RAW).await?;
+                let frame = reader.read_frame(&r, MAX_BLOB_RAW).await?;
                 let blob = EncodedBlob {
-                    kind,
+                    kind: entry.kind,
                     id: r.id,
                     raw_length: r.raw_length,
                     frame,
@@ -332,38 +409,48 @@ async fn copy_blobs(
         new_by_id.extend(rest);
         bytes += written;
         packs.extend(new_by_id.values().map(|r| (dir.clone(), r.pack)));
-        for old in &selected {
-            for (_, r) in used_in(old) {
-                let new = new_by_id
-                    .get(&r.id)
-                    .with_context(|| format!("blob {} was not repacked", r.id))?;
-                moved.insert(((dir.clone(), r.pack), r.offset), *new);
-            }
+        for r in old_refs {
+            let new = new_by_id
+                .get(&r.id)
+                .with_context(|| format!("blob {} was not repacked", r.id))?;
+            moved.insert(((dir.clone(), r.pack), r.offset), (r, *new));
         }
     }
     Ok((moved, packs, bytes))
 }
 
-/// The kept recipe with every blob that was moved pointing at its new
-/// place (in the same directory).
-fn moved_recipe(kept: &KeptRecipe, moved: &Moved) -> Result<Recipe> {
-    let mut out = kept.recipe.clone();
-    let relocate = |blobs: &mut Vec<BlobRef>| {
+/// A kept recipe (of data directory `dir`) with every blob that was moved
+/// pointing at its new place (in the same directory). A reference that
+/// disagrees with what the old pack's header lists there is damage.
+fn moved_recipe(dir: &DataDir, mut recipe: Recipe, moved: &Moved) -> Result<Recipe> {
+    let relocate = |blobs: &mut Vec<BlobRef>| -> Result<()> {
         for b in blobs.iter_mut() {
-            if let Some(new) = moved.get(&((kept.dir.clone(), b.pack), b.offset)) {
-                *b = *new;
+            let Some((old, new)) = moved.get(&((dir.clone(), b.pack), b.offset)) else {
+                continue;
+            };
+            if (b.length, b.raw_length, b.id) != (old.length, old.raw_length, old.id) {
+                let what = format!(
+                    "a recipe references blob {} ({} bytes, {} raw) at offset {}, where its \
+                     header lists blob {} ({} bytes, {} raw)",
+                    b.id, b.length, b.raw_length, b.offset, old.id, old.length, old.raw_length
+                );
+                return Err(DamagedPack::damaged(b.pack, what).in_dir(dir).into());
             }
+            *b = *new;
         }
+        Ok(())
     };
-    out.small.values_mut().for_each(relocate);
-    relocate(&mut out.index);
-    out.chunks
-        .leaves
-        .iter_mut()
-        .for_each(|l| relocate(&mut l.blobs));
-    out.validate()
-        .with_context(|| format!("the repacked recipe of block {}", kept.recipe.ulid))?;
-    Ok(out)
+    for blobs in recipe.small.values_mut() {
+        relocate(blobs)?;
+    }
+    relocate(&mut recipe.index)?;
+    for leaf in &mut recipe.chunks.leaves {
+        relocate(&mut leaf.blobs)?;
+    }
+    recipe
+        .validate()
+        .with_context(|| format!("the repacked recipe of block {}", recipe.ulid))?;
+    Ok(recipe)
 }
 
 #[cfg(test)]
@@ -379,6 +466,25 @@ mod tests {
         for bad in ["", "-1%", "101%", "five", "5 %"] {
             assert!(bad.parse::<MaxUnused>().is_err(), "{bad:?}");
         }
+    }
+
+    /// What prune holds per blob used stays about one entry per blob,
+    /// however many kept recipes reference it.
+    #[test]
+    fn a_blob_many_recipes_share_is_held_about_once() {
+        let mut used = Used::default();
+        let mut most = 0;
+        for recipe in 0..100u64 {
+            for blob in 0..50u64 {
+                used.push(blob * 1000, 1000);
+            }
+            used.push(1_000_000 + recipe, 7); // one of its own
+            most = most.max(used.blobs.len());
+        }
+        used.tidy();
+        assert_eq!(used.blobs.len(), 150);
+        assert!(most <= 2 * 150, "held {most} entries for 150 blobs");
+        assert!(used.blobs.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
