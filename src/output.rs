@@ -275,15 +275,17 @@ impl Progress for LogLines {
     }
 
     fn advance(&self, bytes: u64) {
-        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let Ok(mut last) = self.last.try_lock() else {
-            return;
-        };
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+        // Waits for a thread that is printing (rarely: a line every
+        // `every`): skipping instead could drop the line of the last bytes.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let (when, out) = &mut *last;
         if when.elapsed() < self.every {
             return;
         }
         *when = Instant::now();
+        // Read under the lock: lines never go backwards.
+        let done = self.done.load(Ordering::Relaxed);
         let total = self.total.load(Ordering::Relaxed).max(1);
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         if self.json {
@@ -485,6 +487,28 @@ mod tests {
             "{rest}"
         );
         assert!(rest.ends_with("/s)"), "{rest}");
+    }
+
+    /// Threads that advance at once never drop the last line, and lines
+    /// never go backwards (verify advances from its readers and its
+    /// fetching threads together).
+    #[test]
+    fn log_lines_from_many_threads_end_at_what_was_done() {
+        let every = Captured::default();
+        let p = LogLines::writing_to("verify", Duration::ZERO, Box::new(every.clone()));
+        p.set_total(8 * 1000);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| (0..1000).for_each(|_| p.advance(1)));
+            }
+        });
+        let shares: Vec<u64> = (every.lines().iter())
+            .map(|l| l.split_once("verify: ").unwrap().1)
+            .map(|l| l.split_once('%').unwrap().0.parse().unwrap())
+            .collect();
+        assert_eq!(shares.len(), 8000);
+        assert_eq!(shares.last(), Some(&100), "{:?}", &shares[7990..]);
+        assert!(shares.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]
