@@ -546,6 +546,7 @@ fn a_block_of_many_blobs_restores_byte_for_byte_with_concurrency_1() {
 /// what it downloads is the repository's size plus what it reads twice
 /// (pack headers, for the quick level's check and the rebuild's; the small
 /// objects), not twice the packs, as when it hashed them on their own.
+/// A restore reports what it downloaded too.
 #[test]
 fn deep_verify_downloads_each_pack_once() {
     let work = tempfile::tempdir().unwrap();
@@ -584,6 +585,37 @@ fn deep_verify_downloads_each_pack_once() {
         quick.stdout.contains(" downloaded in all)"),
         "{}",
         quick.stdout
+    );
+
+    // A restore counts what it reads the same way: every blob once, the
+    // recipe and each pack's tail.
+    let dest = work.path().join("restored");
+    let dest = dest.to_str().unwrap();
+    let restored = target
+        .ok(&["restore", "latest", "--data-dir", dest, "--json"])
+        .json();
+    let downloaded = restored["bytes_downloaded"].as_u64().unwrap();
+    // At least every blob the recipe references (once), the recipe and
+    // each pack's trailer; at most the repository and the tails again.
+    let (recipe, _) = only_recipe(&repo);
+    let key = recipe.strip_prefix(&repo).unwrap().to_str().unwrap();
+    let blobs: std::collections::BTreeMap<(String, u64), u64> =
+        support::blob_refs_of_recipe(&repo, key)
+            .iter()
+            .map(|b| {
+                let at = (
+                    b["pack"].as_str().unwrap().to_string(),
+                    b["offset"].as_u64().unwrap(),
+                );
+                (at, b["length"].as_u64().unwrap())
+            })
+            .collect();
+    let blobs: u64 = blobs.values().sum();
+    let least = blobs + size(&recipe) + packs.len() as u64 * 12;
+    assert!(
+        (least..=stored + headers).contains(&downloaded),
+        "restore downloaded {downloaded} bytes of a repository of {stored} ({blobs} in the \
+         block's blobs)"
     );
 }
 

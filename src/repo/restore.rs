@@ -73,6 +73,7 @@ use super::Repository;
 use crate::error::local_io;
 use crate::error::Hinted;
 use crate::progress::Progress;
+use crate::storage::metered::Metered;
 use crate::storage::BadObject;
 use crate::tsdb;
 
@@ -139,6 +140,11 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
+    // What the restore reads, counted as it arrives (its report's
+    // `bytes_downloaded`: what an object store bills as egress).
+    let metered = Metered::new(repo.storage().clone());
+    let downloaded = metered.downloaded();
+    let repo = &repo.through(Arc::new(metered));
     let selected = selection::in_range(&manifest.blocks, opts.range);
     let prepared = if opts.merge {
         prepare_merge(dir)?
@@ -184,7 +190,7 @@ pub async fn run(
         time_range: opts.range.is_bounded().then_some(opts.range),
         min_time: selected.iter().map(|b| b.min_time).min(),
         max_time: selected.iter().map(|b| b.max_time).max(),
-        bytes_downloaded: todo.iter().map(|b| b.stored()).sum(),
+        bytes_downloaded: downloaded.load(std::sync::atomic::Ordering::Relaxed),
         bytes_written: todo.iter().map(|b| b.data_size()).sum(),
         moved_aside_to: prepared.moved_aside.map(|p| p.display().to_string()),
         duration_seconds: started.elapsed().as_secs_f64(),
