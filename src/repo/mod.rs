@@ -225,13 +225,16 @@ impl Repository {
         &self.storage
     }
 
-    /// The same repository through another storage of the same objects
-    /// (one that counts what is read: `storage::metered`).
-    pub fn through(&self, storage: Arc<dyn Storage>) -> Repository {
-        Repository {
-            storage,
+    /// The same repository, with every byte read from it counted
+    /// (`storage::metered`): what a command downloads, for its report.
+    pub fn counting_downloads(&self) -> (Repository, Arc<std::sync::atomic::AtomicU64>) {
+        let metered = crate::storage::metered::Metered::new(self.storage.clone());
+        let downloaded = metered.downloaded();
+        let repo = Repository {
+            storage: Arc::new(metered),
             ..self.clone()
-        }
+        };
+        (repo, downloaded)
     }
 
     pub fn describe(&self) -> String {

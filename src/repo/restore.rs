@@ -73,7 +73,6 @@ use super::Repository;
 use crate::error::local_io;
 use crate::error::Hinted;
 use crate::progress::Progress;
-use crate::storage::metered::Metered;
 use crate::storage::BadObject;
 use crate::tsdb;
 
@@ -142,9 +141,8 @@ pub async fn run(
     let started = Instant::now();
     // What the restore reads, counted as it arrives (its report's
     // `bytes_downloaded`: what an object store bills as egress).
-    let metered = Metered::new(repo.storage().clone());
-    let downloaded = metered.downloaded();
-    let repo = &repo.through(Arc::new(metered));
+    let (repo, downloaded) = repo.counting_downloads();
+    let repo = &repo;
     let selected = selection::in_range(&manifest.blocks, opts.range);
     let prepared = if opts.merge {
         prepare_merge(dir)?

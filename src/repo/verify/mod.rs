@@ -53,7 +53,6 @@ use crate::archive::{self, EntrySink, Unpacker};
 use crate::error::{environment, environment_hint, is_environment, local_io, Hinted, Place};
 use crate::progress::Progress;
 use crate::prometheus::config_files::MAX_FILE_SIZE;
-use crate::storage::metered::Metered;
 use crate::storage::{BadKind, BadObject, Key, NotFound};
 use crate::tsdb::check::{self, CheckOptions, StreamedBlock};
 
@@ -178,9 +177,8 @@ pub async fn run(
     opts: &VerifyOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyReport> {
-    let metered = Metered::new(repo.storage().clone());
-    let downloaded = metered.downloaded();
-    let repo = &repo.through(Arc::new(metered));
+    let (repo, downloaded) = repo.counting_downloads();
+    let repo = &repo;
     let mut problems = Vec::new();
     let mut manifests = Vec::new();
     let listed: HashMap<String, Listed> = repo
