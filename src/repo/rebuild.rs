@@ -28,9 +28,10 @@
 //!   of a block's bytes, pass through a bounded pipe to a thread that walks
 //!   their records (`tsdb::check::StreamedBlock`) and are never written.
 //!
-//! Memory: the read-ahead's budget (40 MiB plus one blob per stream), the
-//! join's buffers, a few pipe buffers of 256 KiB; nothing grows with the
-//! number of series or records.
+//! Memory: the read-ahead's budget (40 MiB from an object store, 32 from a
+//! local directory, plus one blob per stream), the join's buffers, a few
+//! pipe buffers of 256 KiB; nothing grows with the number of series or
+//! records.
 
 use std::fs::File;
 use std::io::{self, BufRead, Read, Write};

@@ -157,7 +157,11 @@ pub async fn run(
     super::largest_first(&mut todo, |b| b.stored());
     progress.set_total(todo.iter().map(|b| progress_size(b)).sum());
     let owner = prepared.owner;
-    let budgets = Budgets::new(todo.iter().map(|b| b.stored()), opts.concurrency);
+    let budgets = Budgets::new(
+        todo.iter().map(|b| b.stored()),
+        opts.concurrency,
+        repo.storage().prefers_long_reads(),
+    );
     futures::stream::iter(todo.iter().copied())
         .map(|entry| {
             let budget = budgets.of(entry.stored());

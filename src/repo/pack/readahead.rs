@@ -40,7 +40,8 @@
 //! - **Memory.** Every blob read and not yet taken by its reader holds
 //!   its decoded length (reserved when its run is read, so decoding never
 //!   adds to it), and every run being read its length: together at most
-//!   [`BUDGET`] (40 MiB); a fetcher waits for room before it starts a run.
+//!   [`BUDGET`] (40 MiB; from a local directory, whose runs are short,
+//!   [`LOCAL_BUDGET`], 32 MiB); a fetcher waits for room before it starts a run.
 //!   A reader that waits for a blob whose run has not been read has that
 //!   run read out of turn if it fits in the budget, else that blob alone:
 //!   so at most one blob over the budget. Each reader also holds the blob
@@ -71,10 +72,19 @@ use crate::repo::datadir::DataDir;
 
 /// Bytes held for readers that have not taken them yet (runs being read,
 /// blobs read or decoded, each counted at its decoded length), per
-/// [`ReadAhead`]. 40 MiB: with 48, and the 8 MiB of idle run buffers that
-/// `crate::buffers` keeps, a `verify --deep` of the large bench set peaked
-/// at 197 MB.
+/// [`ReadAhead`] from an object store, where a larger budget makes longer
+/// reads ([`max_run`]). 40 MiB: with 48, and the 8 MiB of idle run buffers
+/// that `crate::buffers` keeps, a `verify --deep` of the large bench set
+/// peaked at 197 MB.
 pub const BUDGET: u64 = 40 << 20;
+
+/// The same from a local directory, whose runs are at most [`MAX_RUN`]
+/// whatever the budget: a larger one only holds more blobs read ahead.
+/// 32 MiB: with [`BUDGET`], a local `verify --deep` of the large bench set
+/// peaked at 172 to 199 MB from run to run, with this at 160 to 167 MB,
+/// as fast (interleaved runs, page cache dropped).
+pub const LOCAL_BUDGET: u64 = 32 << 20;
+const _: () = assert!(LOCAL_BUDGET < BUDGET);
 
 /// The least budget [`Budgets`] gives: two of the longest runs.
 pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
@@ -94,25 +104,36 @@ pub const MIN_BUDGET: u64 = 2 * MAX_RUN;
 pub struct Budgets {
     /// The bytes of the `concurrency` largest blocks.
     at_once: u64,
+    /// [`BUDGET`] or [`LOCAL_BUDGET`].
+    total: u64,
 }
 
 impl Budgets {
-    /// For blocks of `sizes` rebuilt `concurrency` at a time.
-    pub fn new(sizes: impl IntoIterator<Item = u64>, concurrency: usize) -> Budgets {
+    /// For blocks of `sizes` rebuilt `concurrency` at a time, from a store
+    /// that prefers `long_reads` (an object store) or not.
+    pub fn new(
+        sizes: impl IntoIterator<Item = u64>,
+        concurrency: usize,
+        long_reads: bool,
+    ) -> Budgets {
         let mut sizes: Vec<u64> = sizes.into_iter().collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
         let at_once = sizes.iter().take(concurrency.max(1)).sum::<u64>();
         Budgets {
             at_once: at_once.max(1),
+            total: match long_reads {
+                true => BUDGET,
+                false => LOCAL_BUDGET,
+            },
         }
     }
 
     /// The budget of a block of `size` bytes.
     pub fn of(&self, size: u64) -> u64 {
-        let share = u128::from(BUDGET) * u128::from(size) / u128::from(self.at_once);
+        let share = u128::from(self.total) * u128::from(size) / u128::from(self.at_once);
         u64::try_from(share)
-            .unwrap_or(BUDGET)
-            .clamp(MIN_BUDGET, BUDGET)
+            .unwrap_or(self.total)
+            .clamp(MIN_BUDGET, self.total)
     }
 }
 
@@ -355,7 +376,9 @@ impl ReadAhead {
                 spare: Vec::new(),
                 stats: Stats::default(),
             }),
-            changed: Condvar::new(),
+            room: Condvar::new(),
+            work: Condvar::new(),
+            ready: Condvar::new(),
             plan: &self,
             reader_decoder: Mutex::new(BlobDecoder::new(self.packs.ids())),
         };
@@ -525,9 +548,20 @@ impl State {
     }
 }
 
+/// The state, and one condition variable for each kind of thread, each
+/// woken only for what it waits for: with one for all, every blob taken
+/// woke every fetching and decoding thread to find nothing to do (restoring
+/// the large bench set's largest block: 20 thousand context switches, half
+/// of them fetchers waking to go back to sleep).
 struct Shared<'a> {
     state: Mutex<State>,
-    changed: Condvar,
+    /// Fetching threads: a run fits in the budget, a reader asked for
+    /// something, or the readers are done.
+    room: Condvar,
+    /// Decoding threads: a blob was fetched, or the readers are done.
+    work: Condvar,
+    /// Readers: a blob was fetched, decoded or failed.
+    ready: Condvar,
     plan: &'a ReadAhead,
     /// For the blobs a reader decodes itself (only the reading thread).
     reader_decoder: Mutex<BlobDecoder>,
@@ -539,7 +573,8 @@ struct Stop<'a, 'b>(&'a Shared<'b>);
 impl Drop for Stop<'_, '_> {
     fn drop(&mut self) {
         self.0.lock().closed = true;
-        self.0.changed.notify_all();
+        self.0.room.notify_all();
+        self.0.work.notify_all();
     }
 }
 
@@ -548,8 +583,26 @@ impl Shared<'_> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'g>(&self, guard: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
-        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    fn wait<'g>(&self, on: &Condvar, guard: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        on.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a fetching thread would do now, if anything: wakes one when
+    /// there is something (after the budget shrank, a reader asked, or a
+    /// fetcher took a job and there may be another).
+    fn wake_fetcher(&self, st: &State) {
+        let next = (st.next_run..self.plan.runs.len()).find(|&n| !st.started[n]);
+        let fits = next
+            .is_some_and(|n| st.held == 0 || st.held + self.plan.runs[n].cost <= self.plan.budget);
+        if st.closed || fits || !st.urgent.is_empty() || !st.urgent_blobs.is_empty() {
+            self.room.notify_one();
+        }
+    }
+
+    /// Blobs were queued for decoding, and their readers may decode them.
+    fn fetched(&self) {
+        self.work.notify_all();
+        self.ready.notify_all();
     }
 
     /// A fetching thread: reads runs in need order while the budget has
@@ -560,7 +613,7 @@ impl Shared<'_> {
                 Job::Run(n) => self.fetch_run(&self.plan.runs[n]),
                 Job::Blob(i) => self.fetch_blob(i),
             }
-            self.changed.notify_all();
+            self.fetched();
         }
     }
 
@@ -595,6 +648,7 @@ impl Shared<'_> {
                 }
             }
         }
+        self.wake_fetcher(&st);
     }
 
     /// Reads one blob alone, for a reader that waits for it.
@@ -618,6 +672,7 @@ impl Shared<'_> {
                 Slot::Failed(fetch_error(&e, true))
             }
         };
+        self.wake_fetcher(&st);
     }
 
     /// What to read next: what a reader waits for, else the next run once
@@ -632,12 +687,15 @@ impl Shared<'_> {
             if let Some(i) = st.urgent_blobs.pop_front() {
                 st.stats.out_of_turn += 1;
                 st.hold(cost(&self.plan.blobs[i].r));
+                self.wake_fetcher(&st);
                 return Some(Job::Blob(i));
             }
             while let Some(n) = st.urgent.pop_front() {
                 if !st.started[n] {
                     st.stats.out_of_turn += 1;
-                    return Some(Job::Run(self.start(&mut st, n)));
+                    let job = Job::Run(self.start(&mut st, n));
+                    self.wake_fetcher(&st);
+                    return Some(job);
                 }
             }
             while st.next_run < self.plan.runs.len() && st.started[st.next_run] {
@@ -646,9 +704,11 @@ impl Shared<'_> {
             let n = st.next_run;
             let run = self.plan.runs.get(n)?;
             if st.held == 0 || st.held + run.cost <= self.plan.budget {
-                return Some(Job::Run(self.start(&mut st, n)));
+                let job = Job::Run(self.start(&mut st, n));
+                self.wake_fetcher(&st);
+                return Some(job);
             }
-            st = self.wait(st);
+            st = self.wait(&self.room, st);
         }
     }
 
@@ -673,7 +733,7 @@ impl Shared<'_> {
                         let out = st.spare.pop().unwrap_or_default();
                         break (i, frame, out);
                     }
-                    st = self.wait(st);
+                    st = self.wait(&self.work, st);
                 }
             };
             let decoded = self.decode(&mut decoder, i, &frame, out);
@@ -681,13 +741,14 @@ impl Shared<'_> {
             let mut st = self.lock();
             if decoded.is_err() {
                 st.held -= cost(&self.plan.blobs[i].r);
+                self.wake_fetcher(&st);
             }
             st.slots[i] = match decoded {
                 Ok(blob) => Slot::Ready(blob),
                 Err(e) => Slot::Failed(e),
             };
             drop(st);
-            self.changed.notify_all();
+            self.ready.notify_all();
         }
     }
 
@@ -728,8 +789,7 @@ impl Shared<'_> {
             match std::mem::replace(&mut st.slots[i], Slot::Taken) {
                 Slot::Ready(blob) => {
                     st.held -= cost(&self.plan.blobs[i].r);
-                    drop(st);
-                    self.changed.notify_all();
+                    self.wake_fetcher(&st);
                     return Ok(blob);
                 }
                 Slot::Failed(e) => return Err(e),
@@ -745,8 +805,9 @@ impl Shared<'_> {
                     let decoded = self.decode(&mut decoder, i, &frame, out);
                     drop(decoder);
                     drop(frame);
-                    self.lock().held -= cost(&self.plan.blobs[i].r);
-                    self.changed.notify_all();
+                    let mut st = self.lock();
+                    st.held -= cost(&self.plan.blobs[i].r);
+                    self.wake_fetcher(&st);
                     return decoded;
                 }
                 Slot::Waiting => {
@@ -762,12 +823,12 @@ impl Shared<'_> {
                             st.urgent_blobs.push_back(i);
                         }
                         asked = true;
-                        self.changed.notify_all();
+                        self.wake_fetcher(&st);
                     }
                 }
                 other => st.slots[i] = other,
             }
-            st = self.wait(st);
+            st = self.wait(&self.ready, st);
         }
     }
 }
@@ -929,7 +990,7 @@ mod tests {
         const MIB: u64 = 1 << 20;
         // The large bench set: one block holds over half of what four
         // blocks at once store.
-        let budgets = Budgets::new([68, 462, 154, 5, 154, 51], 4);
+        let budgets = Budgets::new([68, 462, 154, 5, 154, 51], 4, true);
         assert_eq!(budgets.of(462) / MIB, 22);
         assert_eq!(budgets.of(154), MIN_BUDGET);
         assert_eq!(budgets.of(5), MIN_BUDGET);
@@ -938,9 +999,11 @@ mod tests {
         let at_once: u64 = [462, 154, 154, 68].iter().map(|&s| budgets.of(s)).sum();
         assert!(at_once <= BUDGET + 3 * MIN_BUDGET, "{at_once}");
         // Alone, a block has the whole budget; blocks of equal size share it.
-        assert_eq!(Budgets::new([462], 4).of(462), BUDGET);
-        assert_eq!(Budgets::new([10, 10], 2).of(10), BUDGET / 2);
-        assert_eq!(Budgets::new([0], 1).of(0), MIN_BUDGET);
+        assert_eq!(Budgets::new([462], 4, true).of(462), BUDGET);
+        assert_eq!(Budgets::new([10, 10], 2, true).of(10), BUDGET / 2);
+        assert_eq!(Budgets::new([0], 1, true).of(0), MIN_BUDGET);
+        // From a local directory, whose runs stay short, less.
+        assert_eq!(Budgets::new([462], 4, false).of(462), LOCAL_BUDGET);
         // Runs from a local directory stay short; from an object store
         // they grow with the budget, up to a pack.
         assert_eq!(max_run(BUDGET, false), MAX_RUN);

@@ -240,7 +240,11 @@ pub async fn run(
         false => 0,
     };
     progress.set_total(objects + packs_read);
-    let budgets = Budgets::new(chosen.iter().map(|t| t.entry.stored()), opts.concurrency);
+    let budgets = Budgets::new(
+        chosen.iter().map(|t| t.entry.stored()),
+        opts.concurrency,
+        repo.storage().prefers_long_reads(),
+    );
     // Deep verify of a BLAKE3 repository hashes the packs from what its
     // rebuilds read of them, and reads only the rest after (each byte
     // once); otherwise the packs are read on their own (below).
