@@ -430,7 +430,10 @@ impl BlobDecoder {
         // Into the spare capacity, never zeroed first: zstd writes at most
         // what the buffer holds, `raw + 1` bytes or more if it is reused.
         out.clear();
-        out.reserve(raw + 1);
+        if out.capacity() < raw + 1 {
+            // A new buffer: growing the old one would copy what it held.
+            *out = Vec::with_capacity(raw + 1);
+        }
         let n = match self.dctx.decompress(out, frame) {
             Ok(n) => n,
             Err(code) if is_dst_too_small(code) => {
