@@ -592,11 +592,16 @@ impl Shared<'_> {
     /// fetcher took a job and there may be another).
     fn wake_fetcher(&self, st: &State) {
         let next = (st.next_run..self.plan.runs.len()).find(|&n| !st.started[n]);
-        let fits = next
-            .is_some_and(|n| st.held == 0 || st.held + self.plan.runs[n].cost <= self.plan.budget);
+        let fits = next.is_some_and(|n| self.fits(st, n));
         if st.closed || fits || !st.urgent.is_empty() || !st.urgent_blobs.is_empty() {
             self.room.notify_one();
         }
+    }
+
+    /// Whether run `n` may start in turn: it fits in the budget, or
+    /// nothing is held (a run longer than the budget is read alone).
+    fn fits(&self, st: &State, n: usize) -> bool {
+        st.held == 0 || st.held + self.plan.runs[n].cost <= self.plan.budget
     }
 
     /// Blobs were queued for decoding, and their readers may decode them.
@@ -702,8 +707,10 @@ impl Shared<'_> {
                 st.next_run += 1;
             }
             let n = st.next_run;
-            let run = self.plan.runs.get(n)?;
-            if st.held == 0 || st.held + run.cost <= self.plan.budget {
+            if n == self.plan.runs.len() {
+                return None;
+            }
+            if self.fits(&st, n) {
                 let job = Job::Run(self.start(&mut st, n));
                 self.wake_fetcher(&st);
                 return Some(job);
