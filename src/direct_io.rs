@@ -154,6 +154,38 @@ impl DirectReader {
     }
 }
 
+impl DirectReader {
+    /// The file's length now.
+    pub fn file_len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Makes `to` the offset of the next byte read: inside the buffer by
+    /// moving its cursor, else by seeking the file (direct reads start at
+    /// the aligned offset at or below `to`, and skip up to it).
+    pub fn seek_to(&mut self, to: u64) -> io::Result<()> {
+        let buf_start = self.offset - self.end as u64;
+        if (buf_start..=self.offset).contains(&to) {
+            self.pos = (to - buf_start) as usize;
+            return Ok(());
+        }
+        let from = if self.direct {
+            to - to % ALIGN as u64
+        } else {
+            to
+        };
+        self.file.seek(SeekFrom::Start(from))?;
+        self.offset = from;
+        self.pos = 0;
+        self.end = 0;
+        if to > from {
+            self.fill()?;
+            self.pos = ((to - from) as usize).min(self.end);
+        }
+        Ok(())
+    }
+}
+
 impl Read for DirectReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.end {

@@ -28,7 +28,7 @@
 //! Memory per block: one blob buffer per window being uploaded (at most
 //! [`WINDOW_BLOB_MAX`], less for blocks of many windows, see
 //! [`blob_target`]), one hash state per window; at most [`blobs_in_flight`] blobs between
-//! the cutter and the packs (`2 × threads + 2`: each one blob target of
+//! the cutter and the packs (`8 × threads + 2`: each one blob target of
 //! raw data, then its compressed frame), one zstd context per worker
 //! (about 1 MiB at level 1); the pack being filled and those uploading.
 //! An error on either side stops the other: a failed upload or compression
@@ -105,15 +105,17 @@ impl Default for StoreOptions {
 
 /// The most blobs of one block between the cutter and the packs, with
 /// `threads` compressing them: the promises the channel to the async side
-/// holds (`2 × threads`, enough to keep every worker busy while the async
-/// side waits for the oldest), the one the async side is adding to a pack,
+/// holds (`8 × threads`: enough to keep every worker busy while the async
+/// side waits for the oldest, and while the reading thread waits for its
+/// next direct read; with `2 × threads` the workers of the largest block
+/// sat idle for half a backup), the one the async side is adding to a pack,
 /// and the one the reading thread is trying to send.
 pub fn blobs_in_flight(threads: usize) -> usize {
     channel_capacity(threads) + 2
 }
 
 fn channel_capacity(threads: usize) -> usize {
-    2 * threads.max(2)
+    8 * threads.max(2)
 }
 
 /// What storing a block did.

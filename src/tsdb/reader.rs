@@ -24,8 +24,10 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::direct_io::DirectReader;
+
 /// Size of the single read buffer each open file gets.
-const BUF_SIZE: usize = 256 * 1024;
+pub(crate) const BUF_SIZE: usize = 256 * 1024;
 
 /// Longest encoding of a 64-bit varint (Go's `binary.MaxVarintLen64`).
 const MAX_VARINT_LEN: usize = 10;
@@ -128,6 +130,22 @@ impl FileReader<File> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(FileReader::new(file, len))
+    }
+}
+
+impl FileReader<DirectReader> {
+    /// [`FileReader::open`] past the page cache (`crate::direct_io`): for
+    /// files read once, front to back, by a backup.
+    pub(crate) fn open_direct(path: &Path) -> io::Result<FileReader<DirectReader>> {
+        let file = DirectReader::open(path)?;
+        let len = file.file_len()?;
+        Ok(FileReader::new(file, len))
+    }
+}
+
+impl Source for DirectReader {
+    fn reposition(&mut self, _from: u64, to: u64) -> io::Result<()> {
+        self.seek_to(to)
     }
 }
 
@@ -248,6 +266,54 @@ impl<S: Source> FileReader<S> {
         let b = self.buf[self.at];
         self.at += 1;
         Ok(b)
+    }
+
+    /// At least `min(want, limit - pos)` unread bytes, as a slice of the
+    /// buffer (perhaps more): the unread bytes are moved to its front and
+    /// more read after them. `want` must fit the buffer. Not while a CRC
+    /// runs.
+    pub(crate) fn buffered(&mut self, want: usize) -> ReadResult<&[u8]> {
+        debug_assert!(self.crc.is_none(), "buffered while a CRC is running");
+        assert!(want <= BUF_SIZE, "{want} bytes do not fit the buffer");
+        let want = (self.limit.saturating_sub(self.pos())).min(want as u64) as usize;
+        if self.filled - self.at < want {
+            let pos = self.pos();
+            if self.os_pos != pos + (self.filled - self.at) as u64 {
+                // After a seek: the buffered bytes are not where the file is.
+                self.file.reposition(self.os_pos, pos)?;
+                self.os_pos = pos;
+                self.filled = self.at;
+            }
+            self.buf.copy_within(self.at..self.filled, 0);
+            self.filled -= self.at;
+            self.at = 0;
+            self.buf_start = pos;
+            while self.filled < want {
+                let n = self.file.read(&mut self.buf[self.filled..])?;
+                if n == 0 {
+                    return Err(ReadError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "file ended at {}, before its recorded length {}",
+                            self.os_pos, self.len
+                        ),
+                    )));
+                }
+                self.os_pos += n as u64;
+                self.filled += n;
+            }
+        }
+        Ok(&self.buf[self.at..self.filled])
+    }
+
+    /// Consumes the next `n` bytes and returns them as a slice of the
+    /// buffer ([`FileReader::buffered`]).
+    pub(crate) fn take(&mut self, n: usize) -> ReadResult<&[u8]> {
+        self.ensure(n as u64)?;
+        self.buffered(n)?;
+        let at = self.at;
+        self.at += n;
+        Ok(&self.buf[at..at + n])
     }
 
     pub(crate) fn read_exact(&mut self, out: &mut [u8]) -> ReadResult<()> {

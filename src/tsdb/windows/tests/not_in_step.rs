@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::synth::{write_block, Chunk};
 use super::*;
-use crate::tsdb::windows::{NotInStep, DEFAULT_WINDOW_MS};
+use crate::tsdb::windows::{join_into, Crcs, NotInStep, SegmentFiles, DEFAULT_WINDOW_MS};
 
 /// Four series of two chunks, in 200-byte segment files (several).
 fn series() -> Vec<Vec<Chunk>> {
@@ -124,15 +124,34 @@ fn a_truncated_record_is_not_in_step() {
 }
 
 #[test]
-fn a_record_with_a_bad_crc_is_not_in_step() {
+fn a_record_with_a_bad_crc_is_in_step_and_rebuilt_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let block = block(dir.path(), |_, _, r| r);
     let path = block.join("chunks/000001");
     let mut bytes = fs::read(&path).unwrap();
     bytes[12] ^= 1;
-    fs::write(&path, bytes).unwrap();
-    let why = not_in_step(&block);
-    assert!(why.to_string().contains("CRC32C"), "{why}");
+    fs::write(&path, &bytes).unwrap();
+    let (layout, streams) = split_block(&block);
+    assert_eq!(layout.records, 8);
+    // The damage is kept, byte for byte (verify --deep reports it).
+    let out = tempfile::tempdir().unwrap();
+    let mut files = SegmentFiles::new(out.path(), |_, _| Ok(())).unwrap();
+    let mut readers: Vec<&[u8]> = layout
+        .windows
+        .iter()
+        .map(|w| &streams[&w.start][..])
+        .collect();
+    let index = block.join("index");
+    join_into(&index, &layout, &mut readers, &mut files, Crcs::Skip).unwrap();
+    assert_eq!(fs::read(out.path().join("chunks/000001")).unwrap(), bytes);
+    // A join that checks CRCs names it.
+    let err = join_streams(
+        &index,
+        &layout,
+        &streams,
+        tempfile::tempdir().unwrap().path(),
+    );
+    assert!(err.unwrap_err().to_string().contains("CRC32C"));
 }
 
 #[test]
