@@ -9,19 +9,29 @@
 //! side is read again soon, so caching it also pushes out the pages
 //! Prometheus itself queries.
 //!
-//! [`DirectReader`] (packing a snapshot's files) and [`StagingWriter`]
-//! (objects in a local repository) open files with `O_DIRECT` and move whole
-//! aligned buffers; an unaligned tail is read or written through an ordinary
-//! handle. Filesystems that refuse `O_DIRECT` (tmpfs, some FUSE and network
-//! mounts) get plain buffered I/O: the bytes are the same either way.
+//! [`DirectReader`] (packing a snapshot's files, splitting its chunk
+//! segments), [`StagingWriter`] (objects in a local repository),
+//! [`FileWriter`] (a restore's rebuilt chunk segments, on a thread of its
+//! own) and [`read_range`] (a run of blobs of a pack in a local repository)
+//! use `O_DIRECT` and move whole aligned buffers; an unaligned tail is read
+//! or written through the page cache. Filesystems that refuse `O_DIRECT`
+//! (tmpfs, some FUSE and network mounts) get plain buffered I/O: the bytes
+//! are the same either way.
 //!
-//! Restores and verification read archives through the page cache: direct
-//! reads lose the kernel's readahead, and measured slower there.
+//! Format 1 archives are read through the page cache by restores and
+//! verification: a stream read front to back needs the kernel's readahead,
+//! and direct reads measured slower there. Format 2 reads ahead of its own
+//! (`repo::pack::readahead`), several runs at once.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use memmap2::MmapMut;
 
@@ -300,6 +310,261 @@ impl StagingWriter {
     }
 }
 
+/// Writes files that are already open (a restore's rebuilt files, each from
+/// offset 0) on a thread of its own, direct where the filesystem allows it
+/// (`O_DIRECT` set on the handle), so that the caller pays one memcpy per
+/// byte: neither the kernel's copy into the page cache nor the wait for
+/// the disk. Full aligned buffers go to the thread, `BUFFERS_IN_FLIGHT`
+/// at most; [`FileWriter::close`] writes the unaligned tail (buffered),
+/// waits for every byte and gives the file back, written, not synced. A
+/// filesystem that refuses direct I/O gets buffered writes on the same
+/// thread, its writeback started every [`crate::archive::WRITEBACK_EVERY`]
+/// bytes.
+pub struct FileWriter {
+    jobs: Option<SyncSender<Job>>,
+    free: Receiver<AlignedBuf>,
+    done: Receiver<io::Result<File>>,
+    cur: Option<AlignedBuf>,
+    filled: usize,
+    /// Set by the thread when a write of the current file failed.
+    failed: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Aligned buffers of a [`FileWriter`]: one being filled, the others
+/// queued or being written.
+const BUFFERS_IN_FLIGHT: usize = 3;
+
+enum Job {
+    Open(File),
+    Write(AlignedBuf),
+    /// The last bytes (`.1` of them), then reply with the file.
+    Close(Option<(AlignedBuf, usize)>),
+}
+
+impl FileWriter {
+    pub fn spawn() -> io::Result<FileWriter> {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(BUFFERS_IN_FLIGHT);
+        let (free_tx, free) = mpsc::sync_channel(BUFFERS_IN_FLIGHT);
+        for _ in 1..BUFFERS_IN_FLIGHT {
+            let _ = free_tx.send(aligned_buf()?);
+        }
+        let (done_tx, done) = mpsc::sync_channel(1);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let handle = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || {
+                let mut out: Option<(File, bool)> = None;
+                let mut error: Option<io::Error> = None;
+                let mut since_writeback = 0;
+                for job in rx {
+                    match job {
+                        Job::Open(file) => {
+                            let direct = set_direct(&file, true).is_ok();
+                            out = Some((file, direct));
+                            since_writeback = 0;
+                        }
+                        Job::Write(buf) => {
+                            if let (Some((file, direct)), None) = (out.as_mut(), &error) {
+                                match write_whole(file, direct, &buf) {
+                                    Ok(()) if !*direct => {
+                                        since_writeback += buf.len() as u64;
+                                        if since_writeback >= crate::archive::WRITEBACK_EVERY {
+                                            crate::archive::start_writeback(file);
+                                            since_writeback = 0;
+                                        }
+                                    }
+                                    Ok(()) => {}
+                                    Err(e) => {
+                                        error = Some(e);
+                                        flag.store(true, Ordering::Release);
+                                    }
+                                }
+                            }
+                            let _ = free_tx.send(buf);
+                        }
+                        Job::Close(tail) => {
+                            let mut result = match (out.take(), error.take()) {
+                                (_, Some(e)) => Err(e),
+                                (Some((file, direct)), None) => Ok((file, direct)),
+                                (None, None) => Err(io::Error::other("no file was open")),
+                            };
+                            if let Some((buf, n)) = tail {
+                                if let Ok((file, direct)) = &mut result {
+                                    // Unaligned: through the page cache.
+                                    let tail = match *direct {
+                                        true => set_direct(file, false),
+                                        false => Ok(()),
+                                    };
+                                    if let Err(e) = tail.and_then(|()| file.write_all(&buf[..n])) {
+                                        result = Err(e);
+                                    }
+                                }
+                                let _ = free_tx.send(buf);
+                            }
+                            flag.store(false, Ordering::Release);
+                            if done_tx.send(result.map(|(file, _)| file)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(FileWriter {
+            jobs: Some(jobs),
+            free,
+            done,
+            cur: Some(aligned_buf()?),
+            filled: 0,
+            failed,
+            handle: Some(handle),
+        })
+    }
+
+    /// Writes to `file` from now on, from its offset 0.
+    pub fn open(&mut self, file: File) -> io::Result<()> {
+        self.send(Job::Open(file))
+    }
+
+    /// Appends `data` to the open file. A failed write is returned here
+    /// (soon after it happened) or by [`FileWriter::close`].
+    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return self.close().map(|_| ());
+        }
+        while !data.is_empty() {
+            let buf = match &mut self.cur {
+                Some(b) => b,
+                None => self.cur.insert(self.free.recv().map_err(|_| stopped())?),
+            };
+            let n = (DIRECT_BUF - self.filled).min(data.len());
+            buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled == DIRECT_BUF {
+                let full = self.cur.take().expect("filled");
+                self.filled = 0;
+                self.send(Job::Write(full))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, waits for every write and returns the file
+    /// (or the first write's error).
+    pub fn close(&mut self) -> io::Result<File> {
+        let tail = match self.filled {
+            0 => None,
+            n => self.cur.take().map(|b| (b, n)),
+        };
+        self.filled = 0;
+        self.send(Job::Close(tail))?;
+        self.done.recv().map_err(|_| stopped())?
+    }
+
+    fn send(&self, job: Job) -> io::Result<()> {
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(job).map_err(|_| stopped())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        drop(self.jobs.take()); // ends the thread's loop
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the writing thread stopped")
+}
+
+/// Writes one whole buffer at the file's offset: direct if `direct`, which
+/// a filesystem that refuses it after all turns off.
+fn write_whole(file: &mut File, direct: &mut bool, buf: &[u8]) -> io::Result<()> {
+    if *direct {
+        match file.write(buf) {
+            Ok(n) if n == buf.len() => return Ok(()),
+            // A short direct write leaves the offset unaligned; only a full
+            // disk does that.
+            Ok(_) => return Err(io::Error::from(io::ErrorKind::StorageFull)),
+            // Refused after all: nothing was written.
+            Err(e) if is_einval(&e) => {
+                set_direct(file, false)?;
+                *direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    file.write_all(buf)
+}
+
+/// Reads `len` bytes at `offset` of `file` into a recycled buffer
+/// (`crate::buffers`), past the page cache where the filesystem allows it:
+/// a run of blobs of a pack in a local repository, read once by a restore
+/// or a deep verify, which read ahead of their own (so the kernel's
+/// readahead is not missed). The aligned range around the bytes is read and
+/// the bytes are a slice of it. `UnexpectedEof` if the file ends first.
+pub fn read_range(file: &File, offset: u64, len: usize) -> io::Result<bytes::Bytes> {
+    use std::os::unix::fs::FileExt;
+    let align = ALIGN as u64;
+    let from = offset - offset % align;
+    let skip = (offset - from) as usize;
+    let need = skip + len;
+    let span = need.next_multiple_of(ALIGN);
+    // A run of blobs, often megabytes: a recycled buffer, not fresh pages
+    // to fault in; ALIGN more, to start the read at an aligned address.
+    let mut buf = crate::buffers::take(span + ALIGN);
+    let pad = buf.as_ptr().align_offset(ALIGN);
+    let mut got = 0;
+    if len >= ALIGN && set_direct(file, true).is_ok() {
+        while got < need {
+            match file.read_at(&mut buf[pad + got..pad + span], from + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Refused after all, or a short read left the offset
+                // unaligned: the rest through the page cache.
+                Err(e) if is_einval(&e) => break,
+                Err(e) => return Err(e),
+            }
+            if got % ALIGN != 0 {
+                break;
+            }
+        }
+        let _ = set_direct(file, false);
+    }
+    if got < need {
+        file.read_exact_at(&mut buf[pad + got..pad + need], from + got as u64)?;
+    }
+    let start = pad + skip;
+    Ok(crate::buffers::into_bytes(buf).slice(start..start + len))
+}
+
+/// Sets or clears `O_DIRECT` on an open file.
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this `File` owns; only its flags change.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +620,48 @@ mod tests {
     #[test]
     fn files_of_every_awkward_size_round_trip_buffered() {
         round_trips(false);
+    }
+
+    #[test]
+    fn open_files_written_on_the_thread_hold_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = FileWriter::spawn().unwrap();
+        for len in SIZES {
+            let data = pattern(len);
+            let path = dir.path().join(format!("a{len}"));
+            let file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .unwrap();
+            w.open(file).unwrap();
+            for piece in data.chunks(262_147) {
+                w.write(piece).unwrap();
+            }
+            let file = w.close().unwrap();
+            file.sync_all().unwrap();
+            assert_eq!(file.metadata().unwrap().len(), len as u64);
+            assert_eq!(std::fs::read(&path).unwrap(), data, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_returned_and_the_next_file_starts_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ro"), b"").unwrap();
+        let mut w = FileWriter::spawn().unwrap();
+        w.open(File::open(dir.path().join("ro")).unwrap()).unwrap();
+        let data = pattern(5 * DIRECT_BUF);
+        let err = match w.write(&data) {
+            Err(e) => e,
+            Ok(()) => w.close().unwrap_err(),
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        let path = dir.path().join("next");
+        w.open(File::create(&path).unwrap()).unwrap();
+        w.write(b"abc").unwrap();
+        w.close().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
     }
 
     #[test]

@@ -13,15 +13,16 @@
 //!
 //! The thread can also write each stream to a file as it hashes it
 //! ([`HashThread::write_to`]): rebuilding a chunk segment (format 2) then
-//! costs the joining thread one memcpy per byte, and the `write` calls (the
-//! kernel's copy into the page cache) run beside it, starting the
-//! writeback every few MiB so that the caller's fsync finds little left to
-//! write. A failed write is
+//! costs the joining thread one memcpy per byte, and this thread another,
+//! into the aligned buffers of a [`FileWriter`], whose own thread writes
+//! them past the page cache (`O_DIRECT`; the kernel's copy into the page
+//! cache cost a restore a fifth of its CPU), so that the caller's fsync
+//! finds little left to write. A failed write is
 //! remembered, stops the writing, and is returned by the stream's
 //! [`HashThread::finish_file`] (or by the next batch handed over).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::{start_writeback, WRITEBACK_EVERY};
+use crate::direct_io::FileWriter;
 
 /// Bytes handed to the hashing thread at a time.
 const BATCH: usize = 256 * 1024;
@@ -82,35 +83,55 @@ impl HashThread {
             .name("sha256".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
-                let mut file: Option<File> = None;
+                // Started for the first file to write.
+                let mut writer: Option<FileWriter> = None;
+                let mut writing = false;
                 let mut error: Option<io::Error> = None;
-                let mut since_writeback = 0;
                 for msg in rx {
                     match msg {
                         Msg::Data(buf) => {
                             hasher.update(&buf);
-                            if let (Some(f), None) = (file.as_mut(), error.as_ref()) {
-                                if let Err(e) = f.write_all(&buf) {
+                            if let (true, Some(w)) = (writing, writer.as_mut()) {
+                                if let Err(e) = w.write(&buf) {
                                     error = Some(e);
+                                    writing = false;
                                     flag.store(true, Ordering::Release);
-                                }
-                                // The final fsync then finds little left to write.
-                                since_writeback += buf.len() as u64;
-                                if since_writeback >= WRITEBACK_EVERY {
-                                    start_writeback(f);
-                                    since_writeback = 0;
                                 }
                             }
                             let _ = spare_tx.send(buf);
                         }
                         Msg::Output(f) => {
-                            file = Some(f);
-                            since_writeback = 0;
+                            let w = match writer.take().map_or_else(FileWriter::spawn, Ok) {
+                                Ok(w) => writer.insert(w),
+                                Err(e) => {
+                                    error = Some(e);
+                                    flag.store(true, Ordering::Release);
+                                    continue;
+                                }
+                            };
+                            match w.open(f) {
+                                Ok(()) => writing = true,
+                                Err(e) => {
+                                    error = Some(e);
+                                    flag.store(true, Ordering::Release);
+                                }
+                            }
                         }
                         Msg::End => {
+                            let file = match (writing, writer.as_mut()) {
+                                (true, Some(w)) => match w.close() {
+                                    Ok(f) => Some(f),
+                                    Err(e) => {
+                                        error = Some(e);
+                                        None
+                                    }
+                                },
+                                _ => None,
+                            };
+                            writing = false;
                             let ended = Ended {
                                 digest: hex::encode(hasher.finalize_reset()),
-                                file: file.take(),
+                                file,
                                 error: error.take(),
                             };
                             flag.store(false, Ordering::Release);

@@ -17,7 +17,7 @@
 
 use std::fs::{FileType, Metadata};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{BadKind, BadObject, Body, ByteStream, Key, NotFound, ObjectMeta, Storage};
@@ -163,11 +163,8 @@ impl Storage for LocalStorage {
                 return Err(too_short(offset.saturating_add(length)).into());
             }
             let len = usize::try_from(length).context("a range too large for memory")?;
-            // A run of blobs, often megabytes: a recycled buffer, not
-            // fresh pages to fault in (crate::buffers).
-            let mut buf = crate::buffers::take(len);
-            match file.read_exact_at(&mut buf, offset) {
-                Ok(()) => Ok(crate::buffers::into_bytes(buf)),
+            match crate::direct_io::read_range(&file, offset, len) {
+                Ok(bytes) => Ok(bytes),
                 // The file shrank since it was measured.
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     Err(too_short(offset + length).into())
