@@ -266,25 +266,7 @@ impl StagingWriter {
 
     fn flush_direct(&mut self) -> io::Result<()> {
         let buf = self.buf.as_ref().expect("a full buffer");
-        if self.direct {
-            match self.file.write(buf) {
-                Ok(n) if n == DIRECT_BUF => {
-                    self.filled = 0;
-                    return Ok(());
-                }
-                // A short direct write leaves the offset unaligned; only a
-                // full disk does that.
-                Ok(_) => return Err(io::Error::from(io::ErrorKind::StorageFull)),
-                // The filesystem opened with O_DIRECT but will not write this
-                // way after all; nothing was written, so go buffered.
-                Err(e) if is_einval(&e) => {
-                    self.file = OpenOptions::new().append(true).open(&self.path)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.file.write_all(buf)?;
+        write_whole(&mut self.file, &mut self.direct, buf)?;
         self.filled = 0;
         Ok(())
     }
