@@ -647,6 +647,31 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_reader_seeks_anywhere_and_reads_on_from_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern(3 * DIRECT_BUF + 123);
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        let mut r = DirectReader::open(&path).unwrap();
+        let mut buf = vec![0; 5000];
+        r.read_exact(&mut buf).unwrap();
+        // Inside the buffer, back before it, unaligned ahead, near the end.
+        for to in [
+            100,
+            2_000_001,
+            7,
+            DIRECT_BUF as u64 + 4095,
+            data.len() as u64 - 10,
+        ] {
+            r.seek_to(to).unwrap();
+            let n = 5000.min(data.len() - to as usize);
+            r.read_exact(&mut buf[..n]).unwrap();
+            assert_eq!(&buf[..n], &data[to as usize..to as usize + n], "at {to}");
+        }
+        assert_eq!(r.read(&mut buf).unwrap(), 0, "at the end");
+    }
+
+    #[test]
     fn buffers_are_aligned_as_direct_io_needs() {
         let buf = aligned_buf().unwrap();
         assert_eq!(buf.len(), DIRECT_BUF);
