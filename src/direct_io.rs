@@ -49,10 +49,24 @@ const DIRECT_BUF: usize = 1024 * 1024;
 /// written a pack file at a time). So a dropped buffer goes back to a small
 /// pool of [`IDLE_BUFS`] for the next file, and beyond that to the kernel.
 fn aligned_buf() -> io::Result<AlignedBuf> {
-    if let Some(buf) = IDLE.lock().ok().and_then(|mut idle| idle.pop()) {
+    aligned_buf_of(DIRECT_BUF)
+}
+
+/// As [`aligned_buf`], of `len` bytes (a multiple of [`ALIGN`]); the idle
+/// pool hands out only buffers of that length.
+fn aligned_buf_of(len: usize) -> io::Result<AlignedBuf> {
+    debug_assert_eq!(len % ALIGN, 0);
+    let idle = IDLE.lock().ok().and_then(|mut idle| {
+        let at = idle.iter().position(|b| b.len() == len)?;
+        Some(idle.swap_remove(at))
+    });
+    if let Some(buf) = idle {
         return Ok(AlignedBuf(Some(buf)));
     }
-    let buf = MmapMut::map_anon(DIRECT_BUF)?;
+    // Populated at once (`MAP_POPULATE`): one call instead of a fault per
+    // page as it is first filled, and what it holds is resident from the
+    // start, whatever is written into it.
+    let buf = memmap2::MmapOptions::new().len(len).populate().map_anon()?;
     debug_assert_eq!(buf.as_ptr() as usize % ALIGN, 0);
     Ok(AlignedBuf(Some(buf)))
 }
@@ -317,6 +331,17 @@ pub struct FileWriter {
 /// queued or being written.
 const BUFFERS_IN_FLIGHT: usize = 3;
 
+/// The size of a [`FileWriter`]'s buffers, and so of each of its writes:
+/// 4 MiB. The writing thread waits for the disk on every write, and then
+/// for a core: a restore keeps both busy decoding and hashing, so each
+/// write is followed by a wait for the scheduler as much as for the disk.
+/// Measured restoring the bench's largest block (`--concurrency 1`, page
+/// cache dropped, interleaved runs): with 1 MiB writes the hashing thread
+/// waited 310-350 ms for a free buffer and the restore took 0.88-0.90 s;
+/// with 4 MiB, 17-57 ms and 0.73-0.74 s (2 MiB: 0.77-0.80 s; 8 MiB in two
+/// buffers: 0.74-0.78 s).
+const WRITE_BUF: usize = 4 * 1024 * 1024;
+
 enum Job {
     Open(File),
     Write(AlignedBuf),
@@ -329,7 +354,7 @@ impl FileWriter {
         let (jobs, rx) = mpsc::sync_channel::<Job>(BUFFERS_IN_FLIGHT);
         let (free_tx, free) = mpsc::sync_channel(BUFFERS_IN_FLIGHT);
         for _ in 1..BUFFERS_IN_FLIGHT {
-            let _ = free_tx.send(aligned_buf()?);
+            let _ = free_tx.send(aligned_buf_of(WRITE_BUF)?);
         }
         let (done_tx, done) = mpsc::sync_channel(1);
         let failed = Arc::new(AtomicBool::new(false));
@@ -397,7 +422,7 @@ impl FileWriter {
             jobs: Some(jobs),
             free,
             done,
-            cur: Some(aligned_buf()?),
+            cur: Some(aligned_buf_of(WRITE_BUF)?),
             filled: 0,
             failed,
             handle: Some(handle),
@@ -420,11 +445,11 @@ impl FileWriter {
                 Some(b) => b,
                 None => self.cur.insert(self.free.recv().map_err(|_| stopped())?),
             };
-            let n = (DIRECT_BUF - self.filled).min(data.len());
+            let n = (WRITE_BUF - self.filled).min(data.len());
             buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
-            if self.filled == DIRECT_BUF {
+            if self.filled == WRITE_BUF {
                 let full = self.cur.take().expect("filled");
                 self.filled = 0;
                 self.send(Job::Write(full))?;
