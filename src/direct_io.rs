@@ -28,7 +28,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -95,7 +95,9 @@ impl std::ops::DerefMut for AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if let (Some(buf), Ok(mut idle)) = (self.0.take(), IDLE.lock()) {
-            if idle.len() < IDLE_BUFS {
+            // Only the common size: a writer's large buffers go back to
+            // the kernel with it.
+            if idle.len() < IDLE_BUFS && buf.len() == DIRECT_BUF {
                 idle.push(buf);
             }
         }
@@ -325,22 +327,50 @@ pub struct FileWriter {
     /// Set by the thread when a write of the current file failed.
     failed: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
+    /// Dropped after the thread has ended (fields drop in order).
+    _live: Live,
+}
+
+/// Counts a [`FileWriter`] in [`WRITERS`] while it lives.
+struct Live {
+    first: bool,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            first: WRITERS.fetch_add(1, Ordering::AcqRel) == 0,
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        WRITERS.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Aligned buffers of a [`FileWriter`]: one being filled, the others
 /// queued or being written.
 const BUFFERS_IN_FLIGHT: usize = 3;
 
-/// The size of a [`FileWriter`]'s buffers, and so of each of its writes:
-/// 4 MiB. The writing thread waits for the disk on every write, and then
-/// for a core: a restore keeps both busy decoding and hashing, so each
-/// write is followed by a wait for the scheduler as much as for the disk.
-/// Measured restoring the bench's largest block (`--concurrency 1`, page
-/// cache dropped, interleaved runs): with 1 MiB writes the hashing thread
-/// waited 310-350 ms for a free buffer and the restore took 0.88-0.90 s;
-/// with 4 MiB, 17-57 ms and 0.73-0.74 s (2 MiB: 0.77-0.80 s; 8 MiB in two
-/// buffers: 0.74-0.78 s).
-const WRITE_BUF: usize = 4 * 1024 * 1024;
+/// The size of the buffers of the first [`FileWriter`] alive, and so of
+/// each of its writes: 4 MiB; any other writer alive at the time gets
+/// buffers of [`DIRECT_BUF`]. The writing thread waits for the disk on
+/// every write, and then for a core: a restore keeps both busy decoding
+/// and hashing, so each write is followed by a wait for the scheduler as
+/// much as for the disk. Measured restoring the bench's largest block
+/// (`--concurrency 1`, page cache dropped, interleaved runs): with 1 MiB
+/// writes the hashing thread waited 310-350 ms for a free buffer and the
+/// restore took 0.88-0.90 s; with 4 MiB, 17-57 ms and 0.73-0.74 s (2 MiB:
+/// 0.77-0.80 s; 8 MiB in two buffers: 0.74-0.78 s). Only the first: a
+/// restore starts the largest block first, which is the one that runs
+/// alone at the end, and four blocks at once each with 12 MiB of buffers
+/// took a whole restore of the large bench set past 200 MB resident.
+const FIRST_WRITE_BUF: usize = 4 * 1024 * 1024;
+
+/// [`FileWriter`]s alive (see [`FIRST_WRITE_BUF`]).
+static WRITERS: AtomicUsize = AtomicUsize::new(0);
 
 enum Job {
     Open(File),
@@ -351,10 +381,20 @@ enum Job {
 
 impl FileWriter {
     pub fn spawn() -> io::Result<FileWriter> {
+        let live = Live::new();
+        let len = match live.first {
+            true => FIRST_WRITE_BUF,
+            false => DIRECT_BUF,
+        };
+        Self::start(len, live)
+    }
+
+    /// A writer whose buffers (and writes) are `len` bytes.
+    fn start(len: usize, live: Live) -> io::Result<FileWriter> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(BUFFERS_IN_FLIGHT);
         let (free_tx, free) = mpsc::sync_channel(BUFFERS_IN_FLIGHT);
         for _ in 1..BUFFERS_IN_FLIGHT {
-            let _ = free_tx.send(aligned_buf_of(WRITE_BUF)?);
+            let _ = free_tx.send(aligned_buf_of(len)?);
         }
         let (done_tx, done) = mpsc::sync_channel(1);
         let failed = Arc::new(AtomicBool::new(false));
@@ -422,10 +462,11 @@ impl FileWriter {
             jobs: Some(jobs),
             free,
             done,
-            cur: Some(aligned_buf_of(WRITE_BUF)?),
+            cur: Some(aligned_buf_of(len)?),
             filled: 0,
             failed,
             handle: Some(handle),
+            _live: live,
         })
     }
 
@@ -445,11 +486,11 @@ impl FileWriter {
                 Some(b) => b,
                 None => self.cur.insert(self.free.recv().map_err(|_| stopped())?),
             };
-            let n = (WRITE_BUF - self.filled).min(data.len());
+            let n = (buf.len() - self.filled).min(data.len());
             buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
-            if self.filled == WRITE_BUF {
+            if self.filled == buf.len() {
                 let full = self.cur.take().expect("filled");
                 self.filled = 0;
                 self.send(Job::Write(full))?;
@@ -632,24 +673,30 @@ mod tests {
     #[test]
     fn open_files_written_on_the_thread_hold_every_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = FileWriter::spawn().unwrap();
-        for len in SIZES {
-            let data = pattern(len);
-            let path = dir.path().join(format!("a{len}"));
-            let file = File::options()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .unwrap();
-            w.open(file).unwrap();
-            for piece in data.chunks(262_147) {
-                w.write(piece).unwrap();
+        for buf in [DIRECT_BUF, FIRST_WRITE_BUF] {
+            let mut w = FileWriter::start(buf, Live::new()).unwrap();
+            for len in SIZES.into_iter().chain([2 * FIRST_WRITE_BUF + 7]) {
+                written_whole(&mut w, &dir.path().join(format!("{buf}-{len}")), len);
             }
-            let file = w.close().unwrap();
-            file.sync_all().unwrap();
-            assert_eq!(file.metadata().unwrap().len(), len as u64);
-            assert_eq!(std::fs::read(&path).unwrap(), data, "{len} bytes");
         }
+    }
+
+    /// Writes a file of `len` bytes through `w` and reads it back.
+    fn written_whole(w: &mut FileWriter, path: &Path, len: usize) {
+        let data = pattern(len);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .unwrap();
+        w.open(file).unwrap();
+        for piece in data.chunks(262_147) {
+            w.write(piece).unwrap();
+        }
+        let file = w.close().unwrap();
+        file.sync_all().unwrap();
+        assert_eq!(file.metadata().unwrap().len(), len as u64);
+        assert_eq!(std::fs::read(path).unwrap(), data, "{len} bytes");
     }
 
     #[test]
