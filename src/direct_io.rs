@@ -363,10 +363,13 @@ const BUFFERS_IN_FLIGHT: usize = 3;
 /// (`--concurrency 1`, page cache dropped, interleaved runs): with 1 MiB
 /// writes the hashing thread waited 310-350 ms for a free buffer and the
 /// restore took 0.88-0.90 s; with 4 MiB, 17-57 ms and 0.73-0.74 s (2 MiB:
-/// 0.77-0.80 s; 8 MiB in two buffers: 0.74-0.78 s). Only the first: a
-/// restore starts the largest block first, which is the one that runs
-/// alone at the end, and four blocks at once each with 12 MiB of buffers
-/// took a whole restore of the large bench set past 200 MB resident.
+/// 0.77-0.80 s; 8 MiB in two buffers: 0.74-0.78 s). Only the first:
+/// four blocks at once each with 12 MiB of buffers took a whole restore of
+/// the large bench set past 200 MB resident. With `--concurrency 1` every
+/// block's writer is the first in turn; with several blocks at once it is
+/// the writer of whichever reaches its chunk segments first (blocks start
+/// largest first, but a smaller index is written sooner), and a writer
+/// started after it keeps 1 MiB buffers to its end.
 const FIRST_WRITE_BUF: usize = 4 * 1024 * 1024;
 
 /// [`FileWriter`]s alive (see [`FIRST_WRITE_BUF`]).
