@@ -408,6 +408,7 @@ impl<R: BufRead> Stream<'_, R> {
             return Ok(None);
         }
         emit(record)?;
+        prefetch(&avail[total as usize..]);
         Ok(Some(total))
     }
 
@@ -703,3 +704,27 @@ impl Output<'_> {
         Ok(())
     }
 }
+
+/// Asks the processor to fetch the first [`PREFETCH_LINES`] cache lines of
+/// `next` into its cache: the stream's next record, which the join reads
+/// when it comes back to this window for the next series, after one record
+/// of every other window. Restoring the bench's largest block (81 windows,
+/// 1.8 million records), the copy of the records fell from 9.5-9.8 % of the
+/// CPU samples to 5.4-5.9 %, and the joining thread's share from 15-17 %
+/// to 14-15 %.
+#[inline]
+fn prefetch(next: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in next.chunks(64).take(PREFETCH_LINES) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        // SAFETY: a prefetch is only a hint (it never faults, whatever the
+        // address), and SSE is part of every x86_64 processor.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = next;
+}
+
+/// Cache lines of 64 bytes [`prefetch`] asks for: about a record (they
+/// average 325 bytes in the bench's data; 3 and 6 measured the same).
+const PREFETCH_LINES: usize = 4;
