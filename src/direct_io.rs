@@ -46,22 +46,21 @@ const DIRECT_BUF: usize = 1024 * 1024;
 /// needs). Freed heap blocks of this size stayed in the allocator's
 /// per-thread arenas, which showed as 30 MB more peak RSS; a mapping made
 /// afresh for every file cost a page fault per 4 KiB (a local repository is
-/// written a pack file at a time). So a dropped buffer goes back to a small
-/// pool of [`IDLE_BUFS`] for the next file, and beyond that to the kernel.
+/// written a pack file at a time). So a dropped buffer of this size goes
+/// back to a small pool of [`IDLE_BUFS`] for the next file, and beyond that
+/// to the kernel.
 fn aligned_buf() -> io::Result<AlignedBuf> {
     aligned_buf_of(DIRECT_BUF)
 }
 
-/// As [`aligned_buf`], of `len` bytes (a multiple of [`ALIGN`]); the idle
-/// pool hands out only buffers of that length.
+/// As [`aligned_buf`], of `len` bytes (a multiple of [`ALIGN`]); only
+/// buffers of `DIRECT_BUF` come from (and go back to) the idle pool.
 fn aligned_buf_of(len: usize) -> io::Result<AlignedBuf> {
     debug_assert_eq!(len % ALIGN, 0);
-    let idle = IDLE.lock().ok().and_then(|mut idle| {
-        let at = idle.iter().position(|b| b.len() == len)?;
-        Some(idle.swap_remove(at))
-    });
-    if let Some(buf) = idle {
-        return Ok(AlignedBuf(Some(buf)));
+    if len == DIRECT_BUF {
+        if let Some(buf) = IDLE.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(AlignedBuf(Some(buf)));
+        }
     }
     // Populated at once (`MAP_POPULATE`): one call instead of a fault per
     // page as it is first filled, and what it holds is resident from the
