@@ -81,11 +81,7 @@ impl S3Storage {
     async fn put_multipart(&self, key: &Key, first: Bytes, body: &mut Body) -> Result<u64> {
         let full = self.full_key(key);
         let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
+            .create_upload(&full)
             .await
             .map_err(|e| self.error(e, "start a multipart upload of", key))?;
         let upload_id = created.upload_id().context("S3 returned no upload id")?;
@@ -254,6 +250,51 @@ fn concat(pieces: Vec<Bytes>, len: usize) -> Bytes {
         buf.extend_from_slice(&p);
     }
     buf.freeze()
+}
+
+type Created = aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
+type CreateError =
+    SdkError<aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadError>;
+
+impl S3Storage {
+    /// Starts a multipart upload of `full` on a task of its own. If the
+    /// caller is cancelled (Ctrl-C, SIGTERM) after the server created the
+    /// upload but before its id came back, no [`AbortGuard`] holds that id
+    /// yet: the task then aborts the upload itself, and holds an
+    /// [`InFlight`](crate::storage::cleanup::InFlight) token until it has,
+    /// which the exit waits for. (Seen in CI: a SIGTERM just after the
+    /// upload appeared left it open.)
+    async fn create_upload(&self, full: &str) -> Result<Created, CreateError> {
+        let request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full);
+        let abort = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let in_flight = crate::storage::cleanup::InFlight::new();
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let created = request.send().await;
+            if let Err(Ok(created)) = tx.send(created) {
+                // Nobody is waiting for it: the caller was cancelled.
+                if let Some(id) = created.upload_id() {
+                    let _ = abort.upload_id(id).send().await;
+                }
+            }
+        });
+        match rx.await {
+            Ok(created) => created,
+            // The task panicked or the runtime is shutting down.
+            Err(_) => Err(SdkError::construction_failure(
+                "the task starting the upload stopped",
+            )),
+        }
+    }
 }
 
 /// Aborts a multipart upload unless it was completed. Runs on errors and when
