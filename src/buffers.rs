@@ -58,10 +58,12 @@ static POOL: Pool = Pool::new(KEEP);
 /// quarter more than asked above 4 MiB; pages past what a user fills are
 /// not touched, so not resident, until a later user fills them.
 fn class(len: usize) -> usize {
-    let step = match len {
-        ..=0x40_0000 => MIN,
-        ..=0x100_0000 => 2 * MIN,
-        _ => 4 * MIN,
+    let step = if len <= 4 * MIN {
+        MIN
+    } else if len <= 16 * MIN {
+        2 * MIN
+    } else {
+        4 * MIN
     };
     len.div_ceil(step).saturating_mul(step)
 }
