@@ -19,7 +19,9 @@
 //!   streams reused from other blocks lie in other packs, and a run then
 //!   stops where its blobs would be needed later than the budget reaches
 //!   (give or take a blob: where a blob is needed is estimated from where
-//!   it starts in its stream).
+//!   it starts in its stream). From an object store, runs of one pack cut
+//!   apart for length meet at a multiple of [`ALIGN`], the blob across
+//!   that point read in two parts and put together.
 //!   [`FETCHERS`] threads read runs in the order they will be needed.
 //! - **Decoding.** Fetched blobs are decoded on one thread per core, each
 //!   whole and checked (frame header, one frame and nothing after it,
@@ -74,8 +76,8 @@ use crate::repo::datadir::DataDir;
 /// blobs read or decoded, each counted at its decoded length), per
 /// [`ReadAhead`] from an object store, where a larger budget makes longer
 /// reads ([`max_run`]). 40 MiB: with 48, and the 8 MiB of idle run buffers
-/// that `crate::buffers` keeps, a `verify --deep` of the large bench set
-/// peaked at 197 MB.
+/// that `crate::buffers` then kept, a `verify --deep` of the large bench
+/// set peaked at 197 MB.
 pub const BUDGET: u64 = 40 << 20;
 
 /// The same from a local directory, whose runs are at most [`MAX_RUN`]
