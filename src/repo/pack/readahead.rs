@@ -1175,17 +1175,16 @@ mod tests {
         assert_eq!(max_run(BUDGET, true), MAX_LONG_RUN);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn streams_come_back_whole_in_few_reads_within_the_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = storage(dir.path());
+    /// Six streams stored in `dir` as a block's are: two read one after
+    /// the other (small files, index), four side by side (windows).
+    async fn six_streams(
+        dir: &Path,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<BlobRef>>, Vec<Group>, Arc<PackReader>) {
+        let storage = storage(dir);
         let data: Vec<Vec<u8>> = (0..6u64)
             .map(|s| sample(150_000 + s as usize * 40_000, s))
             .collect();
         let refs = store(&storage, &data, 2).await;
-        let blobs: usize = refs.iter().map(Vec::len).sum();
-        let packs: std::collections::HashSet<_> = refs.iter().flatten().map(|r| r.pack).collect();
-        assert!(packs.len() >= 3, "{} packs", packs.len());
         let groups = vec![
             Group {
                 order: Order::OneAfterAnother,
@@ -1196,8 +1195,18 @@ mod tests {
                 streams: refs[2..].to_vec(),
             },
         ];
-        let budget = 1 << 20;
         let reader = Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW));
+        (data, refs, groups, reader)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_come_back_whole_in_few_reads_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, refs, groups, reader) = six_streams(dir.path()).await;
+        let blobs: usize = refs.iter().map(Vec::len).sum();
+        let packs: std::collections::HashSet<_> = refs.iter().flatten().map(|r| r.pack).collect();
+        assert!(packs.len() >= 3, "{} packs", packs.len());
+        let budget = 1 << 20;
         let ahead = ReadAhead::with_budget(reader, groups, budget)
             .await
             .unwrap();
@@ -1224,22 +1233,7 @@ mod tests {
     async fn runs_cut_for_length_end_at_aligned_offsets_and_blobs_across_them_come_back_whole() {
         const KIB: u64 = 1 << 10;
         let dir = tempfile::tempdir().unwrap();
-        let storage = storage(dir.path());
-        let data: Vec<Vec<u8>> = (0..6u64)
-            .map(|s| sample(150_000 + s as usize * 40_000, s))
-            .collect();
-        let refs = store(&storage, &data, 2).await;
-        let groups = vec![
-            Group {
-                order: Order::OneAfterAnother,
-                streams: refs[..2].to_vec(),
-            },
-            Group {
-                order: Order::SideBySide,
-                streams: refs[2..].to_vec(),
-            },
-        ];
-        let reader = Arc::new(PackReader::new(storage, DataDir::Legacy, IdHash::NEW));
+        let (data, _, groups, reader) = six_streams(dir.path()).await;
         let mut read = Vec::new();
         // Runs of at most 48 KiB (blobs of about 16 KiB, packs of 128 KiB),
         // cut at multiples of 8 KiB or between blobs; with room for many
