@@ -36,6 +36,9 @@ pub struct RunSummary {
     /// The instance the run was about, when the command knows it better
     /// than the flags (a backup names it in its manifest).
     pub instance: Option<String>,
+    /// The HA group, else the instance, whose data a backup wrote (or, when
+    /// skipped, the group another replica stored): what `serve` measures.
+    pub group: Option<String>,
     /// Archive bytes uploaded.
     pub bytes_uploaded: Option<u64>,
     /// Block bytes not uploaded because the repository already held them.

@@ -314,11 +314,16 @@ fn now() -> i64 {
 #[test]
 fn serve_backs_up_on_schedule_and_its_prometheus_scrapes_it() {
     let work = tempfile::tempdir().unwrap();
-    let target = Target::local(&work.path().join("repo"));
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
     let data = work.path().join("data");
     support::fixture_data_dir(&data);
     let port = support::free_port();
     let prom = prometheus_scraping(&data, port);
+    // Another group's 1 MiB, larger than any manifest: what serve measures
+    // is its own group's data, not the repository's.
+    fs::create_dir_all(repo.join("snapshots/other")).unwrap();
+    fs::write(repo.join("snapshots/other/notes.txt"), vec![0u8; 1 << 20]).unwrap();
     let metrics_file = work.path().join("promsnap.prom");
     let mut serve = Serve::start(
         &target,
@@ -365,12 +370,31 @@ fn serve_backs_up_on_schedule_and_its_prometheus_scrapes_it() {
         "time() - promsnap_last_success_timestamp_seconds{command=\"backup\",instance=\"prom-s\"} < 120",
         "promsnap_snapshots{command=\"backup\",instance=\"prom-s\"} >= 1",
         "promsnap_serve_uploaded_bytes_total > 0",
-        "promsnap_repository_size_bytes > 0",
+        "promsnap_group_stored_bytes{group=\"prom-s\"} > 0",
         "promsnap_serve_run_duration_seconds_count{command=\"backup\"} >= 2",
         "promsnap_serve_next_run_timestamp_seconds > time() - 10",
     ] {
         assert!(scraped(expr), "no answer to {expr}");
     }
+    // The group's bytes as serve measured them after its last backup: at
+    // most what its three directories hold now (so not the other group's
+    // 1 MiB), and most of it (every backup after the first adds only a
+    // manifest and the head's new block, a few KiB).
+    let (_, text) = support::http_get(&format!("{}/metrics", serve.url)).unwrap();
+    let measured: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("promsnap_group_stored_bytes{group=\"prom-s\"} "))
+        .unwrap_or_else(|| panic!("no promsnap_group_stored_bytes for prom-s:\n{text}"))
+        .parse()
+        .unwrap();
+    let stored: u64 = ["snapshots", "recipes", "packs"]
+        .iter()
+        .map(|d| support::dir_size(&repo.join(d).join("prom-s")))
+        .sum();
+    assert!(
+        measured <= stored as f64 && measured > stored as f64 / 2.0,
+        "serve measured {measured} bytes; the group's directories hold {stored}"
+    );
     // The shipped rules were loaded and evaluated against these series
     // without error, and none fires while backups succeed.
     let rules = prom.api("rules", &[]);

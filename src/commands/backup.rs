@@ -90,7 +90,7 @@ pub async fn run(args: BackupSettings, printer: &Printer) -> Result<Outcome> {
         _ => ExitStatus::Success,
     };
     let json = Json::stored(&report, ha_group.as_deref(), pruned.as_ref());
-    outcome(status, &repo, &report)
+    outcome(status, &repo, &report, ha_group.as_deref())
         .await
         .with_document(args.json, &json)
 }
@@ -332,6 +332,7 @@ fn skipped(args: &BackupSettings, group: &str, reason: &str, printer: &Printer) 
         status: ExitStatus::Success,
         summary: RunSummary {
             instance: Some(args.instance.clone()),
+            group: Some(group.to_string()),
             skipped: true,
             ..RunSummary::default()
         },
@@ -376,12 +377,18 @@ async fn prune_after(
 
 /// The run's summary for the metrics: the report, and how many snapshots
 /// the repository holds now (one listing; left out if that fails).
-async fn outcome(status: ExitStatus, repo: &Repository, r: &BackupReport) -> Outcome {
+async fn outcome(
+    status: ExitStatus,
+    repo: &Repository,
+    r: &BackupReport,
+    ha_group: Option<&str>,
+) -> Outcome {
     let snapshots = repo.snapshot_ids().await.ok().map(|ids| ids.len() as u64);
     Outcome {
         status,
         summary: RunSummary {
             instance: Some(r.instance.clone()),
+            group: Some(ha_group.unwrap_or(&r.instance).to_string()),
             bytes_uploaded: Some(r.bytes_uploaded),
             bytes_reused: Some(r.bytes_total.saturating_sub(r.bytes_read)),
             blocks_new: Some(r.blocks_new as u64),

@@ -281,6 +281,30 @@ impl Repository {
         Ok(counts)
     }
 
+    /// The bytes the objects of `group` (an HA group, else an instance)
+    /// take: its manifests, recipes and packs, from listings of
+    /// `snapshots/<g>/`, `recipes/<g>/` and `packs/<g>/` only, so that each
+    /// of a fleet's hundreds of sidecars lists what is its own and not the
+    /// whole repository. Data written before groups (format 1 archives,
+    /// earlier recipes and packs) is shared by every group and not counted.
+    pub async fn group_stored_bytes(&self, group: &str) -> Result<u64> {
+        let g = group_dir(group);
+        let dir = DataDir::Group(g.clone());
+        let prefixes = [
+            format!("snapshots/{g}/"),
+            dir.recipe_prefix(),
+            dir.pack_prefix(),
+        ];
+        let listed = futures::future::try_join_all(prefixes.iter().map(|p| async move {
+            self.storage
+                .list(p)
+                .await
+                .with_context(|| format!("could not list {p} in {}", self.describe()))
+        }))
+        .await?;
+        Ok(listed.iter().flatten().map(|o| o.size).sum())
+    }
+
     async fn read_catalog(&self, listed: Vec<Listed>) -> Result<Catalog> {
         let read: Vec<(Listed, Result<Result<Manifest, DamagedManifest>>)> =
             futures::stream::iter(listed)
@@ -660,5 +684,40 @@ mod tests {
             assert!(Key::new(format!("snapshots/{dir}/x.json")).is_ok());
         }
         assert_ne!(group_dir("a/b"), group_dir("a/c"));
+    }
+
+    /// What `serve` reports for its group: the bytes below that group's
+    /// three directories, and nothing of another group, of the data
+    /// written before groups or of the repository's own objects.
+    #[tokio::test]
+    async fn a_group_stores_what_its_directories_hold_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |key: &str, len: usize| {
+            let path = dir.path().join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, vec![7u8; len]).unwrap();
+        };
+        let hashed = group_dir("cluster=eu1");
+        for (key, len) in [
+            ("snapshots/prom-a/20261201T000000Z-00000000.json", 100),
+            ("recipes/prom-a/01JAAAAAAAAAAAAAAAAAAAAAAA/f.json", 20),
+            (&format!("packs/prom-a/ab/{}", "ab".repeat(32)), 3000),
+            ("snapshots/prom-b/20261201T000000Z-00000001.json", 1 << 20),
+            (&format!("packs/prom-b/ab/{}", "ab".repeat(32)), 1 << 20),
+            (&format!("packs/ab/{}", "ab".repeat(32)), 1 << 20),
+            ("snapshots/20261101T000000Z-00000002.json", 1 << 20),
+            ("repository.json", 1 << 20),
+            (
+                &format!("snapshots/{hashed}/20261201T000000Z-00000003.json"),
+                5,
+            ),
+        ] {
+            put(key, len);
+        }
+        let storage = crate::storage::LocalStorage::new(dir.path().to_path_buf());
+        let repo = Repository::new(std::sync::Arc::new(storage));
+        assert_eq!(repo.group_stored_bytes("prom-a").await.unwrap(), 3120);
+        assert_eq!(repo.group_stored_bytes("cluster=eu1").await.unwrap(), 5);
+        assert_eq!(repo.group_stored_bytes("nobody").await.unwrap(), 0);
     }
 }

@@ -2,7 +2,7 @@
 //! Pushgateway get (`crate::metrics`, the same names, labels and values, so
 //! one set of alert rules serves both), plus what only a long-running
 //! process can count: runs by result, bytes uploaded, run durations, the
-//! next scheduled run and the repository's size. Encoded by
+//! next scheduled run and what its group stores. Encoded by
 //! `prometheus-client` in the OpenMetrics text format.
 
 use std::collections::HashMap;
@@ -54,7 +54,8 @@ pub struct Metrics {
     uploaded: Counter,
     durations: Family<Labels, Histogram>,
     next_run: FloatGauge,
-    repository_size: FloatGauge,
+    /// By group: one, unless the service's HA group changed.
+    group_stored: Family<Labels, FloatGauge>,
     running: Gauge,
     /// Encoding takes the registry by reference; serialise scrapes.
     encode_lock: Mutex<()>,
@@ -95,11 +96,11 @@ impl Metrics {
             "Unix time of the next scheduled backup.",
             next_run.clone(),
         );
-        let repository_size = FloatGauge::default();
+        let group_stored = Family::<Labels, FloatGauge>::default();
         registry.register(
-            "promsnap_repository_size_bytes",
-            "Bytes the repository's objects take, measured after the last backup.",
-            repository_size.clone(),
+            "promsnap_group_stored_bytes",
+            "Bytes the manifests, recipes and packs of this service's group (its HA group, else its instance) take in the repository, measured after the last backup.",
+            group_stored.clone(),
         );
         let running = Gauge::default();
         registry.register(
@@ -114,7 +115,7 @@ impl Metrics {
             uploaded,
             durations,
             next_run,
-            repository_size,
+            group_stored,
             running,
             encode_lock: Mutex::new(()),
         }
@@ -149,8 +150,10 @@ impl Metrics {
         self.next_run.set(unix_seconds);
     }
 
-    pub fn set_repository_size(&self, bytes: u64) {
-        self.repository_size.set(bytes as f64);
+    pub fn set_group_stored_bytes(&self, group: &str, bytes: u64) {
+        self.group_stored
+            .get_or_create(&vec![("group".into(), group.into())])
+            .set(bytes as f64);
     }
 
     pub fn set_running(&self, running: bool) {
@@ -192,6 +195,7 @@ mod tests {
         m.record(&run, RunResult::Success);
         m.record(&run, RunResult::Success);
         m.count("backup", RunResult::Busy);
+        m.set_group_stored_bytes("pair-1", 12345);
         let text = m.encode();
         for line in [
             "promsnap_last_success_timestamp_seconds{command=\"backup\",instance=\"prom-a\"} 1800000000.0",
@@ -201,6 +205,7 @@ mod tests {
             "promsnap_serve_runs_total{command=\"backup\",result=\"busy\"} 1",
             "promsnap_serve_uploaded_bytes_total 2000",
             "promsnap_serve_run_duration_seconds_count{command=\"backup\"} 2",
+            "promsnap_group_stored_bytes{group=\"pair-1\"} 12345.0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

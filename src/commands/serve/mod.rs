@@ -223,12 +223,14 @@ async fn run_once(s: &ServeSettings, state: &State, printer: &Printer, reason: R
     let result = super::backup::run(backup, printer).await;
     let summary = record(s, state, printer, "backup", started, &result).await;
     let Some(summary) = summary else { return };
-    if let Ok(storage) = super::open_storage(&repo).await {
-        match storage.list("").await {
-            Ok(objects) => state
-                .metrics
-                .set_repository_size(objects.iter().map(|o| o.size).sum()),
-            Err(e) => printer.warn(&format!("could not measure the repository: {e:#}")),
+    if let Some(group) = &summary.group {
+        let measured = match super::open_repo(&repo).await {
+            Ok(r) => r.group_stored_bytes(group).await,
+            Err(e) => Err(e),
+        };
+        match measured {
+            Ok(bytes) => state.metrics.set_group_stored_bytes(group, bytes),
+            Err(e) => printer.warn(&format!("could not measure what {group} stores: {e:#}")),
         }
     }
     let (Some(level), false) = (s.verify, summary.skipped) else {
