@@ -7,7 +7,7 @@
 //! and systemd journals), nothing with `--quiet`.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,10 @@ pub struct Printer {
     /// Whether results go to stdout (not in a service, whose output is its log).
     results: bool,
 }
+
+/// A write to stdout found the pipe closed (`promsnap list | head`): whoever
+/// reads the results has what it wanted. Process-wide, like stdout.
+static STDOUT_READER_GONE: AtomicBool = AtomicBool::new(false);
 
 impl Printer {
     pub fn new(quiet: bool) -> Self {
@@ -170,9 +174,18 @@ impl Printer {
         }
         let mut out = std::io::stdout().lock();
         match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                STDOUT_READER_GONE.store(true, Ordering::Relaxed);
+                Ok(())
+            }
             other => Ok(other?),
         }
+    }
+
+    /// Whether stdout's reader has gone (a write found the pipe closed): a
+    /// command printing results as it reads them can stop reading.
+    pub fn reader_gone(&self) -> bool {
+        STDOUT_READER_GONE.load(Ordering::Relaxed)
     }
 
     /// Writes one JSON document to stdout.

@@ -257,6 +257,39 @@ fn a_list_of_everything_shows_each_snapshot_once_group_by_group() {
     assert_eq!(doc["damaged"].as_array().unwrap().len(), 1);
 }
 
+/// `promsnap list | head` in a fleet's repository: once the reader has gone,
+/// list stops at the group it printed, exits 0 and says nothing more. The
+/// groups after it are not reported, so here the damaged manifest of the
+/// last group, which a whole listing reports (exit 3), goes unmentioned.
+#[test]
+fn a_list_whose_reader_has_gone_stops_at_the_first_group() {
+    let work = tempfile::tempdir().unwrap();
+    let data = data(work.path());
+    let repo = work.path().join("repo");
+    let target = Target::local(&repo);
+    backup(&target, &data, &["--instance", "prom-a"]);
+    let z = backup(&target, &data, &["--instance", "prom-z"]);
+    fs::write(
+        repo.join(format!("snapshots/prom-z/{z}.json")),
+        b"{\"id\": ",
+    )
+    .unwrap();
+    let whole = target.run(&["list"]);
+    assert_eq!(whole.code, 3, "{}", whole.stderr);
+    assert!(whole.stderr.contains("damaged"), "{}", whole.stderr);
+
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let out = target
+        .cmd(&["list"])
+        .stdout(writer)
+        .output()
+        .expect("run promsnap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 /// A manifest moved into another group's directory is damaged: its group
 /// directory is part of what is checked.
 #[test]

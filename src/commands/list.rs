@@ -11,7 +11,9 @@
 //! spools the `snapshots` array to a temporary file element by element and
 //! prints the document once every group is read (`crate::json`, "spooled"),
 //! so that it begins with `ok` like every other, and a list that fails part
-//! way prints the error document instead.
+//! way prints the error document instead. A table whose reader has gone
+//! (`promsnap list | head`) stops at the next group and exits 0, without
+//! reading the rest.
 
 use std::collections::{HashMap, HashSet};
 
@@ -178,6 +180,11 @@ async fn everything(repo: &Repository, json: bool, printer: &Printer) -> Result<
         match json {
             true => json::with_stdout_stream(|s| json_rows(s, &rows))?,
             false => printer.stdout(&table.part(&cells(&rows)))?,
+        }
+        // `list | head`: the reader has its lines; the other groups'
+        // manifests are not read for nobody.
+        if printer.reader_gone() {
+            return Ok(ExitStatus::Success.into());
         }
     }
     damaged.sort_by(|a, b| a.id.cmp(&b.id));
