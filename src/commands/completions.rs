@@ -90,7 +90,14 @@ enum Want {
 fn candidates(want: Want) -> Vec<CompletionCandidate> {
     let words = typed_words(std::env::args_os().collect());
     let (argv, instance) = list_argv(&words);
-    let manifests = read_manifests(argv).unwrap_or_default();
+    // Ids of the instance typed come from its own manifests (a fleet's
+    // thousands would not be read within the deadline); the names
+    // `--instance` takes need every group's.
+    let within = match want {
+        Want::Snapshots => instance.as_deref(),
+        Want::Instances => None,
+    };
+    let manifests = read_manifests(argv, within).unwrap_or_default();
     match want {
         Want::Snapshots => snapshot_candidates(&manifests, instance.as_deref()),
         Want::Instances => instance_candidates(&manifests),
@@ -159,9 +166,11 @@ fn list_argv(words: &[String]) -> (Vec<String>, Option<String>) {
     (argv, instance)
 }
 
-/// Every manifest of the repository `argv` (a `list` command line) names,
+/// The manifests of the repository `argv` (a `list` command line) names,
+/// those that may be `instance`'s when one is given (its group's directory
+/// and the layout before groups: `Repository::catalog_of`), else all,
 /// within [`DEADLINE`].
-fn read_manifests(argv: Vec<String>) -> Result<Vec<Manifest>> {
+fn read_manifests(argv: Vec<String>, instance: Option<&str>) -> Result<Vec<Manifest>> {
     let cli = Cli::try_parse_from(argv)?;
     let CommandSettings::List(list) = Settings::resolve(cli)?.command else {
         anyhow::bail!("not a list command line");
@@ -173,7 +182,7 @@ fn read_manifests(argv: Vec<String>) -> Result<Vec<Manifest>> {
     let read = runtime.block_on(async {
         tokio::time::timeout(DEADLINE, async {
             let repo = super::open_repo(&list.repo).await?;
-            Ok(repo.catalog().await?.manifests)
+            Ok(repo.catalog_of(instance).await?.manifests)
         })
         .await
     });
